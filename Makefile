@@ -1,0 +1,54 @@
+# The commands people type. `make dev` and `make test` install what they need first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup dev test unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries clean
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## Run the operator against the local stack with the examples applied, and show the result.
+dev: setup
+	$(PY) -m agentcred.testbed.dev
+
+## Lint, type-check, then the whole test suite (starts and stops the testbed itself).
+test: setup lint
+	$(PY) -m pytest
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+e2e: setup
+	$(PY) -m pytest tests/e2e
+
+lint: setup
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+fmt: setup
+	$(VENV)/bin/ruff format operator tests
+	$(VENV)/bin/ruff check --fix operator tests
+
+## Start etcd, kube-apiserver, kube-controller-manager, OpenBao, PostgreSQL and the
+## cloud emulators in the background; writes .testbed/env.
+testbed-up: setup
+	$(PY) -m agentcred.testbed up
+
+testbed-down:
+	@if [[ -x $(PY) ]]; then $(PY) -m agentcred.testbed down; fi
+
+testbed-status: setup
+	$(PY) -m agentcred.testbed status
+
+kube-binaries:
+	bash scripts/build-kube.sh
+
+clean: testbed-down
+	rm -rf .testbed .mypy_cache .ruff_cache .pytest_cache build

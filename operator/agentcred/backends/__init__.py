@@ -1,0 +1,1 @@
+"""One module per credential backend behind a small Protocol; SDK imports stay inside."""

@@ -1,0 +1,22 @@
+"""AgentCredential handlers: validate the spec and report it on status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from agentcred.models.status import CredentialResourceStatus
+from agentcred.services import credential_status
+
+GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agentcredentials"
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def reconcile(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch,
+              **_: Any) -> None:
+    old = CredentialResourceStatus(**dict(status)) if status else CredentialResourceStatus()
+    new = credential_status.evaluate(dict(spec), meta.get("generation"), old)
+    patch.status.update(new)

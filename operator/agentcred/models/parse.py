@@ -1,0 +1,79 @@
+"""Build frozen dataclasses from Kubernetes JSON, field by field, with field paths in errors.
+
+Model fields are snake_case; their JSON names are the camelCase of the same words
+(``secret_id_ref`` <-> ``secretIdRef``), so a model and its CRD schema can be
+compared mechanically (tests/unit/test_models_match_crds.py does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from agentcred.models.duration import parse_duration
+from agentcred.models.errors import SpecError
+
+T = TypeVar("T")
+
+
+def json_name(field_name: str) -> str:
+    head, *rest = field_name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def json_fields(cls: type[Any]) -> dict[str, dataclasses.Field[Any]]:
+    return {json_name(f.name): f for f in dataclasses.fields(cls)}
+
+
+def build(cls: type[T], data: Any, path: str) -> T:
+    """Parse ``data`` (a JSON object) into dataclass ``cls``; unknown keys are ignored."""
+    if not isinstance(data, Mapping):
+        raise SpecError(path, f"must be an object, not {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for name, field in json_fields(cls).items():
+        if name not in data or data[name] is None:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise SpecError(f"{path}.{name}", "is required")
+            continue
+        kwargs[field.name] = _convert(hints[field.name], data[name], f"{path}.{name}")
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(inner[0], value, path)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return build(hint, value, path)
+    if hint is timedelta:
+        try:
+            return parse_duration(_expect(str, value, path))
+        except ValueError as exc:
+            raise SpecError(path, str(exc)) from None
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        items = _expect(list, value, path)
+        return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(items))
+    if origin in (Mapping, dict) or hint is Mapping:
+        return dict(_expect(dict, value, path))
+    if hint is bool:
+        return _expect(bool, value, path)
+    if hint is int:
+        if isinstance(value, bool):
+            raise SpecError(path, "must be an integer")
+        return _expect(int, value, path)
+    if hint is str:
+        return _expect(str, value, path)
+    return value
+
+
+def _expect(kind: type[T], value: Any, path: str) -> T:
+    if not isinstance(value, kind):
+        raise SpecError(path, f"must be {kind.__name__}, not {type(value).__name__}")
+    return value

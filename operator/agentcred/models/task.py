@@ -1,0 +1,54 @@
+"""AgentTask spec: a unit of agent work and the credentials it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agentcred.models.errors import SpecError
+from agentcred.models.parse import build
+
+DEFAULT_SERVICE_ACCOUNT = "default"
+
+
+@dataclass(frozen=True)
+class CredentialRef:
+    name: str
+    secret_name: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelSelectorRequirement:
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    match_labels: Mapping[str, str] | None = None
+    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentTaskSpec:
+    credentials: tuple[CredentialRef, ...]
+    service_account_name: str = DEFAULT_SERVICE_ACCOUNT
+    pod_selector: LabelSelector | None = None
+    active_deadline_seconds: int | None = None
+    completed: bool = False
+
+
+def secret_name_for(task_name: str, ref: CredentialRef) -> str:
+    """The generated Secret's name: explicit, or ``<task>-<credential>``."""
+    return ref.secret_name or f"{task_name}-{ref.name}"
+
+
+def parse_task_spec(spec: Mapping[str, Any]) -> AgentTaskSpec:
+    parsed = build(AgentTaskSpec, spec, "spec")
+    if not parsed.credentials:
+        raise SpecError("spec.credentials", "needs at least one credential")
+    if parsed.active_deadline_seconds is not None and parsed.active_deadline_seconds <= 0:
+        raise SpecError("spec.activeDeadlineSeconds", "must be positive")
+    return parsed

@@ -1,0 +1,1 @@
+"""Orchestration between the handlers and the backends / Kubernetes layer."""

@@ -1,0 +1,29 @@
+"""Status of a task that has just been seen: Pending, with its start time."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from agentcred.models.errors import SpecError
+from agentcred.models.status import Phase, TaskStatus, condition, merge_conditions, timestamp
+from agentcred.models.task import parse_task_spec
+
+
+def admitted(
+    spec: Mapping[str, Any], old: Mapping[str, Any], generation: int | None,
+    now: datetime.datetime | None = None,
+) -> TaskStatus:
+    now = now or datetime.datetime.now(datetime.UTC)
+    if old.get("phase"):
+        return TaskStatus()
+    result = TaskStatus(phase=Phase.PENDING.value, startTime=timestamp(now))
+    try:
+        parse_task_spec(spec)
+    except SpecError as exc:
+        cond = condition("Ready", False, "InvalidSpec", str(exc), generation, now)
+    else:
+        cond = condition("Ready", False, "Pending", "waiting for issuance", generation, now)
+    result["conditions"] = merge_conditions(list(old.get("conditions", [])), cond)
+    return result

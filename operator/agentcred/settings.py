@@ -1,0 +1,75 @@
+"""Operator configuration: one typed object read from ``AGENTCRED_*`` variables at start.
+
+Fails fast with a message naming the variable, so a bad Deployment shows its mistake
+in the first log line rather than at the first task.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from agentcred.models.duration import parse_duration
+
+
+class SettingsError(ValueError):
+    """A configuration variable has a value the operator cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    log_format: str = "json"
+    log_level: str = "INFO"
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    liveness_endpoint: str | None = None
+    metrics_port: int = 0  # 0: no metrics server
+    vault_address: str | None = None
+    sweep_interval: timedelta = timedelta(seconds=60)
+    backend_concurrency: int = 16
+    finalizer: str = "agentcred.io/revoke-credentials"
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(f"AGENTCRED_{name}")
+    return value if value else None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"AGENTCRED_{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise SettingsError(f"AGENTCRED_{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (_get(env, name) or default).lower() if name != "LOG_LEVEL" else (_get(env, name) or default).upper()
+    if value.lower() not in {a.lower() for a in allowed}:
+        raise SettingsError(f"AGENTCRED_{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    try:
+        sweep = parse_duration(_get(env, "SWEEP_INTERVAL") or "60s")
+    except ValueError as exc:
+        raise SettingsError(f"AGENTCRED_SWEEP_INTERVAL: {exc}") from None
+    namespaces = tuple(n.strip() for n in (_get(env, "NAMESPACES") or "").split(",") if n.strip())
+    return Settings(
+        log_format=_choice(env, "LOG_FORMAT", "json", ("json", "text")),
+        log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        namespaces=namespaces,
+        liveness_endpoint=_get(env, "LIVENESS_ENDPOINT"),
+        metrics_port=_int(env, "METRICS_PORT", 0),
+        vault_address=_get(env, "VAULT_ADDR") or env.get("VAULT_ADDR") or None,
+        sweep_interval=sweep,
+        backend_concurrency=_int(env, "BACKEND_CONCURRENCY", 16, minimum=1),
+    )

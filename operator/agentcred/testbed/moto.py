@@ -1,0 +1,75 @@
+"""AWS Secrets Manager, STS and IAM for the tests: moto's standalone server.
+
+Why this exists: the ``awsSecretsManager`` and ``awsSts`` backends must be tested against
+an AWS API that really answers over HTTP, not a mock patched into the process (the
+operator runs in its own process in the e2e suite, and a patched botocore would test
+nothing of the wire format). ``moto_server`` (PyPI ``moto[server]``, pinned in
+pyproject.toml) serves every moto backend on one port; boto3 reaches it through the
+standard ``AWS_ENDPOINT_URL`` variable, so production code needs no test-only switch.
+
+Known behaviour of moto 5.2.5 that the tests rely on or work around (see TESTBED.md):
+read with an explicit ``VersionStage``; STS credentials carry ``Expiration`` but moto
+never enforces it; any access key is accepted unless ``INITIAL_NO_AUTH_ACTION_COUNT``
+is set in the server's environment.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from agentcred.testbed.procs import (
+    StateDir,
+    TestbedError,
+    free_port,
+    http_ok,
+    start,
+    stop,
+    wait_until,
+)
+
+NAME = "moto"
+NAMES: tuple[str, ...] = (NAME,)
+
+REGION = "us-east-1"
+ACCESS_KEY_ID = "testing"
+SECRET_ACCESS_KEY = "testing"
+
+# moto_server is pure Python: it listens within a second or two, slower on a busy CI box.
+STARTUP_TIMEOUT = 60.0
+
+
+def executable() -> Path:
+    """``moto_server`` from the same virtualenv as the running Python, never from PATH."""
+    path = Path(sys.executable).parent / "moto_server"
+    if not path.is_file():
+        raise TestbedError(f"{path} not found: install the dev extra (moto[server]) in this venv")
+    return path
+
+
+def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
+    """Start moto on 127.0.0.1 on a free port; return the AWS SDK variables to export."""
+    del env  # moto needs nothing from earlier components
+    stop(state, NAME)  # never orphan a server an earlier `up` left recorded
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    start(state, NAME, [str(executable()), "-H", "127.0.0.1", "-p", str(port)])
+    # /moto-api/ is moto's own dashboard: it answers once the server routes requests.
+    wait_until(
+        state,
+        NAME,
+        lambda: http_ok(f"{endpoint}/moto-api/"),
+        timeout=STARTUP_TIMEOUT,
+        what=f"serving on {endpoint}",
+    )
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+def down(state: StateDir) -> None:
+    for name in NAMES:
+        stop(state, name)

@@ -1,0 +1,98 @@
+"""The whole local testbed: start every component, write ``.testbed/env``, stop them all.
+
+Two chains start side by side because they are independent and the JVM and the
+control plane are the slow parts: PostgreSQL -> Kubernetes -> OpenBao (OpenBao's
+database engine needs PostgreSQL and its kubernetes auth method needs the
+apiserver), and the cloud emulators (moto, drongo, Lowkey Vault). A testbed whose
+processes are all still running is reused instead of started twice.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+
+from agentcred.testbed import drongo, kube, lowkey, moto, openbao, postgres, procs
+from agentcred.testbed.procs import StateDir, TestbedError
+
+CHAINS: tuple[tuple[ModuleType, ...], ...] = (
+    (postgres, kube, openbao),
+    (lowkey, moto, drongo),
+)
+ALL: tuple[ModuleType, ...] = tuple(m for chain in CHAINS for m in chain)
+ENV_FILE = "env"
+
+
+def default_root() -> Path:
+    return Path(__file__).resolve().parents[3] / ".testbed"
+
+
+def read_env(state: StateDir) -> dict[str, str]:
+    env: dict[str, str] = {}
+    path = state.root / ENV_FILE
+    if not path.exists():
+        return env
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            env[name] = shlex.split(value)[0] if value else ""
+    return env
+
+
+def all_running(state: StateDir) -> bool:
+    return all(procs.running(state, n) for m in ALL for n in m.NAMES)
+
+
+def _run_chain(state: StateDir, chain: Sequence[ModuleType], log: Callable[[str], None]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for component in chain:
+        started = time.monotonic()
+        env.update(component.up(state, dict(env)))
+        log(f"{component.__name__.rsplit('.', 1)[-1]} up in {time.monotonic() - started:.1f}s")
+    return env
+
+
+def up(state: StateDir, log: Callable[[str], None] = print) -> dict[str, str]:
+    """Start everything (or reuse a running testbed) and return the exported env."""
+    state.ensure()
+    if (state.root / ENV_FILE).exists() and all_running(state):
+        log(f"testbed already running ({state.root})")
+        return read_env(state)
+    down(state)
+    env: dict[str, str] = {}
+    try:
+        with ThreadPoolExecutor(len(CHAINS)) as pool:
+            for result in [pool.submit(_run_chain, state, c, log) for c in CHAINS]:
+                env.update(result.result())
+    except BaseException:
+        down(state)
+        raise
+    write_env(state, env)
+    return env
+
+
+def write_env(state: StateDir, env: dict[str, str]) -> Path:
+    path = state.root / ENV_FILE
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def down(state: StateDir) -> None:
+    """Stop every recorded process, newest first; forget the env file."""
+    for component in reversed(ALL):
+        component.down(state)
+    (state.root / ENV_FILE).unlink(missing_ok=True)
+
+
+def leftovers(state: StateDir) -> list[str]:
+    """Names of recorded processes that are still alive (should be empty after down)."""
+    return [n for m in ALL for n in m.NAMES if procs.running(state, n)]
+
+
+__all__ = ["TestbedError", "default_root", "down", "leftovers", "read_env", "up"]

@@ -1,0 +1,73 @@
+"""Session fixtures: the real testbed (started once, reused if already up) and API clients.
+
+If ``make testbed-up`` already started a testbed, the tests use it and leave it
+running; otherwise the session starts one into ``.testbed`` and stops it at the end,
+checking that no process it recorded is left alive.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def testbed_env() -> Iterator[dict[str, str]]:
+    from agentcred.testbed import stack
+    from agentcred.testbed.procs import StateDir
+
+    state = StateDir(stack.default_root())
+    reuse = (state.root / stack.ENV_FILE).exists() and stack.all_running(state)
+    env = stack.up(state, log=lambda m: print(f"[testbed] {m}"))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if not reuse and not os.environ.get("AGENTCRED_KEEP_TESTBED"):
+            stack.down(state)
+            left = stack.leftovers(state)
+            assert not left, f"testbed processes left behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def kube(testbed_env: dict[str, str]) -> Iterator[object]:
+    """A synchronous Kubernetes API client with the testbed's admin identity."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=testbed_env["KUBECONFIG"])
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def crds(kube: object) -> None:
+    from support.kube import apply_crds
+
+    apply_crds(kube)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def namespace(kube: object, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (the namespace controller empties it)."""
+    import re
+    import uuid
+
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    stem = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    name = f"{stem}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"agentcred.io/test": "true"}}})
+    yield name
+    core.delete_namespace(name)
