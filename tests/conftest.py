@@ -8,18 +8,23 @@ checking that no process it recorded is left alive.
 from __future__ import annotations
 
 import os
+import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client, config
+
+from agentcred.testbed import stack
+from agentcred.testbed.procs import StateDir
+from support.kube import apply_crds
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def testbed_env() -> Iterator[dict[str, str]]:
-    from agentcred.testbed import stack
-    from agentcred.testbed.procs import StateDir
 
     state = StateDir(stack.default_root())
     reuse = (state.root / stack.ENV_FILE).exists() and stack.all_running(state)
@@ -41,30 +46,21 @@ def testbed_env() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def kube(testbed_env: dict[str, str]) -> Iterator[object]:
+def kube(testbed_env: dict[str, str]) -> Iterator[client.ApiClient]:
     """A synchronous Kubernetes API client with the testbed's admin identity."""
-    from kubernetes import config
-
     api = config.new_client_from_config(config_file=testbed_env["KUBECONFIG"])
     yield api
     api.close()
 
 
 @pytest.fixture(scope="session")
-def crds(kube: object) -> None:
-    from support.kube import apply_crds
-
-    apply_crds(kube)  # type: ignore[arg-type]
+def crds(kube: client.ApiClient) -> None:
+    apply_crds(kube)
 
 
 @pytest.fixture
-def namespace(kube: object, request: pytest.FixtureRequest) -> Iterator[str]:
+def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (the namespace controller empties it)."""
-    import re
-    import uuid
-
-    from kubernetes import client
-
     core = client.CoreV1Api(kube)
     stem = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
     name = f"{stem}-{uuid.uuid4().hex[:5]}"

@@ -14,7 +14,7 @@ import sys
 
 import kopf
 
-from agentcred import __version__, logs
+from agentcred import __version__, handlers, logs
 from agentcred import settings as settings_mod
 
 log = logging.getLogger("agentcred")
@@ -25,8 +25,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agentcred {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator (configured by AGENTCRED_* variables)")
-    run.add_argument("-n", "--namespace", action="append", default=[],
-                     help="watch only this namespace (repeatable); default: all namespaces")
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
     return parser
 
 
@@ -37,18 +42,17 @@ def run(namespaces: list[str]) -> int:
         print(f"agentcred: {exc}", file=sys.stderr)
         return 2
     logs.configure(config.log_format, config.log_level)
-    from agentcred import handlers  # noqa: F401 - registers the @kopf handlers
-
     handlers.install(config)
     watched = tuple(namespaces) or config.namespaces
-    log.info("agentcred %s starting", __version__,
-             extra={"namespaces": ",".join(watched) or "*"})
-    asyncio.run(kopf.operator(
-        standalone=True,
-        clusterwide=not watched,
-        namespaces=watched,
-        liveness_endpoint=config.liveness_endpoint,
-    ))
+    log.info("agentcred %s starting", __version__, extra={"namespaces": ",".join(watched) or "*"})
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            clusterwide=not watched,
+            namespaces=watched,
+            liveness_endpoint=config.liveness_endpoint,
+        )
+    )
     log.info("agentcred stopped")
     return 0
 

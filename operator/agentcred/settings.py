@@ -50,7 +50,11 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = (_get(env, name) or default).lower() if name != "LOG_LEVEL" else (_get(env, name) or default).upper()
+    value = (
+        (_get(env, name) or default).lower()
+        if name != "LOG_LEVEL"
+        else (_get(env, name) or default).upper()
+    )
     if value.lower() not in {a.lower() for a in allowed}:
         raise SettingsError(f"AGENTCRED_{name}={value!r}: expected one of {', '.join(allowed)}")
     return value

@@ -12,23 +12,34 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
 from support.kube import create, established, wait_for
 
 pytestmark = pytest.mark.e2e
 
-VAULT = {"auth": {"kubernetes": {"role": "research-agent"}},
-         "dynamic": {"path": "database/creds/readonly"}}
+VAULT = {
+    "auth": {"kubernetes": {"role": "research-agent"}},
+    "dynamic": {"path": "database/creds/readonly"},
+}
 
 
 def credential(name: str = "research-db", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "agentcred.io/v1alpha1", "kind": "AgentCredential",
-            "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": "agentcred.io/v1alpha1",
+        "kind": "AgentCredential",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def task(name: str = "claim-4711", **spec: Any) -> dict[str, Any]:
     spec.setdefault("credentials", [{"name": "research-db"}])
-    return {"apiVersion": "agentcred.io/v1alpha1", "kind": "AgentTask",
-            "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": "agentcred.io/v1alpha1",
+        "kind": "AgentTask",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def without(body: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -42,95 +53,218 @@ def without(body: dict[str, Any], *path: str) -> dict[str, Any]:
 
 ACCEPT: list[tuple[str, dict[str, Any]]] = [
     ("vault-dynamic-kubernetes", credential(vault=VAULT)),
-    ("vault-kv-approle", credential(vault={
-        "address": "https://vault.example.com:8200",
-        "auth": {"appRole": {"roleId": "r-1", "secretIdRef": {"name": "approle", "key": "secret-id"}}},
-        "kv": {"mount": "secret", "path": "agents/research/llm", "version": 0}})),
-    ("vault-token-all-knobs", credential(
-        vault={"auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}},
-               "dynamic": {"path": "pki/issue/agents", "method": "POST",
-                           "params": {"common_name": "a.example.com", "ttl": "1h"}}},
-        ttl="1h30m", renewalPercent=50, refreshInterval="90s",
-        template={"DATABASE_URL": "postgresql://{{ username }}:{{ password }}@db:5432/app"})),
-    ("aws-secrets-manager", credential(awsSecretsManager={
-        "region": "us-east-1", "secretId": "agents/llm", "versionStage": "AWSCURRENT"})),
-    ("aws-sts-web-identity", credential(awsSts={
-        "roleArn": "arn:aws:iam::123456789012:role/agent", "durationSeconds": 900,
-        "webIdentity": {"audience": "sts.amazonaws.com"}})),
-    ("gcp-secret-manager", credential(gcpSecretManager={
-        "project": "p", "secret": "llm-key", "version": "7"})),
-    ("azure-key-vault", credential(azureKeyVault={
-        "vaultUrl": "https://kv.vault.azure.net", "name": "llm-key"})),
+    (
+        "vault-kv-approle",
+        credential(
+            vault={
+                "address": "https://vault.example.com:8200",
+                "auth": {
+                    "appRole": {
+                        "roleId": "r-1",
+                        "secretIdRef": {"name": "approle", "key": "secret-id"},
+                    }
+                },
+                "kv": {"mount": "secret", "path": "agents/research/llm", "version": 0},
+            }
+        ),
+    ),
+    (
+        "vault-token-all-knobs",
+        credential(
+            vault={
+                "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}},
+                "dynamic": {
+                    "path": "pki/issue/agents",
+                    "method": "POST",
+                    "params": {"common_name": "a.example.com", "ttl": "1h"},
+                },
+            },
+            ttl="1h30m",
+            renewalPercent=50,
+            refreshInterval="90s",
+            template={"DATABASE_URL": "postgresql://{{ username }}:{{ password }}@db:5432/app"},
+        ),
+    ),
+    (
+        "aws-secrets-manager",
+        credential(
+            awsSecretsManager={
+                "region": "us-east-1",
+                "secretId": "agents/llm",
+                "versionStage": "AWSCURRENT",
+            }
+        ),
+    ),
+    (
+        "aws-sts-web-identity",
+        credential(
+            awsSts={
+                "roleArn": "arn:aws:iam::123456789012:role/agent",
+                "durationSeconds": 900,
+                "webIdentity": {"audience": "sts.amazonaws.com"},
+            }
+        ),
+    ),
+    (
+        "gcp-secret-manager",
+        credential(gcpSecretManager={"project": "p", "secret": "llm-key", "version": "7"}),
+    ),
+    (
+        "azure-key-vault",
+        credential(azureKeyVault={"vaultUrl": "https://kv.vault.azure.net", "name": "llm-key"}),
+    ),
     ("task-minimal", task()),
-    ("task-full", task(serviceAccountName="research-agent",
-                       credentials=[{"name": "research-db", "secretName": "claim-db"},
-                                    {"name": "llm-key"}],
-                       podSelector={"matchLabels": {"agentcred.io/task": "claim-4711"}},
-                       activeDeadlineSeconds=1800, completed=False)),
+    (
+        "task-full",
+        task(
+            serviceAccountName="research-agent",
+            credentials=[{"name": "research-db", "secretName": "claim-db"}, {"name": "llm-key"}],
+            podSelector={"matchLabels": {"agentcred.io/task": "claim-4711"}},
+            activeDeadlineSeconds=1800,
+            completed=False,
+        ),
+    ),
 ]
 
 # (case id, manifest, substrings the rejection message must contain)
 REJECT: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("no-backend", credential(ttl="15m"), ("spec", "exactly one backend block")),
-    ("two-backends", credential(vault=VAULT, azureKeyVault={
-        "vaultUrl": "https://kv.vault.azure.net", "name": "x"}), ("spec", "exactly one backend block")),
-    ("vault-two-auth-methods", credential(vault={**VAULT, "auth": {
-        "kubernetes": {"role": "r"}, "tokenSecretRef": {"name": "t", "key": "k"}}}),
-     ("spec.vault.auth", "exactly one method")),
-    ("vault-no-auth-method", credential(vault={**VAULT, "auth": {}}),
-     ("spec.vault.auth", "exactly one method")),
-    ("vault-missing-auth", credential(vault={"dynamic": {"path": "x/creds/y"}}),
-     ("spec.vault.auth", "Required")),
-    ("vault-neither-dynamic-nor-kv", credential(vault={"auth": VAULT["auth"]}),
-     ("spec.vault", "exactly one of dynamic or kv")),
-    ("vault-both-dynamic-and-kv", credential(vault={**VAULT, "kv": {"path": "a"}}),
-     ("spec.vault", "exactly one of dynamic or kv")),
-    ("vault-bad-address", credential(vault={**VAULT, "address": "vault:8200"}),
-     ("spec.vault.address", "http:// or https://")),
-    ("renewal-percent-zero", credential(vault=VAULT, renewalPercent=0),
-     ("spec.renewalPercent", "greater than or equal to 1")),
-    ("renewal-percent-100", credential(vault=VAULT, renewalPercent=100),
-     ("spec.renewalPercent", "less than or equal to 99")),
-    ("sts-duration-too-short", credential(awsSts={
-        "roleArn": "arn:aws:iam::123456789012:role/a", "durationSeconds": 899}),
-     ("spec.awsSts.durationSeconds", "900")),
-    ("sts-duration-too-long", credential(awsSts={
-        "roleArn": "arn:aws:iam::123456789012:role/a", "durationSeconds": 43201}),
-     ("spec.awsSts.durationSeconds", "43200")),
-    ("sts-bad-role-arn", credential(awsSts={"roleArn": "agent-role"}),
-     ("spec.awsSts.roleArn", "arn:aws:iam::")),
-    ("ttl-not-a-duration", credential(vault=VAULT, ttl="15 minutes"),
-     ("spec.ttl", "Go duration")),
+    (
+        "two-backends",
+        credential(
+            vault=VAULT, azureKeyVault={"vaultUrl": "https://kv.vault.azure.net", "name": "x"}
+        ),
+        ("spec", "exactly one backend block"),
+    ),
+    (
+        "vault-two-auth-methods",
+        credential(
+            vault={
+                **VAULT,
+                "auth": {"kubernetes": {"role": "r"}, "tokenSecretRef": {"name": "t", "key": "k"}},
+            }
+        ),
+        ("spec.vault.auth", "exactly one method"),
+    ),
+    (
+        "vault-no-auth-method",
+        credential(vault={**VAULT, "auth": {}}),
+        ("spec.vault.auth", "exactly one method"),
+    ),
+    (
+        "vault-missing-auth",
+        credential(vault={"dynamic": {"path": "x/creds/y"}}),
+        ("spec.vault.auth", "Required"),
+    ),
+    (
+        "vault-neither-dynamic-nor-kv",
+        credential(vault={"auth": VAULT["auth"]}),
+        ("spec.vault", "exactly one of dynamic or kv"),
+    ),
+    (
+        "vault-both-dynamic-and-kv",
+        credential(vault={**VAULT, "kv": {"path": "a"}}),
+        ("spec.vault", "exactly one of dynamic or kv"),
+    ),
+    (
+        "vault-bad-address",
+        credential(vault={**VAULT, "address": "vault:8200"}),
+        ("spec.vault.address", "http:// or https://"),
+    ),
+    (
+        "renewal-percent-zero",
+        credential(vault=VAULT, renewalPercent=0),
+        ("spec.renewalPercent", "greater than or equal to 1"),
+    ),
+    (
+        "renewal-percent-100",
+        credential(vault=VAULT, renewalPercent=100),
+        ("spec.renewalPercent", "less than or equal to 99"),
+    ),
+    (
+        "sts-duration-too-short",
+        credential(awsSts={"roleArn": "arn:aws:iam::123456789012:role/a", "durationSeconds": 899}),
+        ("spec.awsSts.durationSeconds", "900"),
+    ),
+    (
+        "sts-duration-too-long",
+        credential(
+            awsSts={"roleArn": "arn:aws:iam::123456789012:role/a", "durationSeconds": 43201}
+        ),
+        ("spec.awsSts.durationSeconds", "43200"),
+    ),
+    (
+        "sts-bad-role-arn",
+        credential(awsSts={"roleArn": "agent-role"}),
+        ("spec.awsSts.roleArn", "arn:aws:iam::"),
+    ),
+    ("ttl-not-a-duration", credential(vault=VAULT, ttl="15 minutes"), ("spec.ttl", "Go duration")),
     ("ttl-zero", credential(vault=VAULT, ttl="0s"), ("spec.ttl", "positive Go duration")),
-    ("refresh-interval-bad", credential(vault=VAULT, refreshInterval="5"),
-     ("spec.refreshInterval", "Go duration")),
-    ("credential-name-not-dns-label", credential("research.db", vault=VAULT),
-     ("metadata.name",)),
-    ("gcp-bad-version", credential(gcpSecretManager={"project": "p", "secret": "s", "version": "v1"}),
-     ("spec.gcpSecretManager.version", "'latest' or a positive version number")),
-    ("azure-http-url", credential(azureKeyVault={"vaultUrl": "http://kv.example", "name": "s"}),
-     ("spec.azureKeyVault.vaultUrl", "https://")),
-    ("secrets-manager-stage-and-id", credential(awsSecretsManager={
-        "secretId": "s", "versionStage": "AWSCURRENT", "versionId": "abc"}),
-     ("spec.awsSecretsManager", "at most one of versionStage and versionId")),
-    ("template-bad-key", credential(vault=VAULT, template={"DB URL": "x"}),
-     ("spec.template", "valid Secret keys")),
-    ("task-missing-credentials", without(task(), "spec", "credentials"),
-     ("spec.credentials", "Required")),
+    (
+        "refresh-interval-bad",
+        credential(vault=VAULT, refreshInterval="5"),
+        ("spec.refreshInterval", "Go duration"),
+    ),
+    ("credential-name-not-dns-label", credential("research.db", vault=VAULT), ("metadata.name",)),
+    (
+        "gcp-bad-version",
+        credential(gcpSecretManager={"project": "p", "secret": "s", "version": "v1"}),
+        ("spec.gcpSecretManager.version", "'latest' or a positive version number"),
+    ),
+    (
+        "azure-http-url",
+        credential(azureKeyVault={"vaultUrl": "http://kv.example", "name": "s"}),
+        ("spec.azureKeyVault.vaultUrl", "https://"),
+    ),
+    (
+        "secrets-manager-stage-and-id",
+        credential(
+            awsSecretsManager={"secretId": "s", "versionStage": "AWSCURRENT", "versionId": "abc"}
+        ),
+        ("spec.awsSecretsManager", "at most one of versionStage and versionId"),
+    ),
+    (
+        "template-bad-key",
+        credential(vault=VAULT, template={"DB URL": "x"}),
+        ("spec.template", "valid Secret keys"),
+    ),
+    (
+        "task-missing-credentials",
+        without(task(), "spec", "credentials"),
+        ("spec.credentials", "Required"),
+    ),
     ("task-empty-credentials", task(credentials=[]), ("spec.credentials", "at least 1")),
-    ("task-credential-name-not-dns-label", task(credentials=[{"name": "Research_DB"}]),
-     ("spec.credentials[0].name", "DNS label")),
-    ("task-duplicate-credential", task(credentials=[{"name": "a"}, {"name": "a"}]),
-     ("spec.credentials[1]", "Duplicate")),
-    ("task-duplicate-secret-name", task(credentials=[{"name": "a", "secretName": "s"},
-                                                     {"name": "b", "secretName": "s"}]),
-     ("spec.credentials", "secretName must be unique")),
-    ("task-bad-secret-name", task(credentials=[{"name": "a", "secretName": "Bad_Name"}]),
-     ("spec.credentials[0].secretName", "DNS subdomain")),
-    ("task-deadline-zero", task(activeDeadlineSeconds=0),
-     ("spec.activeDeadlineSeconds", "greater than or equal to 1")),
+    (
+        "task-credential-name-not-dns-label",
+        task(credentials=[{"name": "Research_DB"}]),
+        ("spec.credentials[0].name", "DNS label"),
+    ),
+    (
+        "task-duplicate-credential",
+        task(credentials=[{"name": "a"}, {"name": "a"}]),
+        ("spec.credentials[1]", "Duplicate"),
+    ),
+    (
+        "task-duplicate-secret-name",
+        task(credentials=[{"name": "a", "secretName": "s"}, {"name": "b", "secretName": "s"}]),
+        ("spec.credentials", "secretName must be unique"),
+    ),
+    (
+        "task-bad-secret-name",
+        task(credentials=[{"name": "a", "secretName": "Bad_Name"}]),
+        ("spec.credentials[0].secretName", "DNS subdomain"),
+    ),
+    (
+        "task-deadline-zero",
+        task(activeDeadlineSeconds=0),
+        ("spec.activeDeadlineSeconds", "greater than or equal to 1"),
+    ),
     ("task-deadline-negative", task(activeDeadlineSeconds=-5), ("spec.activeDeadlineSeconds",)),
-    ("task-empty-pod-selector", task(podSelector={}), ("spec.podSelector", "matchLabels or matchExpressions")),
+    (
+        "task-empty-pod-selector",
+        task(podSelector={}),
+        ("spec.podSelector", "matchLabels or matchExpressions"),
+    ),
     ("task-bad-service-account", task(serviceAccountName="Bad_SA"), ("spec.serviceAccountName",)),
 ]
 
@@ -142,8 +276,9 @@ def test_crds_are_established(kube: client.ApiClient, crds: None) -> None:
 
 
 @pytest.mark.parametrize(("case", "body"), ACCEPT, ids=[c for c, _ in ACCEPT])
-def test_valid_manifest_is_accepted(kube: client.ApiClient, crds: None, case: str,
-                                    body: dict[str, Any]) -> None:
+def test_valid_manifest_is_accepted(
+    kube: client.ApiClient, crds: None, case: str, body: dict[str, Any]
+) -> None:
     created = create(kube, "default", body, dry_run=True)
     assert created["spec"] == body["spec"], "the server changed the spec (a default or pruning)"
 
@@ -180,9 +315,13 @@ def test_printer_columns_and_short_names(kube: client.ApiClient, crds: None) -> 
     task_crd = ext.read_custom_resource_definition("agenttasks.agentcred.io")
     cred_crd = ext.read_custom_resource_definition("agentcredentials.agentcred.io")
     assert {"Phase", "Credentials", "Expires", "Age"} <= {
-        c.name for c in task_crd.spec.versions[0].additional_printer_columns}
+        c.name for c in task_crd.spec.versions[0].additional_printer_columns
+    }
     assert {"Backend", "Ready", "Age"} <= {
-        c.name for c in cred_crd.spec.versions[0].additional_printer_columns}
+        c.name for c in cred_crd.spec.versions[0].additional_printer_columns
+    }
     assert task_crd.spec.names.short_names == ["atask"]
     assert cred_crd.spec.names.short_names == ["acred"]
-    wait_for(lambda: task_crd.spec.versions[0].subresources.status is not None, 1, "status subresource")
+    wait_for(
+        lambda: task_crd.spec.versions[0].subresources.status is not None, 1, "status subresource"
+    )

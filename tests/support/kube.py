@@ -16,8 +16,12 @@ REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T | None], timeout: float = 30.0, what: str = "condition",
-             interval: float = 0.2) -> T:
+def wait_for(
+    check: Callable[[], T | None],
+    timeout: float = 30.0,
+    what: str = "condition",
+    interval: float = 0.2,
+) -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -50,24 +54,28 @@ def apply_crds(api: client.ApiClient) -> None:
 
 def established(ext: client.ApiextensionsV1Api, name: str) -> bool:
     crd = ext.read_custom_resource_definition(name)
-    return any(c.type == "Established" and c.status == "True"
-               for c in (crd.status.conditions or []))
+    return any(
+        c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])
+    )
 
 
 def custom(api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api)
 
 
-def create(api: client.ApiClient, namespace: str, body: dict[str, Any],
-           dry_run: bool = False) -> dict[str, Any]:
+def create(
+    api: client.ApiClient, namespace: str, body: dict[str, Any], dry_run: bool = False
+) -> dict[str, Any]:
     plural = body["kind"].lower() + "s"
     kwargs = {"dry_run": "All"} if dry_run else {}
     result: dict[str, Any] = custom(api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural, body, **kwargs)
+        GROUP, VERSION, namespace, plural, body, **kwargs
+    )
     return result
 
 
 def get(api: client.ApiClient, namespace: str, kind: str, name: str) -> dict[str, Any]:
     result: dict[str, Any] = custom(api).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, kind.lower() + "s", name)
+        GROUP, VERSION, namespace, kind.lower() + "s", name
+    )
     return result

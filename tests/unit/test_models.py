@@ -14,15 +14,17 @@ from agentcred.models.task import CredentialRef, parse_task_spec, secret_name_fo
 VAULT = {"auth": {"kubernetes": {"role": "r"}}, "dynamic": {"path": "database/creds/ro"}}
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90s", 90), ("15m", 900), ("1h30m", 5400), ("1.5h", 5400), ("500ms", 0.5), ("2h0m5s", 7205)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("1h30m", 5400), ("1.5h", 5400), ("500ms", 0.5), ("2h0m5s", 7205)],
+)
 def test_go_durations_parse(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("text", ["", "15", "15 minutes", "0s", "1d", "-5m", "m"])
 def test_bad_durations_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="Go duration|positive"):
+    with pytest.raises(ValueError, match=r"Go duration|positive"):
         parse_duration(text)
 
 
@@ -43,25 +45,38 @@ def test_credential_defaults_live_in_the_operator() -> None:
     assert spec.vault.dynamic is not None and spec.vault.dynamic.http_method == "GET"
 
 
-@pytest.mark.parametrize(("spec", "backend"), [
-    ({"awsSecretsManager": {"secretId": "s"}}, "awsSecretsManager"),
-    ({"awsSts": {"roleArn": "arn:aws:iam::123456789012:role/a"}}, "awsSts"),
-    ({"gcpSecretManager": {"project": "p", "secret": "s"}}, "gcpSecretManager"),
-    ({"azureKeyVault": {"vaultUrl": "https://x.vault.azure.net", "name": "n"}}, "azureKeyVault")])
+@pytest.mark.parametrize(
+    ("spec", "backend"),
+    [
+        ({"awsSecretsManager": {"secretId": "s"}}, "awsSecretsManager"),
+        ({"awsSts": {"roleArn": "arn:aws:iam::123456789012:role/a"}}, "awsSts"),
+        ({"gcpSecretManager": {"project": "p", "secret": "s"}}, "gcpSecretManager"),
+        (
+            {"azureKeyVault": {"vaultUrl": "https://x.vault.azure.net", "name": "n"}},
+            "azureKeyVault",
+        ),
+    ],
+)
 def test_backend_kind_is_named(spec: dict[str, object], backend: str) -> None:
     assert parse_credential_spec(spec).backend == backend
 
 
-@pytest.mark.parametrize(("spec", "path"), [
-    ({}, "spec"),
-    ({"vault": {"auth": {}, "dynamic": {"path": "a"}}}, "spec.vault.auth"),
-    ({"vault": {"auth": {"kubernetes": {"role": "r"}}}}, "spec.vault"),
-    ({"vault": {"dynamic": {"path": "a"}}}, "spec.vault.auth"),
-    ({"vault": VAULT, "ttl": "soon"}, "spec.ttl"),
-    ({"vault": VAULT, "renewalPercent": 100}, "spec.renewalPercent"),
-    ({"vault": VAULT, "renewalPercent": "67"}, "spec.renewalPercent"),
-    ({"vault": {**VAULT, "auth": {"appRole": {"roleId": "x"}}}}, "spec.vault.auth.appRole.secretIdRef"),
-])
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [
+        ({}, "spec"),
+        ({"vault": {"auth": {}, "dynamic": {"path": "a"}}}, "spec.vault.auth"),
+        ({"vault": {"auth": {"kubernetes": {"role": "r"}}}}, "spec.vault"),
+        ({"vault": {"dynamic": {"path": "a"}}}, "spec.vault.auth"),
+        ({"vault": VAULT, "ttl": "soon"}, "spec.ttl"),
+        ({"vault": VAULT, "renewalPercent": 100}, "spec.renewalPercent"),
+        ({"vault": VAULT, "renewalPercent": "67"}, "spec.renewalPercent"),
+        (
+            {"vault": {**VAULT, "auth": {"appRole": {"roleId": "x"}}}},
+            "spec.vault.auth.appRole.secretIdRef",
+        ),
+    ],
+)
 def test_bad_credential_specs_name_the_field(spec: dict[str, object], path: str) -> None:
     with pytest.raises(SpecError) as info:
         parse_credential_spec(spec)

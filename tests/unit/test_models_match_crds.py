@@ -12,7 +12,12 @@ import yaml
 
 from agentcred.models.credential import AgentCredentialSpec
 from agentcred.models.parse import json_fields
-from agentcred.models.status import Condition, CredentialResourceStatus, CredentialStatus, TaskStatus
+from agentcred.models.status import (
+    Condition,
+    CredentialResourceStatus,
+    CredentialStatus,
+    TaskStatus,
+)
 from agentcred.models.task import AgentTaskSpec
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
@@ -50,15 +55,20 @@ def mismatches(model: type, node: dict[str, Any], path: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize(("plural", "model"), [
-    ("agentcredentials", AgentCredentialSpec), ("agenttasks", AgentTaskSpec)])
+@pytest.mark.parametrize(
+    ("plural", "model"), [("agentcredentials", AgentCredentialSpec), ("agenttasks", AgentTaskSpec)]
+)
 def test_spec_models_and_crd_schemas_name_the_same_fields(plural: str, model: type) -> None:
     assert mismatches(model, schema(plural)["properties"]["spec"], "spec") == []
 
 
-@pytest.mark.parametrize(("plural", "status", "item"), [
-    ("agentcredentials", CredentialResourceStatus, None),
-    ("agenttasks", TaskStatus, CredentialStatus)])
+@pytest.mark.parametrize(
+    ("plural", "status", "item"),
+    [
+        ("agentcredentials", CredentialResourceStatus, None),
+        ("agenttasks", TaskStatus, CredentialStatus),
+    ],
+)
 def test_status_types_and_crd_schemas_name_the_same_fields(
     plural: str, status: type, item: type | None
 ) -> None:

@@ -14,8 +14,9 @@ def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
     state = StateDir(tmp_path)
     script = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
     pid = procs.start(state, "sleeper", [sys.executable, "-c", script])
-    procs.wait_until(state, "sleeper", lambda: len(_group(pid)) >= 2, timeout=10,
-                     what="running with its child")
+    procs.wait_until(
+        state, "sleeper", lambda: len(_group(pid)) >= 2, timeout=10, what="running with its child"
+    )
     procs.stop(state, "sleeper", timeout=5)
     assert _group(pid) == []
     assert procs.pid_of(state, "sleeper") is None

@@ -6,7 +6,6 @@ from typing import Any
 
 import kopf
 
-from agentcred.models.status import CredentialResourceStatus
 from agentcred.services import credential_status
 
 GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agentcredentials"
@@ -15,8 +14,8 @@ GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agentcredentials"
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def reconcile(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch,
-              **_: Any) -> None:
-    old = CredentialResourceStatus(**dict(status)) if status else CredentialResourceStatus()
-    new = credential_status.evaluate(dict(spec), meta.get("generation"), old)
+def reconcile(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+) -> None:
+    new = credential_status.evaluate(dict(spec), meta.get("generation"), dict(status))
     patch.status.update(new)

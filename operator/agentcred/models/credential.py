@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from agentcred.models.errors import SpecError
-from agentcred.models.parse import build
+from agentcred.models.parse import build, json_name
 
 DEFAULT_TTL = timedelta(minutes=15)
 DEFAULT_RENEWAL_PERCENT = 67
@@ -113,7 +113,13 @@ class AzureKeyVaultSpec:
     version: str | None = None
 
 
-BACKEND_FIELDS = ("vault", "aws_secrets_manager", "aws_sts", "gcp_secret_manager", "azure_key_vault")
+BACKEND_FIELDS = (
+    "vault",
+    "aws_secrets_manager",
+    "aws_sts",
+    "gcp_secret_manager",
+    "azure_key_vault",
+)
 
 
 @dataclass(frozen=True)
@@ -131,8 +137,6 @@ class AgentCredentialSpec:
     @property
     def backend(self) -> str:
         """The backend kind: vault, awsSecretsManager, awsSts, gcpSecretManager, azureKeyVault."""
-        from agentcred.models.parse import json_name
-
         return json_name(next(f for f in BACKEND_FIELDS if getattr(self, f) is not None))
 
 
@@ -150,8 +154,12 @@ def parse_credential_spec(spec: Mapping[str, Any]) -> AgentCredentialSpec:
 
 
 def _check_vault(vault: VaultSpec) -> None:
-    methods = [m for m in (vault.auth.kubernetes, vault.auth.app_role, vault.auth.token_secret_ref) if m]
+    methods = [
+        m for m in (vault.auth.kubernetes, vault.auth.app_role, vault.auth.token_secret_ref) if m
+    ]
     if len(methods) != 1:
-        raise SpecError("spec.vault.auth", "needs exactly one method: kubernetes, appRole or tokenSecretRef")
+        raise SpecError(
+            "spec.vault.auth", "needs exactly one method: kubernetes, appRole or tokenSecretRef"
+        )
     if (vault.dynamic is None) == (vault.kv is None):
         raise SpecError("spec.vault", "needs exactly one of dynamic or kv")

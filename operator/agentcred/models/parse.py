@@ -37,7 +37,10 @@ def build(cls: type[T], data: Any, path: str) -> T:
     kwargs: dict[str, Any] = {}
     for name, field in json_fields(cls).items():
         if name not in data or data[name] is None:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            if (
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING
+            ):
                 raise SpecError(f"{path}.{name}", "is required")
             continue
         kwargs[field.name] = _convert(hints[field.name], data[name], f"{path}.{name}")

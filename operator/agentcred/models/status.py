@@ -70,12 +70,18 @@ def timestamp(moment: datetime.datetime) -> str:
 
 
 def condition(
-    type_: str, ok: bool | None, reason: str, message: str, generation: int | None,
+    type_: str,
+    *,
+    ok: bool | None,
+    reason: str,
+    message: str,
+    generation: int | None,
     now: datetime.datetime,
 ) -> Condition:
     status = "Unknown" if ok is None else ("True" if ok else "False")
-    result = Condition(type=type_, status=status, reason=reason, message=message,
-                       lastTransitionTime=timestamp(now))
+    result = Condition(
+        type=type_, status=status, reason=reason, message=message, lastTransitionTime=timestamp(now)
+    )
     if generation is not None:
         result["observedGeneration"] = generation
     return result

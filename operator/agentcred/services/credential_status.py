@@ -12,17 +12,33 @@ from agentcred.models.status import CredentialResourceStatus, condition, merge_c
 
 
 def evaluate(
-    spec: Mapping[str, Any], generation: int | None, old: CredentialResourceStatus,
+    spec: Mapping[str, Any],
+    generation: int | None,
+    old: Mapping[str, Any],
     now: datetime.datetime | None = None,
 ) -> CredentialResourceStatus:
     now = now or datetime.datetime.now(datetime.UTC)
     try:
         parsed = parse_credential_spec(spec)
     except SpecError as exc:
-        cond = condition("SpecValid", False, "InvalidSpec", str(exc), generation, now)
+        cond = condition(
+            "SpecValid",
+            ok=False,
+            reason="InvalidSpec",
+            message=str(exc),
+            generation=generation,
+            now=now,
+        )
         backend = ""
     else:
-        cond = condition("SpecValid", True, "SpecValid", "spec parsed", generation, now)
+        cond = condition(
+            "SpecValid",
+            ok=True,
+            reason="SpecValid",
+            message="spec parsed",
+            generation=generation,
+            now=now,
+        )
         backend = parsed.backend
     result = CredentialResourceStatus(
         backend=backend, conditions=merge_conditions(list(old.get("conditions", [])), cond)

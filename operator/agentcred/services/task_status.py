@@ -12,7 +12,9 @@ from agentcred.models.task import parse_task_spec
 
 
 def admitted(
-    spec: Mapping[str, Any], old: Mapping[str, Any], generation: int | None,
+    spec: Mapping[str, Any],
+    old: Mapping[str, Any],
+    generation: int | None,
     now: datetime.datetime | None = None,
 ) -> TaskStatus:
     now = now or datetime.datetime.now(datetime.UTC)
@@ -22,8 +24,22 @@ def admitted(
     try:
         parse_task_spec(spec)
     except SpecError as exc:
-        cond = condition("Ready", False, "InvalidSpec", str(exc), generation, now)
+        cond = condition(
+            "Ready",
+            ok=False,
+            reason="InvalidSpec",
+            message=str(exc),
+            generation=generation,
+            now=now,
+        )
     else:
-        cond = condition("Ready", False, "Pending", "waiting for issuance", generation, now)
+        cond = condition(
+            "Ready",
+            ok=False,
+            reason="Pending",
+            message="waiting for issuance",
+            generation=generation,
+            now=now,
+        )
     result["conditions"] = merge_conditions(list(old.get("conditions", [])), cond)
     return result

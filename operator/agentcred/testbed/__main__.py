@@ -13,8 +13,12 @@ from agentcred.testbed.procs import StateDir, TestbedError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agentcred.testbed")
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--state", type=Path, default=stack.default_root(),
-                        help="folder for pids, logs, data and the env file (default: .testbed)")
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=stack.default_root(),
+        help="folder for pids, logs, data and the env file (default: .testbed)",
+    )
     args = parser.parse_args(argv)
     state = StateDir(args.state.resolve())
     try:

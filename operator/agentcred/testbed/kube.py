@@ -52,7 +52,7 @@ def find_binaries() -> Path:
 def build_binaries() -> Path:
     """Build (or reuse from cache) the pinned versions; returns their folder."""
     env = dict(os.environ, AGENTCRED_CACHE=str(procs.cache_dir()))
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         ["bash", str(BUILD_SCRIPT)], env=env, stdout=subprocess.PIPE, text=True, check=False
     )
     lines = result.stdout.strip().splitlines()
@@ -67,9 +67,17 @@ def _pki(state: StateDir) -> dict[str, certs.Pair]:
     return {
         "ca": ca,
         "serving": certs.make_leaf(
-            folder, "apiserver", ca, common_name="kube-apiserver",
-            server_names=("localhost", "kubernetes", "kubernetes.default",
-                          "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"),
+            folder,
+            "apiserver",
+            ca,
+            common_name="kube-apiserver",
+            server_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
             server_ips=("127.0.0.1", "10.0.0.1"),
         ),
         "admin": certs.make_leaf(folder, "admin", ca, common_name="admin", org="system:masters"),
@@ -79,42 +87,58 @@ def _pki(state: StateDir) -> dict[str, certs.Pair]:
 
 def _start_etcd(state: StateDir, bins: Path) -> int:
     client, peer = procs.free_port(), procs.free_port()
-    procs.start(state, "etcd", [
-        str(bins / "etcd"), "--name=default", f"--data-dir={state.data('etcd')}",
-        f"--listen-client-urls=http://127.0.0.1:{client}",
-        f"--advertise-client-urls=http://127.0.0.1:{client}",
-        f"--listen-peer-urls=http://127.0.0.1:{peer}",
-        f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-        f"--initial-cluster=default=http://127.0.0.1:{peer}",
-        "--unsafe-no-fsync=true", "--log-level=warn",
-    ])
+    procs.start(
+        state,
+        "etcd",
+        [
+            str(bins / "etcd"),
+            "--name=default",
+            f"--data-dir={state.data('etcd')}",
+            f"--listen-client-urls=http://127.0.0.1:{client}",
+            f"--advertise-client-urls=http://127.0.0.1:{client}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=default=http://127.0.0.1:{peer}",
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ],
+    )
     procs.wait_until(state, "etcd", lambda: procs.http_ok(f"http://127.0.0.1:{client}/health"))
     return client
 
 
 def _start_apiserver(state: StateDir, bins: Path, pki: dict[str, certs.Pair], etcd: int) -> int:
     port = procs.free_port()
-    procs.start(state, "kube-apiserver", [
-        str(bins / "kube-apiserver"),
-        f"--etcd-servers=http://127.0.0.1:{etcd}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
-        f"--cert-dir={state.data('apiserver-certs')}",
-        f"--tls-cert-file={pki['serving'].cert}", f"--tls-private-key-file={pki['serving'].key}",
-        f"--client-ca-file={pki['ca'].cert}",
-        "--authorization-mode=RBAC",
-        f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-        f"--service-account-key-file={pki['sa'].cert}",
-        f"--service-account-signing-key-file={pki['sa'].key}",
-        "--service-cluster-ip-range=10.0.0.0/24",
-        "--endpoint-reconciler-type=none",
-        "--allow-privileged=true",
-        "--profiling=false",
-    ])
+    procs.start(
+        state,
+        "kube-apiserver",
+        [
+            str(bins / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{etcd}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={state.data('apiserver-certs')}",
+            f"--tls-cert-file={pki['serving'].cert}",
+            f"--tls-private-key-file={pki['serving'].key}",
+            f"--client-ca-file={pki['ca'].cert}",
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--service-account-key-file={pki['sa'].cert}",
+            f"--service-account-signing-key-file={pki['sa'].key}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--profiling=false",
+        ],
+    )
     ctx = admin_ssl_context(pki)
     procs.wait_until(
-        state, "kube-apiserver",
+        state,
+        "kube-apiserver",
         lambda: procs.http_ok(f"https://127.0.0.1:{port}/readyz", context=ctx),
-        timeout=120, what="ready (/readyz)",
+        timeout=120,
+        what="ready (/readyz)",
     )
     return port
 
@@ -132,16 +156,30 @@ def write_kubeconfig(path: Path, port: int, pki: dict[str, certs.Pair]) -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "agentcred-testbed", "cluster": {
-            "server": f"https://127.0.0.1:{port}",
-            "certificate-authority-data": b64(pki["ca"].cert),
-        }}],
-        "users": [{"name": "admin", "user": {
-            "client-certificate-data": b64(pki["admin"].cert),
-            "client-key-data": b64(pki["admin"].key),
-        }}],
-        "contexts": [{"name": "agentcred-testbed",
-                      "context": {"cluster": "agentcred-testbed", "user": "admin"}}],
+        "clusters": [
+            {
+                "name": "agentcred-testbed",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{port}",
+                    "certificate-authority-data": b64(pki["ca"].cert),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": "admin",
+                "user": {
+                    "client-certificate-data": b64(pki["admin"].cert),
+                    "client-key-data": b64(pki["admin"].key),
+                },
+            }
+        ],
+        "contexts": [
+            {
+                "name": "agentcred-testbed",
+                "context": {"cluster": "agentcred-testbed", "user": "admin"},
+            }
+        ],
         "current-context": "agentcred-testbed",
     }
     path.write_text(yaml.safe_dump(config))
@@ -152,20 +190,25 @@ def write_kubeconfig(path: Path, port: int, pki: dict[str, certs.Pair]) -> Path:
 def _start_controller_manager(
     state: StateDir, bins: Path, pki: dict[str, certs.Pair], kubeconfig: Path
 ) -> None:
-    procs.start(state, "kube-controller-manager", [
-        str(bins / "kube-controller-manager"),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        f"--controllers={CONTROLLERS}",
-        "--bind-address=127.0.0.1", f"--secure-port={procs.free_port()}",
-        f"--cert-dir={state.data('kcm-certs')}",
-        "--leader-elect=false",
-        f"--root-ca-file={pki['ca'].cert}",
-        f"--service-account-private-key-file={pki['sa'].key}",
-        "--use-service-account-credentials=false",
-        "--concurrent-gc-syncs=5",
-    ])
+    procs.start(
+        state,
+        "kube-controller-manager",
+        [
+            str(bins / "kube-controller-manager"),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            f"--controllers={CONTROLLERS}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={procs.free_port()}",
+            f"--cert-dir={state.data('kcm-certs')}",
+            "--leader-elect=false",
+            f"--root-ca-file={pki['ca'].cert}",
+            f"--service-account-private-key-file={pki['sa'].key}",
+            "--use-service-account-credentials=false",
+            "--concurrent-gc-syncs=5",
+        ],
+    )
     ctx = admin_ssl_context(pki)
     server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
 
@@ -177,8 +220,13 @@ def _start_controller_manager(
         except OSError:
             return False
 
-    procs.wait_until(state, "kube-controller-manager", default_sa_exists,
-                     timeout=90, what="running (default ServiceAccount created)")
+    procs.wait_until(
+        state,
+        "kube-controller-manager",
+        default_sa_exists,
+        timeout=90,
+        what="running (default ServiceAccount created)",
+    )
 
 
 def api(
@@ -186,7 +234,8 @@ def api(
 ) -> dict[str, Any]:
     """One admin call to the apiserver (the testbed needs only a handful)."""
     request = urllib.request.Request(  # noqa: S310 - https to our own apiserver
-        f"{server}{path}", method=method,
+        f"{server}{path}",
+        method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Content-Type": "application/json"},
     )
@@ -208,18 +257,39 @@ def make_token_reviewer(server: str, ctx: ssl.SSLContext, folder: Path) -> Path:
     cluster, where Vault runs with system:auth-delegator).
     """
     ns, name = "kube-system", "openbao-token-reviewer"
-    api(server, ctx, "POST", f"/api/v1/namespaces/{ns}/serviceaccounts",
-        {"metadata": {"name": name}})
-    api(server, ctx, "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "system:auth-delegator"},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
-    })
-    token = api(server, ctx, "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{name}/token", {
-        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-        "spec": {"expirationSeconds": 30 * 24 * 3600},
-    })["status"]["token"]
+    api(
+        server,
+        ctx,
+        "POST",
+        f"/api/v1/namespaces/{ns}/serviceaccounts",
+        {"metadata": {"name": name}},
+    )
+    api(
+        server,
+        ctx,
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        {
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:auth-delegator",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+        },
+    )
+    token = api(
+        server,
+        ctx,
+        "POST",
+        f"/api/v1/namespaces/{ns}/serviceaccounts/{name}/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 30 * 24 * 3600},
+        },
+    )["status"]["token"]
     path = folder / "token-reviewer.jwt"
     path.write_text(token)
     path.chmod(0o600)

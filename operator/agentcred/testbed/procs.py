@@ -82,7 +82,7 @@ def start(
     full_env = dict(os.environ)
     full_env.update(env or {})
     try:
-        proc = subprocess.Popen(  # noqa: S603 - argv is built by the testbed itself
+        proc = subprocess.Popen(
             list(argv),
             stdout=log,
             stderr=subprocess.STDOUT,

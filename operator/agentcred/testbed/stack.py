@@ -47,7 +47,9 @@ def all_running(state: StateDir) -> bool:
     return all(procs.running(state, n) for m in ALL for n in m.NAMES)
 
 
-def _run_chain(state: StateDir, chain: Sequence[ModuleType], log: Callable[[str], None]) -> dict[str, str]:
+def _run_chain(
+    state: StateDir, chain: Sequence[ModuleType], log: Callable[[str], None]
+) -> dict[str, str]:
     env: dict[str, str] = {}
     for component in chain:
         started = time.monotonic()
@@ -85,6 +87,7 @@ def write_env(state: StateDir, env: dict[str, str]) -> Path:
 
 def down(state: StateDir) -> None:
     """Stop every recorded process, newest first; forget the env file."""
+    procs.stop(state, "operator")  # started by `make dev`
     for component in reversed(ALL):
         component.down(state)
     (state.root / ENV_FILE).unlink(missing_ok=True)
@@ -92,7 +95,8 @@ def down(state: StateDir) -> None:
 
 def leftovers(state: StateDir) -> list[str]:
     """Names of recorded processes that are still alive (should be empty after down)."""
-    return [n for m in ALL for n in m.NAMES if procs.running(state, n)]
+    names = ["operator", *(n for m in ALL for n in m.NAMES)]
+    return [n for n in names if procs.running(state, n)]
 
 
 __all__ = ["TestbedError", "default_root", "down", "leftovers", "read_env", "up"]

@@ -1,0 +1,126 @@
+"""``make dev``: the local stack, the operator and the examples, and what came of them.
+
+Starts (or reuses) the testbed, installs the CRDs, applies ``examples/``, starts the
+operator in the background as a recorded testbed process (``make testbed-down``
+stops it with everything else) and prints the resources as the operator left them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agentcred.testbed import kube, procs, stack
+from agentcred.testbed.certs import Pair
+from agentcred.testbed.procs import StateDir
+
+NAMES = ("operator",)
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _kube_api(env: dict[str, str]) -> tuple[str, Any]:
+    folder = Path(env["KUBE_CA_FILE"]).parent
+    pki = {stem: Pair(folder / f"{stem}.crt", folder / f"{stem}.key") for stem in ("ca", "admin")}
+    return env["KUBE_API_SERVER"], kube.admin_ssl_context(pki)
+
+
+def _path_for(doc: dict[str, Any]) -> str:
+    kind, meta = doc["kind"], doc["metadata"]
+    group_version = doc["apiVersion"]
+    base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
+    plural = {"CustomResourceDefinition": "customresourcedefinitions"}.get(kind, kind.lower() + "s")
+    ns = meta.get("namespace")
+    return f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}"
+
+
+def apply_file(server: str, ctx: Any, path: Path) -> None:
+    """Create what is missing (re-running ``make dev`` is harmless)."""
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc and doc.get("kind") != "Kustomization":
+            kube.api(server, ctx, "POST", _path_for(doc), doc)
+
+
+def _wait_established(server: str, ctx: Any) -> None:
+    for name in ("agentcredentials.agentcred.io", "agenttasks.agentcred.io"):
+        for _ in range(100):
+            crd = kube.api(
+                server,
+                ctx,
+                "GET",
+                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+            )
+            if any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in crd.get("status", {}).get("conditions", [])
+            ):
+                break
+            time.sleep(0.1)
+
+
+SETTLED = frozenset({"Pending", "Active", "Succeeded", "Failed", "Expired"})
+
+
+def _wait_for_phase(server: str, ctx: Any, phases: frozenset[str], timeout: float) -> None:
+    path = "/apis/agentcred.io/v1alpha1/namespaces/team-a/agenttasks/claim-4711"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if kube.api(server, ctx, "GET", path).get("status", {}).get("phase") in phases:
+            return
+        time.sleep(0.5)
+
+
+def show(server: str, ctx: Any) -> None:
+    base = "/apis/agentcred.io/v1alpha1/namespaces/team-a"
+    cred = kube.api(server, ctx, "GET", f"{base}/agentcredentials/research-db")
+    task = kube.api(server, ctx, "GET", f"{base}/agenttasks/claim-4711")
+    print("\nAgentCredential team-a/research-db status:")
+    print(json.dumps(cred.get("status", {}), indent=2))
+    print("\nAgentTask team-a/claim-4711 status:")
+    print(json.dumps(task.get("status", {}), indent=2))
+    secrets = kube.api(
+        server,
+        ctx,
+        "GET",
+        "/api/v1/namespaces/team-a/secrets?labelSelector=app.kubernetes.io/managed-by%3Dagentcred",
+    )
+    print("\nGenerated Secrets (keys only; values are never printed):")
+    for item in secrets.get("items", []):
+        print(f"  {item['metadata']['name']}: {sorted(item.get('data', {}))}")
+    if not secrets.get("items"):
+        print("  (none yet)")
+
+
+def main() -> int:
+    state = StateDir(stack.default_root())
+    env = stack.up(state, log=lambda m: print(f"[testbed] {m}", file=sys.stderr))
+    server, ctx = _kube_api(env)
+    apply_file(server, ctx, REPO / "crds" / "agentcredentials.yaml")
+    apply_file(server, ctx, REPO / "crds" / "agenttasks.yaml")
+    _wait_established(server, ctx)
+    apply_file(server, ctx, REPO / "examples" / "research-db.yaml")
+    procs.stop(state, "operator")
+    procs.start(
+        state,
+        "operator",
+        [str(Path(sys.executable).parent / "agentcred"), "run"],
+        env={**env, "AGENTCRED_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"},
+    )
+    _wait_for_phase(server, ctx, SETTLED, timeout=60)
+    show(server, ctx)
+    print(f"\nThe operator runs in the background (log: {state.logs / 'operator.log'}).")
+    print(
+        f"Use the cluster: export KUBECONFIG={env['KUBECONFIG']}   (all variables: "
+        f"source {state.root / stack.ENV_FILE})"
+    )
+    print("Stop everything: make testbed-down")
+    return 0 if os.path.exists(state.pids / "operator.pid") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

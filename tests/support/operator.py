@@ -1,0 +1,64 @@
+"""Run the real operator (``.venv/bin/agentcred run``) as a child process for a test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+AGENTCRED = Path(sys.executable).parent / "agentcred"
+
+
+@dataclass
+class OperatorProcess:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log_lines() if line.startswith("{")]
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def start_operator(env: dict[str, str], log_path: Path, *args: str) -> OperatorProcess:
+    full = dict(os.environ, **env, AGENTCRED_LOG_FORMAT="json", PYTHONUNBUFFERED="1")
+    log = log_path.open("ab")
+    proc = subprocess.Popen(
+        [str(AGENTCRED), "run", *args],
+        env=full,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    log.close()
+    return OperatorProcess(proc, log_path)
+
+
+@contextmanager
+def running_operator(env: dict[str, str], log_path: Path, *args: str) -> Iterator[OperatorProcess]:
+    op = start_operator(env, log_path, *args)
+    try:
+        yield op
+    finally:
+        if op.proc.poll() is None:
+            op.proc.send_signal(signal.SIGTERM)
+            try:
+                op.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                op.kill()
