@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup dev test unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries clean
+.PHONY: setup dev test test-azure unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -25,6 +25,10 @@ unit: setup
 
 e2e: setup
 	$(PY) -m pytest tests/e2e
+
+## Azure Key Vault against Lowkey Vault; needs LOWKEY_VAULT_JAR (see testbed/lowkey.py).
+test-azure: setup
+	AGENTCRED_TESTBED_AZURE=1 $(PY) -m pytest tests/azure
 
 lint: setup
 	$(VENV)/bin/ruff check operator tests

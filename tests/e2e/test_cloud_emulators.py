@@ -1,7 +1,7 @@
 """Smoke tests: the cloud SDKs the backends use really talk to the testbed's emulators.
 
 One test per behaviour the backends rely on, each against the running server (moto for
-AWS, drongo for GCP Secret Manager, Lowkey Vault for Azure Key Vault), configured only
+AWS, drongo for GCP Secret Manager), configured only
 from the variables the testbed exports.
 """
 
@@ -14,8 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from azure.identity import ManagedIdentityCredential
-from azure.keyvault.secrets import SecretClient
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
@@ -112,7 +110,7 @@ def test_gcp_secret_manager_latest_is_newest_enabled_version(testbed_env: dict[s
     client = secretmanager.SecretManagerServiceClient(
         transport="rest",
         client_options=ClientOptions(api_endpoint=testbed_env["GCP_SECRET_MANAGER_ENDPOINT"]),
-        credentials=AnonymousCredentials(),
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
     )
     secret = client.create_secret(
         request={
@@ -132,36 +130,3 @@ def test_gcp_secret_manager_latest_is_newest_enabled_version(testbed_env: dict[s
     latest = client.access_secret_version(request={"name": f"{secret.name}/versions/latest"})
     assert latest.name == first.name
     assert latest.payload.data == b"one"
-
-
-# --- Azure Key Vault (Lowkey Vault) ---------------------------------------------------------
-
-
-def test_azure_key_vault_set_then_get_over_verified_https(
-    testbed_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if "AZURE_KEYVAULT_URL" not in testbed_env:
-        pytest.skip("no Azure Key Vault emulator in this testbed (see agentcred.testbed.lowkey)")
-
-    # The same credential class production uses; the testbed's token host stands in for IMDS.
-    monkeypatch.setenv(
-        "AZURE_POD_IDENTITY_AUTHORITY_HOST", testbed_env["AZURE_POD_IDENTITY_AUTHORITY_HOST"]
-    )
-    with ManagedIdentityCredential() as credential:
-        client = SecretClient(
-            testbed_env["AZURE_KEYVAULT_URL"],
-            credential,
-            connection_verify=testbed_env["AZURE_CA_BUNDLE"],
-            verify_challenge_resource=False,
-        )
-        with client:
-            name = _unique("llm-key")
-            first = client.set_secret(name, "value-one")
-            second = client.set_secret(name, "value-two")
-
-            latest = client.get_secret(name)
-            pinned = client.get_secret(name, first.properties.version)
-
-    assert latest.value == "value-two"
-    assert latest.properties.version == second.properties.version
-    assert pinned.value == "value-one"

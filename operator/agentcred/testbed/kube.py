@@ -49,6 +49,14 @@ def find_binaries() -> Path:
     return build_binaries()
 
 
+def find_kubectl(bins: Path) -> Path:
+    """kubectl beside the control-plane binaries (envtest ships one), on PATH, or built."""
+    if os.access(bins / "kubectl", os.X_OK):
+        return bins / "kubectl"
+    found = shutil.which("kubectl")
+    return Path(found) if found else build_binaries() / "kubectl"
+
+
 def build_binaries() -> Path:
     """Build (or reuse from cache) the pinned versions; returns their folder."""
     env = dict(os.environ, AGENTCRED_CACHE=str(procs.cache_dir()))
@@ -311,6 +319,7 @@ def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
         "KUBE_CA_FILE": str(pki["ca"].cert),
         "KUBE_TOKEN_REVIEWER_JWT_FILE": str(reviewer),
         "KUBEBUILDER_ASSETS": str(bins),
+        "KUBECTL": str(find_kubectl(bins)),
     }
 
 

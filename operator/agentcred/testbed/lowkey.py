@@ -29,11 +29,26 @@ Client settings (azure-keyvault-secrets 4.x)::
 
     SecretClient(os.environ["AZURE_KEYVAULT_URL"], ManagedIdentityCredential(),
                  connection_verify=os.environ["AZURE_CA_BUNDLE"],
-                 verify_challenge_resource=False)  # the vault is not *.vault.azure.net
+                 verify_challenge_resource=False,  # the vault is not *.vault.azure.net
+                 api_version=os.environ["AZURE_KEYVAULT_API_VERSION"])
+
+The api version matters: azure-keyvault-secrets 4.12 defaults to ``2026-04-01``, while
+Lowkey Vault (Spring's API versioning, supported list in its ``WebConfig``) serves
+``7.2`` to ``7.6`` and rejects any other version.
 
 Lowkey registers a vault for ``https://127.0.0.1:<port>`` and ``https://localhost:<port>``
 by default (vaults are told apart by the request's host and port); we hand out the
 127.0.0.1 one because the server listens on IPv4 only.
+
+Status: the Maven Central these machines reach holds ``lowkey-vault-client`` and
+``lowkey-vault-testcontainers`` (4.0.0 to 7.1.13) but no ``lowkey-vault-app`` at any
+version, so here ``up`` fails fast with a TestbedError unless ``$LOWKEY_VAULT_JAR`` is
+set. What was checked without the server: the download/sha1/cache logic (with another
+artifact), the keystore (read by JDK 25 and served with Lowkey's TLSv1.2/RSA cipher
+settings, trusted through ``AZURE_CA_BUNDLE`` by requests and azure-core), and the SDK
+side of the challenge and IMDS token flow. Not checked: Lowkey itself, including whether
+its extra token connector honours 127.0.0.1 (Lowkey adds it in code, not through
+``server.address``, so it may listen on every interface).
 """
 
 from __future__ import annotations
@@ -80,6 +95,9 @@ VERSION = "7.1.13"
 # Maven's dependency plugin, pinned too, so the fetch does not float with Central's metadata.
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.9.0"
 
+# The newest Key Vault REST api version Lowkey Vault 7.x serves (its ApiConstants.LATEST).
+API_VERSION = "7.6"
+
 JAR_ENV = "LOWKEY_VAULT_JAR"
 KEYSTORE_PASSWORD = "agentcred-testbed"  # protects a throw-away test key, nothing else
 KEY_ALIAS = "lowkey-vault"
@@ -91,6 +109,19 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 # --- the jar ------------------------------------------------------------------------
+
+OPT_IN_ENV = "AGENTCRED_TESTBED_AZURE"
+
+
+def wanted() -> bool:
+    """Whether the testbed should run Lowkey Vault.
+
+    Opt-in: ``lowkey-vault-app`` is not on the Maven Central these machines reach
+    (only ``lowkey-vault-client`` and ``-testcontainers`` are), so a default testbed
+    without it must not pay a failing Maven round trip. Set ``$LOWKEY_VAULT_JAR`` to a
+    jar you have, or ``AGENTCRED_TESTBED_AZURE=1`` to fetch it through Maven.
+    """
+    return bool(os.environ.get(JAR_ENV)) or os.environ.get(OPT_IN_ENV) == "1"
 
 
 def jar_path() -> Path:
@@ -125,6 +156,7 @@ def _fetch(folder: Path, jar: Path, sha1_file: Path) -> None:
             "-B",
             "-q",
             "--strict-checksums",
+            "--update-snapshots",  # -U: retry a miss Maven cached instead of waiting a day
             f"-Dmaven.repo.local={repo}",
             f"{DEPENDENCY_PLUGIN}:copy",
             f"-Dartifact={GROUP}:{ARTIFACT}:{VERSION}:jar",
@@ -346,6 +378,7 @@ def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
     return {
         "AZURE_KEYVAULT_URL": vault_url,
         "AZURE_CA_BUNDLE": str(ca_pem),
+        "AZURE_KEYVAULT_API_VERSION": API_VERSION,
         # azure-identity's IMDS client (ManagedIdentityCredential, and so
         # DefaultAzureCredential) asks this host instead of 169.254.169.254.
         "AZURE_POD_IDENTITY_AUTHORITY_HOST": token_host,

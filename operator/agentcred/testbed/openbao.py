@@ -41,9 +41,9 @@ DB_ROLE = "readonly"
 KV_MOUNT = "secret"
 KUBERNETES_MOUNT = "kubernetes"
 APPROLE_MOUNT = "approle"
-# Exported by the kube component if it wants OpenBao to call TokenReview with a
-# dedicated reviewer identity (see configure_kubernetes_auth).
-REVIEWER_JWT_VAR = "KUBE_TOKEN_REVIEWER_JWT"
+# Exported by the kube component: a file holding the token of a ServiceAccount bound to
+# system:auth-delegator, for OpenBao's TokenReview calls (see configure_kubernetes_auth).
+REVIEWER_JWT_FILE_VAR = "KUBE_TOKEN_REVIEWER_JWT_FILE"
 
 CREATION_STATEMENTS = [
     "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
@@ -180,14 +180,15 @@ def configure_kubernetes_auth(
     ``disable_local_ca_jwt=true`` (OpenBao runs outside the cluster, so it must never
     fall back to a pod's mounted CA or token).
 
-    TokenReview identity. With ``token_reviewer_jwt`` (recommended: a token of a
-    ServiceAccount bound to the ClusterRole ``system:auth-delegator``) OpenBao calls
-    the TokenReview API as that account. Without it OpenBao sends the JWT being logged
-    in with as its own bearer token; the kube-apiserver only accepts that when the
-    token's audiences include the apiserver's own (so a token requested for audience
-    ``vault`` is refused with 401 and the login fails with 403) and the agent's account
-    may create TokenReviews. The admin identity in the testbed kubeconfig is a client
-    certificate, which OpenBao cannot use for this.
+    TokenReview identity. With ``token_reviewer_jwt`` (what the testbed does: the kube
+    component makes a ServiceAccount bound to the ClusterRole ``system:auth-delegator``
+    and exports its token's file as ``KUBE_TOKEN_REVIEWER_JWT_FILE``) OpenBao calls the
+    TokenReview API as that account, and agents log in with tokens requested for their
+    own audience (e.g. ``vault``). Without it OpenBao uses the JWT being logged in with
+    as its bearer token: the kube-apiserver then accepts only tokens that also carry
+    the apiserver's own audience, of accounts allowed to create TokenReviews, so a token
+    for audience ``vault`` alone fails with 403 "permission denied". The admin identity
+    in the testbed kubeconfig is a client certificate, which OpenBao cannot use.
     """
     host, ca_cert = _kubeconfig_cluster(kubeconfig_path)
     config: dict[str, Any] = {
@@ -206,9 +207,9 @@ def _configure(client: Any, pg: Mapping[str, str], env: Mapping[str, str]) -> No
     client.sys.enable_auth_method("approle", path=APPROLE_MOUNT)
     client.sys.enable_auth_method("kubernetes", path=KUBERNETES_MOUNT)
     if env.get("KUBECONFIG"):
-        configure_kubernetes_auth(
-            client, env["KUBECONFIG"], token_reviewer_jwt=env.get(REVIEWER_JWT_VAR) or None
-        )
+        reviewer_file = env.get(REVIEWER_JWT_FILE_VAR)
+        reviewer = Path(reviewer_file).read_text().strip() if reviewer_file else None
+        configure_kubernetes_auth(client, env["KUBECONFIG"], token_reviewer_jwt=reviewer)
 
 
 def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:

@@ -21,9 +21,20 @@ from agentcred.testbed.procs import StateDir, TestbedError
 
 CHAINS: tuple[tuple[ModuleType, ...], ...] = (
     (postgres, kube, openbao),
-    (lowkey, moto, drongo),
+    (moto, drongo),
 )
-ALL: tuple[ModuleType, ...] = tuple(m for chain in CHAINS for m in chain)
+ALL: tuple[ModuleType, ...] = (*(m for chain in CHAINS for m in chain), lowkey)
+
+
+def chains() -> tuple[tuple[ModuleType, ...], ...]:
+    """The chains to start: Lowkey Vault (Azure) only when wanted (see lowkey.wanted)."""
+    return (*CHAINS, (lowkey,)) if lowkey.wanted() else CHAINS
+
+
+def started(state: StateDir) -> tuple[ModuleType, ...]:
+    return tuple(m for chain in chains() for m in chain)
+
+
 ENV_FILE = "env"
 
 
@@ -44,7 +55,7 @@ def read_env(state: StateDir) -> dict[str, str]:
 
 
 def all_running(state: StateDir) -> bool:
-    return all(procs.running(state, n) for m in ALL for n in m.NAMES)
+    return all(procs.running(state, n) for m in started(state) for n in m.NAMES)
 
 
 def _run_chain(
@@ -67,8 +78,8 @@ def up(state: StateDir, log: Callable[[str], None] = print) -> dict[str, str]:
     down(state)
     env: dict[str, str] = {}
     try:
-        with ThreadPoolExecutor(len(CHAINS)) as pool:
-            for result in [pool.submit(_run_chain, state, c, log) for c in CHAINS]:
+        with ThreadPoolExecutor(len(chains())) as pool:
+            for result in [pool.submit(_run_chain, state, c, log) for c in chains()]:
                 env.update(result.result())
     except BaseException:
         down(state)

@@ -1,0 +1,153 @@
+"""The small interface every credential backend implements, and its typed outcomes.
+
+A backend turns an AgentCredential's backend block plus the agent's identity into
+credential fields (``issue``), extends them (``renew``) and ends them (``revoke``).
+What a backend can do is declared in ``Capabilities`` rather than discovered from
+"not supported" errors, so the lifecycle code plans renewals and re-issues up front.
+Backends never import kopf or the Kubernetes layer: what they need from the cluster
+(a ServiceAccount token, a referenced Secret's value) arrives in ``IssueRequest``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agentcred.models.credential import AgentCredentialSpec
+
+
+class BackendError(Exception):
+    """Base of every backend failure. Messages never contain a credential value."""
+
+    reason = "BackendError"
+
+
+class Denied(BackendError):
+    """The backend refused this identity or path (403, access denied). Needs a config change."""
+
+    reason = "Denied"
+
+
+class NotFound(BackendError):
+    """The path, role, secret or version does not exist. Needs a config change."""
+
+    reason = "NotFound"
+
+
+class InvalidConfig(BackendError):
+    """The backend block cannot work as written (e.g. malformed response, bad mount)."""
+
+    reason = "InvalidConfig"
+
+
+class Unavailable(BackendError):
+    """The backend could not be reached or answered 5xx/429: retry with backoff."""
+
+    reason = "BackendUnavailable"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+PERMANENT: tuple[type[BackendError], ...] = (Denied, NotFound, InvalidConfig)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    renewable: bool  # leases can be extended in place
+    revocable: bool  # the backend can end a credential before its expiry
+    static: bool  # a read of a stored value (refresh on an interval) rather than a lease
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who asks: the task's namespace and ServiceAccount, and how to prove it."""
+
+    namespace: str
+    service_account: str
+    task: str
+    task_uid: str
+    # Returns a short-lived TokenRequest token of the ServiceAccount for an audience.
+    token_for: Callable[[str], Awaitable[str]]
+    # Returns the value of key ``key`` of Secret ``name`` in the task's namespace.
+    secret_value: Callable[[str, str], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    credential: str  # AgentCredential name
+    spec: AgentCredentialSpec
+    identity: Identity
+    ttl: datetime.timedelta  # lease length wanted (already capped by the task's deadline)
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class Session:
+    """Backend-side state needed to renew or revoke later (e.g. a per-credential Vault token).
+
+    ``secret`` is kept in the cluster in an operator-owned Secret, never in status or logs;
+    ``ref`` is a non-secret handle that may be shown (e.g. a token accessor).
+    """
+
+    ref: str
+    secret: str
+    expires_at: datetime.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Issued:
+    data: Mapping[str, str] = field(repr=False)  # credential fields: never logged
+    lease_id: str  # backend lease / version id (not secret)
+    issued_at: datetime.datetime
+    expires_at: datetime.datetime | None  # None: no expiry known (static secrets)
+    renewable: bool
+    session: Session | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # keep values out of any accidental repr
+        keys = sorted(self.data)
+        return f"Issued(lease_id={self.lease_id!r}, expires_at={self.expires_at!r}, keys={keys})"
+
+
+@dataclass(frozen=True)
+class Renewed:
+    expires_at: datetime.datetime
+    capped: bool  # the backend granted less than asked (max TTL reached)
+
+
+class Backend(Protocol):
+    kind: str
+
+    def capabilities(self, spec: AgentCredentialSpec) -> Capabilities:
+        """What this backend can do for this spec (Vault dynamic vs. KV differ)."""
+
+    def validate(self, spec: AgentCredentialSpec) -> None:
+        """Pure checks beyond the schema; raise InvalidConfig."""
+
+    async def check(self, spec: AgentCredentialSpec) -> None:
+        """Live reachability check for the Ready condition; raise a BackendError."""
+
+    async def issue(self, request: IssueRequest) -> Issued:
+        """Issue (or read) a credential as ``request.identity``."""
+
+    async def renew(
+        self,
+        spec: AgentCredentialSpec,
+        issued_lease: str,
+        session: Session | None,
+        ttl: datetime.timedelta,
+        correlation_id: str,
+    ) -> Renewed:
+        """Extend a lease (only if capabilities.renewable)."""
+
+    async def revoke(
+        self,
+        spec: AgentCredentialSpec,
+        issued_lease: str,
+        session: Session | None,
+        correlation_id: str,
+    ) -> None:
+        """End a credential; already gone counts as success (only if capabilities.revocable)."""

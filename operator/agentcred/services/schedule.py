@@ -1,0 +1,60 @@
+"""When to act on a lease: renew at ``renewalPercent`` of its life, with jitter.
+
+Pure functions of times and a random source, so the schedule is unit tested without
+a clock. Jitter only moves renewals earlier (never past the planned share) so that
+many leases issued together do not renew together, and never later than a safety
+margin before expiry.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+from collections.abc import Iterable
+
+JITTER_SHARE = 0.1  # up to 10 % of the lease life earlier than planned
+MIN_MARGIN = datetime.timedelta(seconds=2)  # always act at least this long before expiry
+
+
+def renew_at(
+    issued_at: datetime.datetime,
+    expires_at: datetime.datetime,
+    percent: int,
+    rng: random.Random,
+) -> datetime.datetime:
+    """The moment to renew a lease that runs from ``issued_at`` to ``expires_at``."""
+    life = expires_at - issued_at
+    planned = issued_at + life * (percent / 100)
+    jittered = planned - life * (JITTER_SHARE * rng.random())
+    latest = expires_at - max(MIN_MARGIN, life * 0.05)
+    return max(issued_at, min(jittered, latest))
+
+
+def refresh_at(
+    last: datetime.datetime, interval: datetime.timedelta, rng: random.Random
+) -> datetime.datetime:
+    """Next re-read of a static secret: the interval, minus up to 10 % jitter."""
+    return last + interval - interval * (JITTER_SHARE * rng.random())
+
+
+def capped_ttl(
+    wanted: datetime.timedelta,
+    now: datetime.datetime,
+    deadline: datetime.datetime | None,
+) -> datetime.timedelta:
+    """The TTL to request: the credential's ttl, but never past the task's deadline."""
+    if deadline is None:
+        return wanted
+    remaining = deadline - now
+    return max(datetime.timedelta(seconds=1), min(wanted, remaining))
+
+
+def backoff(attempt: int, rng: random.Random, base: float = 1.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter: seconds to wait before retry ``attempt`` (0-based)."""
+    ceiling = min(cap, base * float(2 ** min(attempt, 20)))
+    return max(base / 2, ceiling * rng.random())
+
+
+def earliest(moments: Iterable[datetime.datetime | None]) -> datetime.datetime | None:
+    present = [m for m in moments if m is not None]
+    return min(present) if present else None
