@@ -8,6 +8,7 @@ that calls a logger may pass a credential value (tests scan the operator output)
 from __future__ import annotations
 
 import logging
+import sys
 
 import kopf
 
@@ -18,3 +19,10 @@ def configure(log_format: str, level: str) -> None:
     logging.getLogger().setLevel(level)
     for noisy in ("aiohttp.access", "urllib3", "asyncio", "kubernetes_asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The audit trail is already one JSON object per record: write it as is, on its own.
+    audit = logging.getLogger("agentcred.audit")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit.handlers[:] = [handler]
+    audit.setLevel(logging.INFO)
+    audit.propagate = False

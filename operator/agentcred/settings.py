@@ -28,6 +28,7 @@ class Settings:
     vault_address: str | None = None
     sweep_interval: timedelta = timedelta(seconds=60)
     backend_concurrency: int = 16
+    reissue_overlap: timedelta = timedelta(seconds=30)
     finalizer: str = "agentcred.io/revoke-credentials"
 
 
@@ -66,6 +67,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         sweep = parse_duration(_get(env, "SWEEP_INTERVAL") or "60s")
     except ValueError as exc:
         raise SettingsError(f"AGENTCRED_SWEEP_INTERVAL: {exc}") from None
+    try:
+        overlap = parse_duration(_get(env, "REISSUE_OVERLAP") or "30s")
+    except ValueError as exc:
+        raise SettingsError(f"AGENTCRED_REISSUE_OVERLAP: {exc}") from None
     namespaces = tuple(n.strip() for n in (_get(env, "NAMESPACES") or "").split(",") if n.strip())
     return Settings(
         log_format=_choice(env, "LOG_FORMAT", "json", ("json", "text")),
@@ -76,4 +81,5 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         vault_address=_get(env, "VAULT_ADDR") or env.get("VAULT_ADDR") or None,
         sweep_interval=sweep,
         backend_concurrency=_int(env, "BACKEND_CONCURRENCY", 16, minimum=1),
+        reissue_overlap=overlap,
     )

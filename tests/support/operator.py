@@ -38,6 +38,10 @@ class OperatorProcess:
 
 def start_operator(env: dict[str, str], log_path: Path, *args: str) -> OperatorProcess:
     full = dict(os.environ, **env, AGENTCRED_LOG_FORMAT="json", PYTHONUNBUFFERED="1")
+    # The operator must work without the admin's credentials (and hvac would pick up
+    # VAULT_TOKEN from the environment): it only gets what a real deployment has.
+    for name in ("VAULT_TOKEN", "PGPASSWORD", "PGUSER"):
+        full.pop(name, None)
     log = log_path.open("ab")
     proc = subprocess.Popen(
         [str(AGENTCRED), "run", *args],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from agentcred.models.credential import AgentCredentialSpec
 
@@ -151,3 +151,21 @@ class Backend(Protocol):
         correlation_id: str,
     ) -> None:
         """End a credential; already gone counts as success (only if capabilities.revocable)."""
+
+
+@runtime_checkable
+class SessionBackend(Backend, Protocol):
+    """A backend whose credentials hang off a per-credential session (Vault: a token).
+
+    ``issue`` is split in two so that the caller can persist the session *before* the
+    lease exists: ``login`` creates the session, the caller stores ``Session.secret``
+    (an operator-owned Secret), then ``issue_with`` issues under it. Whatever happens
+    after ``login``, the stored session finds every lease made with it, and ``revoke``
+    with it ends them. ``issue`` is ``login`` then ``issue_with`` without that pause.
+    """
+
+    async def login(self, request: IssueRequest) -> Session:
+        """Authenticate as ``request.identity``; return a fresh session for one credential."""
+
+    async def issue_with(self, request: IssueRequest, session: Session) -> Issued:
+        """Issue (or read) under ``session``; ``Issued.session`` is None if none is kept."""

@@ -1,4 +1,4 @@
-"""AgentCredential handlers: validate the spec and report it on status."""
+"""AgentCredential handlers: check the credential on change and every few minutes."""
 
 from __future__ import annotations
 
@@ -7,15 +7,33 @@ from typing import Any
 import kopf
 
 from agentcred.services import credential_status
+from agentcred.services.deps import Deps
 
 GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agentcredentials"
+RECHECK_SECONDS = 300
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def reconcile(
-    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+@kopf.timer(
+    GROUP,
+    VERSION,
+    PLURAL,
+    interval=RECHECK_SECONDS,
+    initial_delay=RECHECK_SECONDS,
+    idle=RECHECK_SECONDS,
+)
+async def check(
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    patch: kopf.Patch,
+    **_: Any,
 ) -> None:
-    new = credential_status.evaluate(dict(spec), meta.get("generation"), dict(status))
+    deps: Deps = memo["deps"]
+    new = await credential_status.evaluate(
+        deps, str(meta["namespace"]), dict(spec), meta.get("generation"), dict(status)
+    )
     patch.status.update(new)

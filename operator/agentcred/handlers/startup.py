@@ -1,31 +1,68 @@
-"""Operator start and stop: Kopf settings, the API login, and the shared clients."""
+"""Operator start and stop: Kopf settings, the API login, shared clients, the Secret watch."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
+from agentcred.backends.registry import BackendRegistry
+from agentcred.kube import client, watch
+from agentcred.services import drift
+from agentcred.services.deps import Deps
 from agentcred.settings import Settings
 
 CONFIG: list[Settings] = []
+log = logging.getLogger("agentcred")
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = CONFIG[-1] if CONFIG else Settings()
-    memo["config"] = config
     # Progress and diff-base live in annotations: the status schemas are structural and
     # would prune Kopf's own status fields; Argo CD ignores annotations it did not set.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="agentcred.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="agentcred.io")
     settings.persistence.finalizer = config.finalizer
-    settings.posting.level = logging.WARNING  # Events are posted explicitly, with stable reasons
+    settings.posting.enabled = False  # Events are posted explicitly, with stable reasons
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
     settings.batching.error_delays = (1, 2, 5, 10, 20, 40, 60)
+    api = await client.make_api_client()
+    deps = Deps(
+        api=api,
+        settings=config,
+        backends=BackendRegistry(
+            vault_address=config.vault_address, concurrency=config.backend_concurrency
+        ),
+    )
+    memo["deps"] = deps
+    stop = asyncio.Event()
+    memo["stop"] = stop
+
+    async def on_secret(event_type: str, obj: dict[str, Any]) -> None:
+        await drift.on_secret_event(deps, event_type, obj)
+
+    memo["watchers"] = [
+        asyncio.create_task(
+            watch.watch_secrets(api, drift.SELECTOR, on_secret, stop), name="secret-watch"
+        )
+    ]
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    stop: asyncio.Event | None = memo.get("stop")
+    if stop is not None:
+        stop.set()
+    for task in memo.get("watchers", []):
+        task.cancel()
+    deps: Deps | None = memo.get("deps")
+    if deps is not None:
+        await deps.api.close()
 
 
 @kopf.on.login()

@@ -1,4 +1,4 @@
-"""AgentTask handlers: record a new task as Pending (issuance arrives with the Vault issue)."""
+"""AgentTask handlers: start, complete, finalize, and the per-task maintenance daemon."""
 
 from __future__ import annotations
 
@@ -6,14 +6,55 @@ from typing import Any
 
 import kopf
 
-from agentcred.services import task_status
+from agentcred.backends.base import BackendError
+from agentcred.handlers.errors import to_kopf
+from agentcred.kube.errors import KubeError
+from agentcred.models.errors import SpecError
+from agentcred.services import lifecycle, maintenance
+from agentcred.services.deps import Deps
+from agentcred.services.errors import TaskFailed, TaskRetry
 
 GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agenttasks"
+HANDLED = (TaskRetry, TaskFailed, BackendError, KubeError)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
-def admit(
-    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
-) -> None:
-    patch.status.update(task_status.admitted(dict(spec), dict(status), meta.get("generation")))
+async def start(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    try:
+        await lifecycle.start(_deps(memo), body, retry)
+    except SpecError as exc:
+        raise kopf.PermanentError(str(exc)) from None
+    except HANDLED as exc:
+        raise to_kopf(exc, retry) from None
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.completed", new=True)
+async def complete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    try:
+        await lifecycle.complete(_deps(memo), body)
+    except HANDLED as exc:
+        raise to_kopf(exc, retry) from None
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    try:
+        await lifecycle.finalize(_deps(memo), body)
+    except SpecError:
+        return  # nothing could have been issued for a spec we cannot read
+    except HANDLED as exc:
+        raise to_kopf(exc, retry) from None
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+async def maintain(meta: kopf.Meta, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    deps = _deps(memo)
+    uid = str(meta["uid"])
+    sleep = maintenance.make_sleep(deps, uid, stopped.wait, lambda: bool(stopped))
+    await maintenance.maintain(deps, str(meta["namespace"]), str(meta["name"]), sleep)
+
+
+def _deps(memo: kopf.Memo) -> Deps:
+    deps: Deps = memo["deps"]
+    return deps

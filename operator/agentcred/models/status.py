@@ -41,6 +41,8 @@ class CredentialStatus(TypedDict, total=False):
     issuedAt: str
     expiresAt: str
     renewAt: str
+    retireAt: str
+    secretResourceVersion: str
     renewals: int
     reissues: int
     state: str

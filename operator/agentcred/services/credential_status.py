@@ -1,27 +1,72 @@
-"""Turn an AgentCredential spec into its status: backend kind and a SpecValid condition."""
+"""Is an AgentCredential usable? Spec, template, referenced Secrets, backend reachability.
+
+Feeds its ``Ready`` condition (plus ``SpecValid``) so a platform engineer sees a broken
+credential before any task trips over it. Re-run on every change and periodically.
+"""
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from agentcred.models.credential import parse_credential_spec
+from agentcred.backends.base import BackendError
+from agentcred.kube import secrets
+from agentcred.kube.errors import KubeError
+from agentcred.kube.errors import NotFound as KubeNotFound
+from agentcred.models.credential import AgentCredentialSpec, SecretKeyRef, parse_credential_spec
 from agentcred.models.errors import SpecError
-from agentcred.models.status import CredentialResourceStatus, condition, merge_conditions
+from agentcred.models.status import Condition, CredentialResourceStatus, condition, merge_conditions
+from agentcred.services.deps import Deps
+from agentcred.services.templating import TemplateError, fields_used
 
 
-def evaluate(
+def _refs(spec: AgentCredentialSpec) -> list[SecretKeyRef]:
+    if spec.vault is None:
+        return []
+    auth = spec.vault.auth
+    refs = [auth.token_secret_ref] if auth.token_secret_ref else []
+    if auth.app_role is not None:
+        refs.append(auth.app_role.secret_id_ref)
+    return refs
+
+
+async def _problem(deps: Deps, namespace: str, spec: AgentCredentialSpec) -> tuple[str, str] | None:
+    """(reason, message) of the first thing that keeps this credential from working."""
+    try:
+        backend = deps.backends.for_spec(spec)
+        backend.validate(spec)
+        fields_used(spec.template)
+    except (BackendError, TemplateError) as exc:
+        return ("TemplateError" if isinstance(exc, TemplateError) else exc.reason), str(exc)
+    for ref in _refs(spec):
+        try:
+            await secrets.read_secret_value(deps.api, namespace, ref.name, ref.key)
+        except KubeNotFound as exc:
+            return "SecretNotFound", str(exc)
+        except KubeError as exc:
+            return "SecretUnreadable", str(exc)
+    try:
+        await backend.check(spec)
+    except BackendError as exc:
+        return exc.reason, str(exc)
+    return None
+
+
+async def evaluate(
+    deps: Deps,
+    namespace: str,
     spec: Mapping[str, Any],
     generation: int | None,
     old: Mapping[str, Any],
-    now: datetime.datetime | None = None,
 ) -> CredentialResourceStatus:
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = deps.clock()
+    conditions = [cast(Condition, dict(c)) for c in old.get("conditions") or []]
+    backend = ""
     try:
         parsed = parse_credential_spec(spec)
     except SpecError as exc:
-        cond = condition(
+        problem: tuple[str, str] | None = ("InvalidSpec", str(exc))
+        valid = condition(
             "SpecValid",
             ok=False,
             reason="InvalidSpec",
@@ -29,9 +74,9 @@ def evaluate(
             generation=generation,
             now=now,
         )
-        backend = ""
     else:
-        cond = condition(
+        backend = parsed.backend
+        valid = condition(
             "SpecValid",
             ok=True,
             reason="SpecValid",
@@ -39,9 +84,22 @@ def evaluate(
             generation=generation,
             now=now,
         )
-        backend = parsed.backend
+        problem = await _problem(deps, namespace, parsed)
+    if problem is None:
+        ready = condition(
+            "Ready",
+            ok=True,
+            reason="BackendReachable",
+            message=f"{backend} backend reachable",
+            generation=generation,
+            now=now,
+        )
+    else:
+        ready = condition(
+            "Ready", ok=False, reason=problem[0], message=problem[1], generation=generation, now=now
+        )
     result = CredentialResourceStatus(
-        backend=backend, conditions=merge_conditions(list(old.get("conditions", [])), cond)
+        backend=backend, conditions=merge_conditions(merge_conditions(conditions, valid), ready)
     )
     if generation is not None:
         result["observedGeneration"] = generation

@@ -1,0 +1,58 @@
+"""Build the one API client the operator shares, from in-cluster or kubeconfig settings.
+
+In a pod the ServiceAccount token is re-read as the kubelet rotates it (the library's
+refresh hook does that). Outside a pod, ``KUBECONFIG`` is read at call time: the
+library's own default path is frozen when it is first imported, which is too early
+for a process (or a test session) that sets the variable later.
+
+The client library applies no timeout of its own; ``REQUEST_TIMEOUT`` is what
+``agentcred.kube.calls`` passes with every request, and watches use their own.
+"""
+
+from __future__ import annotations
+
+import os
+
+import aiohttp
+from kubernetes_asyncio import config
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.config.config_exception import ConfigException
+from kubernetes_asyncio.config.incluster_config import (
+    SERVICE_CERT_FILENAME,
+    SERVICE_TOKEN_FILENAME,
+    InClusterConfigLoader,
+)
+
+from agentcred.kube.errors import KubeError
+
+POOL_SIZE = 64  # concurrent connections to the API server
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+USER_AGENT = "agentcred"
+
+
+async def make_api_client(*, pool_size: int = POOL_SIZE) -> ApiClient:
+    """A fresh ``ApiClient``; the caller closes it (``await api.close()``)."""
+    configuration = Configuration()
+    try:
+        if _in_cluster():
+            loader = InClusterConfigLoader(SERVICE_TOKEN_FILENAME, SERVICE_CERT_FILENAME)
+            loader.load_and_set(configuration)  # re-reads the token as the kubelet rotates it
+        else:
+            await config.load_kube_config(
+                config_file=os.environ.get("KUBECONFIG") or "~/.kube/config",
+                client_configuration=configuration,
+                persist_config=False,
+            )
+    except ConfigException as exc:
+        raise KubeError(f"no usable Kubernetes configuration: {exc}") from exc
+    configuration.connection_pool_maxsize = pool_size
+    api = ApiClient(configuration)
+    api.user_agent = USER_AGENT
+    return api
+
+
+def _in_cluster() -> bool:
+    """In a pod: the service host is set and the ServiceAccount token is mounted."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.isfile(
+        SERVICE_TOKEN_FILENAME
+    )

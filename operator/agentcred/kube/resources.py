@@ -1,0 +1,162 @@
+"""Reading and patching our custom resources, and reading the pods a task selects.
+
+Status is written with a JSON merge patch on the ``status`` subresource. The client
+library has to be told so: for custom objects it offers json-patch and merge-patch,
+and for a dict body it picks the first, ``application/json-patch+json``, which the
+server rejects (a JSON patch is a list of operations). Every patch here therefore
+names ``application/merge-patch+json`` explicitly.
+
+A merge patch replaces lists as a whole (``conditions``, ``finalizers``), so a
+caller that computed a list from what it read can pass ``resource_version``: the
+patch then fails with ``Conflict`` instead of overwriting a newer list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
+
+from agentcred.kube.calls import call, get_or_none, list_all
+from agentcred.kube.errors import subject
+from agentcred.kube.objects import Body
+
+GROUP = "agentcred.io"
+VERSION = "v1alpha1"
+CREDENTIALS = "agentcredentials"
+TASKS = "agenttasks"
+MERGE_PATCH = "application/merge-patch+json"
+_KINDS = {CREDENTIALS: "AgentCredential", TASKS: "AgentTask"}
+
+
+async def get_credential(api: ApiClient, namespace: str, name: str) -> Body | None:
+    return await _get(api, CREDENTIALS, namespace, name)
+
+
+async def get_task(api: ApiClient, namespace: str, name: str) -> Body | None:
+    return await _get(api, TASKS, namespace, name)
+
+
+async def list_tasks(api: ApiClient, namespace: str | None = None) -> list[Body]:
+    """Every AgentTask, in one namespace or all of them."""
+    custom = CustomObjectsApi(api)
+    what = subject("AgentTasks", namespace)
+    if namespace is None:
+        items, _ = await list_all(what, custom.list_cluster_custom_object, GROUP, VERSION, TASKS)
+    else:
+        items, _ = await list_all(
+            what, custom.list_namespaced_custom_object, GROUP, VERSION, namespace, TASKS
+        )
+    return items
+
+
+async def patch_task_status(
+    api: ApiClient,
+    namespace: str,
+    name: str,
+    patch: Mapping[str, Any],
+    *,
+    resource_version: str | None = None,
+) -> Body:
+    """Merge ``patch`` into the AgentTask's ``.status`` (``patch`` is the status, not the object).
+
+    ``None`` values delete keys. Returns the whole object as stored.
+    """
+    return await _patch_status(
+        api, TASKS, namespace, name, patch, resource_version=resource_version
+    )
+
+
+async def patch_credential_status(
+    api: ApiClient,
+    namespace: str,
+    name: str,
+    patch: Mapping[str, Any],
+    *,
+    resource_version: str | None = None,
+) -> Body:
+    """Merge ``patch`` into the AgentCredential's ``.status``, as ``patch_task_status``."""
+    return await _patch_status(
+        api, CREDENTIALS, namespace, name, patch, resource_version=resource_version
+    )
+
+
+async def patch_task_metadata(
+    api: ApiClient,
+    namespace: str,
+    name: str,
+    patch: Mapping[str, Any],
+    *,
+    resource_version: str | None = None,
+) -> Body:
+    """Merge ``patch`` into the AgentTask's ``.metadata`` (e.g. ``{"finalizers": [...]}``)."""
+    body = {"metadata": _with_version(patch, resource_version=resource_version)}
+    custom = CustomObjectsApi(api)
+    return await call(
+        subject("AgentTask", namespace, name),
+        custom.patch_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        TASKS,
+        name,
+        body,
+        _content_type=MERGE_PATCH,
+    )
+
+
+async def get_pod(api: ApiClient, namespace: str, name: str) -> Body | None:
+    what = subject("Pod", namespace, name)
+    return await get_or_none(what, CoreV1Api(api).read_namespaced_pod, name, namespace)
+
+
+async def list_pods(api: ApiClient, namespace: str, label_selector: str | None) -> list[Body]:
+    """Pods of a namespace matching a label selector (all pods if it is None or empty)."""
+    what = subject("Pods", namespace)
+    core = CoreV1Api(api)
+    items, _ = await list_all(
+        what, core.list_namespaced_pod, namespace, label_selector=label_selector
+    )
+    return items
+
+
+async def _get(api: ApiClient, plural: str, namespace: str, name: str) -> Body | None:
+    what = subject(_KINDS[plural], namespace, name)
+    custom = CustomObjectsApi(api)
+    return await get_or_none(
+        what, custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+    )
+
+
+async def _patch_status(
+    api: ApiClient,
+    plural: str,
+    namespace: str,
+    name: str,
+    patch: Mapping[str, Any],
+    *,
+    resource_version: str | None,
+) -> Body:
+    body: Body = {"status": dict(patch)}
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
+    custom = CustomObjectsApi(api)
+    return await call(
+        subject(_KINDS[plural], namespace, name),
+        custom.patch_namespaced_custom_object_status,
+        GROUP,
+        VERSION,
+        namespace,
+        plural,
+        name,
+        body,
+        _content_type=MERGE_PATCH,
+    )
+
+
+def _with_version(patch: Mapping[str, Any], resource_version: str | None) -> dict[str, Any]:
+    merged = dict(patch)
+    if resource_version is not None:
+        merged["resourceVersion"] = resource_version
+    return merged

@@ -1,0 +1,281 @@
+"""Reading referenced Secrets, and writing the generated ones without ever taking another's.
+
+A generated Secret carries a name the user chose (``spec.credentials[].secretName``),
+so that name may already belong to someone else. Ours are recognised by the
+``app.kubernetes.io/managed-by=agentcred`` label *and*, when an owner is given, by an
+ownerReference to it: we create, replace or delete only those, and report a
+``SecretCollision`` for anything else, leaving it untouched.
+
+Values are decoded here and handed back; they never appear in a log line or an
+exception message. ``SecretInfo`` carries a digest instead, so callers can notice an
+edit without keeping the values around.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio.client import ApiClient, CoreV1Api
+
+from agentcred.kube.calls import call, get_or_none, list_all
+from agentcred.kube.errors import Conflict, Invalid, NotFound, SecretCollision, subject
+from agentcred.kube.objects import Body, OwnerRef
+
+log = logging.getLogger(__name__)
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "agentcred"
+TASK_LABEL = "agentcred.io/task"
+CREDENTIAL_LABEL = "agentcred.io/credential"
+ATTEMPTS = 4  # create/replace/delete rounds before giving up on a Secret that keeps changing
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """Everything about a Secret except its values."""
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    owner_uids: list[str]
+    resource_version: str
+    data_digest: str
+    keys: list[str]
+
+
+def secret_labels(task: str, credential: str) -> dict[str, str]:
+    """The labels of a generated Secret (label values are capped at 63 characters)."""
+    return {MANAGED_BY: MANAGER, TASK_LABEL: task[:63], CREDENTIAL_LABEL: credential[:63]}
+
+
+def data_digest(data: Mapping[str, str]) -> str:
+    """The digest ``SecretInfo.data_digest`` has when the Secret holds exactly ``data``."""
+    return _digest((key, value.encode()) for key, value in data.items())
+
+
+def secret_info(obj: Mapping[str, Any]) -> SecretInfo:
+    """``SecretInfo`` of a Secret as the API returns it (also for watch events)."""
+    meta = obj.get("metadata") or {}
+    raw = obj.get("data") or {}
+    return SecretInfo(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+        owner_uids=[ref.get("uid", "") for ref in meta.get("ownerReferences") or []],
+        resource_version=meta.get("resourceVersion", ""),
+        data_digest=_digest((key, base64.b64decode(value)) for key, value in raw.items()),
+        keys=sorted(raw),
+    )
+
+
+def is_ours(info: SecretInfo, owner_uid: str | None) -> bool:
+    """Managed by agentcred and, if an owner is named, owned by it."""
+    managed = info.labels.get(MANAGED_BY) == MANAGER
+    return managed and (owner_uid is None or owner_uid in info.owner_uids)
+
+
+async def read_secret_value(api: ApiClient, namespace: str, name: str, key: str) -> str:
+    """One key of a Secret, decoded; ``NotFound`` names the Secret or the key."""
+    what = subject("Secret", namespace, name)
+    obj = await get_or_none(what, CoreV1Api(api).read_namespaced_secret, name, namespace)
+    if obj is None:
+        raise NotFound(f"{what} not found")
+    raw = obj.get("data") or {}
+    if key not in raw:
+        raise NotFound(f"{what} has no key {key!r}")
+    return _decode(raw[key], what, key)
+
+
+async def read_secret_data(api: ApiClient, namespace: str, name: str) -> dict[str, str] | None:
+    """All keys of a Secret, decoded; None if there is no such Secret."""
+    what = subject("Secret", namespace, name)
+    obj = await get_or_none(what, CoreV1Api(api).read_namespaced_secret, name, namespace)
+    if obj is None:
+        return None
+    return {key: _decode(value, what, key) for key, value in (obj.get("data") or {}).items()}
+
+
+async def get_secret_info(api: ApiClient, namespace: str, name: str) -> SecretInfo | None:
+    what = subject("Secret", namespace, name)
+    obj = await get_or_none(what, CoreV1Api(api).read_namespaced_secret, name, namespace)
+    return None if obj is None else secret_info(obj)
+
+
+async def ensure_secret_free(api: ApiClient, namespace: str, name: str, owner_uid: str) -> None:
+    """Raise ``SecretCollision`` if the name is taken by a Secret that ``owner_uid`` may not use."""
+    info = await get_secret_info(api, namespace, name)
+    if info is not None and not is_ours(info, owner_uid):
+        raise _collision(namespace, name)
+
+
+async def write_secret(
+    api: ApiClient,
+    namespace: str,
+    name: str,
+    data: Mapping[str, str],
+    *,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    owner: OwnerRef | None,
+    controller_owner: bool = True,
+) -> SecretInfo:
+    """Create the Secret, or replace it if it is ours; ``SecretCollision`` if it is not.
+
+    ``labels`` always gain ``app.kubernetes.io/managed-by=agentcred``. A replace
+    keeps the Secret's other metadata (ownerReferences, finalizers) and swaps data,
+    labels and annotations; it is retried when the Secret changes in between.
+    """
+    what = subject("Secret", namespace, name)
+    core = CoreV1Api(api)
+    body = _secret_body(
+        namespace,
+        name,
+        data,
+        labels=labels,
+        annotations=annotations,
+        owner=owner,
+        controller_owner=controller_owner,
+    )
+    owner_uid = owner.uid if owner else None
+    for _ in range(ATTEMPTS):
+        try:
+            return secret_info(await call(what, core.create_namespaced_secret, namespace, body))
+        except Conflict:
+            pass  # it exists: take it over below if it is ours
+        current = await get_or_none(what, core.read_namespaced_secret, name, namespace)
+        if current is None:
+            continue  # deleted in between: create again
+        if not is_ours(secret_info(current), owner_uid):
+            raise _collision(namespace, name)
+        replacement = _replacement(current, body)
+        try:
+            return secret_info(
+                await call(what, core.replace_namespaced_secret, name, namespace, replacement)
+            )
+        except Conflict:
+            continue  # changed since we read it: read again
+    raise Conflict(f"{what} kept changing while being written; gave up after {ATTEMPTS} tries")
+
+
+async def delete_secret(
+    api: ApiClient, namespace: str, name: str, *, owner_uid: str | None
+) -> bool:
+    """Delete the Secret if it is ours; False if it is missing or someone else's.
+
+    The delete carries the uid and resourceVersion we checked as preconditions, so
+    a Secret replaced by someone else in between is never deleted by mistake.
+    """
+    what = subject("Secret", namespace, name)
+    core = CoreV1Api(api)
+    for _ in range(ATTEMPTS):
+        current = await get_or_none(what, core.read_namespaced_secret, name, namespace)
+        if current is None:
+            return False
+        if not is_ours(secret_info(current), owner_uid):
+            log.info("Not deleting %s: it is not managed by agentcred for this owner", what)
+            return False
+        meta = current["metadata"]
+        preconditions = {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}
+        try:
+            await call(
+                what,
+                core.delete_namespaced_secret,
+                name,
+                namespace,
+                body={"preconditions": preconditions},
+            )
+        except NotFound:
+            return False
+        except Conflict:
+            continue  # changed since we read it: check again
+        return True
+    raise Conflict(f"{what} kept changing while being deleted; gave up after {ATTEMPTS} tries")
+
+
+async def list_secrets(
+    api: ApiClient, label_selector: str, namespace: str | None = None
+) -> list[SecretInfo]:
+    """Secrets matching a label selector, in one namespace or all of them."""
+    core = CoreV1Api(api)
+    what = subject("Secrets", namespace)
+    if namespace is None:
+        items, _ = await list_all(
+            what, core.list_secret_for_all_namespaces, label_selector=label_selector
+        )
+    else:
+        items, _ = await list_all(
+            what, core.list_namespaced_secret, namespace, label_selector=label_selector
+        )
+    return [secret_info(item) for item in items]
+
+
+def _secret_body(
+    namespace: str,
+    name: str,
+    data: Mapping[str, str],
+    *,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    owner: OwnerRef | None,
+    controller_owner: bool,
+) -> Body:
+    metadata: Body = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**labels, MANAGED_BY: MANAGER},
+        "annotations": dict(annotations),
+    }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner.as_dict(controller=controller_owner)]
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": "Opaque",
+        "data": encoded,
+    }
+
+
+def _replacement(current: Body, body: Body) -> Body:
+    """``current`` with the data, labels and annotations of ``body`` (resourceVersion kept)."""
+    metadata = dict(current["metadata"])
+    metadata.pop("managedFields", None)  # omitted: the server keeps its own bookkeeping
+    metadata["labels"] = body["metadata"]["labels"]
+    metadata["annotations"] = body["metadata"]["annotations"]
+    replacement = {key: value for key, value in current.items() if key != "stringData"}
+    replacement.update(metadata=metadata, data=body["data"])
+    return replacement
+
+
+def _decode(encoded: str, what: str, key: str) -> str:
+    try:
+        return base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        # "from None": the decode error holds the raw bytes, which are the value
+        raise Invalid(f"{what}: key {key!r} is not UTF-8 text") from None
+
+
+def _digest(pairs: Iterable[tuple[str, bytes]]) -> str:
+    """sha256 over the key/value pairs in key order, each part length-prefixed."""
+    digest = hashlib.sha256()
+    for key, value in sorted(pairs):
+        for part in (key.encode(), value):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def _collision(namespace: str, name: str) -> SecretCollision:
+    return SecretCollision(
+        f"{subject('Secret', namespace, name)} already exists and is not managed by agentcred "
+        "for this owner; it is left untouched"
+    )

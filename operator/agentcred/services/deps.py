@@ -1,0 +1,68 @@
+"""What the lifecycle code needs from the outside, gathered in one object.
+
+Built once at operator start (handlers/startup.py) and passed down; tests build their
+own. Time and randomness come from here so that schedules are reproducible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentcred.backends.registry import BackendRegistry
+from agentcred.settings import Settings
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass
+class TaskLocks:
+    """One lock per task: handlers, the daemon and the Secret watch never act at once."""
+
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    @asynccontextmanager
+    async def hold(self, uid: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(uid, asyncio.Lock())
+        async with lock:
+            yield
+
+    def forget(self, uid: str) -> None:
+        self._locks.pop(uid, None)
+
+
+@dataclass
+class Wakers:
+    """Lets a handler wake a task's daemon early (after it changed the schedule)."""
+
+    _events: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def event(self, uid: str) -> asyncio.Event:
+        return self._events.setdefault(uid, asyncio.Event())
+
+    def wake(self, uid: str) -> None:
+        if uid in self._events:
+            self._events[uid].set()
+
+    def forget(self, uid: str) -> None:
+        self._events.pop(uid, None)
+
+
+@dataclass
+class Deps:
+    api: Any  # the Kubernetes API client (opaque here; only agentcred.kube uses it)
+    backends: BackendRegistry
+    settings: Settings
+    clock: Callable[[], datetime.datetime] = utcnow
+    rng: random.Random = field(default_factory=random.Random)
+    locks: TaskLocks = field(default_factory=TaskLocks)
+    wakers: Wakers = field(default_factory=Wakers)
+    # resourceVersions of generated Secrets as we last wrote them (drift detection)
+    written: dict[tuple[str, str], str] = field(default_factory=dict)

@@ -1,0 +1,221 @@
+"""Issue one credential for one task: resolve the AgentCredential, log in as the agent,
+persist the session (write-ahead), issue, render the template, write the Secret.
+
+The order matters for crash safety: the session that parents the lease is in the
+cluster before the lease exists, so a crash at any later point leaves a lease that
+the task's end (or the orphan sweep) still finds and revokes.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agentcred.backends.base import (
+    Backend,
+    Identity,
+    InvalidConfig,
+    Issued,
+    IssueRequest,
+    Session,
+    SessionBackend,
+    Unavailable,
+)
+from agentcred.kube import resources, secrets, tokens
+from agentcred.kube.errors import KubeError, SecretCollision
+from agentcred.kube.errors import NotFound as KubeNotFound
+from agentcred.kube.secrets import SecretInfo
+from agentcred.models.credential import AgentCredentialSpec, parse_credential_spec
+from agentcred.models.errors import SpecError
+from agentcred.models.status import timestamp
+from agentcred.models.task import CredentialRef
+from agentcred.services import sessions
+from agentcred.services.deps import Deps
+from agentcred.services.errors import TaskFailed, TaskRetry
+from agentcred.services.schedule import capped_ttl
+from agentcred.services.task_view import TaskView
+from agentcred.services.templating import TemplateError, fields_used, render
+
+EXPIRES_ANNOTATION = "agentcred.io/expires-at"
+CREDENTIAL_LABEL = "agentcred.io/credential"
+TOKEN_SECONDS = 600  # TokenRequest lifetime: only long enough to log in
+
+
+class ReferenceMissing(Unavailable):
+    """A ServiceAccount or Secret the credential needs does not exist (yet): retry."""
+
+    reason = "ReferenceNotFound"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    ref: CredentialRef
+    spec: AgentCredentialSpec
+    raw_spec: Mapping[str, Any]
+    backend: Backend
+
+
+async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
+    """The AgentCredential of the task's namespace named by ``ref``, parsed and checked."""
+    body = await resources.get_credential(deps.api, task.namespace, ref.name)
+    if body is None:
+        raise TaskRetry(
+            "CredentialNotFound",
+            f"AgentCredential {task.namespace}/{ref.name} does not exist "
+            "(a task can only use AgentCredentials of its own namespace)",
+        )
+    raw = body.get("spec") or {}
+    try:
+        spec = parse_credential_spec(raw)
+        backend = deps.backends.for_spec(spec)
+        backend.validate(spec)
+        fields_used(spec.template)
+    except (SpecError, InvalidConfig) as exc:
+        raise TaskFailed("InvalidCredential", f"AgentCredential {ref.name}: {exc}") from None
+    except TemplateError as exc:
+        raise TaskFailed("TemplateError", f"AgentCredential {ref.name}: {exc}") from None
+    return Resolved(ref=ref, spec=spec, raw_spec=raw, backend=backend)
+
+
+def identity(deps: Deps, task: TaskView) -> Identity:
+    """The agent's identity: TokenRequest tokens of its ServiceAccount, its namespace's Secrets."""
+    namespace, account = task.namespace, task.spec.service_account_name
+
+    async def token_for(audience: str) -> str:
+        try:
+            return await tokens.request_token(deps.api, namespace, account, audience, TOKEN_SECONDS)
+        except KubeNotFound:
+            raise ReferenceMissing(f"ServiceAccount {namespace}/{account} not found") from None
+        except KubeError as exc:
+            raise Unavailable(f"TokenRequest for {namespace}/{account} failed: {exc}") from None
+
+    async def secret_value(name: str, key: str) -> str:
+        try:
+            return await secrets.read_secret_value(deps.api, namespace, name, key)
+        except KubeNotFound as exc:
+            raise ReferenceMissing(str(exc)) from None
+        except KubeError as exc:
+            raise Unavailable(f"reading Secret {namespace}/{name} failed: {exc}") from None
+
+    return Identity(
+        namespace=namespace,
+        service_account=account,
+        task=task.name,
+        task_uid=task.uid,
+        token_for=token_for,
+        secret_value=secret_value,
+    )
+
+
+def request_for(deps: Deps, task: TaskView, resolved: Resolved, cid: str) -> IssueRequest:
+    ttl = capped_ttl(resolved.spec.ttl, deps.clock(), task.deadline)
+    return IssueRequest(
+        credential=resolved.ref.name,
+        spec=resolved.spec,
+        identity=identity(deps, task),
+        ttl=ttl,
+        correlation_id=cid,
+    )
+
+
+async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
+    name = task.secret_name(ref)
+    try:
+        await secrets.ensure_secret_free(deps.api, task.namespace, name, task.uid)
+    except SecretCollision:
+        raise TaskRetry(
+            "SecretConflict",
+            f"Secret {task.namespace}/{name} exists and is not managed by this task; "
+            "set spec.credentials[].secretName or remove that Secret",
+        ) from None
+
+
+async def issue(
+    deps: Deps, task: TaskView, resolved: Resolved, *, session_key: str, cid: str
+) -> tuple[Issued, SecretInfo]:
+    """Log in, record the session, issue, write the generated Secret."""
+    request = request_for(deps, task, resolved, cid)
+    backend = resolved.backend
+    session: Session | None = None
+    if isinstance(backend, SessionBackend):
+        session = await backend.login(request)
+        await sessions.put(
+            deps.api,
+            task,
+            session_key,
+            sessions.SessionRecord(
+                credential=resolved.ref.name,
+                backend=resolved.spec.backend,
+                spec=resolved.raw_spec,
+                lease_id="",
+                session=session,
+            ),
+        )
+    try:
+        if isinstance(backend, SessionBackend) and session is not None:
+            issued = await backend.issue_with(request, session)
+            if issued.session is None:  # a static read keeps no session
+                await sessions.drop(deps.api, task, session_key)
+        else:
+            issued = await backend.issue(request)
+        extra = render(resolved.spec.template, issued.data)
+    except BaseException as exc:
+        if session is not None:
+            await discard(deps, task, resolved, session, session_key, cid)
+        if isinstance(exc, TemplateError):
+            raise TaskFailed(
+                "TemplateError", f"AgentCredential {resolved.ref.name}: {exc}"
+            ) from None
+        raise
+    info = await write_secret(deps, task, resolved.ref, {**issued.data, **extra}, issued.expires_at)
+    return issued, info
+
+
+async def discard(
+    deps: Deps, task: TaskView, resolved: Resolved, session: Session, key: str, cid: str
+) -> None:
+    """Undo a login whose issuance failed: revoke the session, forget it."""
+    try:
+        await resolved.backend.revoke(resolved.spec, "", session, cid)
+    except Exception:
+        return
+    await sessions.drop(deps.api, task, key)
+
+
+async def write_secret(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    data: Mapping[str, str],
+    expires_at: datetime.datetime | None,
+) -> SecretInfo:
+    name = task.secret_name(ref)
+    try:
+        info = await secrets.write_secret(
+            deps.api,
+            task.namespace,
+            name,
+            data,
+            labels={
+                **sessions.MANAGED_BY,
+                sessions.TASK_LABEL: task.name[:63],
+                CREDENTIAL_LABEL: ref.name,
+            },
+            annotations={EXPIRES_ANNOTATION: timestamp(expires_at) if expires_at else ""},
+            owner=task.owner,
+        )
+    except SecretCollision:
+        raise TaskRetry(
+            "SecretConflict",
+            f"Secret {task.namespace}/{name} exists and is not managed by this task",
+        ) from None
+    deps.written[(task.namespace, name)] = info.resource_version
+    return info
+
+
+async def delete_secret(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
+    name = task.secret_name(ref)
+    await secrets.delete_secret(deps.api, task.namespace, name, owner_uid=task.uid)
+    deps.written.pop((task.namespace, name), None)

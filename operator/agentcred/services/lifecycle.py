@@ -1,0 +1,295 @@
+"""An AgentTask from start to end: issue every credential, end the task, revoke everything.
+
+``start`` is idempotent: it issues only what the task's status does not already
+record (with its Secret present), so an operator restart never issues twice.
+``end`` records the final phase first and then cleans up; cleanup revokes every
+session in the task's session Secret (which parents every lease it ever issued,
+recorded or not), deletes the generated Secrets and retries until that is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from agentcred import audit
+from agentcred.backends.base import PERMANENT, BackendError, Unavailable
+from agentcred.kube import resources, secrets
+from agentcred.models.credential import parse_credential_spec
+from agentcred.models.errors import SpecError
+from agentcred.models.status import Phase, TaskStatus
+from agentcred.models.task import CredentialRef
+from agentcred.services import issuance, report, sessions, task_status
+from agentcred.services.deps import Deps
+from agentcred.services.errors import TaskFailed, TaskRetry
+from agentcred.services.schedule import backoff, refresh_at, renew_at
+from agentcred.services.task_view import TaskView
+
+log = logging.getLogger("agentcred.tasks")
+
+
+async def reload(deps: Deps, task: TaskView) -> TaskView | None:
+    body = await resources.get_task(deps.api, task.namespace, task.name)
+    if body is None or body["metadata"]["uid"] != task.uid:
+        return None
+    return TaskView.from_body(body)
+
+
+async def patch(deps: Deps, task: TaskView, status: TaskStatus | Mapping[str, Any]) -> TaskView:
+    body = await resources.patch_task_status(deps.api, task.namespace, task.name, status)
+    return TaskView.from_body(body)
+
+
+async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
+    """Create/resume: issue what is missing; end the task if it is already over."""
+    task = TaskView.from_body(body)
+    async with deps.locks.hold(task.uid):
+        fresh = await reload(deps, task)
+        if fresh is None or fresh.deleting:
+            return
+        await _start(deps, fresh, attempt)
+    deps.wakers.wake(task.uid)
+
+
+async def resume_issuing(deps: Deps, task: TaskView, attempt: int) -> None:
+    """Issue what an active task lost (called by the daemon, under the task's lock)."""
+    await _start(deps, task, attempt)
+
+
+async def _start(deps: Deps, task: TaskView, attempt: int) -> None:
+    if task.ended:
+        if await cleanup_pending(deps, task):
+            await cleanup(deps, task)
+        return
+    now = deps.clock()
+    if task.spec.completed:
+        await end(deps, task, Phase.SUCCEEDED, "Completed", "spec.completed is true")
+        return
+    if task.deadline is not None and task.deadline <= now:
+        await end(deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed")
+        return
+    if task.phase is None:
+        task = await patch(deps, task, task_status.pending(task.status, task.generation, now))
+    for ref in task.spec.credentials:
+        if await _already_issued(deps, task, ref):
+            continue
+        try:
+            task = await _issue_into_status(deps, task, ref)
+        except TaskFailed as failure:
+            await report.event(deps.api, task, report.ISSUE_FAILED, failure.message, warning=True)
+            await end(deps, task, Phase.FAILED, failure.reason, failure.message)
+            return
+        except TaskRetry as retry:
+            await _waiting(deps, task, ref, retry.reason, retry.message)
+            raise TaskRetry(
+                retry.reason, retry.message, retry.delay or backoff(attempt, deps.rng)
+            ) from None
+    if task.phase != Phase.ACTIVE:
+        await patch(
+            deps, task, task_status.active(task.status, task.entries, task.generation, deps.clock())
+        )
+
+
+async def _already_issued(deps: Deps, task: TaskView, ref: CredentialRef) -> bool:
+    entry = task.entry(ref.name)
+    if entry is None or entry.get("state") != task_status.ISSUED:
+        return False
+    info = await secrets.get_secret_info(deps.api, task.namespace, task.secret_name(ref))
+    return info is not None
+
+
+async def _issue_into_status(deps: Deps, task: TaskView, ref: CredentialRef) -> TaskView:
+    cid = audit.new_correlation_id()
+    backend_kind = "unknown"
+    try:
+        resolved = await issuance.resolve(deps, task, ref)
+        backend_kind = resolved.spec.backend
+        await issuance.ensure_secret_free(deps, task, ref)
+        issued, info = await issuance.issue(deps, task, resolved, session_key=ref.name, cid=cid)
+    except (TaskRetry, TaskFailed, BackendError) as exc:
+        failure = _as_task_error(exc, ref)
+        report.trail(
+            task,
+            "issue",
+            "failure",
+            credential=ref.name,
+            backend=backend_kind,
+            correlation_id=cid,
+            reason=failure.reason,
+        )
+        raise failure from None
+    caps = resolved.backend.capabilities(resolved.spec)
+    now = deps.clock()
+    if caps.static:
+        next_at = refresh_at(now, resolved.spec.refresh_interval, deps.rng)
+    elif issued.expires_at is not None:
+        next_at = renew_at(
+            issued.issued_at, issued.expires_at, resolved.spec.renewal_percent, deps.rng
+        )
+    else:
+        next_at = None
+    entry = task_status.issued_entry(
+        name=ref.name,
+        secret_name=task.secret_name(ref),
+        backend=resolved.spec.backend,
+        issued=issued,
+        caps=caps,
+        renew_at=next_at,
+        secret_version=info.resource_version,
+        previous=task.entry(ref.name),
+    )
+    entries = task_status.replace_entry(task.entries, entry)
+    report.trail(
+        task,
+        "issue",
+        "success",
+        credential=ref.name,
+        backend=resolved.spec.backend,
+        lease_id=issued.lease_id,
+        correlation_id=cid,
+    )
+    await report.event(
+        deps.api, task, report.ISSUED, f"{ref.name}: issued into Secret {task.secret_name(ref)}"
+    )
+    return await patch(
+        deps, task, {"credentials": entries, "expiresAt": task_status.nearest_expiry(entries)}
+    )
+
+
+def _as_task_error(exc: Exception, ref: CredentialRef) -> TaskRetry | TaskFailed:
+    if isinstance(exc, TaskRetry | TaskFailed):
+        return exc
+    assert isinstance(exc, BackendError)
+    message = f"{ref.name}: {exc}"
+    if isinstance(exc, PERMANENT):
+        return TaskFailed(exc.reason, message)
+    delay = exc.retry_after if isinstance(exc, Unavailable) else None
+    return TaskRetry(exc.reason, message, delay)
+
+
+async def _waiting(
+    deps: Deps, task: TaskView, ref: CredentialRef, reason: str, message: str
+) -> None:
+    now = deps.clock()
+    await patch(
+        deps,
+        task,
+        {
+            "conditions": task_status.ready(
+                task.status, False, reason, message, task.generation, now
+            )
+        },
+    )
+    await report.event(deps.api, task, report.ISSUE_FAILED, message, warning=True)
+
+
+async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
+    """``spec.completed`` became true: the task succeeded."""
+    task = TaskView.from_body(body)
+    async with deps.locks.hold(task.uid):
+        fresh = await reload(deps, task)
+        if fresh is not None and not fresh.ended:
+            await end(deps, fresh, Phase.SUCCEEDED, "Completed", "spec.completed is true")
+        elif fresh is not None and await cleanup_pending(deps, fresh):
+            await cleanup(deps, fresh)
+
+
+async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
+    """The task is being deleted: revoke and clean up before the finalizer is released."""
+    task = TaskView.from_body(body)
+    async with deps.locks.hold(task.uid):
+        fresh = await reload(deps, task) or task
+        await cleanup(deps, fresh)
+    deps.locks.forget(task.uid)
+    deps.wakers.wake(task.uid)
+    deps.wakers.forget(task.uid)
+
+
+async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: str) -> None:
+    """Record the final phase, then revoke and delete everything the task holds."""
+    task = await patch(
+        deps,
+        task,
+        task_status.ended(task.status, phase, reason, message, task.generation, deps.clock()),
+    )
+    await report.event(
+        deps.api,
+        task,
+        report.ENDED,
+        f"task {phase.value}: {message}",
+        warning=phase != Phase.SUCCEEDED,
+    )
+    await cleanup(deps, task)
+
+
+async def cleanup_pending(deps: Deps, task: TaskView) -> bool:
+    """Whether an ended task still holds sessions or generated Secrets."""
+    if await sessions.load(deps.api, task.namespace, task.uid):
+        return True
+    return any(e.get("state") == task_status.ISSUED for e in task.entries)
+
+
+async def cleanup(deps: Deps, task: TaskView) -> None:
+    """Revoke every session (and so every lease), delete every generated Secret."""
+    records = await sessions.load(deps.api, task.namespace, task.uid)
+    remaining: dict[str, sessions.SessionRecord] = {}
+    for key, record in records.items():
+        if not await _revoke(deps, task, record):
+            remaining[key] = record
+    await sessions.save(deps.api, task, remaining)
+    for ref in task.spec.credentials:
+        await issuance.delete_secret(deps, task, ref)
+    if not task.deleting:
+        await patch(
+            deps, task, {"credentials": task_status.revoked(task.entries), "expiresAt": None}
+        )
+    if remaining:
+        message = f"{len(remaining)} session(s) could not be revoked yet; retrying"
+        await report.event(deps.api, task, report.REVOKE_FAILED, message, warning=True)
+        raise TaskRetry("RevokeFailed", message)
+
+
+async def _revoke(deps: Deps, task: TaskView, record: sessions.SessionRecord) -> bool:
+    """Revoke one session; True when it is gone (revoked now, earlier, or expired)."""
+    cid = audit.new_correlation_id()
+    try:
+        spec = parse_credential_spec(record.spec)
+        backend = deps.backends.for_kind(record.backend)
+        await backend.revoke(spec, record.lease_id, record.session, cid)
+    except Unavailable as exc:
+        expired = record.expired(deps.clock())
+        report.trail(
+            task,
+            "revoke",
+            "success" if expired else "failure",
+            credential=record.credential,
+            backend=record.backend,
+            lease_id=record.lease_id,
+            correlation_id=cid,
+            reason="expired" if expired else exc.reason,
+        )
+        return expired
+    except (BackendError, SpecError) as exc:  # cannot ever succeed: its TTL bounds it
+        log.warning("revocation of %s impossible: %s", record.credential, exc)
+        report.trail(
+            task,
+            "revoke",
+            "failure",
+            credential=record.credential,
+            backend=record.backend,
+            correlation_id=cid,
+            reason=type(exc).__name__,
+        )
+        return True
+    report.trail(
+        task,
+        "revoke",
+        "success",
+        credential=record.credential,
+        backend=record.backend,
+        lease_id=record.lease_id,
+        correlation_id=cid,
+    )
+    await report.event(deps.api, task, report.REVOKED, f"{record.credential}: revoked")
+    return True

@@ -1,0 +1,379 @@
+"""Keep an active task's credentials fresh: renew, re-issue, refresh, retire, expire.
+
+Driven by one long-lived coroutine per task (a Kopf daemon) that sleeps until the
+earliest moment recorded in the task's status (renewAt, retireAt, expiresAt, the
+deadline) and acts then. Every schedule lives in status, so a restarted operator
+picks up exactly where the previous one stopped; nothing is polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Awaitable, Callable
+
+from agentcred import audit
+from agentcred.backends.base import BackendError, Denied, NotFound, Unavailable
+from agentcred.kube import resources
+from agentcred.models.errors import SpecError
+from agentcred.models.status import CredentialStatus, Phase, timestamp
+from agentcred.models.task import CredentialRef
+from agentcred.services import issuance, lifecycle, report, sessions, task_status
+from agentcred.services.deps import Deps
+from agentcred.services.errors import TaskFailed, TaskRetry
+from agentcred.services.schedule import backoff, capped_ttl, earliest, refresh_at, renew_at
+from agentcred.services.task_view import TaskView, parse_time
+
+log = logging.getLogger("agentcred.tasks")
+IDLE = 3600.0  # nothing scheduled: look again in an hour (or when woken)
+NO_OVERLAP = datetime.timedelta(0)
+Sleep = Callable[[float], Awaitable[bool]]  # sleeps; True when the daemon must stop
+
+
+def next_due(task: TaskView) -> datetime.datetime | None:
+    moments: list[datetime.datetime | None] = [task.deadline]
+    for entry in task.entries:
+        if entry.get("state") == task_status.ISSUED:
+            moments += [
+                parse_time(entry.get("renewAt")),
+                parse_time(entry.get("retireAt")),
+                parse_time(entry.get("expiresAt")),
+            ]
+    return earliest(moments)
+
+
+async def maintain(deps: Deps, namespace: str, name: str, sleep: Sleep) -> None:
+    """The per-task daemon body: act when due, sleep otherwise, until the task ends."""
+    attempt = 0
+    while True:
+        body = await resources.get_task(deps.api, namespace, name)
+        if body is None:
+            return
+        try:
+            task = TaskView.from_body(body)
+        except SpecError:
+            return
+        if task.deleting:
+            return
+        delay = await _step(deps, task, attempt)
+        attempt = attempt + 1 if delay is not None and delay < 0 else 0
+        if delay is None:
+            return
+        if await sleep(abs(delay) if delay else 0.0):
+            return
+
+
+async def _step(deps: Deps, task: TaskView, attempt: int) -> float | None:
+    """One round; returns seconds to sleep (negative: a retry backoff), None: done."""
+    try:
+        if task.ended:
+            if not await lifecycle.cleanup_pending(deps, task):
+                return None
+            async with deps.locks.hold(task.uid):
+                await lifecycle.cleanup(deps, task)
+            return IDLE
+        if task.phase == Phase.PENDING and task.entries:
+            # Was active, lost a credential (expired while the backend was down): re-issue.
+            async with deps.locks.hold(task.uid):
+                fresh = await lifecycle.reload(deps, task)
+                if fresh is not None:
+                    await lifecycle.resume_issuing(deps, fresh, attempt)
+            return 0.0
+        if task.phase != Phase.ACTIVE:
+            return IDLE  # first issuance is the create handler's job (it retries with backoff)
+        now = deps.clock()
+        due = next_due(task)
+        if due is None or due > now:
+            return min(IDLE, (due - now).total_seconds()) if due else IDLE
+        async with deps.locks.hold(task.uid):
+            fresh = await lifecycle.reload(deps, task)
+            if fresh is not None and not fresh.ended and not fresh.deleting:
+                await act(deps, fresh)
+        return 0.0
+    except TaskRetry as retry:
+        return -(retry.delay or backoff(attempt, deps.rng))
+
+
+async def act(deps: Deps, task: TaskView) -> None:
+    now = deps.clock()
+    if task.deadline is not None and task.deadline <= now:
+        await lifecycle.end(
+            deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed"
+        )
+        return
+    for entry in task.entries:
+        ref = task.ref(entry.get("name", ""))
+        if ref is None or entry.get("state") != task_status.ISSUED:
+            continue
+        task = await _act_on(deps, task, ref, entry, now)
+        if task.ended:
+            return
+
+
+async def _act_on(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    entry: CredentialStatus,
+    now: datetime.datetime,
+) -> TaskView:
+    retire = parse_time(entry.get("retireAt"))
+    if retire is not None and retire <= now:
+        task = await retire_previous(deps, task, ref)
+        entry = task.entry(ref.name) or entry
+    renew = parse_time(entry.get("renewAt"))
+    if renew is not None and renew <= now:
+        task = await refresh_one(deps, task, ref, entry)
+        entry = task.entry(ref.name) or entry
+    expires = parse_time(entry.get("expiresAt"))
+    if expires is not None and expires <= deps.clock() and entry.get("state") == task_status.ISSUED:
+        task = await expire(deps, task, ref, entry)
+    return task
+
+
+async def refresh_one(
+    deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialStatus
+) -> TaskView:
+    """Renew in place where the backend can, otherwise issue a fresh credential."""
+    cid = audit.new_correlation_id()
+    try:
+        resolved = await issuance.resolve(deps, task, ref)
+    except (TaskRetry, TaskFailed) as problem:
+        return await _postpone(deps, task, ref, entry, problem.message)
+    caps = resolved.backend.capabilities(resolved.spec)
+    try:
+        if caps.static:
+            return await reissue(
+                deps, task, ref, resolved, overlap=datetime.timedelta(0), reason=report.REFRESHED
+            )
+        if not caps.renewable:
+            return await reissue(
+                deps,
+                task,
+                ref,
+                resolved,
+                overlap=deps.settings.reissue_overlap,
+                reason=report.REISSUED,
+            )
+        records = await sessions.load(deps.api, task.namespace, task.uid)
+        record = records.get(ref.name)
+        if record is None:
+            return await reissue(
+                deps,
+                task,
+                ref,
+                resolved,
+                overlap=deps.settings.reissue_overlap,
+                reason=report.REISSUED,
+            )
+        ttl = capped_ttl(resolved.spec.ttl, deps.clock(), task.deadline)
+        try:
+            renewed = await resolved.backend.renew(
+                resolved.spec, entry.get("leaseId", ""), record.session, ttl, cid
+            )
+        except (Denied, NotFound):
+            renewed = None
+        if renewed is None or renewed.capped:
+            return await reissue(
+                deps,
+                task,
+                ref,
+                resolved,
+                overlap=deps.settings.reissue_overlap,
+                reason=report.REISSUED,
+            )
+    except Unavailable as exc:
+        return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
+    except BackendError as exc:
+        return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
+    now = deps.clock()
+    updated = CredentialStatus(**entry)
+    updated["expiresAt"] = timestamp(renewed.expires_at)
+    updated["renewAt"] = timestamp(
+        renew_at(now, renewed.expires_at, resolved.spec.renewal_percent, deps.rng)
+    )
+    updated["renewals"] = int(entry.get("renewals", 0)) + 1
+    report.trail(
+        task,
+        "renew",
+        "success",
+        credential=ref.name,
+        backend=resolved.spec.backend,
+        lease_id=entry.get("leaseId", ""),
+        correlation_id=cid,
+    )
+    await report.event(
+        deps.api, task, report.RENEWED, f"{ref.name}: lease renewed until {updated['expiresAt']}"
+    )
+    return await _save_entry(deps, task, updated)
+
+
+async def reissue(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    resolved: issuance.Resolved,
+    *,
+    overlap: datetime.timedelta,
+    reason: str,
+) -> TaskView:
+    """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``."""
+    cid = audit.new_correlation_id()
+    next_key = ref.name + sessions.NEXT
+    issued, info = await issuance.issue(deps, task, resolved, session_key=next_key, cid=cid)
+    records = await sessions.load(deps.api, task.namespace, task.uid)
+    old, new = records.pop(ref.name, None), records.pop(next_key, None)
+    stale = records.pop(ref.name + sessions.PREVIOUS, None)
+    if stale is not None:
+        await lifecycle._revoke(deps, task, stale)
+    if old is not None:
+        records[ref.name + sessions.PREVIOUS] = old
+    if new is not None:
+        records[ref.name] = new
+    await sessions.save(deps.api, task, records)
+    now = deps.clock()
+    caps = resolved.backend.capabilities(resolved.spec)
+    if caps.static:
+        next_at = refresh_at(now, resolved.spec.refresh_interval, deps.rng)
+    elif issued.expires_at is not None:
+        next_at = renew_at(
+            issued.issued_at, issued.expires_at, resolved.spec.renewal_percent, deps.rng
+        )
+    else:
+        next_at = None
+    previous = task.entry(ref.name)
+    entry = task_status.issued_entry(
+        name=ref.name,
+        secret_name=task.secret_name(ref),
+        backend=resolved.spec.backend,
+        issued=issued,
+        caps=caps,
+        renew_at=next_at,
+        secret_version=info.resource_version,
+        previous=previous,
+    )
+    if previous is not None and caps.static:
+        entry["reissues"] = int(previous.get("reissues", 0))
+        entry["renewals"] = int(previous.get("renewals", 0)) + 1
+    if old is not None:
+        entry["retireAt"] = timestamp(now + overlap)
+    action = "refresh" if caps.static else "reissue"
+    report.trail(
+        task,
+        action,
+        "success",
+        credential=ref.name,
+        backend=resolved.spec.backend,
+        lease_id=issued.lease_id,
+        correlation_id=cid,
+    )
+    if reason == report.REISSUED:
+        await report.event(
+            deps.api,
+            task,
+            reason,
+            f"{ref.name}: fresh credential issued into {task.secret_name(ref)}",
+        )
+    task = await _save_entry(deps, task, entry)
+    if old is not None and overlap <= datetime.timedelta(0):
+        task = await retire_previous(deps, task, ref)
+    return task
+
+
+async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> TaskView:
+    """Revoke the credential kept during a re-issue overlap."""
+    records = await sessions.load(deps.api, task.namespace, task.uid)
+    old = records.get(ref.name + sessions.PREVIOUS)
+    if old is not None and not await lifecycle._revoke(deps, task, old):
+        raise TaskRetry("RevokeFailed", f"{ref.name}: previous credential not revoked yet")
+    if old is not None:
+        await sessions.drop(deps.api, task, ref.name + sessions.PREVIOUS)
+    entry = task.entry(ref.name)
+    if entry is None:
+        return task
+    updated = CredentialStatus(**{k: v for k, v in entry.items() if k != "retireAt"})  # type: ignore[typeddict-item]
+    return await _save_entry(deps, task, updated)
+
+
+async def expire(
+    deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialStatus
+) -> TaskView:
+    """A credential ran out before it could be renewed: no stale Secret stays behind."""
+    await issuance.delete_secret(deps, task, ref)
+    updated = CredentialStatus(**entry)
+    updated["state"] = task_status.EXPIRED
+    message = f"{ref.name}: expired before it could be renewed; Secret deleted, re-issuing"
+    await report.event(deps.api, task, report.EXPIRED, message, warning=True)
+    task = await _save_entry(deps, task, updated)
+    task = await lifecycle.patch(
+        deps,
+        task,
+        {
+            "phase": Phase.PENDING.value,
+            "conditions": task_status.ready(
+                task.status, False, "CredentialExpired", message, task.generation, deps.clock()
+            ),
+        },
+    )
+    return task
+
+
+async def _postpone(
+    deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialStatus, message: str
+) -> TaskView:
+    """Renewal failed for now: retry with backoff, but never past the credential's expiry."""
+    now = deps.clock()
+    expires = parse_time(entry.get("expiresAt"))
+    retry_at = now + datetime.timedelta(seconds=backoff(3, deps.rng, base=1, cap=30))
+    if expires is not None:
+        retry_at = min(retry_at, max(now, expires))
+    updated = CredentialStatus(**entry)
+    updated["renewAt"] = timestamp(retry_at)
+    report.trail(
+        task,
+        "renew",
+        "failure",
+        credential=ref.name,
+        backend=entry.get("backend", ""),
+        lease_id=entry.get("leaseId", ""),
+        reason="postponed",
+    )
+    await report.event(deps.api, task, report.RENEW_FAILED, message, warning=True)
+    task = await _save_entry(deps, task, updated)
+    return await lifecycle.patch(
+        deps,
+        task,
+        {
+            "conditions": task_status.ready(
+                task.status, False, "RenewFailed", message, task.generation, now
+            )
+        },
+    )
+
+
+async def _save_entry(deps: Deps, task: TaskView, entry: CredentialStatus) -> TaskView:
+    entries = task_status.replace_entry(task.entries, entry)
+    return await lifecycle.patch(
+        deps, task, {"credentials": entries, "expiresAt": task_status.nearest_expiry(entries)}
+    )
+
+
+def make_sleep(
+    deps: Deps,
+    uid: str,
+    stopped_wait: Callable[[float], Awaitable[object]],
+    is_stopped: Callable[[], bool],
+) -> Sleep:
+    """A sleep that ends early when the daemon is stopped or the task's waker is set."""
+
+    async def sleep(seconds: float) -> bool:
+        waker = deps.wakers.event(uid)
+        waker.clear()
+        waits = {asyncio.ensure_future(waker.wait()), asyncio.ensure_future(stopped_wait(seconds))}
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for future in pending:
+            future.cancel()
+        return is_stopped()
+
+    return sleep

@@ -1,0 +1,95 @@
+"""A typed, read-only view of one AgentTask object as the lifecycle code needs it."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from agentcred.kube.objects import ObjectRef, OwnerRef
+from agentcred.models.status import CredentialStatus, Phase
+from agentcred.models.task import AgentTaskSpec, CredentialRef, parse_task_spec, secret_name_for
+
+API_VERSION = "agentcred.io/v1alpha1"
+KIND = "AgentTask"
+
+
+def parse_time(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class TaskView:
+    namespace: str
+    name: str
+    uid: str
+    generation: int | None
+    created: datetime.datetime
+    spec: AgentTaskSpec
+    status: Mapping[str, Any]
+    deleting: bool = False
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> TaskView:
+        """Raises SpecError for a spec the operator cannot use."""
+        meta = body["metadata"]
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta["uid"],
+            generation=meta.get("generation"),
+            created=parse_time(meta.get("creationTimestamp"))
+            or datetime.datetime.now(datetime.UTC),
+            spec=parse_task_spec(body.get("spec") or {}),
+            status=body.get("status") or {},
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+    @property
+    def phase(self) -> Phase | None:
+        value = str(self.status.get("phase") or "")
+        return Phase(value) if value in Phase._value2member_map_ else None
+
+    @property
+    def ended(self) -> bool:
+        phase = self.phase
+        return phase is not None and phase.ended
+
+    @property
+    def start_time(self) -> datetime.datetime:
+        return parse_time(self.status.get("startTime")) or self.created
+
+    @property
+    def deadline(self) -> datetime.datetime | None:
+        seconds = self.spec.active_deadline_seconds
+        return None if seconds is None else self.start_time + datetime.timedelta(seconds=seconds)
+
+    @property
+    def entries(self) -> list[CredentialStatus]:
+        return [cast(CredentialStatus, dict(e)) for e in self.status.get("credentials") or []]
+
+    def entry(self, credential: str) -> CredentialStatus | None:
+        return next((e for e in self.entries if e.get("name") == credential), None)
+
+    def ref(self, credential: str) -> CredentialRef | None:
+        return next((r for r in self.spec.credentials if r.name == credential), None)
+
+    def secret_name(self, ref: CredentialRef) -> str:
+        return secret_name_for(self.name, ref)
+
+    @property
+    def owner(self) -> OwnerRef:
+        return OwnerRef(api_version=API_VERSION, kind=KIND, name=self.name, uid=self.uid)
+
+    @property
+    def object_ref(self) -> ObjectRef:
+        return ObjectRef(
+            api_version=API_VERSION,
+            kind=KIND,
+            namespace=self.namespace,
+            name=self.name,
+            uid=self.uid,
+        )

@@ -1,0 +1,165 @@
+"""Watching Secrets and Pods with a server-side label selector, until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import kubernetes_asyncio.client as client_asyncio
+import pytest
+from kubernetes import client
+from kubernetes_asyncio.client import ApiClient
+
+from agentcred.kube.objects import Body
+from agentcred.kube.watch import OnEvent, _Watcher, watch_pods, watch_secrets
+from support.aio import eventually, run_with_api
+from support.kube import wait_for
+
+pytestmark = pytest.mark.e2e
+
+Seen = list[tuple[str, str]]
+
+
+def recorder(seen: Seen, fail_on: str | None = None) -> OnEvent:
+    async def on_event(type_: str, obj: Body) -> None:
+        name = obj["metadata"]["name"]
+        seen.append((type_, name))
+        if name == fail_on:
+            raise RuntimeError("handler bug")
+
+    return on_event
+
+
+def test_watch_secrets_delivers_labelled_changes_only_and_stops(
+    kube: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(kube)
+    task = f"watch-{uuid.uuid4().hex[:8]}"
+    labels = {"app.kubernetes.io/managed-by": "agentcred", "agentcred.io/task": task}
+    selector = f"app.kubernetes.io/managed-by=agentcred,agentcred.io/task={task}"
+
+    def secret(name: str, **metadata: object) -> None:
+        core.create_namespaced_secret(
+            namespace, {"metadata": {"name": name, **metadata}, "stringData": {"k": "v"}}
+        )
+
+    secret("listed", labels=labels)
+
+    async def scenario(api: ApiClient) -> Seen:
+        seen: Seen = []
+        stopped = asyncio.Event()
+        watching = asyncio.create_task(watch_secrets(api, selector, recorder(seen), stopped))
+        await eventually(lambda: ("ADDED", "listed") in seen, "the listed Secret")
+        await asyncio.to_thread(secret, "unlabelled")
+        await asyncio.to_thread(secret, "watched", labels=labels)
+        await asyncio.to_thread(
+            core.patch_namespaced_secret, "watched", namespace, {"stringData": {"k": "v2"}}
+        )
+        await asyncio.to_thread(core.delete_namespaced_secret, "watched", namespace)
+        await eventually(lambda: ("DELETED", "watched") in seen, "the deletion")
+        stopped.set()
+        await asyncio.wait_for(watching, 10)
+        return seen
+
+    assert run_with_api(scenario) == [
+        ("ADDED", "listed"),
+        ("ADDED", "watched"),
+        ("MODIFIED", "watched"),
+        ("DELETED", "watched"),
+    ]
+
+
+def test_a_failing_handler_does_not_end_the_watch(kube: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(kube)
+    labels = {"app.kubernetes.io/managed-by": "agentcred"}
+
+    def secret(name: str) -> None:
+        core.create_namespaced_secret(namespace, {"metadata": {"name": name, "labels": labels}})
+
+    async def scenario(api: ApiClient) -> Seen:
+        seen: Seen = []
+        stopped = asyncio.Event()
+        on_event = recorder(seen, fail_on="first")
+        watching = asyncio.create_task(
+            watch_secrets(
+                api,
+                "app.kubernetes.io/managed-by=agentcred",
+                on_event,
+                stopped,
+                namespace=namespace,
+            )
+        )
+        await asyncio.to_thread(secret, "first")
+        await asyncio.to_thread(secret, "second")
+        await eventually(lambda: ("ADDED", "second") in seen, "the second Secret")
+        stopped.set()
+        await asyncio.wait_for(watching, 10)
+        return seen
+
+    seen = run_with_api(scenario)
+    assert seen.index(("ADDED", "first")) < seen.index(("ADDED", "second"))
+
+
+def test_watch_pods_selects_by_label_existence(kube: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(kube)
+    wait_for(lambda: core.list_namespaced_service_account(namespace).items, what="the default SA")
+
+    def pod(name: str, labels: dict[str, str]) -> None:
+        core.create_namespaced_pod(
+            namespace,
+            {
+                "metadata": {"name": name, "labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        )
+
+    async def scenario(api: ApiClient) -> Seen:
+        seen: Seen = []
+        stopped = asyncio.Event()
+        watching = asyncio.create_task(
+            watch_pods(api, "agentcred.io/task", recorder(seen), stopped, namespace=namespace)
+        )
+        await asyncio.to_thread(pod, "other", {"app": "x"})
+        await asyncio.to_thread(pod, "agent", {"agentcred.io/task": "claim-1"})
+        await eventually(lambda: ("ADDED", "agent") in seen, "the selected pod")
+        await asyncio.to_thread(core.delete_namespaced_pod, "agent", namespace)
+        await eventually(lambda: ("DELETED", "agent") in seen, "its deletion")
+        stopped.set()
+        await asyncio.wait_for(watching, 10)
+        return seen
+
+    seen = run_with_api(scenario)
+    assert {name for _, name in seen} == {"agent"}
+    assert seen[0] == ("ADDED", "agent")
+    assert seen[-1] == ("DELETED", "agent")
+
+
+def test_a_too_old_resource_version_lists_again_and_reports_what_vanished(
+    kube: client.ApiClient, namespace: str
+) -> None:
+    """The server answers rv=1 with 410 Expired; the watch re-lists and diffs with what it knew."""
+    core = client.CoreV1Api(kube)
+    labels = {"app.kubernetes.io/managed-by": "agentcred"}
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "present", "labels": labels}})
+    vanished = {"metadata": {"uid": "gone-uid", "name": "vanished", "resourceVersion": "1"}}
+
+    async def scenario(api: ApiClient) -> Seen:
+        seen: Seen = []
+        stopped = asyncio.Event()
+        watcher = _Watcher(
+            client_asyncio.CoreV1Api(api).list_namespaced_secret,
+            (namespace,),
+            what="Secrets",
+            label_selector="app.kubernetes.io/managed-by=agentcred",
+            on_event=recorder(seen),
+            stopped=stopped,
+            known={"gone-uid": vanished},
+            version="1",
+        )
+        watching = asyncio.create_task(watcher.run())
+        await eventually(lambda: ("ADDED", "present") in seen, "the re-list")
+        stopped.set()
+        await asyncio.wait_for(watching, 10)
+        return seen
+
+    assert run_with_api(scenario) == [("DELETED", "vanished"), ("ADDED", "present")]

@@ -1,0 +1,42 @@
+"""Fixtures for lifecycle tests: an operator watching only the test's namespace, and a
+scenario whose teardown scans everything the operator said for credential values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from support.leaks import assert_no_leaks
+from support.operator import OperatorProcess, running_operator
+from support.scenario import Scenario
+
+
+def operator_env(testbed_env: dict[str, str]) -> dict[str, str]:
+    return {
+        **testbed_env,
+        "AGENTCRED_VAULT_ADDR": testbed_env["VAULT_ADDR"],
+        "AGENTCRED_REISSUE_OVERLAP": "3s",
+        "AGENTCRED_LOG_LEVEL": "DEBUG",
+    }
+
+
+@pytest.fixture
+def operator(
+    testbed_env: dict[str, str], namespace: str, crds: None, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    with running_operator(
+        operator_env(testbed_env), tmp_path / "operator.log", "--namespace", namespace
+    ) as op:
+        yield op
+
+
+@pytest.fixture
+def scenario(
+    kube: client.ApiClient, namespace: str, operator: OperatorProcess
+) -> Iterator[Scenario]:
+    scene = Scenario(kube, namespace)
+    yield scene
+    assert_no_leaks(scene, [operator])

@@ -1,0 +1,152 @@
+"""A task's credential really works while it runs and really stops working when it ends."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import postgres, vault
+from support.kube import wait_for
+from support.scenario import Scenario
+
+pytestmark = pytest.mark.e2e
+
+
+def db_credential(
+    scene: Scenario, env: dict[str, str], name: str = "research-db", **extra: object
+) -> str:
+    account = scene.service_account("research-agent")
+    role = vault.kubernetes_role(env, scene.ns, account)
+    spec = {
+        "vault": {
+            "auth": {"kubernetes": {"role": role}},
+            "dynamic": {"path": "database/creds/readonly"},
+        },
+        "template": {
+            "DATABASE_URL": "postgresql://{{ username }}:{{ password }}@127.0.0.1:5432/app"
+        },
+        **extra,
+    }
+    scene.credential(name, **spec)
+    return account
+
+
+def test_issued_password_logs_in_and_is_refused_after_completion(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    account = db_credential(scenario, testbed_env)
+    scenario.task("claim-4711", ["research-db"], serviceAccountName=account)
+    status = scenario.wait_phase("claim-4711", "Active")
+
+    data = scenario.read_secret("claim-4711-research-db")
+    assert data is not None
+    assert {"username", "password", "DATABASE_URL"} <= set(data)
+    assert data["DATABASE_URL"] == (
+        f"postgresql://{data['username']}:{data['password']}@127.0.0.1:5432/app"
+    )
+    assert postgres.can_login(testbed_env, data["username"], data["password"])
+
+    secret = scenario.secret_object("claim-4711-research-db")
+    assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "agentcred"
+    assert secret.metadata.labels["agentcred.io/task"] == "claim-4711"
+    assert secret.metadata.labels["agentcred.io/credential"] == "research-db"
+    assert secret.metadata.annotations["agentcred.io/expires-at"]
+    owner = secret.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.controller) == ("AgentTask", "claim-4711", True)
+
+    entry = status["credentials"][0]
+    assert entry["leaseId"].startswith("database/creds/readonly/")
+    assert entry["backend"] == "vault" and entry["state"] == "Issued"
+    assert entry["expiresAt"] and entry["renewAt"] and entry["renewable"] is True
+    assert status["startTime"] and status["expiresAt"]
+    assert {"CredentialIssued"} <= scenario.event_reasons("claim-4711")
+
+    scenario.patch_task("claim-4711", {"completed": True})
+    final = scenario.wait_phase("claim-4711", "Succeeded")
+    assert final["completionTime"]
+    wait_for(lambda: scenario.read_secret("claim-4711-research-db") is None, 30, "Secret deleted")
+    wait_for(lambda: not postgres.role_exists(testbed_env, data["username"]), 30, "role dropped")
+    assert not postgres.can_login(testbed_env, data["username"], data["password"])
+    assert wait_for(
+        lambda: scenario.status("claim-4711")["credentials"][0]["state"] == "Revoked",
+        30,
+        "credential recorded as Revoked",
+    )
+    assert {"CredentialRevoked", "TaskEnded"} <= scenario.event_reasons("claim-4711")
+
+
+def test_deadline_expires_the_task_and_revokes(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    account = db_credential(scenario, testbed_env)
+    scenario.task("short", ["research-db"], serviceAccountName=account, activeDeadlineSeconds=6)
+    scenario.wait_phase("short", "Active")
+    data = scenario.read_secret("short-research-db")
+    assert data is not None
+    status = scenario.wait_phase("short", "Expired", timeout=60)
+    assert status["reason"] == "DeadlineExceeded" and status["completionTime"]
+    wait_for(lambda: scenario.read_secret("short-research-db") is None, 30, "Secret deleted")
+    wait_for(
+        lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
+        30,
+        "login refused",
+    )
+
+
+def test_deleting_a_task_revokes_before_the_finalizer_lets_go(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    account = db_credential(scenario, testbed_env)
+    scenario.task("doomed", ["research-db"], serviceAccountName=account)
+    scenario.wait_phase("doomed", "Active")
+    assert scenario.get_task("doomed")["metadata"]["finalizers"] == [
+        "agentcred.io/revoke-credentials"
+    ]
+    data = scenario.read_secret("doomed-research-db")
+    assert data is not None
+    scenario.delete_task("doomed")
+    wait_for(lambda: scenario.get_task("doomed") is None, 60, "task deleted")
+    assert not postgres.role_exists(testbed_env, data["username"])
+    assert not postgres.can_login(testbed_env, data["username"], data["password"])
+
+
+def test_drift_deleted_or_edited_secret_is_restored_with_a_fresh_credential(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    account = db_credential(scenario, testbed_env)
+    scenario.task("drift", ["research-db"], serviceAccountName=account)
+    scenario.wait_phase("drift", "Active")
+    first = scenario.read_secret("drift-research-db")
+    assert first is not None
+
+    scenario.core.delete_namespaced_secret("drift-research-db", scenario.ns)
+    second = wait_for(
+        lambda: (
+            (d := scenario.read_secret("drift-research-db"))
+            and d["username"] != first["username"]
+            and d
+        ),
+        30,
+        "Secret restored",
+    )
+    assert postgres.can_login(testbed_env, second["username"], second["password"])
+    wait_for(
+        lambda: not postgres.can_login(testbed_env, first["username"], first["password"]),
+        30,
+        "the exposed credential revoked",
+    )
+
+    scenario.core.patch_namespaced_secret(
+        "drift-research-db", scenario.ns, {"stringData": {"password": "tampered-value"}}
+    )
+    third = wait_for(
+        lambda: (
+            (d := scenario.read_secret("drift-research-db"))
+            and d["username"] not in (first["username"], second["username"])
+            and d
+        ),
+        30,
+        "edited Secret restored",
+    )
+    assert third["password"] != "tampered-value"
+    assert postgres.can_login(testbed_env, third["username"], third["password"])
+    assert "SecretRestored" in scenario.event_reasons("drift")

@@ -1,0 +1,117 @@
+"""Build AgentCredentials/AgentTasks in a test namespace and wait for what the operator does."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from support.kube import GROUP, VERSION, create, wait_for
+
+
+class Scenario:
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.api, self.ns = api, namespace
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.values: set[str] = set()  # every secret value seen: must never leak
+
+    def service_account(self, name: str = "agent") -> str:
+        self.core.create_namespaced_service_account(self.ns, {"metadata": {"name": name}})
+        return name
+
+    def secret(self, name: str, data: dict[str, str]) -> None:
+        self.values.update(data.values())
+        self.core.create_namespaced_secret(
+            self.ns, {"metadata": {"name": name}, "stringData": data}
+        )
+
+    def credential(self, name: str, **spec: Any) -> dict[str, Any]:
+        return create(
+            self.api,
+            self.ns,
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "AgentCredential",
+                "metadata": {"name": name},
+                "spec": spec,
+            },
+        )
+
+    def task(
+        self, name: str, credentials: list[str] | list[dict[str, str]], **spec: Any
+    ) -> dict[str, Any]:
+        refs = [c if isinstance(c, dict) else {"name": c} for c in credentials]
+        return create(
+            self.api,
+            self.ns,
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "AgentTask",
+                "metadata": {"name": name},
+                "spec": {"credentials": refs, **spec},
+            },
+        )
+
+    def get_task(self, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.ns, "agenttasks", name
+            )
+            return result
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def status(self, name: str) -> dict[str, Any]:
+        return (self.get_task(name) or {}).get("status") or {}
+
+    def patch_task(self, name: str, spec: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "agenttasks", name, {"spec": spec}
+        )
+
+    def delete_task(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.ns, "agenttasks", name)
+
+    def wait_phase(self, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+        return wait_for(
+            lambda: (s := self.status(name)).get("phase") == phase and s,
+            timeout,
+            f"task {name} phase {phase} (status: {self.status(name)})",
+        )
+
+    def wait_condition(self, name: str, reason: str, timeout: float = 60) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            for cond in self.status(name).get("conditions") or []:
+                if cond.get("reason") == reason:
+                    return dict(cond)
+            return None
+
+        return wait_for(
+            check, timeout, f"task {name} condition reason {reason} (status: {self.status(name)})"
+        )
+
+    def read_secret(self, name: str) -> dict[str, str] | None:
+        try:
+            secret = self.core.read_namespaced_secret(name, self.ns)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        self.values.update(data.values())
+        return data
+
+    def secret_object(self, name: str) -> Any:
+        return self.core.read_namespaced_secret(name, self.ns)
+
+    def events(self, name: str | None = None) -> list[Any]:
+        items = self.core.list_namespaced_event(self.ns).items
+        return [e for e in items if name is None or e.involved_object.name == name]
+
+    def event_reasons(self, name: str) -> set[str]:
+        return {e.reason for e in self.events(name)}

@@ -1,0 +1,61 @@
+"""Renewal schedule with jitter, TTL capping by the deadline, backoff."""
+
+from __future__ import annotations
+
+import datetime
+import random
+
+import pytest
+
+from agentcred.services.schedule import backoff, capped_ttl, earliest, refresh_at, renew_at
+
+T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+HOUR = datetime.timedelta(hours=1)
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_renewal_lands_at_the_percent_minus_at_most_ten_percent_jitter(seed: int) -> None:
+    at = renew_at(T0, T0 + HOUR, 67, random.Random(seed))
+    assert T0 + HOUR * 0.57 <= at <= T0 + HOUR * 0.67
+
+
+def test_jitter_spreads_renewals_of_leases_issued_together() -> None:
+    rng = random.Random(1)
+    moments = {renew_at(T0, T0 + HOUR, 67, rng) for _ in range(100)}
+    assert len(moments) > 90
+
+
+def test_renewal_never_later_than_a_margin_before_expiry() -> None:
+    at = renew_at(T0, T0 + datetime.timedelta(seconds=10), 99, random.Random(0))
+    assert at <= T0 + datetime.timedelta(seconds=8)
+
+
+def test_renewal_of_an_already_short_lease_is_not_before_issue() -> None:
+    assert renew_at(T0, T0 + datetime.timedelta(seconds=1), 50, random.Random(0)) >= T0
+
+
+def test_refresh_at_is_within_the_interval() -> None:
+    interval = datetime.timedelta(minutes=5)
+    for seed in range(20):
+        at = refresh_at(T0, interval, random.Random(seed))
+        assert T0 + interval * 0.9 <= at <= T0 + interval
+
+
+def test_ttl_is_capped_by_the_remaining_deadline() -> None:
+    ttl = datetime.timedelta(minutes=15)
+    assert capped_ttl(ttl, T0, None) == ttl
+    assert capped_ttl(ttl, T0, T0 + datetime.timedelta(minutes=5)) == datetime.timedelta(minutes=5)
+    assert capped_ttl(ttl, T0, T0 - HOUR) == datetime.timedelta(seconds=1)
+
+
+def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:
+    rng = random.Random(3)
+    for attempt in range(30):
+        delay = backoff(attempt, rng, base=1, cap=300)
+        assert 0.5 <= delay <= min(300, 2**attempt)
+    assert max(backoff(10, random.Random(s)) for s in range(100)) > 150
+
+
+def test_earliest_ignores_missing_moments() -> None:
+    assert earliest([None, T0 + HOUR, T0, None]) == T0
+    assert earliest([None]) is None
