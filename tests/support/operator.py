@@ -36,6 +36,16 @@ class OperatorProcess:
         self.proc.wait(10)
 
 
+def operator_env(testbed_env: dict[str, str]) -> dict[str, str]:
+    """What a test operator runs with: the testbed, a short re-issue overlap, debug logs."""
+    return {
+        **testbed_env,
+        "AGENTCRED_VAULT_ADDR": testbed_env["VAULT_ADDR"],
+        "AGENTCRED_REISSUE_OVERLAP": "3s",
+        "AGENTCRED_LOG_LEVEL": "DEBUG",
+    }
+
+
 def start_operator(env: dict[str, str], log_path: Path, *args: str) -> OperatorProcess:
     full = dict(os.environ, **env, AGENTCRED_LOG_FORMAT="json", PYTHONUNBUFFERED="1")
     # The operator must work without the admin's credentials (and hvac would pick up

@@ -10,17 +10,9 @@ import pytest
 from kubernetes import client
 
 from support.leaks import assert_no_leaks
-from support.operator import OperatorProcess, running_operator
+from support.operator import OperatorProcess, operator_env, running_operator
 from support.scenario import Scenario
 
-
-def operator_env(testbed_env: dict[str, str]) -> dict[str, str]:
-    return {
-        **testbed_env,
-        "AGENTCRED_VAULT_ADDR": testbed_env["VAULT_ADDR"],
-        "AGENTCRED_REISSUE_OVERLAP": "3s",
-        "AGENTCRED_LOG_LEVEL": "DEBUG",
-    }
 
 
 @pytest.fixture

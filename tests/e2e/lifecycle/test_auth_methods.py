@@ -1,0 +1,77 @@
+"""Every Vault auth method issues; a role that denies the agent shows on the task."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import postgres, vault
+from support.scenario import Scenario
+
+pytestmark = pytest.mark.e2e
+DYNAMIC = {"path": "database/creds/readonly"}
+
+
+def assert_issued_and_working(scene: Scenario, env: dict[str, str], task: str) -> None:
+    scene.wait_phase(task, "Active")
+    data = scene.read_secret(f"{task}-db")
+    assert data is not None
+    assert postgres.can_login(env, data["username"], data["password"])
+
+
+def test_approle_auth_issues(scenario: Scenario, testbed_env: dict[str, str]) -> None:
+    role_id, secret_id = vault.approle(testbed_env, f"{scenario.ns}-approle")
+    scenario.secret("approle", {"secret-id": secret_id})
+    scenario.credential(
+        "db",
+        vault={
+            "auth": {
+                "appRole": {
+                    "roleId": role_id,
+                    "secretIdRef": {"name": "approle", "key": "secret-id"},
+                }
+            },
+            "dynamic": DYNAMIC,
+        },
+    )
+    scenario.task("by-approle", ["db"])
+    assert_issued_and_working(scenario, testbed_env, "by-approle")
+
+
+def test_token_auth_issues_through_a_child_token(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    policy = vault.policy(
+        testbed_env,
+        f"{scenario.ns}-token",
+        vault.DB_POLICY + 'path "auth/token/create" { capabilities = ["update"] }',
+    )
+    token = vault.admin(testbed_env).auth.token.create(policies=[policy], ttl="1h")["auth"]
+    scenario.secret("vault-token", {"token": token["client_token"]})
+    scenario.credential(
+        "db",
+        vault={
+            "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}},
+            "dynamic": DYNAMIC,
+        },
+    )
+    scenario.task("by-token", ["db"])
+    assert_issued_and_working(scenario, testbed_env, "by-token")
+    # Completing the task revokes the child, never the user's own token.
+    scenario.patch_task("by-token", {"completed": True})
+    scenario.wait_phase("by-token", "Succeeded")
+    looked_up = vault.admin(testbed_env).auth.token.lookup(token["client_token"])
+    assert looked_up["data"]["id"] == token["client_token"]
+
+
+def test_role_that_denies_the_service_account_fails_the_task_visibly(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    scenario.service_account("agent")
+    role = vault.kubernetes_role(testbed_env, scenario.ns, "someone-else")
+    scenario.credential("db", vault={"auth": {"kubernetes": {"role": role}}, "dynamic": DYNAMIC})
+    scenario.task("denied", ["db"], serviceAccountName="agent")
+    status = scenario.wait_phase("denied", "Failed")
+    assert status["reason"] == "Denied"
+    assert "not authorized" in status["message"]
+    assert {"IssueFailed", "TaskEnded"} <= scenario.event_reasons("denied")
+    assert scenario.read_secret("denied-db") is None

@@ -1,0 +1,84 @@
+"""Leases are renewed while the task runs; a capped lease is re-issued with an overlap."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import postgres, vault
+from support.kube import wait_for
+from support.scenario import Scenario
+
+pytestmark = pytest.mark.e2e
+
+
+def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[str, str]) -> None:
+    account = scenario.service_account("agent")
+    role = vault.kubernetes_role(testbed_env, scenario.ns, account)
+    scenario.credential(
+        "db",
+        ttl="20s",
+        renewalPercent=50,
+        vault={
+            "auth": {"kubernetes": {"role": role}},
+            "dynamic": {"path": "database/creds/readonly"},
+        },
+    )
+    scenario.task("renewing", ["db"], serviceAccountName=account)
+    first = scenario.wait_phase("renewing", "Active")["credentials"][0]
+    data = scenario.read_secret("renewing-db")
+    assert data is not None
+
+    renewed = wait_for(
+        lambda: (e := scenario.status("renewing")["credentials"][0]).get("renewals", 0) >= 2 and e,
+        45,
+        "two renewals",
+    )
+    assert renewed["leaseId"] == first["leaseId"], "renewal must not re-issue"
+    assert renewed["expiresAt"] > first["expiresAt"]
+    assert renewed.get("reissues", 0) == 0
+    assert scenario.read_secret("renewing-db") == data
+    assert postgres.can_login(testbed_env, data["username"], data["password"])
+    assert "LeaseRenewed" in scenario.event_reasons("renewing")
+
+
+def test_capped_lease_is_reissued_and_the_old_role_dropped_after_the_overlap(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    account = scenario.service_account("agent")
+    db_role = vault.db_role(testbed_env, default_ttl="12s", max_ttl="12s")
+    rules = f'path "database/creds/{db_role}" {{ capabilities = ["read"] }}'
+    role = vault.kubernetes_role(testbed_env, scenario.ns, account, rules=rules)
+    scenario.credential(
+        "db",
+        ttl="12s",
+        renewalPercent=50,
+        vault={
+            "auth": {"kubernetes": {"role": role}},
+            "dynamic": {"path": f"database/creds/{db_role}"},
+        },
+    )
+    scenario.task("capped", ["db"], serviceAccountName=account)
+    first_entry = scenario.wait_phase("capped", "Active")["credentials"][0]
+    first = scenario.read_secret("capped-db")
+    assert first is not None
+
+    entry = wait_for(
+        lambda: (e := scenario.status("capped")["credentials"][0]).get("reissues", 0) >= 1 and e,
+        40,
+        "a re-issue",
+    )
+    assert entry["leaseId"] != first_entry["leaseId"]
+    second = wait_for(
+        lambda: (
+            (d := scenario.read_secret("capped-db")) and d["username"] != first["username"] and d
+        ),
+        10,
+        "Secret switched",
+    )
+    assert postgres.can_login(testbed_env, second["username"], second["password"])
+    wait_for(
+        lambda: not postgres.role_exists(testbed_env, first["username"]),
+        30,
+        "old role dropped after the overlap",
+    )
+    assert "CredentialReissued" in scenario.event_reasons("capped")
