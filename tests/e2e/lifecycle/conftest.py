@@ -14,7 +14,6 @@ from support.operator import OperatorProcess, operator_env, running_operator
 from support.scenario import Scenario
 
 
-
 @pytest.fixture
 def operator(
     testbed_env: dict[str, str], namespace: str, crds: None, tmp_path: Path
