@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
 
@@ -42,8 +43,9 @@ def run(namespaces: list[str]) -> int:
         print(f"agentcred: {exc}", file=sys.stderr)
         return 2
     logs.configure(config.log_format, config.log_level)
-    handlers.install(config)
     watched = tuple(namespaces) or config.namespaces
+    config = dataclasses.replace(config, namespaces=watched)
+    handlers.install(config)
     log.info("agentcred %s starting", __version__, extra={"namespaces": ",".join(watched) or "*"})
     asyncio.run(
         kopf.operator(

@@ -29,6 +29,7 @@ class Settings:
     sweep_interval: timedelta = timedelta(seconds=60)
     backend_concurrency: int = 16
     reissue_overlap: timedelta = timedelta(seconds=30)
+    pod_selector: str | None = None  # narrows the pod watch server-side, e.g. "agentcred.io/task"
     finalizer: str = "agentcred.io/revoke-credentials"
 
 
@@ -82,4 +83,5 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         sweep_interval=sweep,
         backend_concurrency=_int(env, "BACKEND_CONCURRENCY", 16, minimum=1),
         reissue_overlap=overlap,
+        pod_selector=_get(env, "POD_LABEL_SELECTOR"),
     )

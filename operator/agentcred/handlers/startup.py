@@ -21,6 +21,7 @@ log = logging.getLogger("agentcred")
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = CONFIG[-1] if CONFIG else Settings()
+    settings.peering.standalone = True
     # Progress and diff-base live in annotations: the status schemas are structural and
     # would prune Kopf's own status fields; Argo CD ignores annotations it did not set.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="agentcred.io")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
+from kubernetes_asyncio.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi
 
 from agentcred.kube.calls import call, get_or_none, list_all
 from agentcred.kube.errors import subject
@@ -109,6 +109,16 @@ async def patch_task_metadata(
 async def get_pod(api: ApiClient, namespace: str, name: str) -> Body | None:
     what = subject("Pod", namespace, name)
     return await get_or_none(what, CoreV1Api(api).read_namespaced_pod, name, namespace)
+
+
+async def get_owner(api: ApiClient, namespace: str, kind: str, name: str) -> Body | None:
+    """A Pod or Job that may own a task (None if gone; other kinds are not looked up)."""
+    if kind == "Pod":
+        return await get_pod(api, namespace, name)
+    if kind == "Job":
+        what = subject("Job", namespace, name)
+        return await get_or_none(what, BatchV1Api(api).read_namespaced_job, name, namespace)
+    return None
 
 
 async def list_pods(api: ApiClient, namespace: str, label_selector: str | None) -> list[Body]:

@@ -48,6 +48,12 @@ class CredentialStatus(TypedDict, total=False):
     state: str
 
 
+class PodRecord(TypedDict, total=False):
+    seen: list[str]
+    succeeded: list[str]
+    failed: list[str]
+
+
 class TaskStatus(TypedDict, total=False):
     phase: str
     reason: str
@@ -56,6 +62,7 @@ class TaskStatus(TypedDict, total=False):
     completionTime: str
     expiresAt: str
     observedGeneration: int
+    pods: PodRecord
     credentials: list[CredentialStatus]
     conditions: list[Condition]
 

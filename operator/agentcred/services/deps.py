@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentcred.backends.registry import BackendRegistry
+from agentcred.services.pod_binding import PodIndex
 from agentcred.settings import Settings
 
 
@@ -66,3 +67,4 @@ class Deps:
     wakers: Wakers = field(default_factory=Wakers)
     # resourceVersions of generated Secrets as we last wrote them (drift detection)
     written: dict[tuple[str, str], str] = field(default_factory=dict)
+    pods: PodIndex = field(default_factory=PodIndex)

@@ -16,11 +16,9 @@ from typing import Any
 from agentcred import audit
 from agentcred.backends.base import PERMANENT, BackendError, Unavailable
 from agentcred.kube import resources, secrets
-from agentcred.models.credential import parse_credential_spec
-from agentcred.models.errors import SpecError
 from agentcred.models.status import Phase, TaskStatus
 from agentcred.models.task import CredentialRef
-from agentcred.services import issuance, report, sessions, task_status
+from agentcred.services import issuance, pod_binding, report, revocation, sessions, task_status
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.schedule import backoff, refresh_at, renew_at
@@ -59,9 +57,11 @@ async def resume_issuing(deps: Deps, task: TaskView, attempt: int) -> None:
 
 async def _start(deps: Deps, task: TaskView, attempt: int) -> None:
     if task.ended:
+        deps.pods.unregister(task.namespace, task.uid)
         if await cleanup_pending(deps, task):
             await cleanup(deps, task)
         return
+    deps.pods.register(task)
     now = deps.clock()
     if task.spec.completed:
         await end(deps, task, Phase.SUCCEEDED, "Completed", "spec.completed is true")
@@ -86,9 +86,34 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> None:
                 retry.reason, retry.message, retry.delay or backoff(attempt, deps.rng)
             ) from None
     if task.phase != Phase.ACTIVE:
-        await patch(
+        task = await patch(
             deps, task, task_status.active(task.status, task.entries, task.generation, deps.clock())
         )
+    await apply_pods(deps, task)
+
+
+async def apply_pods(deps: Deps, task: TaskView) -> TaskView:
+    """Record the task's pods; end the task when they say so (under the task's lock)."""
+    record, outcome = await pod_binding.assess(deps, task)
+    if record is not None:
+        task = await patch(deps, task, {"pods": record})
+    if outcome is not None:
+        await end(deps, task, *outcome)
+    return task
+
+
+async def check_pods(deps: Deps, namespace: str, name: str) -> None:
+    """A selected pod changed: re-assess its task."""
+    body = await resources.get_task(deps.api, namespace, name)
+    if body is None:
+        return
+    task = TaskView.from_body(body)
+    async with deps.locks.hold(task.uid):
+        fresh = await reload(deps, task)
+        if fresh is None or fresh.ended or fresh.deleting:
+            deps.pods.unregister(task.namespace, task.uid)
+            return
+        await apply_pods(deps, fresh)
 
 
 async def _already_issued(deps: Deps, task: TaskView, ref: CredentialRef) -> bool:
@@ -198,16 +223,41 @@ async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
 async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
     """The task is being deleted: revoke and clean up before the finalizer is released."""
     task = TaskView.from_body(body)
+    deps.pods.unregister(task.namespace, task.uid)
     async with deps.locks.hold(task.uid):
         fresh = await reload(deps, task) or task
+        if not fresh.ended:
+            reason, message = await _deletion_cause(deps, fresh)
+            fresh = await patch(
+                deps,
+                fresh,
+                task_status.ended(
+                    fresh.status, Phase.FAILED, reason, message, fresh.generation, deps.clock()
+                ),
+            )
+            await report.event(
+                deps.api, fresh, report.ENDED, f"task Failed: {message}", warning=True
+            )
         await cleanup(deps, fresh)
     deps.locks.forget(task.uid)
     deps.wakers.wake(task.uid)
     deps.wakers.forget(task.uid)
 
 
+async def _deletion_cause(deps: Deps, task: TaskView) -> tuple[str, str]:
+    """Why an unfinished task is being deleted: its owner went (GC), or someone deleted it."""
+    for owner in task.owners:
+        kind, name = str(owner.get("kind")), str(owner.get("name"))
+        body = await resources.get_owner(deps.api, task.namespace, kind, name)
+        alive = body is not None and body["metadata"].get("uid") == owner.get("uid")
+        if not alive or (body or {}).get("metadata", {}).get("deletionTimestamp"):
+            return "OwnerDeleted", f"its owner {kind}/{name} was deleted"
+    return "Deleted", "the task was deleted before it finished"
+
+
 async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: str) -> None:
     """Record the final phase, then revoke and delete everything the task holds."""
+    deps.pods.unregister(task.namespace, task.uid)
     task = await patch(
         deps,
         task,
@@ -251,45 +301,14 @@ async def cleanup(deps: Deps, task: TaskView) -> None:
 
 
 async def _revoke(deps: Deps, task: TaskView, record: sessions.SessionRecord) -> bool:
-    """Revoke one session; True when it is gone (revoked now, earlier, or expired)."""
-    cid = audit.new_correlation_id()
-    try:
-        spec = parse_credential_spec(record.spec)
-        backend = deps.backends.for_kind(record.backend)
-        await backend.revoke(spec, record.lease_id, record.session, cid)
-    except Unavailable as exc:
-        expired = record.expired(deps.clock())
-        report.trail(
-            task,
-            "revoke",
-            "success" if expired else "failure",
-            credential=record.credential,
-            backend=record.backend,
-            lease_id=record.lease_id,
-            correlation_id=cid,
-            reason="expired" if expired else exc.reason,
-        )
-        return expired
-    except (BackendError, SpecError) as exc:  # cannot ever succeed: its TTL bounds it
-        log.warning("revocation of %s impossible: %s", record.credential, exc)
-        report.trail(
-            task,
-            "revoke",
-            "failure",
-            credential=record.credential,
-            backend=record.backend,
-            correlation_id=cid,
-            reason=type(exc).__name__,
-        )
-        return True
-    report.trail(
-        task,
-        "revoke",
-        "success",
-        credential=record.credential,
-        backend=record.backend,
-        lease_id=record.lease_id,
-        correlation_id=cid,
+    """Revoke one session of a live task (with an Event); True when it is gone."""
+    gone = await revocation.revoke_record(
+        deps,
+        record,
+        namespace=task.namespace,
+        task=task.name,
+        service_account=task.spec.service_account_name,
     )
-    await report.event(deps.api, task, report.REVOKED, f"{record.credential}: revoked")
-    return True
+    if gone:
+        await report.event(deps.api, task, report.REVOKED, f"{record.credential}: revoked")
+    return gone

@@ -31,6 +31,7 @@ class TaskView:
     spec: AgentTaskSpec
     status: Mapping[str, Any]
     deleting: bool = False
+    owners: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> TaskView:
@@ -46,6 +47,7 @@ class TaskView:
             spec=parse_task_spec(body.get("spec") or {}),
             status=body.get("status") or {},
             deleting=bool(meta.get("deletionTimestamp")),
+            owners=tuple(meta.get("ownerReferences") or ()),
         )
 
     @property

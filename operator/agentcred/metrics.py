@@ -1,0 +1,24 @@
+"""Prometheus metrics: what the operator does, counted where it happens.
+
+Served on ``AGENTCRED_METRICS_PORT`` when set. Labels are low-cardinality on purpose
+(no task or namespace names).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, start_http_server
+
+SWEEP_RUNS = Counter("agentcred_sweep_runs_total", "Orphan sweeps run")
+SWEEP_FOUND = Counter(
+    "agentcred_sweep_found_total", "Orphaned sessions or tasks found by the sweep", ["kind"]
+)
+SWEEP_REVOKED = Counter("agentcred_sweep_revoked_total", "Sessions revoked by the sweep")
+SWEEP_REVOKE_FAILED = Counter(
+    "agentcred_sweep_revoke_failed_total",
+    "Sessions the sweep could not revoke (retried next sweep)",
+)
+
+
+def serve(port: int) -> None:
+    if port:
+        start_http_server(port)

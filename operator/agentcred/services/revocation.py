@@ -1,0 +1,52 @@
+"""Revoke one recorded session, with an audit line; shared by task cleanup and the sweep."""
+
+from __future__ import annotations
+
+import logging
+
+from agentcred import audit
+from agentcred.backends.base import BackendError, Unavailable
+from agentcred.models.credential import parse_credential_spec
+from agentcred.models.errors import SpecError
+from agentcred.services.deps import Deps
+from agentcred.services.sessions import SessionRecord
+
+log = logging.getLogger("agentcred.tasks")
+
+
+async def revoke_record(
+    deps: Deps, record: SessionRecord, *, namespace: str, task: str, service_account: str
+) -> bool:
+    """True when the session is gone: revoked now, already gone, expired, or unrevocable."""
+    cid = audit.new_correlation_id()
+
+    def trail(outcome: str, reason: str = "") -> None:
+        audit.emit(
+            audit.AuditRecord(
+                action="revoke",
+                outcome=outcome,
+                namespace=namespace,
+                task=task,
+                credential=record.credential,
+                backend=record.backend,
+                service_account=service_account,
+                lease_id=record.lease_id,
+                correlation_id=cid,
+                reason=reason,
+            )
+        )
+
+    try:
+        spec = parse_credential_spec(record.spec)
+        backend = deps.backends.for_kind(record.backend)
+        await backend.revoke(spec, record.lease_id, record.session, cid)
+    except Unavailable as exc:
+        expired = record.expired(deps.clock())
+        trail("success" if expired else "failure", "expired" if expired else exc.reason)
+        return expired
+    except (BackendError, SpecError) as exc:  # can never succeed; its own TTL bounds it
+        log.warning("revocation of %s impossible: %s", record.credential, type(exc).__name__)
+        trail("failure", type(exc).__name__)
+        return True
+    trail("success")
+    return True

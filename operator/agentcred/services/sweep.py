@@ -1,0 +1,129 @@
+"""The orphan sweep: nothing the operator issued outlives its task.
+
+Every ``AGENTCRED_SWEEP_INTERVAL`` (default 60 s) it lists the session Secrets (which
+hold the session parenting every lease ever issued, recorded in status or not) and:
+
+* a session whose task is gone (deleted without its finalizer, or replaced by a new
+  task of the same name) is revoked and its Secret deleted;
+* a session whose task has ended is cleaned up as the task's end would have;
+* every active task with a podSelector has its pods re-assessed, catching pod
+  events missed while the operator was down.
+
+Counts go to Prometheus (agentcred_sweep_*) and to one log line per sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from agentcred import metrics
+from agentcred.kube import resources, secrets
+from agentcred.kube.errors import KubeError
+from agentcred.models.errors import SpecError
+from agentcred.services import lifecycle, revocation, sessions
+from agentcred.services.deps import Deps
+from agentcred.services.errors import TaskRetry
+from agentcred.services.task_view import TaskView
+
+log = logging.getLogger("agentcred.sweep")
+
+
+@dataclass
+class SweepResult:
+    found: int = 0
+    revoked: int = 0
+    failed: int = 0
+
+
+async def sweep(deps: Deps) -> SweepResult:
+    result = SweepResult()
+    metrics.SWEEP_RUNS.inc()
+    for namespace in deps.settings.namespaces or (None,):
+        listed = await secrets.list_secrets(deps.api, f"{sessions.SESSION_LABEL}=true", namespace)
+        for info in listed:
+            await _sweep_session(deps, info.namespace, info.name, info.labels, result)
+        for body in await resources.list_tasks(deps.api, namespace):
+            await _sweep_pods(deps, body)
+    if result.found or result.failed:
+        log.info(
+            "sweep: %d orphan(s) found, %d session(s) revoked, %d failed",
+            result.found,
+            result.revoked,
+            result.failed,
+        )
+    return result
+
+
+async def _sweep_session(
+    deps: Deps, namespace: str, name: str, labels: dict[str, str], result: SweepResult
+) -> None:
+    task_name, uid = labels.get(sessions.TASK_LABEL, ""), labels.get(sessions.TASK_UID_LABEL, "")
+    body = await resources.get_task(deps.api, namespace, task_name) if task_name else None
+    if body is not None and body["metadata"]["uid"] == uid:
+        try:
+            task = TaskView.from_body(body)
+        except SpecError:
+            return
+        if task.ended and not task.deleting:
+            result.found += 1
+            metrics.SWEEP_FOUND.labels(kind="task_ended").inc()
+            await _cleanup_ended(deps, task, result)
+        return
+    result.found += 1
+    metrics.SWEEP_FOUND.labels(kind="task_gone").inc()
+    await _revoke_orphan(deps, namespace, name, task_name, result)
+
+
+async def _cleanup_ended(deps: Deps, task: TaskView, result: SweepResult) -> None:
+    async with deps.locks.hold(task.uid):
+        try:
+            await lifecycle.cleanup(deps, task)
+        except TaskRetry:
+            result.failed += 1
+            metrics.SWEEP_REVOKE_FAILED.inc()
+            return
+    result.revoked += 1
+    metrics.SWEEP_REVOKED.inc()
+
+
+async def _revoke_orphan(
+    deps: Deps, namespace: str, secret_name: str, task_name: str, result: SweepResult
+) -> None:
+    data = await secrets.read_secret_data(deps.api, namespace, secret_name) or {}
+    left: dict[str, str] = {}
+    for key, text in data.items():
+        record = sessions.SessionRecord.load(text)
+        if await revocation.revoke_record(
+            deps, record, namespace=namespace, task=task_name, service_account=""
+        ):
+            result.revoked += 1
+            metrics.SWEEP_REVOKED.inc()
+        else:
+            result.failed += 1
+            metrics.SWEEP_REVOKE_FAILED.inc()
+            left[key] = text
+    if not left:
+        await secrets.delete_secret(deps.api, namespace, secret_name, owner_uid=None)
+
+
+async def _sweep_pods(deps: Deps, body: dict[str, object]) -> None:
+    try:
+        task = TaskView.from_body(body)
+    except SpecError:
+        return
+    if task.ended or task.deleting or task.spec.pod_selector is None:
+        return
+    deps.pods.register(task)
+    await lifecycle.check_pods(deps, task.namespace, task.name)
+
+
+async def run_forever(deps: Deps, stopped: Callable[[float], Awaitable[bool]]) -> None:
+    """Sweep, then wait the interval (``stopped`` returns True when it is time to stop)."""
+    interval = deps.settings.sweep_interval.total_seconds()
+    while not await stopped(interval):
+        try:
+            await sweep(deps)
+        except (KubeError, TaskRetry) as exc:
+            log.warning("sweep failed, retrying next interval: %s", exc)
