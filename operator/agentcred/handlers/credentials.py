@@ -1,4 +1,5 @@
-"""AgentCredential handlers: check the credential on change and every few minutes."""
+"""AgentCredential handlers: check the credential on change (services/credential_recheck.py
+re-checks all of them periodically)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,11 @@ from agentcred.services import credential_status
 from agentcred.services.deps import Deps
 
 GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agentcredentials"
-RECHECK_SECONDS = 300
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-@kopf.timer(
-    GROUP,
-    VERSION,
-    PLURAL,
-    interval=RECHECK_SECONDS,
-    initial_delay=RECHECK_SECONDS,
-    idle=RECHECK_SECONDS,
-)
 async def check(
     spec: kopf.Spec,
     status: kopf.Status,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import kopf
 
+from agentcred import metrics
 from agentcred.backends.registry import BackendRegistry
 from agentcred.kube import client, watch
-from agentcred.services import drift
+from agentcred.services import credential_recheck, drift, pod_events, sweep
 from agentcred.services.deps import Deps
 from agentcred.settings import Settings
 
@@ -43,15 +46,27 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo["deps"] = deps
     stop = asyncio.Event()
     memo["stop"] = stop
+    metrics.serve(config.metrics_port)
 
     async def on_secret(event_type: str, obj: dict[str, Any]) -> None:
         await drift.on_secret_event(deps, event_type, obj)
 
-    memo["watchers"] = [
-        asyncio.create_task(
-            watch.watch_secrets(api, drift.SELECTOR, on_secret, stop), name="secret-watch"
-        )
+    async def on_pod(event_type: str, obj: dict[str, Any]) -> None:
+        await pod_events.on_pod_event(deps, event_type, obj)
+
+    async def stopped(seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+        return stop.is_set()
+
+    background: list[Coroutine[Any, Any, None]] = [
+        sweep.run_forever(deps, stopped),
+        credential_recheck.run_forever(deps, stopped),
     ]
+    for namespace in config.namespaces or (None,):
+        background.append(watch.watch_secrets(api, drift.SELECTOR, on_secret, stop, namespace))
+        background.append(watch.watch_pods(api, config.pod_selector, on_pod, stop, namespace))
+    memo["watchers"] = [asyncio.create_task(c) for c in background]
 
 
 @kopf.on.cleanup()

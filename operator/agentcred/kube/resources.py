@@ -40,13 +40,22 @@ async def get_task(api: ApiClient, namespace: str, name: str) -> Body | None:
 
 async def list_tasks(api: ApiClient, namespace: str | None = None) -> list[Body]:
     """Every AgentTask, in one namespace or all of them."""
+    return await _list(api, "AgentTasks", TASKS, namespace)
+
+
+async def list_credentials(api: ApiClient, namespace: str | None = None) -> list[Body]:
+    """Every AgentCredential, in one namespace or all of them."""
+    return await _list(api, "AgentCredentials", CREDENTIALS, namespace)
+
+
+async def _list(api: ApiClient, kind: str, plural: str, namespace: str | None) -> list[Body]:
     custom = CustomObjectsApi(api)
-    what = subject("AgentTasks", namespace)
+    what = subject(kind, namespace)
     if namespace is None:
-        items, _ = await list_all(what, custom.list_cluster_custom_object, GROUP, VERSION, TASKS)
+        items, _ = await list_all(what, custom.list_cluster_custom_object, GROUP, VERSION, plural)
     else:
         items, _ = await list_all(
-            what, custom.list_namespaced_custom_object, GROUP, VERSION, namespace, TASKS
+            what, custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural
         )
     return items
 

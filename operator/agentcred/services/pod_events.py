@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from agentcred.services import lifecycle
 from agentcred.services.deps import Deps
 
+log = logging.getLogger("agentcred.pods")
+
 
 async def on_pod_event(deps: Deps, event_type: str, pod: Mapping[str, Any]) -> None:
     meta = pod.get("metadata") or {}
     namespace, labels = meta.get("namespace", ""), meta.get("labels") or {}
-    for task in deps.pods.tasks_selecting(namespace, labels):
+    tasks = deps.pods.tasks_selecting(namespace, labels)
+    log.debug(
+        "pod %s %s/%s selects %d task(s)", event_type, namespace, meta.get("name"), len(tasks)
+    )
+    for task in tasks:
         await lifecycle.check_pods(deps, namespace, task)

@@ -1,0 +1,46 @@
+"""Re-check every AgentCredential periodically (backend reachability can change).
+
+A background loop rather than a Kopf timer: Kopf puts a finalizer on every object
+with a timer, and a finalizer on AgentCredentials would block deleting them whenever
+the operator is not running, for no benefit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from agentcred.kube import resources
+from agentcred.kube.errors import KubeError
+from agentcred.services import credential_status
+from agentcred.services.deps import Deps
+
+log = logging.getLogger("agentcred.credentials")
+INTERVAL_SECONDS = 300.0
+
+
+async def recheck_all(deps: Deps) -> int:
+    count = 0
+    for namespace in deps.settings.namespaces or (None,):
+        for body in await resources.list_credentials(deps.api, namespace):
+            meta = body["metadata"]
+            status = await credential_status.evaluate(
+                deps,
+                meta["namespace"],
+                body.get("spec") or {},
+                meta.get("generation"),
+                body.get("status") or {},
+            )
+            await resources.patch_credential_status(
+                deps.api, meta["namespace"], meta["name"], status
+            )
+            count += 1
+    return count
+
+
+async def run_forever(deps: Deps, stopped: Callable[[float], Awaitable[bool]]) -> None:
+    while not await stopped(INTERVAL_SECONDS):
+        try:
+            await recheck_all(deps)
+        except KubeError as exc:
+            log.warning("credential re-check failed, retrying next interval: %s", exc)

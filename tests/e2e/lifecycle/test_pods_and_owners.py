@@ -1,0 +1,93 @@
+"""Tasks bound to pods end with them; tasks owned by a Pod go with it; credentials die too."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import postgres, vault
+from support.kube import wait_for
+from support.scenario import Scenario
+
+pytestmark = pytest.mark.e2e
+
+
+def bound_task(scene: Scenario, env: dict[str, str], name: str) -> dict[str, str]:
+    account = scene.service_account(f"{name}-agent")
+    role = vault.kubernetes_role(env, scene.ns, account)
+    scene.credential(f"{name}-db", vault={"auth": {"kubernetes": {"role": role}},
+                                          "dynamic": {"path": "database/creds/readonly"}})
+    scene.pod(f"{name}-pod", {"agentcred.io/task": name})
+    scene.task(name, [f"{name}-db"], serviceAccountName=account,
+               podSelector={"matchLabels": {"agentcred.io/task": name}})
+    scene.wait_phase(name, "Active")
+    wait_for(lambda: scene.status(name).get("pods", {}).get("seen"), 30, "pod seen")
+    data = scene.read_secret(f"{name}-{name}-db")
+    assert data is not None and postgres.can_login(env, data["username"], data["password"])
+    return data
+
+
+def test_deleting_the_only_pod_revokes_the_credential(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    data = bound_task(scenario, testbed_env, "gone")
+    scenario.core.delete_namespaced_pod("gone-pod", scenario.ns)
+    wait_for(lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
+             20, "login refused after the pod was deleted")
+    status = scenario.wait_phase("gone", "Failed")
+    assert status["reason"] == "PodsDeleted"
+    assert scenario.read_secret("gone-gone-db") is None
+
+
+def test_pod_succeeded_ends_the_task_as_succeeded(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    data = bound_task(scenario, testbed_env, "done")
+    scenario.set_pod_phase("done-pod", "Succeeded")
+    status = scenario.wait_phase("done", "Succeeded", timeout=20)
+    assert status["reason"] == "PodsSucceeded" and status["completionTime"]
+    wait_for(lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
+             20, "login refused")
+
+
+def test_pod_failed_ends_the_task_as_failed(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    bound_task(scenario, testbed_env, "crash")
+    scenario.set_pod_phase("crash-pod", "Failed")
+    assert scenario.wait_phase("crash", "Failed", timeout=20)["reason"] == "PodFailed"
+
+
+def test_task_waits_for_its_first_pod(scenario: Scenario, testbed_env: dict[str, str]) -> None:
+    account = scenario.service_account("agent")
+    role = vault.kubernetes_role(testbed_env, scenario.ns, account)
+    scenario.credential("db", vault={"auth": {"kubernetes": {"role": role}},
+                                     "dynamic": {"path": "database/creds/readonly"}})
+    scenario.task("patient", ["db"], serviceAccountName=account,
+                  podSelector={"matchLabels": {"app": "later"}})
+    scenario.wait_phase("patient", "Active")
+    assert not scenario.status("patient").get("pods", {}).get("seen")
+    scenario.pod("later-pod", {"app": "later"})
+    wait_for(lambda: scenario.status("patient").get("pods", {}).get("seen"), 20, "pod seen")
+    assert scenario.status("patient")["phase"] == "Active"
+
+
+def test_task_owned_by_a_pod_is_collected_with_it_and_revoked_first(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    account = scenario.service_account("agent")
+    role = vault.kubernetes_role(testbed_env, scenario.ns, account)
+    scenario.credential("db", vault={"auth": {"kubernetes": {"role": role}},
+                                     "dynamic": {"path": "database/creds/readonly"}})
+    pod = scenario.pod("owner", {"app": "agent"})
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": "owner", "uid": pod.metadata.uid}
+    scenario.create_task_with_owner("owned", ["db"], owner, serviceAccountName=account)
+    scenario.wait_phase("owned", "Active")
+    data = scenario.read_secret("owned-db")
+    assert data is not None
+    scenario.core.delete_namespaced_pod("owner", scenario.ns)
+    # The garbage collector discovers the CRD and deletes the task (can take ~30 s).
+    wait_for(lambda: scenario.get_task("owned") is None, 120, "task collected with its owner")
+    assert not postgres.can_login(testbed_env, data["username"], data["password"])
+    assert not postgres.role_exists(testbed_env, data["username"])
+    ended = [e for e in scenario.events("owned") if e.reason == "TaskEnded"]
+    assert ended and "owner Pod/owner was deleted" in ended[-1].message
