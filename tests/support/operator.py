@@ -43,11 +43,12 @@ def operator_env(testbed_env: dict[str, str]) -> dict[str, str]:
         "AGENTCRED_VAULT_ADDR": testbed_env["VAULT_ADDR"],
         "AGENTCRED_REISSUE_OVERLAP": "3s",
         "AGENTCRED_LOG_LEVEL": "DEBUG",
+        "AGENTCRED_SWEEP_INTERVAL": "3s",
     }
 
 
 def start_operator(env: dict[str, str], log_path: Path, *args: str) -> OperatorProcess:
-    full = dict(os.environ, **env, AGENTCRED_LOG_FORMAT="json", PYTHONUNBUFFERED="1")
+    full = {**os.environ, **env, "AGENTCRED_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
     # The operator must work without the admin's credentials (and hvac would pick up
     # VAULT_TOKEN from the environment): it only gets what a real deployment has.
     for name in ("VAULT_TOKEN", "PGPASSWORD", "PGUSER"):

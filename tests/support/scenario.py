@@ -60,18 +60,30 @@ class Scenario:
         meta: dict[str, Any] = {"name": name, "labels": labels}
         if owner:
             meta["ownerReferences"] = [owner]
-        return self.core.create_namespaced_pod(self.ns, {"metadata": meta, "spec": {
-            "containers": [{"name": "agent", "image": "registry.invalid/agent:1"}]}})
+        return self.core.create_namespaced_pod(
+            self.ns,
+            {
+                "metadata": meta,
+                "spec": {"containers": [{"name": "agent", "image": "registry.invalid/agent:1"}]},
+            },
+        )
 
     def set_pod_phase(self, name: str, phase: str) -> None:
         self.core.patch_namespaced_pod_status(name, self.ns, {"status": {"phase": phase}})
 
-    def create_task_with_owner(self, name: str, credentials: list[str], owner: dict[str, str],
-                               **spec: Any) -> dict[str, Any]:
-        return create(self.api, self.ns, {
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "AgentTask",
-            "metadata": {"name": name, "ownerReferences": [owner]},
-            "spec": {"credentials": [{"name": c} for c in credentials], **spec}})
+    def create_task_with_owner(
+        self, name: str, credentials: list[str], owner: dict[str, str], **spec: Any
+    ) -> dict[str, Any]:
+        return create(
+            self.api,
+            self.ns,
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "AgentTask",
+                "metadata": {"name": name, "ownerReferences": [owner]},
+                "spec": {"credentials": [{"name": c} for c in credentials], **spec},
+            },
+        )
 
     def get_task(self, name: str) -> dict[str, Any] | None:
         try:

@@ -44,3 +44,5 @@ async def run_forever(deps: Deps, stopped: Callable[[float], Awaitable[bool]]) -
             await recheck_all(deps)
         except KubeError as exc:
             log.warning("credential re-check failed, retrying next interval: %s", exc)
+        except Exception:  # keep re-checking whatever one credential does
+            log.exception("credential re-check crashed, retrying next interval")

@@ -46,6 +46,7 @@ async def sweep(deps: Deps) -> SweepResult:
             await _sweep_session(deps, info.namespace, info.name, info.labels, result)
         for body in await resources.list_tasks(deps.api, namespace):
             await _sweep_pods(deps, body)
+    log.debug("sweep done: %s", result)
     if result.found or result.failed:
         log.info(
             "sweep: %d orphan(s) found, %d session(s) revoked, %d failed",
@@ -127,3 +128,5 @@ async def run_forever(deps: Deps, stopped: Callable[[float], Awaitable[bool]]) -
             await sweep(deps)
         except (KubeError, TaskRetry) as exc:
             log.warning("sweep failed, retrying next interval: %s", exc)
+        except Exception:  # the sweep is the safety net: it must never stop for good
+            log.exception("sweep crashed, retrying next interval")

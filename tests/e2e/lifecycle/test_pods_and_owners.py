@@ -14,11 +14,20 @@ pytestmark = pytest.mark.e2e
 def bound_task(scene: Scenario, env: dict[str, str], name: str) -> dict[str, str]:
     account = scene.service_account(f"{name}-agent")
     role = vault.kubernetes_role(env, scene.ns, account)
-    scene.credential(f"{name}-db", vault={"auth": {"kubernetes": {"role": role}},
-                                          "dynamic": {"path": "database/creds/readonly"}})
+    scene.credential(
+        f"{name}-db",
+        vault={
+            "auth": {"kubernetes": {"role": role}},
+            "dynamic": {"path": "database/creds/readonly"},
+        },
+    )
     scene.pod(f"{name}-pod", {"agentcred.io/task": name})
-    scene.task(name, [f"{name}-db"], serviceAccountName=account,
-               podSelector={"matchLabels": {"agentcred.io/task": name}})
+    scene.task(
+        name,
+        [f"{name}-db"],
+        serviceAccountName=account,
+        podSelector={"matchLabels": {"agentcred.io/task": name}},
+    )
     scene.wait_phase(name, "Active")
     wait_for(lambda: scene.status(name).get("pods", {}).get("seen"), 30, "pod seen")
     data = scene.read_secret(f"{name}-{name}-db")
@@ -31,8 +40,11 @@ def test_deleting_the_only_pod_revokes_the_credential(
 ) -> None:
     data = bound_task(scenario, testbed_env, "gone")
     scenario.core.delete_namespaced_pod("gone-pod", scenario.ns)
-    wait_for(lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-             20, "login refused after the pod was deleted")
+    wait_for(
+        lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
+        20,
+        "login refused after the pod was deleted",
+    )
     status = scenario.wait_phase("gone", "Failed")
     assert status["reason"] == "PodsDeleted"
     assert scenario.read_secret("gone-gone-db") is None
@@ -45,8 +57,11 @@ def test_pod_succeeded_ends_the_task_as_succeeded(
     scenario.set_pod_phase("done-pod", "Succeeded")
     status = scenario.wait_phase("done", "Succeeded", timeout=20)
     assert status["reason"] == "PodsSucceeded" and status["completionTime"]
-    wait_for(lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-             20, "login refused")
+    wait_for(
+        lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
+        20,
+        "login refused",
+    )
 
 
 def test_pod_failed_ends_the_task_as_failed(
@@ -60,10 +75,16 @@ def test_pod_failed_ends_the_task_as_failed(
 def test_task_waits_for_its_first_pod(scenario: Scenario, testbed_env: dict[str, str]) -> None:
     account = scenario.service_account("agent")
     role = vault.kubernetes_role(testbed_env, scenario.ns, account)
-    scenario.credential("db", vault={"auth": {"kubernetes": {"role": role}},
-                                     "dynamic": {"path": "database/creds/readonly"}})
-    scenario.task("patient", ["db"], serviceAccountName=account,
-                  podSelector={"matchLabels": {"app": "later"}})
+    scenario.credential(
+        "db",
+        vault={
+            "auth": {"kubernetes": {"role": role}},
+            "dynamic": {"path": "database/creds/readonly"},
+        },
+    )
+    scenario.task(
+        "patient", ["db"], serviceAccountName=account, podSelector={"matchLabels": {"app": "later"}}
+    )
     scenario.wait_phase("patient", "Active")
     assert not scenario.status("patient").get("pods", {}).get("seen")
     scenario.pod("later-pod", {"app": "later"})
@@ -76,8 +97,13 @@ def test_task_owned_by_a_pod_is_collected_with_it_and_revoked_first(
 ) -> None:
     account = scenario.service_account("agent")
     role = vault.kubernetes_role(testbed_env, scenario.ns, account)
-    scenario.credential("db", vault={"auth": {"kubernetes": {"role": role}},
-                                     "dynamic": {"path": "database/creds/readonly"}})
+    scenario.credential(
+        "db",
+        vault={
+            "auth": {"kubernetes": {"role": role}},
+            "dynamic": {"path": "database/creds/readonly"},
+        },
+    )
     pod = scenario.pod("owner", {"app": "agent"})
     owner = {"apiVersion": "v1", "kind": "Pod", "name": "owner", "uid": pod.metadata.uid}
     scenario.create_task_with_owner("owned", ["db"], owner, serviceAccountName=account)

@@ -1,0 +1,197 @@
+"""No lease outlives its task: orphans are swept, and credentials die at their TTL
+even while the operator is down."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from agentcred.backends.base import Identity, IssueRequest
+from agentcred.backends.vault import VaultBackend
+from agentcred.kube import client as kube_client
+from agentcred.kube import secrets as kube_secrets
+from agentcred.models.credential import parse_credential_spec
+from agentcred.models.task import AgentTaskSpec, CredentialRef
+from agentcred.services import sessions
+from agentcred.services.task_view import TaskView
+from support import postgres, vault
+from support.kube import wait_for
+from support.operator import operator_env, running_operator
+from support.scenario import Scenario
+
+pytestmark = pytest.mark.e2e
+DYNAMIC = {"path": "database/creds/readonly"}
+
+
+def setup_credential(scene: Scenario, env: dict[str, str], **extra: object) -> str:
+    account = scene.service_account("agent")
+    role = vault.kubernetes_role(env, scene.ns, account)
+    scene.credential(
+        "db", vault={"auth": {"kubernetes": {"role": role}}, "dynamic": DYNAMIC}, **extra
+    )
+    return account
+
+
+def test_task_deleted_behind_the_operators_back_is_swept(
+    kube: client.ApiClient,
+    namespace: str,
+    crds: None,
+    testbed_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    scene = Scenario(kube, namespace)
+    account = setup_credential(scene, testbed_env)
+    env = operator_env(testbed_env)
+    with running_operator(env, tmp_path / "first.log", "--namespace", namespace) as first:
+        scene.task("orphaned", ["db"], serviceAccountName=account)
+        scene.wait_phase("orphaned", "Active")
+        data = scene.read_secret("orphaned-db")
+        assert data is not None
+        uid = scene.get_task("orphaned")["metadata"]["uid"]
+        first.kill()
+    # Someone strips the finalizer and deletes the task while the operator is down.
+    scene.custom.patch_namespaced_custom_object(
+        "agentcred.io",
+        "v1alpha1",
+        namespace,
+        "agenttasks",
+        "orphaned",
+        {"metadata": {"finalizers": None}},
+    )
+    scene.delete_task("orphaned")
+    wait_for(lambda: scene.get_task("orphaned") is None, 30, "task gone")
+    assert postgres.can_login(testbed_env, data["username"], data["password"])
+    session_secret = f"agentcred-session-{uid}"
+    assert scene.read_secret(session_secret) is not None
+
+    with running_operator(env, tmp_path / "second.log", "--namespace", namespace):
+        wait_for(
+            lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
+            30,
+            "orphaned lease revoked by the sweep",
+        )
+        wait_for(
+            lambda: (
+                scene.core.list_namespaced_secret(
+                    namespace, label_selector="agentcred.io/session=true"
+                ).items
+                == []
+            ),
+            30,
+            "session Secret removed",
+        )
+
+
+def test_lease_issued_but_never_recorded_is_found_and_revoked(
+    kube: client.ApiClient,
+    namespace: str,
+    crds: None,
+    testbed_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Reproduce the state an operator leaves when it dies right after issuing: the
+    session is written (write-ahead), the lease exists, the task's status knows nothing
+    and the task is gone."""
+    scene = Scenario(kube, namespace)
+    account = setup_credential(scene, testbed_env)
+    spec_dict = scene.custom.get_namespaced_custom_object(
+        "agentcred.io", "v1alpha1", namespace, "agentcredentials", "db"
+    )["spec"]
+    ghost = TaskView(
+        namespace=namespace,
+        name="ghost",
+        uid="00000000-dead-beef-0000-000000000000",
+        generation=1,
+        created=datetime.datetime.now(datetime.UTC),
+        spec=AgentTaskSpec(credentials=(CredentialRef("db"),)),
+        status={},
+    )
+    data = asyncio.run(_issue_like_a_dying_operator(testbed_env, ghost, account, spec_dict))
+    scene.values.update(data.values())
+    assert postgres.can_login(testbed_env, data["username"], data["password"])
+
+    with running_operator(operator_env(testbed_env), tmp_path / "op.log", "--namespace", namespace):
+        wait_for(
+            lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
+            30,
+            "unrecorded lease revoked by the sweep",
+        )
+        assert not postgres.role_exists(testbed_env, data["username"])
+
+
+async def _issue_like_a_dying_operator(
+    env: dict[str, str], task: TaskView, account: str, spec_dict: dict[str, object]
+) -> dict[str, str]:
+    api = await kube_client.make_api_client()
+    backend = VaultBackend(default_address=env["VAULT_ADDR"])
+    try:
+        from agentcred.kube import tokens
+
+        async def token_for(audience: str) -> str:
+            return await tokens.request_token(api, task.namespace, account, audience)
+
+        async def secret_value(name: str, key: str) -> str:
+            return await kube_secrets.read_secret_value(api, task.namespace, name, key)
+
+        spec = parse_credential_spec(spec_dict)
+        request = IssueRequest(
+            credential="db",
+            spec=spec,
+            ttl=datetime.timedelta(minutes=10),
+            correlation_id="t",
+            identity=Identity(
+                namespace=task.namespace,
+                service_account=account,
+                task=task.name,
+                task_uid=task.uid,
+                token_for=token_for,
+                secret_value=secret_value,
+            ),
+        )
+        session = await backend.login(request)
+        await sessions.put(
+            api,
+            task,
+            "db",
+            sessions.SessionRecord(
+                credential="db", backend="vault", spec=spec_dict, lease_id="", session=session
+            ),
+        )
+        issued = await backend.issue_with(request, session)
+        return dict(issued.data)
+    finally:
+        backend.close()
+        await api.close()
+
+
+def test_credential_dies_at_its_ttl_while_the_operator_is_down(
+    kube: client.ApiClient,
+    namespace: str,
+    crds: None,
+    testbed_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    scene = Scenario(kube, namespace)
+    account = setup_credential(scene, testbed_env, ttl="8s")
+    with running_operator(
+        operator_env(testbed_env), tmp_path / "op.log", "--namespace", namespace
+    ) as op:
+        scene.task("abandoned", ["db"], serviceAccountName=account)
+        entry = scene.wait_phase("abandoned", "Active")["credentials"][0]
+        data = scene.read_secret("abandoned-db")
+        assert data is not None
+        op.kill()
+    expires = datetime.datetime.fromisoformat(entry["expiresAt"].replace("Z", "+00:00"))
+    assert expires - datetime.datetime.now(datetime.UTC) <= datetime.timedelta(seconds=9)
+    assert postgres.can_login(testbed_env, data["username"], data["password"])
+    wait_for(
+        lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
+        30,
+        "credential dead at its TTL with no operator running",
+    )
+    assert time.time() >= expires.timestamp() - 1
