@@ -15,6 +15,7 @@ from agentcred.backends.base import Identity, IssueRequest
 from agentcred.backends.vault import VaultBackend
 from agentcred.kube import client as kube_client
 from agentcred.kube import secrets as kube_secrets
+from agentcred.kube import tokens
 from agentcred.models.credential import parse_credential_spec
 from agentcred.models.task import AgentTaskSpec, CredentialRef
 from agentcred.services import sessions
@@ -130,7 +131,6 @@ async def _issue_like_a_dying_operator(
     api = await kube_client.make_api_client()
     backend = VaultBackend(default_address=env["VAULT_ADDR"])
     try:
-        from agentcred.kube import tokens
 
         async def token_for(audience: str) -> str:
             return await tokens.request_token(api, task.namespace, account, audience)
