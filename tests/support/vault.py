@@ -57,9 +57,9 @@ def approle(env: dict[str, str], name: str, rules: str = DB_POLICY) -> tuple[str
     return role_id, secret_id
 
 
-def db_role(env: dict[str, str], *, default_ttl: str, max_ttl: str) -> str:
+def db_role(env: dict[str, str], *, default_ttl: str, max_ttl: str, name: str = "") -> str:
     """A database role with its own TTLs (the shared `readonly` one has 1h/24h)."""
-    name = f"ro-{uuid.uuid4().hex[:8]}"
+    name = name or f"ro-{uuid.uuid4().hex[:8]}"
     admin(env).write(
         f"database/roles/{name}",
         db_name="testbed-postgres",

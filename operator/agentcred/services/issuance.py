@@ -9,6 +9,7 @@ the task's end (or the orphan sweep) still finds and revokes.
 from __future__ import annotations
 
 import datetime
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from agentcred.models.credential import AgentCredentialSpec, parse_credential_sp
 from agentcred.models.errors import SpecError
 from agentcred.models.status import timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import sessions
+from agentcred.services import revocation, sessions
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.schedule import capped_ttl
@@ -139,6 +140,7 @@ async def issue(
     request = request_for(deps, task, resolved, cid)
     backend = resolved.backend
     session: Session | None = None
+    await _retire_stale(deps, task, session_key)
     if isinstance(backend, SessionBackend):
         session = await backend.login(request)
         await sessions.put(
@@ -171,6 +173,26 @@ async def issue(
         raise
     info = await write_secret(deps, task, resolved.ref, {**issued.data, **extra}, issued.expires_at)
     return issued, info
+
+
+async def _retire_stale(deps: Deps, task: TaskView, key: str) -> None:
+    """A session already under ``key`` is from an attempt that never completed (the
+    operator died before recording it, or its Secret was lost): revoke it before its
+    slot is reused, or park it under a unique key so that cleanup and the sweep still
+    find it. A write-ahead record is never overwritten."""
+    records = await sessions.load(deps.api, task.namespace, task.uid)
+    stale = records.get(key)
+    if stale is None:
+        return
+    gone = await revocation.revoke_record(
+        deps,
+        stale,
+        namespace=task.namespace,
+        task=task.name,
+        service_account=task.spec.service_account_name,
+    )
+    if not gone:
+        await sessions.put(deps.api, task, f"{key}.stale-{uuid.uuid4().hex[:8]}", stale)
 
 
 async def discard(

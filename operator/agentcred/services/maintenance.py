@@ -136,6 +136,12 @@ async def refresh_one(
     deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialStatus
 ) -> TaskView:
     """Renew in place where the backend can, otherwise issue a fresh credential."""
+    expires = parse_time(entry.get("expiresAt"))
+    if task.deadline is not None and expires is not None and expires >= task.deadline:
+        # The credential already lasts until the task's hard stop: nothing to extend.
+        updated = CredentialStatus(**entry)
+        updated["renewAt"] = timestamp(task.deadline)
+        return await _save_entry(deps, task, updated)
     cid = audit.new_correlation_id()
     try:
         resolved = await issuance.resolve(deps, task, ref)
