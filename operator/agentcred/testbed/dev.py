@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hvac
 import yaml
 
 from agentcred.testbed import kube, procs, stack
@@ -63,7 +64,23 @@ def _wait_established(server: str, ctx: Any) -> None:
             time.sleep(0.1)
 
 
-SETTLED = frozenset({"Pending", "Active", "Succeeded", "Failed", "Expired"})
+SETTLED = frozenset({"Active", "Succeeded", "Failed", "Expired"})
+EXAMPLE_POLICY = 'path "database/creds/readonly" { capabilities = ["read"] }'
+
+
+def configure_vault_for_example(env: dict[str, str]) -> None:
+    """The Vault side a platform team would set up: a role for team-a's research agent."""
+    admin = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"])
+    admin.sys.create_or_update_policy(name="research-agent", policy=EXAMPLE_POLICY)
+    admin.write(
+        "auth/kubernetes/role/research-agent",
+        bound_service_account_names="research-agent",
+        bound_service_account_namespaces="team-a",
+        audience="vault",
+        token_policies="research-agent",
+        token_ttl="15m",
+        token_max_ttl="2h",
+    )
 
 
 def _wait_for_phase(server: str, ctx: Any, phases: frozenset[str], timeout: float) -> None:
@@ -96,6 +113,21 @@ def show(server: str, ctx: Any) -> None:
         print("  (none yet)")
 
 
+def _fresh_example_task(server: str, ctx: Any) -> None:
+    """Re-running ``make dev`` starts the example task over (its finalizer revokes first)."""
+    path = "/apis/agentcred.io/v1alpha1/namespaces/team-a/agenttasks/claim-4711"
+    try:
+        kube.api(server, ctx, "DELETE", path)
+    except procs.TestbedError:
+        return  # not there yet
+    for _ in range(120):
+        try:
+            kube.api(server, ctx, "GET", path)
+        except procs.TestbedError:
+            return
+        time.sleep(0.5)
+
+
 def main() -> int:
     state = StateDir(stack.default_root())
     env = stack.up(state, log=lambda m: print(f"[testbed] {m}", file=sys.stderr))
@@ -103,14 +135,20 @@ def main() -> int:
     apply_file(server, ctx, REPO / "crds" / "agentcredentials.yaml")
     apply_file(server, ctx, REPO / "crds" / "agenttasks.yaml")
     _wait_established(server, ctx)
-    apply_file(server, ctx, REPO / "examples" / "research-db.yaml")
+    configure_vault_for_example(env)
     procs.stop(state, "operator")
+    operator_env = {
+        **env,
+        "AGENTCRED_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+        "AGENTCRED_VAULT_ADDR": env["VAULT_ADDR"],
+        "VAULT_TOKEN": "",
+    }
     procs.start(
-        state,
-        "operator",
-        [str(Path(sys.executable).parent / "agentcred"), "run"],
-        env={**env, "AGENTCRED_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"},
+        state, "operator", [str(Path(sys.executable).parent / "agentcred"), "run"], env=operator_env
     )
+    _fresh_example_task(server, ctx)
+    apply_file(server, ctx, REPO / "examples" / "research-db.yaml")
     _wait_for_phase(server, ctx, SETTLED, timeout=60)
     show(server, ctx)
     print(f"\nThe operator runs in the background (log: {state.logs / 'operator.log'}).")
