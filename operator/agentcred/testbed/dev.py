@@ -41,10 +41,13 @@ def _path_for(doc: dict[str, Any]) -> str:
 
 
 def apply_file(server: str, ctx: Any, path: Path) -> None:
-    """Create what is missing (re-running ``make dev`` is harmless)."""
+    """Server-side apply every document (re-running ``make dev`` updates, never duplicates)."""
     for doc in yaml.safe_load_all(path.read_text()):
         if doc and doc.get("kind") != "Kustomization":
-            kube.api(server, ctx, "POST", _path_for(doc), doc)
+            target = (
+                f"{_path_for(doc)}/{doc['metadata']['name']}?fieldManager=agentcred-dev&force=true"
+            )
+            kube.api(server, ctx, "PATCH", target, doc, "application/apply-patch+yaml")
 
 
 def _wait_established(server: str, ctx: Any) -> None:
@@ -104,7 +107,7 @@ def show(server: str, ctx: Any) -> None:
         server,
         ctx,
         "GET",
-        "/api/v1/namespaces/team-a/secrets?labelSelector=app.kubernetes.io/managed-by%3Dagentcred",
+        "/api/v1/namespaces/team-a/secrets?labelSelector=app.kubernetes.io/managed-by%3Dagentcred,agentcred.io/credential",
     )
     print("\nGenerated Secrets (keys only; values are never printed):")
     for item in secrets.get("items", []):

@@ -238,14 +238,19 @@ def _start_controller_manager(
 
 
 def api(
-    server: str, ctx: ssl.SSLContext, method: str, path: str, body: dict[str, Any] | None = None
+    server: str,
+    ctx: ssl.SSLContext,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    content_type: str = "application/json",
 ) -> dict[str, Any]:
     """One admin call to the apiserver (the testbed needs only a handful)."""
     request = urllib.request.Request(  # noqa: S310 - https to our own apiserver
         f"{server}{path}",
         method=method,
         data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": content_type},
     )
     try:
         with urllib.request.urlopen(request, timeout=10, context=ctx) as response:  # noqa: S310
