@@ -22,3 +22,10 @@ SWEEP_REVOKE_FAILED = Counter(
 def serve(port: int) -> None:
     if port:
         start_http_server(port)
+
+
+BACKEND_CALLS = Counter(
+    "agentcred_backend_calls_total",
+    "Calls to credential backends",
+    ["backend", "operation", "outcome"],
+)

@@ -7,6 +7,7 @@ connection pool shared by every task.
 from __future__ import annotations
 
 from agentcred.backends.base import Backend, InvalidConfig
+from agentcred.backends.instrumented import instrument
 from agentcred.models.credential import AgentCredentialSpec
 
 
@@ -18,7 +19,7 @@ class BackendRegistry:
 
     def for_kind(self, kind: str) -> Backend:
         if kind not in self._instances:
-            self._instances[kind] = self._build(kind)
+            self._instances[kind] = instrument(self._build(kind))
         return self._instances[kind]
 
     def for_spec(self, spec: AgentCredentialSpec) -> Backend:

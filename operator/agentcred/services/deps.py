@@ -16,6 +16,7 @@ from typing import Any
 
 from agentcred.backends.registry import BackendRegistry
 from agentcred.services.pod_binding import PodIndex
+from agentcred.services.static_reads import StaticReads
 from agentcred.settings import Settings
 
 
@@ -68,3 +69,4 @@ class Deps:
     # resourceVersions of generated Secrets as we last wrote them (drift detection)
     written: dict[tuple[str, str], str] = field(default_factory=dict)
     pods: PodIndex = field(default_factory=PodIndex)
+    static_reads: StaticReads = field(default_factory=StaticReads)

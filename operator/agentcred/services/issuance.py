@@ -32,7 +32,7 @@ from agentcred.models.credential import AgentCredentialSpec, parse_credential_sp
 from agentcred.models.errors import SpecError
 from agentcred.models.status import timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import revocation, sessions
+from agentcred.services import revocation, sessions, static_reads
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.schedule import capped_ttl
@@ -136,7 +136,37 @@ async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> 
 async def issue(
     deps: Deps, task: TaskView, resolved: Resolved, *, session_key: str, cid: str
 ) -> tuple[Issued, SecretInfo]:
-    """Log in, record the session, issue, write the generated Secret."""
+    """Issue (or read) the credential and write the generated Secret."""
+    caps = resolved.backend.capabilities(resolved.spec)
+    if caps.static:
+        issued = await _read_static(deps, task, resolved, session_key, cid)
+    else:
+        issued = await _issue_lease(deps, task, resolved, session_key, cid)
+    try:
+        extra = render(resolved.spec.template, issued.data)
+    except TemplateError as exc:
+        raise TaskFailed("TemplateError", f"AgentCredential {resolved.ref.name}: {exc}") from None
+    info = await write_secret(deps, task, resolved.ref, {**issued.data, **extra}, issued.expires_at)
+    return issued, info
+
+
+async def _read_static(
+    deps: Deps, task: TaskView, resolved: Resolved, session_key: str, cid: str
+) -> Issued:
+    """A static secret, read at most once per half refresh interval for everyone sharing it."""
+    spec = resolved.spec
+    block = resolved.raw_spec.get(spec.backend) or {}
+    key = static_reads.read_key(task.namespace, task.spec.service_account_name, spec.backend, block)
+    keep = spec.refresh_interval.total_seconds() / 2
+    return await deps.static_reads.read(
+        key, keep, lambda: _issue_lease(deps, task, resolved, session_key, cid)
+    )
+
+
+async def _issue_lease(
+    deps: Deps, task: TaskView, resolved: Resolved, session_key: str, cid: str
+) -> Issued:
+    """Log in (recording the session first), then issue."""
     request = request_for(deps, task, resolved, cid)
     backend = resolved.backend
     session: Session | None = None
@@ -162,7 +192,7 @@ async def issue(
                 await sessions.drop(deps.api, task, session_key)
         else:
             issued = await backend.issue(request)
-        extra = render(resolved.spec.template, issued.data)
+        render(resolved.spec.template, issued.data)  # fail before anything is written
     except BaseException as exc:
         if session is not None:
             await discard(deps, task, resolved, session, session_key, cid)
@@ -171,8 +201,7 @@ async def issue(
                 "TemplateError", f"AgentCredential {resolved.ref.name}: {exc}"
             ) from None
         raise
-    info = await write_secret(deps, task, resolved.ref, {**issued.data, **extra}, issued.expires_at)
-    return issued, info
+    return issued
 
 
 async def _retire_stale(deps: Deps, task: TaskView, key: str) -> None:

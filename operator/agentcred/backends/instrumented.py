@@ -1,0 +1,97 @@
+"""Count every backend call by backend, operation and outcome (Prometheus).
+
+A thin wrapper the registry puts around each backend, so the counting lives in one
+place and the backends stay free of it. Session backends keep their extra methods
+(the wrapper class mirrors the protocol the wrapped backend implements).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from agentcred import metrics
+from agentcred.backends.base import (
+    Backend,
+    BackendError,
+    Capabilities,
+    Issued,
+    IssueRequest,
+    Renewed,
+    Session,
+    SessionBackend,
+)
+from agentcred.models.credential import AgentCredentialSpec
+
+T = TypeVar("T")
+
+
+async def _counted(kind: str, operation: str, call: Awaitable[T]) -> T:
+    outcome = "success"
+    try:
+        return await call
+    except BackendError as exc:
+        outcome = exc.reason
+        raise
+    finally:
+        metrics.BACKEND_CALLS.labels(kind, operation, outcome).inc()
+
+
+class InstrumentedBackend:
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+
+    def capabilities(self, spec: AgentCredentialSpec) -> Capabilities:
+        return self.inner.capabilities(spec)
+
+    def validate(self, spec: AgentCredentialSpec) -> None:
+        self.inner.validate(spec)
+
+    async def check(self, spec: AgentCredentialSpec) -> None:
+        await _counted(self.kind, "check", self.inner.check(spec))
+
+    async def issue(self, request: IssueRequest) -> Issued:
+        return await _counted(self.kind, "issue", self.inner.issue(request))
+
+    async def renew(
+        self,
+        spec: AgentCredentialSpec,
+        issued_lease: str,
+        session: Session | None,
+        ttl: datetime.timedelta,
+        correlation_id: str,
+    ) -> Renewed:
+        return await _counted(
+            self.kind, "renew", self.inner.renew(spec, issued_lease, session, ttl, correlation_id)
+        )
+
+    async def revoke(
+        self,
+        spec: AgentCredentialSpec,
+        issued_lease: str,
+        session: Session | None,
+        correlation_id: str,
+    ) -> None:
+        await _counted(
+            self.kind, "revoke", self.inner.revoke(spec, issued_lease, session, correlation_id)
+        )
+
+
+class InstrumentedSessionBackend(InstrumentedBackend):
+    def __init__(self, inner: SessionBackend) -> None:
+        super().__init__(inner)
+        self.session_inner = inner
+
+    async def login(self, request: IssueRequest) -> Session:
+        return await _counted(self.kind, "login", self.session_inner.login(request))
+
+    async def issue_with(self, request: IssueRequest, session: Session) -> Issued:
+        return await _counted(self.kind, "issue", self.session_inner.issue_with(request, session))
+
+
+def instrument(backend: Backend) -> Backend:
+    if isinstance(backend, SessionBackend):
+        return InstrumentedSessionBackend(backend)
+    return InstrumentedBackend(backend)

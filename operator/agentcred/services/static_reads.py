@@ -1,0 +1,81 @@
+"""One backend read per refresh for every task that shares a static secret.
+
+Static secrets (Vault KV, AWS Secrets Manager, GCP Secret Manager, Azure Key Vault)
+are the same for every task that reads them with the same identity, so concurrent
+and repeated reads are coalesced: a single in-flight read per key (single flight),
+and its result kept for half the refresh interval. Half, so that a task's own next
+refresh (scheduled at 90-100 % of the interval) always reads afresh: a rotation
+reaches every task within one interval, and N tasks cost at most two reads per
+interval instead of N.
+
+The key is the backend block plus the reading identity and the namespace, so two
+tenants never share a read that only one of them is allowed. Values live in memory
+only for that short window and are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from agentcred.backends.base import Issued
+
+MAX_ENTRIES = 10_000
+Key = str
+
+
+def read_key(namespace: str, service_account: str, backend: str, block: Mapping[str, Any]) -> Key:
+    """Who reads what: namespace, the identity that authenticates, and the backend block."""
+    return json.dumps([namespace, service_account, backend, block], sort_keys=True, default=str)
+
+
+class StaticReads:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._entries: OrderedDict[Key, tuple[float, Issued]] = OrderedDict()
+        self._inflight: dict[Key, asyncio.Future[Issued]] = {}
+        self.backend_reads = 0
+
+    async def read(
+        self, key: Key, keep_seconds: float, fetch: Callable[[], Awaitable[Issued]]
+    ) -> Issued:
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] > self._clock():
+            self._entries.move_to_end(key)
+            return cached[1]
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Issued] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            self.backend_reads += 1
+            issued = await fetch()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        future.set_result(issued)
+        self._store(key, self._clock() + keep_seconds, issued)
+        return issued
+
+    def _store(self, key: Key, until: float, issued: Issued) -> None:
+        self._entries[key] = (until, issued)
+        self._entries.move_to_end(key)
+        while len(self._entries) > MAX_ENTRIES:
+            self._entries.popitem(last=False)
+
+    def forget(self, key: Key) -> None:
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,82 @@
+"""N tasks sharing one static secret cost one backend read per refresh, not N (counted)."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from agentcred.testbed.procs import free_port
+from support import vault
+from support.kube import wait_for
+from support.operator import operator_env, running_operator
+from support.scenario import Scenario
+
+pytestmark = pytest.mark.e2e
+TASKS = 100
+INTERVAL = 30.0
+
+
+def backend_reads(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    pattern = (r'agentcred_backend_calls_total\{backend="vault",operation="issue",'
+               r'outcome="success"\} (\S+)')
+    match = re.search(pattern, text)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_hundred_tasks_on_one_static_secret_read_it_at_most_twice_per_interval(
+    kube: client.ApiClient,
+    namespace: str,
+    crds: None,
+    testbed_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    scene = Scenario(kube, namespace)
+    path = f"agents/{namespace}/shared"
+    vault.admin(testbed_env).secrets.kv.v2.create_or_update_secret(
+        path=path, secret={"api_key": "shared-key-123456"}
+    )
+    account = scene.service_account("agent")
+    role = vault.kubernetes_role(
+        testbed_env,
+        namespace,
+        account,
+        rules=f'path "secret/data/{path}" {{ capabilities = ["read"] }}',
+    )
+    scene.credential(
+        "shared",
+        refreshInterval=f"{int(INTERVAL)}s",
+        vault={"auth": {"kubernetes": {"role": role}}, "kv": {"path": path}},
+    )
+    port = free_port()
+    env = {**operator_env(testbed_env), "AGENTCRED_METRICS_PORT": str(port)}
+    with running_operator(env, tmp_path / "op.log", "--namespace", namespace):
+        started = time.monotonic()
+        for i in range(TASKS):
+            scene.task(f"s{i:03d}", ["shared"], serviceAccountName=account)
+
+        def all_refreshed_once() -> bool:
+            items = scene.custom.list_namespaced_custom_object(
+                "agentcred.io", "v1alpha1", namespace, "agenttasks"
+            )["items"]
+            return len(items) == TASKS and all(
+                (i.get("status") or {}).get("credentials", [{}])[0].get("renewals", 0) >= 1
+                for i in items
+            )
+
+        wait_for(all_refreshed_once, 150, "every task active and refreshed once", interval=1)
+        elapsed = time.monotonic() - started
+        reads = backend_reads(port)
+    windows = elapsed / INTERVAL + 1
+    print(
+        f"\nstatic sharing: {TASKS} tasks, {reads:.0f} backend reads in {elapsed:.1f}s "
+        f"({reads / windows:.2f} per {INTERVAL:.0f}s interval)"
+    )
+    assert 1 <= reads <= 2 * windows
+    assert scene.read_secret("s042-shared") == {"api_key": "shared-key-123456"}

@@ -1,0 +1,101 @@
+"""Single-flight, short-lived cache of static secret reads."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+import pytest
+
+from agentcred.backends.base import Issued, NotFound
+from agentcred.services.static_reads import StaticReads, read_key
+
+T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def issued(value: str) -> Issued:
+    return Issued(
+        data={"value": value}, lease_id=value, issued_at=T0, expires_at=None, renewable=False
+    )
+
+
+def test_concurrent_readers_of_one_secret_cause_one_backend_read() -> None:
+    reads = StaticReads()
+    calls = 0
+
+    async def fetch() -> Issued:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return issued("v1")
+
+    async def main() -> list[Issued]:
+        return await asyncio.gather(*(reads.read("k", 60, fetch) for _ in range(100)))
+
+    results = asyncio.run(main())
+    assert calls == 1 and reads.backend_reads == 1
+    assert {r.data["value"] for r in results} == {"v1"}
+
+
+def test_a_read_is_kept_only_for_its_window() -> None:
+    clock = Clock()
+    reads = StaticReads(clock)
+    values = iter(["v1", "v2"])
+
+    async def fetch() -> Issued:
+        return issued(next(values))
+
+    async def main() -> list[str]:
+        first = await reads.read("k", 30, fetch)
+        clock.now = 29
+        cached = await reads.read("k", 30, fetch)
+        clock.now = 31
+        fresh = await reads.read("k", 30, fetch)
+        return [first.data["value"], cached.data["value"], fresh.data["value"]]
+
+    assert asyncio.run(main()) == ["v1", "v1", "v2"]
+
+
+def test_a_failed_read_reaches_every_waiter_and_is_not_cached() -> None:
+    reads = StaticReads()
+    attempts = 0
+
+    async def failing() -> Issued:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(0.01)
+        raise NotFound("secret s not found")
+
+    async def main() -> list[BaseException | Issued]:
+        return await asyncio.gather(
+            *(reads.read("k", 60, failing) for _ in range(5)), return_exceptions=True
+        )
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, NotFound) for r in results)
+    assert attempts == 1 and len(reads) == 0
+    with pytest.raises(NotFound):
+        asyncio.run(reads.read("k", 60, failing))
+    assert attempts == 2
+
+
+def test_keys_separate_namespaces_identities_and_blocks() -> None:
+    block = {"secretId": "agents/llm"}
+    keys = {
+        read_key("team-a", "agent", "awsSecretsManager", block),
+        read_key("team-b", "agent", "awsSecretsManager", block),
+        read_key("team-a", "other", "awsSecretsManager", block),
+        read_key("team-a", "agent", "awsSecretsManager", {"secretId": "agents/other"}),
+    }
+    assert len(keys) == 4
+    assert read_key("team-a", "agent", "vault", {"b": 1, "a": 2}) == read_key(
+        "team-a", "agent", "vault", {"a": 2, "b": 1}
+    )
