@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from agentcred.testbed import stack
+from agentcred.testbed import procs, stack
 from agentcred.testbed.procs import StateDir
 from support.kube import apply_crds
 
@@ -29,6 +29,8 @@ def testbed_env() -> Iterator[dict[str, str]]:
     state = StateDir(stack.default_root())
     reuse = (state.root / stack.ENV_FILE).exists() and stack.all_running(state)
     env = stack.up(state, log=lambda m: print(f"[testbed] {m}"))
+    # A `make dev` operator watches every namespace and would race the tests' own.
+    procs.stop(state, "operator")
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -17,7 +17,15 @@ def configure(log_format: str, level: str) -> None:
     fmt = kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=level == "DEBUG", log_format=fmt, log_refkey="object")
     logging.getLogger().setLevel(level)
-    for noisy in ("aiohttp.access", "urllib3", "asyncio", "kubernetes_asyncio"):
+    # botocore logs request and response bodies (secret values) at DEBUG: never below WARNING.
+    for noisy in (
+        "aiohttp.access",
+        "urllib3",
+        "asyncio",
+        "kubernetes_asyncio",
+        "botocore",
+        "boto3",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # The audit trail is already one JSON object per record: write it as is, on its own.
     audit = logging.getLogger("agentcred.audit")

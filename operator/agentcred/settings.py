@@ -13,6 +13,9 @@ from datetime import timedelta
 
 from agentcred.models.duration import parse_duration
 
+TRUE = frozenset({"true", "1", "yes", "on"})
+FALSE = frozenset({"false", "0", "no", "off"})
+
 
 class SettingsError(ValueError):
     """A configuration variable has a value the operator cannot use."""
@@ -31,6 +34,12 @@ class Settings:
     reissue_overlap: timedelta = timedelta(seconds=30)
     pod_selector: str | None = None  # narrows the pod watch server-side, e.g. "agentcred.io/task"
     finalizer: str = "agentcred.io/revoke-credentials"
+    # Azure Key Vault clients (see agentcred.backends.azure_key_vault): keep the challenge
+    # check on except for vaults outside Azure's domains (emulators); a CA bundle for the
+    # vault's connections only; a REST api version for vaults that lag behind the SDK.
+    azure_verify_challenge_resource: bool = True
+    azure_ca_bundle: str | None = None
+    azure_api_version: str | None = None
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -49,6 +58,25 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise SettingsError(f"AGENTCRED_{name}={raw!r} must be at least {minimum}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise SettingsError(f"AGENTCRED_{name}={raw!r}: expected true or false")
+
+
+def _file(env: Mapping[str, str], name: str) -> str | None:
+    path = _get(env, name)
+    if path is not None and not os.path.isfile(path):
+        raise SettingsError(f"AGENTCRED_{name}={path!r} is not a readable file")
+    return path
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -84,4 +112,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         backend_concurrency=_int(env, "BACKEND_CONCURRENCY", 16, minimum=1),
         reissue_overlap=overlap,
         pod_selector=_get(env, "POD_LABEL_SELECTOR"),
+        azure_verify_challenge_resource=_bool(env, "AZURE_VERIFY_CHALLENGE_RESOURCE", True),
+        azure_ca_bundle=_file(env, "AZURE_CA_BUNDLE"),
+        azure_api_version=_get(env, "AZURE_API_VERSION"),
     )

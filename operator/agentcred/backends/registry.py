@@ -1,10 +1,13 @@
 """Pick the backend for an AgentCredential spec; SDKs are imported only when first needed.
 
 One instance per backend kind, so each kind has one bounded worker pool and one
-connection pool shared by every task.
+connection pool shared by every task. Each is wrapped in
+:func:`~agentcred.backends.instrumented.instrument`, which counts its calls.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from agentcred.backends.base import Backend, InvalidConfig
 from agentcred.backends.instrumented import instrument
@@ -12,9 +15,20 @@ from agentcred.models.credential import AgentCredentialSpec
 
 
 class BackendRegistry:
-    def __init__(self, *, vault_address: str | None = None, concurrency: int = 16) -> None:
+    def __init__(
+        self,
+        *,
+        vault_address: str | None = None,
+        concurrency: int = 16,
+        azure_verify_challenge_resource: bool = True,
+        azure_ca_bundle: str | None = None,
+        azure_api_version: str | None = None,
+    ) -> None:
         self._vault_address = vault_address
         self._concurrency = concurrency
+        self._azure_verify_challenge_resource = azure_verify_challenge_resource
+        self._azure_ca_bundle = azure_ca_bundle
+        self._azure_api_version = azure_api_version
         self._instances: dict[str, Backend] = {}
 
     def for_kind(self, kind: str) -> Backend:
@@ -25,9 +39,44 @@ class BackendRegistry:
     def for_spec(self, spec: AgentCredentialSpec) -> Backend:
         return self.for_kind(spec.backend)
 
+    def azure_client_options(self) -> dict[str, Any]:
+        """``SecretClient`` options from the operator's settings; unset ones are left out,
+        so the SDK's defaults (challenge check on, system CAs, its api version) apply."""
+        options: dict[str, Any] = {}
+        if not self._azure_verify_challenge_resource:
+            options["verify_challenge_resource"] = False
+        if self._azure_ca_bundle:
+            options["connection_verify"] = self._azure_ca_bundle
+        if self._azure_api_version:
+            options["api_version"] = self._azure_api_version
+        return options
+
     def _build(self, kind: str) -> Backend:
+        # Each SDK is optional: imported only when its kind is first needed (PLC0415).
         if kind == "vault":
-            from agentcred.backends.vault import VaultBackend  # noqa: PLC0415 - optional SDK
+            from agentcred.backends.vault import VaultBackend  # noqa: PLC0415
 
             return VaultBackend(default_address=self._vault_address, concurrency=self._concurrency)
+        if kind == "awsSecretsManager":
+            from agentcred.backends.aws_secrets_manager import (  # noqa: PLC0415
+                AwsSecretsManagerBackend,
+            )
+
+            return AwsSecretsManagerBackend(concurrency=self._concurrency)
+        if kind == "awsSts":
+            from agentcred.backends.aws_sts import AwsStsBackend  # noqa: PLC0415
+
+            return AwsStsBackend(concurrency=self._concurrency)
+        if kind == "gcpSecretManager":
+            from agentcred.backends.gcp_secret_manager import (  # noqa: PLC0415
+                GcpSecretManagerBackend,
+            )
+
+            return GcpSecretManagerBackend(concurrency=self._concurrency)
+        if kind == "azureKeyVault":
+            from agentcred.backends.azure_key_vault import AzureKeyVaultBackend  # noqa: PLC0415
+
+            return AzureKeyVaultBackend(
+                concurrency=self._concurrency, client_options=self.azure_client_options()
+            )
         raise InvalidConfig(f"backend {kind!r} is not available in this operator build")

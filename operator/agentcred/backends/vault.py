@@ -110,6 +110,9 @@ RETRYABLE = (
 _MULTIERROR = re.compile(r"^\d+ errors? occurred:\s*\*\s*")
 
 
+_MISSING = re.compile(r"unknown role|role not found|role .* does not exist|no such", re.I)
+
+
 def vault_error(
     exc: Exception, action: str, *, login: bool = False, hint: str = ""
 ) -> BackendError:
@@ -128,6 +131,8 @@ def vault_error(
     if isinstance(exc, vault_exc.InvalidRequest):
         if login:
             return Denied(f"Vault refused {action}{said}")
+        if _MISSING.search(text):  # engines answer 400 for a role that does not exist
+            return NotFound(f"Vault found nothing for {action}{said}")
         return InvalidConfig(f"Vault rejected {action}{said}")
     if isinstance(exc, RETRYABLE):
         return Unavailable(f"Vault could not serve {action} now{said}")

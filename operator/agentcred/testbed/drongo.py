@@ -27,8 +27,8 @@ from pathlib import Path
 from agentcred.testbed.procs import (
     StateDir,
     TestbedError,
-    free_port,
     http_ok,
+    port_for,
     start,
     stop,
     wait_until,
@@ -53,9 +53,8 @@ def executable() -> Path:
 
 def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
     """Start drongo on 127.0.0.1 on a free port; return the endpoint and project to use."""
-    del env  # drongo needs nothing from earlier components
     stop(state, NAME)  # never orphan a server an earlier `up` left recorded
-    port = free_port()
+    port = port_for(env)
     endpoint = f"http://127.0.0.1:{port}"
     start(state, NAME, [str(executable()), "server", "--host", "127.0.0.1", "--port", str(port)])
     # drongo's management API, like moto's /moto-api/.

@@ -21,8 +21,8 @@ from pathlib import Path
 from agentcred.testbed.procs import (
     StateDir,
     TestbedError,
-    free_port,
     http_ok,
+    port_for,
     start,
     stop,
     wait_until,
@@ -49,9 +49,8 @@ def executable() -> Path:
 
 def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
     """Start moto on 127.0.0.1 on a free port; return the AWS SDK variables to export."""
-    del env  # moto needs nothing from earlier components
     stop(state, NAME)  # never orphan a server an earlier `up` left recorded
-    port = free_port()
+    port = port_for(env)
     endpoint = f"http://127.0.0.1:{port}"
     start(state, NAME, [str(executable()), "-H", "127.0.0.1", "-p", str(port)])
     # /moto-api/ is moto's own dashboard: it answers once the server routes requests.

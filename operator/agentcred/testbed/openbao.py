@@ -216,7 +216,7 @@ def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
     """Start a dev server on a free port, configure it, return ``VAULT_*`` variables."""
     pg = _postgres_from(env)
     down(state)
-    port = procs.free_port()
+    port = procs.port_for(env)
     addr = f"http://127.0.0.1:{port}"
     token = secrets.token_urlsafe(24)
     argv = [str(find_bao()), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}"]

@@ -67,6 +67,16 @@ def free_port() -> int:
         return port
 
 
+PORT_OVERRIDE = "AGENTCRED_TESTBED_PORT"
+
+
+def port_for(env: Mapping[str, str]) -> int:
+    """The port a component listens on: free, unless a test restarts a server in place
+    (it passes ``AGENTCRED_TESTBED_PORT`` so clients keep their address)."""
+    fixed = env.get(PORT_OVERRIDE)
+    return int(fixed) if fixed else free_port()
+
+
 def start(
     state: StateDir,
     name: str,

@@ -24,8 +24,10 @@ INTERVAL = 30.0
 def backend_reads(port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    pattern = (r'agentcred_backend_calls_total\{backend="vault",operation="issue",'
-               r'outcome="success"\} (\S+)')
+    pattern = (
+        r'agentcred_backend_calls_total\{backend="vault",operation="issue",'
+        r'outcome="success"\} (\S+)'
+    )
     match = re.search(pattern, text)
     return float(match.group(1)) if match else 0.0
 

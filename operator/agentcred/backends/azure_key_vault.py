@@ -1,0 +1,338 @@
+"""Azure Key Vault: a static secret, read with the operator's Azure identity.
+
+What is read. ``spec.azureKeyVault`` names a vault (``vaultUrl``, https only: the SDK
+sends bearer tokens over TLS only), a secret ``name`` and optionally a ``version``
+(latest otherwise). The value becomes fields as :mod:`agentcred.backends.payload`
+says: a JSON object gives one key per field, anything else the single key ``value``.
+``lease_id`` is the secret's id, the URL with its version
+(``https://kv.vault.azure.net/secrets/llm-key/<version>``), so a rotation shows as a
+new lease id. Nothing is renewed (``renew`` raises ``InvalidConfig``) or revoked.
+
+Never served: a secret version that is disabled, expired (``expires_on`` passed) or
+not yet valid (``not_before`` ahead). Key Vault itself refuses a disabled secret (403
+``SecretDisabled``, mapped to ``InvalidConfig`` rather than ``Denied``: it is the
+secret's state, not the identity's rights; emulators may answer 404 instead), but
+it does serve expired and not-yet-valid ones, so this module refuses those itself,
+with ``InvalidConfig`` naming the secret and the time, never the value. Note that
+``latest`` is the newest version whatever its dates: a new version staged with a
+future ``not_before`` makes ``latest`` unusable until then. ``Issued.expires_at`` is
+the version's ``expires_on`` when it has one, so the generated Secret is deleted at
+that moment rather than outliving the value's validity.
+
+Who reads it: ``azure.identity.DefaultAzureCredential`` (on AKS, Workload Identity
+through ``AZURE_CLIENT_ID``, ``AZURE_TENANT_ID`` and ``AZURE_FEDERATED_TOKEN_FILE``,
+which the webhook injects; elsewhere a managed identity or the other sources it
+tries), built once and shared by every vault; ``credential_factory`` replaces it.
+
+TLS and the challenge. The vault's certificate is verified against the system CAs or
+``REQUESTS_CA_BUNDLE`` (requests reads it; it then replaces the system CAs for every
+request of the process, Microsoft Entra's token endpoint included, so such a bundle
+must hold the public roots too). For a vault behind a private CA prefer
+``client_options={"connection_verify": "/path/ca.pem"}`` (the operator sets it from
+``AGENTCRED_AZURE_CA_BUNDLE``), which applies to the vault's connections only. The SDK
+checks that the resource named in the vault's authentication challenge belongs to
+the vault's own domain (``verify_challenge_resource``, on by default): only a vault
+outside ``*.vault.azure.net`` and the sovereign clouds' domains, such as an emulator,
+needs ``{"verify_challenge_resource": False}`` (``AGENTCRED_AZURE_VERIFY_CHALLENGE_
+RESOURCE=false``) -- turning it off lets any vault URL ask for a Key Vault token.
+``{"api_version": "7.6"}`` (``AGENTCRED_AZURE_API_VERSION``) pins the REST api version
+for vaults or emulators that lag behind the SDK's default.
+
+``client_options`` are keyword arguments of ``SecretClient`` and override this
+module's defaults: no SDK retries (``retry_total=0``: the operator retries
+``Unavailable`` with its own backoff), 10 s to connect, 30 s to read. One client per
+vault URL is kept and shared by every task.
+
+The SDK is synchronous: every call runs in this backend's :class:`BlockingRunner`.
+Failures are typed in one function, :func:`azure_error`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.core import exceptions as az_exc
+from azure.identity import DefaultAzureCredential
+from azure.keyvault.secrets import SecretClient
+
+from agentcred.backends.base import (
+    BackendError,
+    Capabilities,
+    Denied,
+    InvalidConfig,
+    Issued,
+    IssueRequest,
+    NotFound,
+    Renewed,
+    Session,
+    Unavailable,
+)
+from agentcred.backends.blocking import BlockingRunner
+from agentcred.backends.payload import fields_from_text
+from agentcred.models.credential import AgentCredentialSpec, AzureKeyVaultSpec
+
+log = logging.getLogger(__name__)
+
+KIND = "azureKeyVault"
+SERVICE = "Azure Key Vault"
+MAX_ERROR_TEXT = 300
+DEFAULT_CLIENT_OPTIONS: Mapping[str, Any] = {
+    "retry_total": 0,
+    "connection_timeout": 10,
+    "read_timeout": 30,
+}
+DISABLED_CODES = frozenset({"SecretDisabled"})
+_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_VERSION = re.compile(r"^[0-9A-Za-z-]{1,64}$")
+
+
+def azure_error(exc: BaseException, action: str) -> BackendError:
+    """The typed error for ``exc``, raised by the Azure SDK while doing ``action``.
+
+    Raise the result ``from exc``. Messages quote Key Vault's own error message (or
+    azure-identity's), cut to 300 characters; never a response body, which azure-core
+    would otherwise add to errors it cannot parse.
+    """
+    text = _error_text(exc)
+    said = f": {text}" if text else ""
+    if isinstance(exc, az_exc.ResourceNotFoundError):
+        return NotFound(f"{SERVICE} found nothing for {action}{said}")
+    if isinstance(exc, az_exc.ClientAuthenticationError):
+        return Denied(f"{SERVICE} could not authenticate {action}{said}")
+    if isinstance(exc, az_exc.HttpResponseError):
+        status = exc.status_code
+        if status == 403 and _disabled(exc):
+            return InvalidConfig(f"{SERVICE} will not serve a disabled secret for {action}{said}")
+        if status in (401, 403):
+            return Denied(f"{SERVICE} denied {action}{said}")
+        if status == 404:
+            return NotFound(f"{SERVICE} found nothing for {action}{said}")
+        if status is None or status in (408, 429) or status >= 500:
+            return Unavailable(f"{SERVICE} could not serve {action} now{said}", _retry_after(exc))
+        return InvalidConfig(f"{SERVICE} rejected {action}{said}")
+    if isinstance(exc, az_exc.ServiceRequestError | az_exc.ServiceResponseError):
+        return Unavailable(f"cannot reach {SERVICE} for {action}{said}")
+    return InvalidConfig(f"cannot do {action}: {type(exc).__name__}{said}")
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, az_exc.HttpResponseError) and exc.response is not None:
+        error = exc.error
+        if error is not None and (error.code or error.message):
+            raw = f"({error.code}) {error.message}" if error.code else str(error.message)
+        else:
+            raw = f"HTTP {exc.status_code} {exc.reason or ''}"
+    else:
+        raw = str(getattr(exc, "message", None) or exc)
+    text = " ".join(raw.split())
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 3] + "..."
+
+
+def _disabled(exc: az_exc.HttpResponseError) -> bool:
+    error = exc.error
+    if error is None:
+        return False
+    inner = error.innererror if isinstance(error.innererror, Mapping) else {}
+    return inner.get("code") in DISABLED_CODES or "disabled secret" in str(error.message or "")
+
+
+def _retry_after(exc: az_exc.HttpResponseError) -> float | None:
+    headers: Any = getattr(exc.response, "headers", None)
+    raw = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except (TypeError, ValueError):
+        return None  # an HTTP date: leave the delay to the operator's backoff
+
+
+def unusable(properties: Any, now: datetime.datetime) -> str | None:
+    """Why a secret version with these ``SecretProperties`` must not be served, or None."""
+    if properties.enabled is False:
+        return "is disabled"
+    expires = _utc(properties.expires_on)
+    if expires is not None and expires <= now:
+        return f"expired at {expires.isoformat()}"
+    not_before = _utc(properties.not_before)
+    if not_before is not None and not_before > now:
+        return f"is not valid before {not_before.isoformat()}"
+    return None
+
+
+class AzureKeyVaultBackend:
+    """The Backend for Azure Key Vault secrets; one instance per operator."""
+
+    kind = KIND
+
+    def __init__(
+        self,
+        concurrency: int = 16,
+        *,
+        credential_factory: Callable[[], Any] | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        runner: BlockingRunner | None = None,
+    ) -> None:
+        """``credential_factory``: builds the azure-core ``TokenCredential`` (default
+        ``DefaultAzureCredential``), once. ``client_options``: keyword arguments of every
+        ``SecretClient``, e.g. ``{"verify_challenge_resource": False, "connection_verify":
+        "/ca.pem", "api_version": "7.6"}``, over :data:`DEFAULT_CLIENT_OPTIONS`.
+        """
+        self._credential_factory = credential_factory or DefaultAzureCredential
+        self._client_options = {**DEFAULT_CLIENT_OPTIONS, **(client_options or {})}
+        self._owns_runner = runner is None
+        self._runner = runner or BlockingRunner(KIND, concurrency)
+        self._credential: Any = None
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()  # clients are built in the pool's threads
+
+    @property
+    def client_options(self) -> Mapping[str, Any]:
+        """What every ``SecretClient`` of this backend is built with (no secrets in it)."""
+        return dict(self._client_options)
+
+    # -- declared abilities and checks ------------------------------------------------
+
+    def capabilities(self, spec: AgentCredentialSpec) -> Capabilities:
+        return Capabilities(renewable=False, revocable=False, static=True)
+
+    def validate(self, spec: AgentCredentialSpec) -> None:
+        self._target(spec)
+
+    async def check(self, spec: AgentCredentialSpec) -> None:
+        """Read the secret as ``issue`` would and drop the value: Key Vault has no
+        metadata-only read of one version, and this also proves the identity may read it."""
+        await self._read(spec)
+
+    # -- issue, renew, revoke --------------------------------------------------------------
+
+    async def issue(self, request: IssueRequest) -> Issued:
+        issued_at = _now()
+        secret, source = await self._read(request.spec)
+        data = fields_from_text(secret.value, source)
+        lease_id = str(secret.id)
+        log.debug(
+            "read %s for credential %s of task %s/%s (correlation %s)",
+            lease_id,
+            request.credential,
+            request.identity.namespace,
+            request.identity.task,
+            request.correlation_id,
+        )
+        return Issued(
+            data=data,
+            lease_id=lease_id,
+            issued_at=issued_at,
+            expires_at=_utc(secret.properties.expires_on),
+            renewable=False,
+            session=None,
+        )
+
+    async def renew(
+        self,
+        spec: AgentCredentialSpec,
+        issued_lease: str,
+        session: Session | None,
+        ttl: datetime.timedelta,
+        correlation_id: str,
+    ) -> Renewed:
+        raise InvalidConfig(
+            f"{SERVICE} secrets are static and cannot be renewed; the operator re-reads"
+            " them every refreshInterval"
+        )
+
+    async def revoke(
+        self,
+        spec: AgentCredentialSpec,
+        issued_lease: str,
+        session: Session | None,
+        correlation_id: str,
+    ) -> None:
+        return  # a static read leaves nothing behind to end
+
+    def close(self) -> None:
+        """Close the clients and the credential, and the thread pool unless it was given."""
+        with self._lock:
+            closing = [*self._clients.values(), self._credential]
+            self._clients, self._credential = {}, None
+        for item in closing:
+            close = getattr(item, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:  # closing is best effort
+                    log.debug("closing an %s client failed: %s", SERVICE, type(exc).__name__)
+        if self._owns_runner:
+            self._runner.close(wait=False)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    async def _read(self, spec: AgentCredentialSpec) -> tuple[Any, str]:
+        """The secret version ``spec`` names, refused unless servable, and its description."""
+        kv, vault_url = self._target(spec)
+        which = f"version {kv.version}" if kv.version else "latest version"
+        action = f"reading secret {kv.name} ({which}) from {vault_url}"
+        try:
+            secret = await self._runner.run(self._get, vault_url, kv.name, kv.version)
+        except Exception as exc:
+            raise azure_error(exc, action) from exc
+        source = f"{SERVICE} secret {secret.id or kv.name}"
+        problem = unusable(secret.properties, _now())
+        if problem is not None:
+            raise InvalidConfig(f"{source} {problem}: it is not served")
+        if not isinstance(secret.value, str) or not secret.id:
+            raise InvalidConfig(f"{SERVICE}'s answer to {action} holds no value or id")
+        return secret, source
+
+    def _get(self, vault_url: str, name: str, version: str | None) -> Any:
+        return self._client(vault_url).get_secret(name, version)
+
+    def _client(self, vault_url: str) -> Any:
+        """The shared client of ``vault_url``, built on first use; failures are not cached."""
+        with self._lock:
+            client = self._clients.get(vault_url)
+            if client is None:
+                if self._credential is None:
+                    self._credential = self._credential_factory()
+                client = SecretClient(vault_url, self._credential, **self._client_options)
+                self._clients[vault_url] = client
+            return client
+
+    def _target(self, spec: AgentCredentialSpec) -> tuple[AzureKeyVaultSpec, str]:
+        """The block of ``spec`` and its vault URL, checked without I/O (``validate``)."""
+        kv = spec.azure_key_vault
+        if kv is None:
+            raise InvalidConfig(
+                "spec.azureKeyVault is not set: this is not an Azure Key Vault credential"
+            )
+        where = "spec.azureKeyVault"
+        url = urlsplit(kv.vault_url)
+        try:
+            url.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise InvalidConfig(f"{where}.vaultUrl has an invalid port") from None
+        if url.scheme != "https" or not url.hostname:
+            raise InvalidConfig(
+                f"{where}.vaultUrl must be an https:// URL such as https://my-vault.vault.azure.net"
+            )
+        if url.username or url.password or url.query or url.fragment or url.path not in ("", "/"):
+            raise InvalidConfig(f"{where}.vaultUrl must be https://host[:port] and nothing more")
+        if not _NAME.match(kv.name):
+            raise InvalidConfig(f"{where}.name must be 1-127 letters, digits or '-'")
+        if kv.version is not None and not _VERSION.match(kv.version):
+            raise InvalidConfig(f"{where}.version must be a version id (letters and digits)")
+        return kv, f"https://{url.netloc}"
+
+
+def _utc(when: datetime.datetime | None) -> datetime.datetime | None:
+    if when is None:
+        return None
+    return when.replace(tzinfo=datetime.UTC) if when.tzinfo is None else when
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
