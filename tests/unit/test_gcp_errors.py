@@ -158,7 +158,11 @@ def test_a_plain_http_endpoint_gets_anonymous_credentials_and_never_asks_for_adc
 
 @pytest.mark.parametrize(
     ("transport", "endpoint"),
-    [("rest", "https://secretmanager.example:8443"), ("grpc", None), ("rest", None)],
+    [
+        ("rest", "https://europe-west1-secretmanager.googleapis.com:8443"),
+        ("grpc", None),
+        ("rest", None),
+    ],
 )
 def test_other_endpoints_use_adc_and_fail_clearly_without_it(
     monkeypatch: pytest.MonkeyPatch, transport: str, endpoint: str | None
@@ -197,7 +201,12 @@ def test_clients_are_shared_per_transport_and_endpoint() -> None:
 @pytest.mark.parametrize(
     ("transport", "raw", "target", "plaintext"),
     [
-        ("grpc", "https://secretmanager.example", "secretmanager.example:443", False),
+        (
+            "grpc",
+            "https://secretmanager.p.googleapis.com",
+            "secretmanager.p.googleapis.com:443",
+            False,
+        ),
         ("grpc", "http://127.0.0.1:8085/", "127.0.0.1:8085", True),
         ("grpc", "http://[::1]:8085", "[::1]:8085", True),
         ("grpc", "http://emulator", "emulator:80", True),
@@ -226,8 +235,8 @@ def test_endpoints_become_grpc_targets_or_rest_urls(
         ({"endpoint": "secretmanager.googleapis.com"}, "endpoint"),
         ({"endpoint": "https://me:hunter2@example"}, "endpoint"),
         ({"endpoint": "https://example?x=1"}, "endpoint"),
-        ({"endpoint": "https://example:99999"}, "endpoint"),
-        ({"endpoint": "https://example/path", "transport": "grpc"}, "endpoint"),
+        ({"endpoint": "https://x.googleapis.com:99999"}, "endpoint"),
+        ({"endpoint": "https://x.googleapis.com/path", "transport": "grpc"}, "endpoint"),
     ],
 )
 def test_validate_refuses_bad_blocks_without_echoing_credentials(
@@ -241,7 +250,9 @@ def test_validate_refuses_bad_blocks_without_echoing_credentials(
 def test_validate_accepts_what_the_crd_accepts() -> None:
     backend = GcpSecretManagerBackend()
     backend.validate(spec())
-    backend.validate(spec(version="42", transport="rest", endpoint="https://example/api"))
+    backend.validate(
+        spec(version="42", transport="rest", endpoint="https://secretmanager.googleapis.com/api")
+    )
     backend.validate(spec(project="example.com:legacy", transport="grpc"))
     with pytest.raises(InvalidConfig, match="not a GCP"):
         backend.validate(parse_credential_spec({"azureKeyVault": {"vaultUrl": "x", "name": "n"}}))
@@ -317,3 +328,13 @@ def test_a_checksum_mismatch_is_retryable_and_names_no_value() -> None:
         gcp._payload(response(data, crc32c(data) ^ 1), "src")
     assert "sk-live" not in str(caught.value)
     assert gcp._payload(response(data, crc32c(data)), "src") == {"value": data.decode()}
+
+
+@pytest.mark.parametrize("endpoint", ["https://evil.example", "https://googleapis.com.evil.io"])
+def test_the_operators_google_token_is_never_sent_outside_google_apis(endpoint: str) -> None:
+    backend = GcpSecretManagerBackend()
+    spec = parse_credential_spec(
+        {"gcpSecretManager": {"project": "p", "secret": "s", "endpoint": endpoint}}
+    )
+    with pytest.raises(InvalidConfig, match="googleapis.com"):
+        backend.validate(spec)

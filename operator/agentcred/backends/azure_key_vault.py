@@ -278,7 +278,7 @@ class AzureKeyVaultBackend:
         action = f"reading secret {kv.name} ({which}) from {vault_url}"
         try:
             secret = await self._runner.run(self._get, vault_url, kv.name, kv.version)
-        except Exception as exc:
+        except (az_exc.AzureError, ValueError) as exc:  # ValueError: e.g. a challenge mismatch
             raise azure_error(exc, action) from exc
         source = f"{SERVICE} secret {secret.id or kv.name}"
         problem = unusable(secret.properties, _now())

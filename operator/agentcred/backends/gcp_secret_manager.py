@@ -3,9 +3,12 @@
 What is read. ``spec.gcpSecretManager`` names ``projects/<project>/secrets/<secret>/
 versions/<version>``, ``version`` being ``latest`` (the default) or a version number.
 Secret Manager itself never serves a disabled or destroyed version: accessing one
-answers FAILED_PRECONDITION (``InvalidConfig`` here), and ``latest`` resolves to the
-newest *enabled* version, so a rotation reaches tasks at their next refresh. The
-payload becomes fields as :mod:`agentcred.backends.payload` says: a JSON object gives
+answers FAILED_PRECONDITION (``InvalidConfig`` here). ``latest`` is, as Google
+documents it, the most recently created version, so a new version reaches tasks at
+their next refresh, and disabling the newest version makes ``latest`` fail rather
+than fall back (roll back by adding a version, or pin one; drongo, the test
+emulator, falls back to the newest enabled version instead). The payload becomes
+fields as :mod:`agentcred.backends.payload` says: a JSON object gives
 one key per field, anything else the single key ``value`` (base64 text when the bytes
 are not UTF-8). When the response carries ``data_crc32c`` (Secret Manager sets it;
 some emulators do not) the payload is checked against it, and a mismatch is
@@ -111,6 +114,16 @@ RETRYABLE = (
     gexc.Cancelled,
     gexc.Aborted,
     gexc.RetryError,
+)
+
+# What the client library raises; anything else is a bug and propagates as it is.
+# ValueError: the library's own checks of its options (e.g. a universe domain mismatch).
+SDK_ERRORS = (
+    gexc.GoogleAPIError,
+    auth_exc.GoogleAuthError,
+    requests.RequestException,
+    grpc.RpcError,
+    ValueError,
 )
 
 
@@ -287,9 +300,7 @@ class GcpSecretManagerBackend:
         """Run ``fn(client, *args, timeout=...)`` in the pool; map its failure to a typed error."""
         try:
             return await self._runner.run(self._with_client, endpoint, fn, *args)
-        except BackendError:
-            raise
-        except Exception as exc:
+        except SDK_ERRORS as exc:
             raise gcp_error(exc, action, hint=hint) from exc
 
     def _with_client(self, endpoint: _Endpoint, fn: Callable[..., Any], *args: Any) -> Any:
@@ -329,6 +340,9 @@ class GcpSecretManagerBackend:
 # -- blocking helpers (run in the pool) and response parsing -------------------------------
 
 
+GOOGLE_API_DOMAIN = ".googleapis.com"
+
+
 def _endpoint(transport: str, raw: str | None, where: str) -> _Endpoint:
     if not raw:
         return _Endpoint(transport=transport, url="", plaintext=False, target="")
@@ -344,6 +358,13 @@ def _endpoint(transport: str, raw: str | None, where: str) -> _Endpoint:
     if url.query or url.fragment:
         raise InvalidConfig(f"{where} must not have a query or fragment")
     plaintext = url.scheme == "http"
+    if not plaintext and not url.hostname.endswith(GOOGLE_API_DOMAIN):
+        # The operator's own Google token goes to every https endpoint it calls, and a
+        # tenant writes spec.endpoint: never hand that token to a host outside Google APIs.
+        raise InvalidConfig(
+            f"{where} must be a *{GOOGLE_API_DOMAIN} host (regional or Private Service "
+            "Connect endpoint); the operator's Google credentials are not sent elsewhere"
+        )
     if transport == "rest":
         return _Endpoint(transport, raw.rstrip("/"), plaintext, target="")
     if url.path not in ("", "/"):
