@@ -336,5 +336,5 @@ def test_the_operators_google_token_is_never_sent_outside_google_apis(endpoint: 
     spec = parse_credential_spec(
         {"gcpSecretManager": {"project": "p", "secret": "s", "endpoint": endpoint}}
     )
-    with pytest.raises(InvalidConfig, match="googleapis.com"):
+    with pytest.raises(InvalidConfig, match=r"googleapis\.com"):
         backend.validate(spec)
