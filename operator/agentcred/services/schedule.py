@@ -49,8 +49,12 @@ def capped_ttl(
     return max(datetime.timedelta(seconds=1), min(wanted, remaining))
 
 
-def backoff(attempt: int, rng: random.Random, base: float = 1.0, cap: float = 300.0) -> float:
-    """Exponential backoff with full jitter: seconds to wait before retry ``attempt`` (0-based)."""
+def backoff(attempt: int, rng: random.Random, base: float = 1.0, cap: float = 60.0) -> float:
+    """Exponential backoff with full jitter: seconds to wait before retry ``attempt`` (0-based).
+
+    Capped at a minute by default: a task waiting for a backend that came back should
+    not sleep for long, and the jitter still spreads a thundering herd.
+    """
     ceiling = min(cap, base * float(2 ** min(attempt, 20)))
     return max(base / 2, ceiling * rng.random())
 

@@ -154,7 +154,7 @@ def test_backend_down_then_back_the_task_waits_shows_why_and_recovers(
     cond = scenario.wait_condition("task", "BackendUnavailable")
     assert cond["status"] == "False" and scenario.status("task")["phase"] == "Pending"
     backend.seed(scenario, server.start())  # type: ignore[attr-defined]
-    scenario.wait_phase("task", "Active", timeout=120)
+    scenario.wait_phase("task", "Active", timeout=150)
     data = scenario.read_secret("task-cred")
     assert data is not None and backend.keys <= set(data)
     assert operator.proc.poll() is None
