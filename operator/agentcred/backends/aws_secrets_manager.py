@@ -50,9 +50,8 @@ from agentcred.backends.base import (
     InvalidConfig,
     Issued,
     IssueRequest,
+    NoLeaseLifecycle,
     NotFound,
-    Renewed,
-    Session,
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.models.credential import AgentCredentialSpec, AwsSecretsManagerSpec
@@ -66,7 +65,9 @@ SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")  # a Kubernetes Secret data 
 _NOT_JSON = object()
 
 
-class AwsSecretsManagerBackend:
+class AwsSecretsManagerBackend(NoLeaseLifecycle):
+    what_cannot_renew = "AWS Secrets Manager values"
+
     """The Backend for AWS Secrets Manager; one instance per operator."""
 
     kind = KIND
@@ -142,30 +143,6 @@ class AwsSecretsManagerBackend:
             renewable=False,
             session=None,
         )
-
-    async def renew(
-        self,
-        spec: AgentCredentialSpec,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
-        raise InvalidConfig(
-            "an AWS Secrets Manager value is static: it is re-read every refreshInterval, "
-            "not renewed"
-        )
-
-    async def revoke(
-        self,
-        spec: AgentCredentialSpec,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
-        """Nothing to end: a read creates nothing in AWS (the generated Secret is deleted
-        by the caller)."""
-        return
 
     def close(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""

@@ -63,8 +63,7 @@ from agentcred.backends.base import (
     InvalidConfig,
     Issued,
     IssueRequest,
-    Renewed,
-    Session,
+    NoLeaseLifecycle,
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.models.credential import AgentCredentialSpec, AwsStsSpec
@@ -88,7 +87,9 @@ _NOT_TAG_CHAR = re.compile(r"[^\w .:/=+@-]")  # STS: [\p{L}\p{Z}\p{N}_.:/=+\-@]*
 _NOT_JSON = object()
 
 
-class AwsStsBackend:
+class AwsStsBackend(NoLeaseLifecycle):
+    what_cannot_renew = "STS sessions"
+
     """The Backend for AWS STS (AssumeRole, AssumeRoleWithWebIdentity); one per operator."""
 
     kind = KIND
@@ -165,28 +166,6 @@ class AwsStsBackend:
             request.correlation_id,
         )
         return issued
-
-    async def renew(
-        self,
-        spec: AgentCredentialSpec,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
-        raise InvalidConfig(
-            "AWS STS credentials cannot be renewed: new ones are issued before expiry"
-        )
-
-    async def revoke(
-        self,
-        spec: AgentCredentialSpec,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
-        """Nothing to do: STS credentials cannot be revoked, they stop working at expiry."""
-        return
 
     def close(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""

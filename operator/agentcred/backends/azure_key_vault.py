@@ -68,9 +68,8 @@ from agentcred.backends.base import (
     InvalidConfig,
     Issued,
     IssueRequest,
+    NoLeaseLifecycle,
     NotFound,
-    Renewed,
-    Session,
     Unavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
@@ -164,7 +163,9 @@ def unusable(properties: Any, now: datetime.datetime) -> str | None:
     return None
 
 
-class AzureKeyVaultBackend:
+class AzureKeyVaultBackend(NoLeaseLifecycle):
+    what_cannot_renew = "Azure Key Vault secrets"
+
     """The Backend for Azure Key Vault secrets; one instance per operator."""
 
     kind = KIND
@@ -231,28 +232,6 @@ class AzureKeyVaultBackend:
             renewable=False,
             session=None,
         )
-
-    async def renew(
-        self,
-        spec: AgentCredentialSpec,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
-        raise InvalidConfig(
-            f"{SERVICE} secrets are static and cannot be renewed; the operator re-reads"
-            " them every refreshInterval"
-        )
-
-    async def revoke(
-        self,
-        spec: AgentCredentialSpec,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
-        return  # a static read leaves nothing behind to end
 
     def close(self) -> None:
         """Close the clients and the credential, and the thread pool unless it was given."""

@@ -169,3 +169,36 @@ class SessionBackend(Backend, Protocol):
 
     async def issue_with(self, request: IssueRequest, session: Session) -> Issued:
         """Issue (or read) under ``session``; ``Issued.session`` is None if none is kept."""
+
+
+class NoLeaseLifecycle:
+    """``renew``/``revoke`` for backends whose credentials have no lease to extend or end.
+
+    Static secrets are re-read every ``refreshInterval``; STS sessions are re-issued
+    before they expire and die at their expiry. Revoking is a no-op for both (there is
+    nothing on the backend to end), renewing is a configuration error.
+    """
+
+    what_cannot_renew = "this backend's credentials"
+
+    async def renew(
+        self,
+        spec: AgentCredentialSpec,
+        issued_lease: str,
+        session: Session | None,
+        ttl: datetime.timedelta,
+        correlation_id: str,
+    ) -> Renewed:
+        raise InvalidConfig(
+            f"{self.what_cannot_renew} cannot be renewed: the operator "
+            "re-reads or re-issues them instead"
+        )
+
+    async def revoke(
+        self,
+        spec: AgentCredentialSpec,
+        issued_lease: str,
+        session: Session | None,
+        correlation_id: str,
+    ) -> None:
+        return None

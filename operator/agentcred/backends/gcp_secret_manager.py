@@ -80,9 +80,8 @@ from agentcred.backends.base import (
     InvalidConfig,
     Issued,
     IssueRequest,
+    NoLeaseLifecycle,
     NotFound,
-    Renewed,
-    Session,
     Unavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
@@ -194,7 +193,9 @@ class _Endpoint:
     target: str  # gRPC "host:port"; "" for REST or the default endpoint
 
 
-class GcpSecretManagerBackend:
+class GcpSecretManagerBackend(NoLeaseLifecycle):
+    what_cannot_renew = "GCP Secret Manager values"
+
     """The Backend for GCP Secret Manager; one instance per operator."""
 
     kind = KIND
@@ -252,28 +253,6 @@ class GcpSecretManagerBackend:
             renewable=False,
             session=None,
         )
-
-    async def renew(
-        self,
-        spec: AgentCredentialSpec,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
-        raise InvalidConfig(
-            f"{SERVICE} secrets are static and cannot be renewed; the operator re-reads"
-            " them every refreshInterval"
-        )
-
-    async def revoke(
-        self,
-        spec: AgentCredentialSpec,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
-        return  # a static read leaves nothing behind to end
 
     def close(self) -> None:
         """Close every client's transport, and the thread pool unless it was given."""

@@ -35,7 +35,7 @@ from agentcred.models.task import CredentialRef
 from agentcred.services import revocation, sessions, static_reads
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import capped_ttl
+from agentcred.services.schedule import capped_ttl, refresh_at, renew_at
 from agentcred.services.task_view import TaskView
 from agentcred.services.templating import TemplateError, fields_used, render
 
@@ -119,6 +119,18 @@ def request_for(deps: Deps, task: TaskView, resolved: Resolved, cid: str) -> Iss
         ttl=ttl,
         correlation_id=cid,
     )
+
+
+def next_action_at(deps: Deps, resolved: Resolved, issued: Issued) -> datetime.datetime | None:
+    """When to look at a fresh credential again: re-read a static one every refresh
+    interval, renew (or re-issue) a lease at its renewal percent, never if it has no expiry."""
+    if resolved.backend.capabilities(resolved.spec).static:
+        return refresh_at(deps.clock(), resolved.spec.refresh_interval, deps.rng)
+    if issued.expires_at is not None:
+        return renew_at(
+            issued.issued_at, issued.expires_at, resolved.spec.renewal_percent, deps.rng
+        )
+    return None
 
 
 async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> None:

@@ -21,7 +21,7 @@ from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, pod_binding, report, revocation, sessions, task_status
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import backoff, refresh_at, renew_at
+from agentcred.services.schedule import backoff
 from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.tasks")
@@ -145,15 +145,7 @@ async def _issue_into_status(deps: Deps, task: TaskView, ref: CredentialRef) -> 
         )
         raise failure from None
     caps = resolved.backend.capabilities(resolved.spec)
-    now = deps.clock()
-    if caps.static:
-        next_at = refresh_at(now, resolved.spec.refresh_interval, deps.rng)
-    elif issued.expires_at is not None:
-        next_at = renew_at(
-            issued.issued_at, issued.expires_at, resolved.spec.renewal_percent, deps.rng
-        )
-    else:
-        next_at = None
+    next_at = issuance.next_action_at(deps, resolved, issued)
     entry = task_status.issued_entry(
         name=ref.name,
         secret_name=task.secret_name(ref),

@@ -22,7 +22,7 @@ from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, lifecycle, report, sessions, task_status
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import backoff, capped_ttl, earliest, refresh_at, renew_at
+from agentcred.services.schedule import backoff, capped_ttl, earliest, renew_at
 from agentcred.services.task_view import TaskView, parse_time
 
 log = logging.getLogger("agentcred.tasks")
@@ -240,14 +240,7 @@ async def reissue(
     await sessions.save(deps.api, task, records)
     now = deps.clock()
     caps = resolved.backend.capabilities(resolved.spec)
-    if caps.static:
-        next_at = refresh_at(now, resolved.spec.refresh_interval, deps.rng)
-    elif issued.expires_at is not None:
-        next_at = renew_at(
-            issued.issued_at, issued.expires_at, resolved.spec.renewal_percent, deps.rng
-        )
-    else:
-        next_at = None
+    next_at = issuance.next_action_at(deps, resolved, issued)
     previous = task.entry(ref.name)
     entry = task_status.issued_entry(
         name=ref.name,

@@ -1,10 +1,10 @@
 """Chaos: many task lifecycles while the operator is SIGKILLed at random moments.
 
-Bounded: 50 lifecycles, 10 at a time, each step with its own timeout; kills every
-1-3 s until the lifecycles are done. Afterwards, with one operator left running, every
-task must reach its final phase, and neither OpenBao's lease table nor PostgreSQL's
-role list may hold anything issued for these tasks. The numbers are printed (run with
-``-s`` to see them): kills, lifecycles, leaks, time to converge.
+Bounded: 50 lifecycles, 10 at a time, each step with its own timeout; each operator
+is killed 0.5-2.5 s after it is up, until the lifecycles are done. Afterwards, with one
+operator left running, every task must reach its final phase, and neither OpenBao's
+lease table nor PostgreSQL's role list may hold anything issued for these tasks. The
+numbers are printed (run with ``-s``): kills, lifecycles, leaks, time to converge.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 LIFECYCLES = 50
 PARALLEL = 10
 FINAL = {"Succeeded", "Failed", "Expired"}
+READY_MARK = "Initial authentication has finished"
 
 
 class Chaos:
@@ -51,10 +52,22 @@ class Chaos:
         return op
 
     def _run(self) -> None:
-        while not self.stop.wait(self.rng.uniform(1, 3)):
+        while True:
+            # Kill at a random moment of an operator that got going (on a loaded machine a
+            # fixed period could kill every instance before it does anything at all).
+            self._wait_ready(self.current)
+            if self.stop.wait(self.rng.uniform(0.5, 2.5)):
+                return
             self.current.kill()
             self.kills += 1
             self.current = self._start()
+
+    def _wait_ready(self, op: OperatorProcess) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not self.stop.is_set():
+            if READY_MARK in op.log_path.read_text(errors="replace"):
+                return
+            self.stop.wait(0.1)
 
     def calm(self) -> None:
         self.stop.set()
@@ -94,7 +107,7 @@ def lifecycle(scene: Scenario, i: int, account: str, rng: random.Random) -> str:
     else:
         scene.task(name, ["db"], serviceAccountName=account)
     # Act at a random point of the task's life: before, during or after issuance.
-    time.sleep(rng.uniform(0, 6))  # chaos timing, not synchronisation
+    time.sleep(rng.uniform(0, 10))  # chaos timing, not synchronisation
     if kind == 0:
         scene.patch_task(name, {"completed": True})
         return "Succeeded"

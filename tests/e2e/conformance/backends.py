@@ -327,6 +327,12 @@ def start_strict_moto(backend: Backend, scene: Scenario, seed: Any) -> dict[str,
     return server_env
 
 
+def address_via(server_env: dict[str, str], port: int) -> dict[str, str]:
+    """The server's variables with its address swapped for the forwarder's port."""
+    local = "http://127.0.0.1:"
+    return {k: f"{local}{port}" if v.startswith(local) else v for k, v in server_env.items()}
+
+
 def private_server(backend: Backend, testbed: dict[str, str], folder: Path) -> Server:
     return Server(
         backend.server_module, StateDir(folder / backend.name), backend.server_env(testbed)

@@ -22,11 +22,14 @@ from backends import (
     GcpSecretManager,
     VaultDynamic,
     VaultKV,
+    address_via,
     private_server,
 )
 
+from agentcred.testbed.procs import free_port
 from support.kube import wait_for
 from support.operator import OperatorProcess
+from support.proxy import Forwarder
 from support.scenario import Scenario
 
 pytestmark = pytest.mark.e2e
@@ -144,17 +147,25 @@ def test_backend_down_then_back_the_task_waits_shows_why_and_recovers(
     testbed_env: dict[str, str],
     operator: OperatorProcess,
 ) -> None:
+    """The operator talks to a private server through a forwarder that stays closed while
+    the server is stopped and restarted (and set up again), then opens."""
     server = private
+    front = Forwarder(free_port())
     spec = backend.credential(scenario, testbed_env)
     server_env = server.start()  # type: ignore[attr-defined]
-    backend.point_at(spec, server_env)
+    backend.point_at(spec, address_via(server_env, front.port))
     server.stop()  # type: ignore[attr-defined]
     scenario.credential("cred", **spec)
     scenario.task("task", ["cred"], serviceAccountName="agent")
     cond = scenario.wait_condition("task", "BackendUnavailable")
     assert cond["status"] == "False" and scenario.status("task")["phase"] == "Pending"
-    backend.seed(scenario, server.start())  # type: ignore[attr-defined]
-    scenario.wait_phase("task", "Active", timeout=150)
-    data = scenario.read_secret("task-cred")
-    assert data is not None and backend.keys <= set(data)
-    assert operator.proc.poll() is None
+    restarted = server.start()  # type: ignore[attr-defined]
+    backend.seed(scenario, restarted)
+    front.open(server.port)  # type: ignore[attr-defined]
+    try:
+        scenario.wait_phase("task", "Active", timeout=150)
+        data = scenario.read_secret("task-cred")
+        assert data is not None and backend.keys <= set(data)
+        assert operator.proc.poll() is None
+    finally:
+        front.close()
