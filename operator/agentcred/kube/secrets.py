@@ -200,6 +200,41 @@ async def delete_secret(
     raise Conflict(f"{what} kept changing while being deleted; gave up after {ATTEMPTS} tries")
 
 
+async def annotate_secret(
+    api: ApiClient,
+    namespace: str,
+    name: str,
+    annotations: Mapping[str, str],
+    *,
+    owner_uid: str,
+) -> SecretInfo | None:
+    """Merge ``annotations`` into our Secret (e.g. a renewed expiry); None if it is gone
+    or not ours. Only metadata changes: the values are never sent."""
+    what = subject("Secret", namespace, name)
+    core = CoreV1Api(api)
+    current = await get_or_none(what, core.read_namespaced_secret, name, namespace)
+    if current is None or not is_ours(secret_info(current), owner_uid):
+        return None
+    patch = {
+        "metadata": {
+            "annotations": dict(annotations),
+            "resourceVersion": current["metadata"]["resourceVersion"],
+        }
+    }
+    try:
+        body = await call(
+            what,
+            core.patch_namespaced_secret,
+            name,
+            namespace,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
+    except (NotFound, Conflict):
+        return None
+    return secret_info(body)
+
+
 async def list_secrets(
     api: ApiClient, label_selector: str, namespace: str | None = None
 ) -> list[SecretInfo]:

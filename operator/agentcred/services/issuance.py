@@ -278,6 +278,23 @@ async def write_secret(
     return info
 
 
+async def annotate_expiry(
+    deps: Deps, task: TaskView, ref: CredentialRef, expires_at: datetime.datetime
+) -> SecretInfo | None:
+    """Keep the generated Secret's expiry annotation right after an in-place renewal."""
+    name = task.secret_name(ref)
+    info = await secrets.annotate_secret(
+        deps.api,
+        task.namespace,
+        name,
+        {EXPIRES_ANNOTATION: timestamp(expires_at)},
+        owner_uid=task.uid,
+    )
+    if info is not None:
+        deps.written[(task.namespace, name)] = info.resource_version
+    return info
+
+
 async def delete_secret(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
     name = task.secret_name(ref)
     await secrets.delete_secret(deps.api, task.namespace, name, owner_uid=task.uid)

@@ -200,6 +200,9 @@ async def refresh_one(
         renew_at(now, renewed.expires_at, resolved.spec.renewal_percent, deps.rng)
     )
     updated["renewals"] = int(entry.get("renewals", 0)) + 1
+    info = await issuance.annotate_expiry(deps, task, ref, renewed.expires_at)
+    if info is not None:
+        updated["secretResourceVersion"] = info.resource_version
     report.trail(
         task,
         "renew",

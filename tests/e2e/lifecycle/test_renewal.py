@@ -40,6 +40,14 @@ def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[s
     assert postgres.can_login(testbed_env, data["username"], data["password"])
     assert "LeaseRenewed" in scenario.event_reasons("renewing")
 
+    def annotation_matches_status() -> bool:
+        expires = scenario.status("renewing")["credentials"][0]["expiresAt"]
+        secret = scenario.secret_object("renewing-db")
+        return secret.metadata.annotations["agentcred.io/expires-at"] == expires
+
+    wait_for(annotation_matches_status, 20, "expiry annotation follows renewals")
+    assert "SecretRestored" not in scenario.event_reasons("renewing")
+
 
 def test_capped_lease_is_reissued_and_the_old_role_dropped_after_the_overlap(
     scenario: Scenario, testbed_env: dict[str, str]
