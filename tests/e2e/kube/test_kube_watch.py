@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import kubernetes_asyncio.client as client_asyncio
 import pytest
 from kubernetes import client
 from kubernetes_asyncio.client import ApiClient
 
 from agentcred.kube.objects import Body
-from agentcred.kube.watch import OnEvent, _Watcher, watch_pods, watch_secrets
+from agentcred.kube.watch import OnEvent, watch_pods, watch_secrets
 from support.aio import eventually, run_with_api
 from support.kube import wait_for
 
@@ -132,34 +131,3 @@ def test_watch_pods_selects_by_label_existence(kube: client.ApiClient, namespace
     assert {name for _, name in seen} == {"agent"}
     assert seen[0] == ("ADDED", "agent")
     assert seen[-1] == ("DELETED", "agent")
-
-
-def test_a_too_old_resource_version_lists_again_and_reports_what_vanished(
-    kube: client.ApiClient, namespace: str
-) -> None:
-    """The server answers rv=1 with 410 Expired; the watch re-lists and diffs with what it knew."""
-    core = client.CoreV1Api(kube)
-    labels = {"app.kubernetes.io/managed-by": "agentcred"}
-    core.create_namespaced_secret(namespace, {"metadata": {"name": "present", "labels": labels}})
-    vanished = {"metadata": {"uid": "gone-uid", "name": "vanished", "resourceVersion": "1"}}
-
-    async def scenario(api: ApiClient) -> Seen:
-        seen: Seen = []
-        stopped = asyncio.Event()
-        watcher = _Watcher(
-            client_asyncio.CoreV1Api(api).list_namespaced_secret,
-            (namespace,),
-            what="Secrets",
-            label_selector="app.kubernetes.io/managed-by=agentcred",
-            on_event=recorder(seen),
-            stopped=stopped,
-            known={"gone-uid": vanished},
-            version="1",
-        )
-        watching = asyncio.create_task(watcher.run())
-        await eventually(lambda: ("ADDED", "present") in seen, "the re-list")
-        stopped.set()
-        await asyncio.wait_for(watching, 10)
-        return seen
-
-    assert run_with_api(scenario) == [("DELETED", "vanished"), ("ADDED", "present")]
