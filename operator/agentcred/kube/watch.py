@@ -65,18 +65,14 @@ async def watch_secrets(
 ) -> None:
     """Watch Secrets matching ``label_selector`` (in ``namespace`` or all) until ``stopped``."""
     core = CoreV1Api(api)
-    args: tuple[str, ...] = ()
-    if namespace is None:
-        method: Method = core.list_secret_for_all_namespaces
-    else:
-        method, args = core.list_namespaced_secret, (namespace,)
-    await watch_objects(
-        method,
-        *args,
-        what=subject("Secrets", namespace),
-        label_selector=label_selector,
-        on_event=on_event,
-        stopped=stopped,
+    await _watch_core(
+        core.list_secret_for_all_namespaces,
+        core.list_namespaced_secret,
+        "Secrets",
+        label_selector,
+        on_event,
+        stopped,
+        namespace,
     )
 
 
@@ -89,15 +85,31 @@ async def watch_pods(
 ) -> None:
     """Watch Pods matching ``label_selector`` (None: all pods) until ``stopped``."""
     core = CoreV1Api(api)
-    args: tuple[str, ...] = ()
-    if namespace is None:
-        method: Method = core.list_pod_for_all_namespaces
-    else:
-        method, args = core.list_namespaced_pod, (namespace,)
+    await _watch_core(
+        core.list_pod_for_all_namespaces,
+        core.list_namespaced_pod,
+        "Pods",
+        label_selector,
+        on_event,
+        stopped,
+        namespace,
+    )
+
+
+async def _watch_core(
+    all_namespaces: Method,
+    one_namespace: Method,
+    kind: str,
+    label_selector: str | None,
+    on_event: OnEvent,
+    stopped: asyncio.Event,
+    namespace: str | None,
+) -> None:
+    method, args = (all_namespaces, ()) if namespace is None else (one_namespace, (namespace,))
     await watch_objects(
         method,
         *args,
-        what=subject("Pods", namespace),
+        what=subject(kind, namespace),
         label_selector=label_selector,
         on_event=on_event,
         stopped=stopped,
