@@ -6,7 +6,7 @@ Served on ``AGENTCRED_METRICS_PORT`` when set. Labels are low-cardinality on pur
 
 from __future__ import annotations
 
-from prometheus_client import Counter, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 SWEEP_RUNS = Counter("agentcred_sweep_runs_total", "Orphan sweeps run")
 SWEEP_FOUND = Counter(
@@ -28,4 +28,33 @@ BACKEND_CALLS = Counter(
     "agentcred_backend_calls_total",
     "Calls to credential backends",
     ["backend", "operation", "outcome"],
+)
+
+# Latency of one backend call, by backend kind (vault, aws-sts, ...). Observed in
+# backends/instrumented.py, next to BACKEND_CALLS. Buckets span a local emulator's
+# milliseconds to a slow cloud API's retries.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+ISSUE_DURATION = Histogram(
+    "agentcred_issue_duration_seconds",
+    "Time a backend took to issue one credential",
+    ["backend"],
+    buckets=_LATENCY_BUCKETS,
+)
+RENEW_DURATION = Histogram(
+    "agentcred_renew_duration_seconds",
+    "Time a backend took to renew one lease",
+    ["backend"],
+    buckets=_LATENCY_BUCKETS,
+)
+REVOKE_DURATION = Histogram(
+    "agentcred_revoke_duration_seconds",
+    "Time a backend took to revoke one credential",
+    ["backend"],
+    buckets=_LATENCY_BUCKETS,
+)
+# Set by the scheduler that issue #10 introduces; defined here so the dashboard and
+# alerts can name them today (they read 0 until then).
+ACTIVE_TASKS = Gauge("agentcred_active_tasks", "AgentTasks in phase Active")
+SCHEDULED_ITEMS = Gauge(
+    "agentcred_scheduled_items", "Renewals, re-issues and refreshes waiting in the schedule"
 )

@@ -8,6 +8,7 @@ place and the backends stay free of it. Session backends keep their extra method
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -25,10 +26,16 @@ from agentcred.backends.base import (
 from agentcred.models.credential import AgentCredentialSpec
 
 T = TypeVar("T")
+DURATIONS = {
+    "issue": metrics.ISSUE_DURATION,
+    "renew": metrics.RENEW_DURATION,
+    "revoke": metrics.REVOKE_DURATION,
+}
 
 
 async def _counted(kind: str, operation: str, call: Awaitable[T]) -> T:
     outcome = "success"
+    started = time.monotonic()
     try:
         return await call
     except BackendError as exc:
@@ -36,6 +43,8 @@ async def _counted(kind: str, operation: str, call: Awaitable[T]) -> T:
         raise
     finally:
         metrics.BACKEND_CALLS.labels(kind, operation, outcome).inc()
+        if operation in DURATIONS:
+            DURATIONS[operation].labels(kind).observe(time.monotonic() - started)
 
 
 class InstrumentedBackend:
