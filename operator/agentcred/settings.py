@@ -26,9 +26,11 @@ class Settings:
     log_format: str = "json"
     log_level: str = "INFO"
     namespaces: tuple[str, ...] = ()  # empty: every namespace
+    # The operator's own namespace (Downward API in the Deployment): session records and
+    # operator-side Secrets (appRole secret ids, Vault tokens) live here, never in a tenant's.
+    namespace: str = "agentcred-system"
     liveness_endpoint: str | None = None
     metrics_port: int = 0  # 0: no metrics server
-    vault_address: str | None = None
     sweep_interval: timedelta = timedelta(seconds=60)
     backend_concurrency: int = 16
     reissue_overlap: timedelta = timedelta(seconds=30)
@@ -107,7 +109,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         namespaces=namespaces,
         liveness_endpoint=_get(env, "LIVENESS_ENDPOINT"),
         metrics_port=_int(env, "METRICS_PORT", 0),
-        vault_address=_get(env, "VAULT_ADDR") or env.get("VAULT_ADDR") or None,
+        namespace=_get(env, "NAMESPACE") or "agentcred-system",
         sweep_interval=sweep,
         backend_concurrency=_int(env, "BACKEND_CONCURRENCY", 16, minimum=1),
         reissue_overlap=overlap,

@@ -41,7 +41,7 @@ from agentcred.backends.base import (
     Unavailable,
 )
 from agentcred.backends.registry import BackendRegistry
-from agentcred.models.credential import AgentCredentialSpec, parse_credential_spec
+from agentcred.models.resolved import ResolvedCredential, parse_resolved
 
 TTL = datetime.timedelta(minutes=5)
 
@@ -92,12 +92,12 @@ def backend(azure_env: dict[str, str], identity_host: None) -> Iterator[AzureKey
     akv.close()
 
 
-def spec(env: dict[str, str], name: str, **block: Any) -> AgentCredentialSpec:
+def spec(env: dict[str, str], name: str, **block: Any) -> ResolvedCredential:
     kv = {"vaultUrl": env["AZURE_KEYVAULT_URL"], "name": name, **block}
-    return parse_credential_spec({"azureKeyVault": kv})
+    return parse_resolved({"azureKeyVault": kv})
 
 
-def request(credential_spec: AgentCredentialSpec) -> IssueRequest:
+def request(credential_spec: ResolvedCredential) -> IssueRequest:
     async def token_for(audience: str) -> str:
         raise AssertionError("the Azure backend reads with the operator's identity")
 
@@ -108,7 +108,7 @@ def request(credential_spec: AgentCredentialSpec) -> IssueRequest:
     return IssueRequest("llm", credential_spec, identity, TTL, f"test-{uuid.uuid4().hex[:8]}")
 
 
-def issue(backend: AzureKeyVaultBackend, credential_spec: AgentCredentialSpec) -> Issued:
+def issue(backend: AzureKeyVaultBackend, credential_spec: ResolvedCredential) -> Issued:
     return asyncio.run(backend.issue(request(credential_spec)))
 
 
@@ -213,7 +213,7 @@ def test_a_vault_that_is_down_is_unavailable(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    down = parse_credential_spec(
+    down = parse_resolved(
         {"azureKeyVault": {"vaultUrl": f"https://127.0.0.1:{port}", "name": "llm-key"}}
     )
     with pytest.raises(Unavailable, match="cannot reach Azure Key Vault"):

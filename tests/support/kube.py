@@ -38,7 +38,7 @@ def wait_for(
 
 def apply_crds(api: client.ApiClient) -> None:
     ext = client.ApiextensionsV1Api(api)
-    for path in sorted((REPO / "crds").glob("agent*.yaml")):
+    for path in sorted(p for p in (REPO / "crds").glob("*.yaml") if p.name != "kustomization.yaml"):
         body = yaml.safe_load(path.read_text())
         name = body["metadata"]["name"]
         try:

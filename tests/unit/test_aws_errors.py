@@ -48,7 +48,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.registry import BackendRegistry
-from agentcred.models.credential import AgentCredentialSpec, parse_credential_spec
+from agentcred.models.resolved import ResolvedCredential, parse_resolved
 
 ROLE = "arn:aws:iam::123456789012:role/agent"
 SESSION_CHARSET = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
@@ -293,7 +293,7 @@ def test_duration_is_the_spec_or_the_ttl_within_sts_bounds(
     block: dict[str, Any] = {"roleArn": ROLE}
     if duration is not None:
         block["durationSeconds"] = duration
-    sts = parse_credential_spec({"awsSts": block}).aws_sts
+    sts = parse_resolved({"awsSts": block}).aws_sts
     assert sts is not None
     assert duration_seconds(sts, datetime.timedelta(seconds=ttl_seconds)) == expected
 
@@ -357,12 +357,12 @@ def test_an_answer_without_a_value_is_refused() -> None:
 # -- validate, capabilities, renew, revoke ------------------------------------------------
 
 
-def sm_spec(**block: Any) -> AgentCredentialSpec:
-    return parse_credential_spec({"awsSecretsManager": {"secretId": "agents/llm", **block}})
+def sm_spec(**block: Any) -> ResolvedCredential:
+    return parse_resolved({"awsSecretsManager": {"secretId": "agents/llm", **block}})
 
 
-def sts_spec(**block: Any) -> AgentCredentialSpec:
-    return parse_credential_spec({"awsSts": {"roleArn": ROLE, **block}})
+def sts_spec(**block: Any) -> ResolvedCredential:
+    return parse_resolved({"awsSts": {"roleArn": ROLE, **block}})
 
 
 @pytest.mark.parametrize(
@@ -479,7 +479,7 @@ def _identity(
     )
 
 
-def _request(spec: AgentCredentialSpec) -> IssueRequest:
+def _request(spec: ResolvedCredential) -> IssueRequest:
     return IssueRequest("c", spec, _identity(), datetime.timedelta(minutes=15), "cid")
 
 

@@ -35,7 +35,7 @@ from agentcred.backends.base import (
     Unavailable,
 )
 from agentcred.backends.registry import BackendRegistry
-from agentcred.models.credential import AgentCredentialSpec, parse_credential_spec
+from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from agentcred.settings import Settings, SettingsError, load
 
 VAULT = "https://kv.vault.azure.net"
@@ -186,11 +186,11 @@ def test_naive_times_are_read_as_utc() -> None:
 # -- issue, with the SDK call replaced --------------------------------------------------------
 
 
-def spec(**block: Any) -> AgentCredentialSpec:
-    return parse_credential_spec({"azureKeyVault": {"vaultUrl": VAULT, "name": "llm-key", **block}})
+def spec(**block: Any) -> ResolvedCredential:
+    return parse_resolved({"azureKeyVault": {"vaultUrl": VAULT, "name": "llm-key", **block}})
 
 
-def request(credential_spec: AgentCredentialSpec) -> IssueRequest:
+def request(credential_spec: ResolvedCredential) -> IssueRequest:
     async def no_token(audience: str) -> str:
         raise AssertionError("the Azure backend uses the operator's identity")
 
@@ -214,7 +214,7 @@ def backend_returning(found: Any, asked: list[tuple[str, str, str | None]]) -> A
     return backend
 
 
-def issue(found: Any, credential_spec: AgentCredentialSpec | None = None) -> Any:
+def issue(found: Any, credential_spec: ResolvedCredential | None = None) -> Any:
     asked: list[tuple[str, str, str | None]] = []
     backend = backend_returning(found, asked)
     try:

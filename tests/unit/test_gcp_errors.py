@@ -25,7 +25,7 @@ from agentcred.backends import gcp_secret_manager as gcp
 from agentcred.backends.base import BackendError, Denied, InvalidConfig, NotFound, Unavailable
 from agentcred.backends.gcp_secret_manager import GcpSecretManagerBackend, crc32c, gcp_error
 from agentcred.backends.registry import BackendRegistry
-from agentcred.models.credential import AgentCredentialSpec, parse_credential_spec
+from agentcred.models.resolved import ResolvedCredential, parse_resolved
 
 ACTION = "accessing projects/p/secrets/s/versions/latest"
 REST_TEXT = (
@@ -34,8 +34,8 @@ REST_TEXT = (
 )
 
 
-def spec(**block: Any) -> AgentCredentialSpec:
-    return parse_credential_spec({"gcpSecretManager": {"project": "p", "secret": "s", **block}})
+def spec(**block: Any) -> ResolvedCredential:
+    return parse_resolved({"gcpSecretManager": {"project": "p", "secret": "s", **block}})
 
 
 class Failing(grpc.RpcError):  # type: ignore[misc]  # grpcio ships no type hints
@@ -255,7 +255,7 @@ def test_validate_accepts_what_the_crd_accepts() -> None:
     )
     backend.validate(spec(project="example.com:legacy", transport="grpc"))
     with pytest.raises(InvalidConfig, match="not a GCP"):
-        backend.validate(parse_credential_spec({"azureKeyVault": {"vaultUrl": "x", "name": "n"}}))
+        backend.validate(parse_resolved({"azureKeyVault": {"vaultUrl": "x", "name": "n"}}))
 
 
 def test_static_capabilities_refused_renew_and_no_op_revoke() -> None:
@@ -333,7 +333,7 @@ def test_a_checksum_mismatch_is_retryable_and_names_no_value() -> None:
 @pytest.mark.parametrize("endpoint", ["https://evil.example", "https://googleapis.com.evil.io"])
 def test_the_operators_google_token_is_never_sent_outside_google_apis(endpoint: str) -> None:
     backend = GcpSecretManagerBackend()
-    spec = parse_credential_spec(
+    spec = parse_resolved(
         {"gcpSecretManager": {"project": "p", "secret": "s", "endpoint": endpoint}}
     )
     with pytest.raises(InvalidConfig, match=r"googleapis\.com"):

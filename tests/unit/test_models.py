@@ -6,12 +6,14 @@ from datetime import timedelta
 
 import pytest
 
-from agentcred.models.credential import DEFAULT_TTL, parse_credential_spec
+from agentcred.models.backend import parse_backend_spec
+from agentcred.models.credential import parse_credential_spec
 from agentcred.models.duration import format_duration, parse_duration
 from agentcred.models.errors import SpecError
+from agentcred.models.resolved import DEFAULT_TTL
 from agentcred.models.task import CredentialRef, parse_task_spec, secret_name_for
 
-VAULT = {"auth": {"kubernetes": {"role": "r"}}, "dynamic": {"path": "database/creds/ro"}}
+VAULT = {"role": "r", "dynamic": {"path": "database/creds/ro"}}
 
 
 @pytest.mark.parametrize(
@@ -33,16 +35,37 @@ def test_format_duration_round_trips() -> None:
         assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)
 
 
+REF = {"name": "vault-main"}
+
+
 def test_credential_defaults_live_in_the_operator() -> None:
-    spec = parse_credential_spec({"vault": VAULT})
-    assert spec.backend == "vault"
+    spec = parse_credential_spec({"backendRef": REF, "vault": VAULT})
+    assert spec.backend == "vault" and spec.backend_ref.name == "vault-main"
     assert spec.ttl == DEFAULT_TTL
     assert spec.renewal_percent == 67
     assert spec.refresh_interval == timedelta(minutes=5)
-    assert spec.vault is not None and spec.vault.auth.kubernetes is not None
-    assert spec.vault.auth.kubernetes.mount_path == "kubernetes"
-    assert spec.vault.auth.kubernetes.audience == "vault"
-    assert spec.vault.dynamic is not None and spec.vault.dynamic.http_method == "GET"
+    assert spec.service_accounts is None
+    assert spec.vault is not None and spec.vault.dynamic is not None
+    assert spec.vault.dynamic.http_method == "GET"
+    assert spec.vault.path == "database/creds/ro"
+
+
+def test_kv_paths_are_matched_as_the_full_api_path() -> None:
+    spec = parse_credential_spec({"backendRef": REF, "vault": {"kv": {"path": "team-a/llm"}}})
+    assert spec.vault is not None and spec.vault.path == "secret/data/team-a/llm"
+
+
+def test_backend_defaults_live_in_the_operator() -> None:
+    spec = parse_backend_spec(
+        {"namespaceSelector": {}, "vault": {"address": "https://v", "auth": {"kubernetes": {}}}}
+    )
+    assert spec.kind == "vault" and spec.allow_insecure_http is False and spec.max_ttl is None
+    assert spec.vault is not None and spec.vault.allowed_paths == ()
+    assert spec.vault.auth.kubernetes is not None
+    assert (spec.vault.auth.kubernetes.mount, spec.vault.auth.kubernetes.audience) == (
+        "kubernetes",
+        "vault",
+    )
 
 
 @pytest.mark.parametrize(
@@ -50,36 +73,52 @@ def test_credential_defaults_live_in_the_operator() -> None:
     [
         ({"awsSecretsManager": {"secretId": "s"}}, "awsSecretsManager"),
         ({"awsSts": {"roleArn": "arn:aws:iam::123456789012:role/a"}}, "awsSts"),
-        ({"gcpSecretManager": {"project": "p", "secret": "s"}}, "gcpSecretManager"),
-        (
-            {"azureKeyVault": {"vaultUrl": "https://x.vault.azure.net", "name": "n"}},
-            "azureKeyVault",
-        ),
+        ({"gcpSecretManager": {"secret": "s"}}, "gcpSecretManager"),
+        ({"azureKeyVault": {"name": "n"}}, "azureKeyVault"),
     ],
 )
 def test_backend_kind_is_named(spec: dict[str, object], backend: str) -> None:
-    assert parse_credential_spec(spec).backend == backend
+    assert parse_credential_spec({"backendRef": REF, **spec}).backend == backend
 
 
 @pytest.mark.parametrize(
     ("spec", "path"),
     [
-        ({}, "spec"),
-        ({"vault": {"auth": {}, "dynamic": {"path": "a"}}}, "spec.vault.auth"),
-        ({"vault": {"auth": {"kubernetes": {"role": "r"}}}}, "spec.vault"),
-        ({"vault": {"dynamic": {"path": "a"}}}, "spec.vault.auth"),
-        ({"vault": VAULT, "ttl": "soon"}, "spec.ttl"),
-        ({"vault": VAULT, "renewalPercent": 100}, "spec.renewalPercent"),
-        ({"vault": VAULT, "renewalPercent": "67"}, "spec.renewalPercent"),
-        (
-            {"vault": {**VAULT, "auth": {"appRole": {"roleId": "x"}}}},
-            "spec.vault.auth.appRole.secretIdRef",
-        ),
+        ({}, "spec.backendRef"),
+        ({"backendRef": REF}, "spec"),
+        ({"backendRef": REF, "vault": {"role": "r"}}, "spec.vault"),
+        ({"backendRef": REF, "vault": {"dynamic": {"path": "a/../b"}}}, "spec.vault"),
+        ({"backendRef": REF, "vault": VAULT, "ttl": "soon"}, "spec.ttl"),
+        ({"backendRef": REF, "vault": VAULT, "renewalPercent": 100}, "spec.renewalPercent"),
+        ({"backendRef": REF, "vault": VAULT, "renewalPercent": "67"}, "spec.renewalPercent"),
     ],
 )
 def test_bad_credential_specs_name_the_field(spec: dict[str, object], path: str) -> None:
     with pytest.raises(SpecError) as info:
         parse_credential_spec(spec)
+    assert info.value.path == path
+
+
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [
+        ({"vault": {"address": "https://v", "auth": {}}}, "spec.namespaceSelector"),
+        (
+            {"namespaceSelector": {}, "vault": {"address": "https://v", "auth": {}}},
+            "spec.vault.auth",
+        ),
+        (
+            {
+                "namespaceSelector": {},
+                "vault": {"address": "https://v", "auth": {"appRole": {"roleId": "x"}}},
+            },
+            "spec.vault.auth.appRole.secretIdRef",
+        ),
+    ],
+)
+def test_bad_backend_specs_name_the_field(spec: dict[str, object], path: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_backend_spec(spec)
     assert info.value.path == path
 
 

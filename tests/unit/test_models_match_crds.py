@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agentcred.models.backend import CredentialBackendSpec
 from agentcred.models.credential import AgentCredentialSpec
 from agentcred.models.parse import json_fields
 from agentcred.models.status import (
@@ -56,7 +57,12 @@ def mismatches(model: type, node: dict[str, Any], path: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("plural", "model"), [("agentcredentials", AgentCredentialSpec), ("agenttasks", AgentTaskSpec)]
+    ("plural", "model"),
+    [
+        ("agentcredentials", AgentCredentialSpec),
+        ("agenttasks", AgentTaskSpec),
+        ("credentialbackends", CredentialBackendSpec),
+    ],
 )
 def test_spec_models_and_crd_schemas_name_the_same_fields(plural: str, model: type) -> None:
     assert mismatches(model, schema(plural)["properties"]["spec"], "spec") == []
@@ -92,12 +98,12 @@ def _walk(node: Any, path: str = "") -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("plural", ["agentcredentials", "agenttasks"])
+@pytest.mark.parametrize("plural", ["agentcredentials", "agenttasks", "credentialbackends"])
 def test_crd_schemas_have_no_server_side_defaults(plural: str) -> None:
     assert _walk(schema(plural)) == []
 
 
-@pytest.mark.parametrize("plural", ["agentcredentials", "agenttasks"])
+@pytest.mark.parametrize("plural", ["agentcredentials", "agenttasks", "credentialbackends"])
 def test_every_schema_property_has_a_description_or_is_self_explanatory(plural: str) -> None:
     spec = schema(plural)["properties"]["spec"]
     undocumented = [name for name, prop in spec["properties"].items() if "description" not in prop]

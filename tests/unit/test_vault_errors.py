@@ -18,8 +18,8 @@ from agentcred.backends.base import (
     Session,
     Unavailable,
 )
-from agentcred.backends.vault import ADDRESS_VARIABLE, VaultBackend, vault_error
-from agentcred.models.credential import parse_credential_spec
+from agentcred.backends.vault import VaultBackend, vault_error
+from agentcred.models.resolved import parse_resolved
 
 URL = "http://vault.example:8200/v1/auth/kubernetes/login"
 MULTI = "1 error occurred:\n\t* permission denied\n\n"
@@ -125,11 +125,10 @@ class Answering(HTTPAdapter):
         return response
 
 
-def spec(address: str | None = "http://vault.example:8200", **vault: Any) -> Any:
+def spec(address: str = "http://vault.example:8200", insecure: bool = True, **vault: Any) -> Any:
     block = {"auth": {"kubernetes": {"role": "r"}}, "dynamic": {"path": "db/creds/r"}, **vault}
-    if address:
-        block["address"] = address
-    return parse_credential_spec({"vault": block})
+    block["address"] = address
+    return parse_resolved({"vault": block, "allowInsecureHTTP": insecure})
 
 
 def test_the_sdk_error_is_chained_as_the_cause() -> None:
@@ -164,18 +163,19 @@ def test_a_403_on_revoke_means_already_gone() -> None:
 # -- pure checks ----------------------------------------------------------------------------
 
 
-def test_validate_takes_the_operator_default_address() -> None:
-    VaultBackend(default_address="https://vault.example").validate(spec(address=None))
-
-
-def test_validate_without_any_address_names_both_places_to_set_one() -> None:
-    with pytest.raises(InvalidConfig, match=f"spec.vault.address.*{ADDRESS_VARIABLE}"):
-        VaultBackend().validate(spec(address=None))
+def test_validate_refuses_plain_http_unless_the_backend_allows_it() -> None:
+    VaultBackend().validate(spec(insecure=True))
+    with pytest.raises(InvalidConfig, match="allowInsecureHTTP"):
+        VaultBackend().validate(spec(insecure=False))
 
 
 @pytest.mark.parametrize(
     ("address", "where"),
-    [("vault.example:8200", "spec.vault.address"), ("ftp://vault.example", "spec.vault.address")],
+    [
+        ("vault.example:8200", "vault.address"),
+        ("ftp://vault.example", "vault.address"),
+        ("http://[x", "vault.address"),
+    ],
 )
 def test_validate_wants_an_http_url(address: str, where: str) -> None:
     with pytest.raises(InvalidConfig, match=where):
@@ -186,11 +186,6 @@ def test_validate_refuses_credentials_in_the_address_without_echoing_them() -> N
     with pytest.raises(InvalidConfig) as caught:
         VaultBackend().validate(spec(address="https://me:hunter2@vault.example"))
     assert "hunter2" not in str(caught.value)
-
-
-def test_validate_names_the_variable_for_a_bad_default() -> None:
-    with pytest.raises(InvalidConfig, match=ADDRESS_VARIABLE):
-        VaultBackend(default_address="vault.example").validate(spec(address=None))
 
 
 def test_capabilities_differ_for_dynamic_and_kv() -> None:

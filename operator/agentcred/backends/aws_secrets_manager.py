@@ -54,7 +54,7 @@ from agentcred.backends.base import (
     NotFound,
 )
 from agentcred.backends.blocking import BlockingRunner
-from agentcred.models.credential import AgentCredentialSpec, AwsSecretsManagerSpec
+from agentcred.models.resolved import AwsSecretsManagerSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +88,13 @@ class AwsSecretsManagerBackend(NoLeaseLifecycle):
 
     # -- declared abilities and checks ------------------------------------------------
 
-    def capabilities(self, spec: AgentCredentialSpec) -> Capabilities:
+    def capabilities(self, spec: ResolvedCredential) -> Capabilities:
         return Capabilities(renewable=False, revocable=False, static=True)
 
-    def validate(self, spec: AgentCredentialSpec) -> None:
+    def validate(self, spec: ResolvedCredential) -> None:
         self._block(spec)
 
-    async def check(self, spec: AgentCredentialSpec) -> None:
+    async def check(self, spec: ResolvedCredential) -> None:
         """The secret exists and the operator may see it; so does the version asked for."""
         sm = self._block(spec)
         action = f"describing secret {sm.secret_id} (DescribeSecret)"
@@ -152,7 +152,7 @@ class AwsSecretsManagerBackend(NoLeaseLifecycle):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _block(self, spec: AgentCredentialSpec) -> AwsSecretsManagerSpec:
+    def _block(self, spec: ResolvedCredential) -> AwsSecretsManagerSpec:
         """The awsSecretsManager block of ``spec``, checked without I/O (``validate``)."""
         sm = spec.aws_secrets_manager
         if sm is None:

@@ -66,7 +66,7 @@ from agentcred.backends.base import (
     NoLeaseLifecycle,
 )
 from agentcred.backends.blocking import BlockingRunner
-from agentcred.models.credential import AgentCredentialSpec, AwsStsSpec
+from agentcred.models.resolved import AwsStsSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +110,13 @@ class AwsStsBackend(NoLeaseLifecycle):
 
     # -- declared abilities and checks ------------------------------------------------
 
-    def capabilities(self, spec: AgentCredentialSpec) -> Capabilities:
+    def capabilities(self, spec: ResolvedCredential) -> Capabilities:
         return Capabilities(renewable=False, revocable=False, static=False)
 
-    def validate(self, spec: AgentCredentialSpec) -> None:
+    def validate(self, spec: ResolvedCredential) -> None:
         self._block(spec)
 
-    async def check(self, spec: AgentCredentialSpec) -> None:
+    async def check(self, spec: ResolvedCredential) -> None:
         sts = self._block(spec)
         if sts.web_identity is None:
             action = "checking the operator's AWS credentials (GetCallerIdentity)"
@@ -175,7 +175,7 @@ class AwsStsBackend(NoLeaseLifecycle):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _block(self, spec: AgentCredentialSpec) -> AwsStsSpec:
+    def _block(self, spec: ResolvedCredential) -> AwsStsSpec:
         """The awsSts block of ``spec``, checked without I/O (``validate``)."""
         sts = spec.aws_sts
         if sts is None:

@@ -74,7 +74,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.payload import fields_from_text
-from agentcred.models.credential import AgentCredentialSpec, AzureKeyVaultSpec
+from agentcred.models.resolved import AzureKeyVaultSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
 
@@ -198,13 +198,13 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
 
     # -- declared abilities and checks ------------------------------------------------
 
-    def capabilities(self, spec: AgentCredentialSpec) -> Capabilities:
+    def capabilities(self, spec: ResolvedCredential) -> Capabilities:
         return Capabilities(renewable=False, revocable=False, static=True)
 
-    def validate(self, spec: AgentCredentialSpec) -> None:
+    def validate(self, spec: ResolvedCredential) -> None:
         self._target(spec)
 
-    async def check(self, spec: AgentCredentialSpec) -> None:
+    async def check(self, spec: ResolvedCredential) -> None:
         """Read the secret as ``issue`` would and drop the value: Key Vault has no
         metadata-only read of one version, and this also proves the identity may read it."""
         await self._read(spec)
@@ -250,7 +250,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
 
     # -- plumbing --------------------------------------------------------------------------
 
-    async def _read(self, spec: AgentCredentialSpec) -> tuple[Any, str]:
+    async def _read(self, spec: ResolvedCredential) -> tuple[Any, str]:
         """The secret version ``spec`` names, refused unless servable, and its description."""
         kv, vault_url = self._target(spec)
         which = f"version {kv.version}" if kv.version else "latest version"
@@ -281,7 +281,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
                 self._clients[vault_url] = client
             return client
 
-    def _target(self, spec: AgentCredentialSpec) -> tuple[AzureKeyVaultSpec, str]:
+    def _target(self, spec: ResolvedCredential) -> tuple[AzureKeyVaultSpec, str]:
         """The block of ``spec`` and its vault URL, checked without I/O (``validate``)."""
         kv = spec.azure_key_vault
         if kv is None:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from agentcred.models.credential import AgentCredentialSpec
+from agentcred.models.resolved import ResolvedCredential
 
 
 class BackendError(Exception):
@@ -79,7 +79,7 @@ class Identity:
 @dataclass(frozen=True)
 class IssueRequest:
     credential: str  # AgentCredential name
-    spec: AgentCredentialSpec
+    spec: ResolvedCredential
     identity: Identity
     ttl: datetime.timedelta  # lease length wanted (already capped by the task's deadline)
     correlation_id: str
@@ -121,13 +121,13 @@ class Renewed:
 class Backend(Protocol):
     kind: str
 
-    def capabilities(self, spec: AgentCredentialSpec) -> Capabilities:
+    def capabilities(self, spec: ResolvedCredential) -> Capabilities:
         """What this backend can do for this spec (Vault dynamic vs. KV differ)."""
 
-    def validate(self, spec: AgentCredentialSpec) -> None:
+    def validate(self, spec: ResolvedCredential) -> None:
         """Pure checks beyond the schema; raise InvalidConfig."""
 
-    async def check(self, spec: AgentCredentialSpec) -> None:
+    async def check(self, spec: ResolvedCredential) -> None:
         """Live reachability check for the Ready condition; raise a BackendError."""
 
     async def issue(self, request: IssueRequest) -> Issued:
@@ -135,7 +135,7 @@ class Backend(Protocol):
 
     async def renew(
         self,
-        spec: AgentCredentialSpec,
+        spec: ResolvedCredential,
         issued_lease: str,
         session: Session | None,
         ttl: datetime.timedelta,
@@ -145,7 +145,7 @@ class Backend(Protocol):
 
     async def revoke(
         self,
-        spec: AgentCredentialSpec,
+        spec: ResolvedCredential,
         issued_lease: str,
         session: Session | None,
         correlation_id: str,
@@ -183,7 +183,7 @@ class NoLeaseLifecycle:
 
     async def renew(
         self,
-        spec: AgentCredentialSpec,
+        spec: ResolvedCredential,
         issued_lease: str,
         session: Session | None,
         ttl: datetime.timedelta,
@@ -196,7 +196,7 @@ class NoLeaseLifecycle:
 
     async def revoke(
         self,
-        spec: AgentCredentialSpec,
+        spec: ResolvedCredential,
         issued_lease: str,
         session: Session | None,
         correlation_id: str,

@@ -86,7 +86,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.payload import fields_from_bytes
-from agentcred.models.credential import AgentCredentialSpec, GcpSecretManagerSpec
+from agentcred.models.resolved import GcpSecretManagerSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
 
@@ -216,13 +216,13 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
 
     # -- declared abilities and checks ------------------------------------------------
 
-    def capabilities(self, spec: AgentCredentialSpec) -> Capabilities:
+    def capabilities(self, spec: ResolvedCredential) -> Capabilities:
         return Capabilities(renewable=False, revocable=False, static=True)
 
-    def validate(self, spec: AgentCredentialSpec) -> None:
+    def validate(self, spec: ResolvedCredential) -> None:
         self._target(spec)
 
-    async def check(self, spec: AgentCredentialSpec) -> None:
+    async def check(self, spec: ResolvedCredential) -> None:
         gcp, endpoint = self._target(spec)
         name = f"projects/{gcp.project}/secrets/{gcp.secret}"
         await self._call(endpoint, f"reading secret {name}", _get_secret, name, hint=METADATA_HINT)
@@ -295,7 +295,7 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
                 client = self._clients[key] = _build_client(endpoint)
             return client
 
-    def _target(self, spec: AgentCredentialSpec) -> tuple[GcpSecretManagerSpec, _Endpoint]:
+    def _target(self, spec: ResolvedCredential) -> tuple[GcpSecretManagerSpec, _Endpoint]:
         """The block of ``spec`` and its endpoint, checked without I/O (``validate``)."""
         gcp = spec.gcp_secret_manager
         if gcp is None:

@@ -23,7 +23,7 @@ from agentcred.backends.base import (
     Session,
     SessionBackend,
 )
-from agentcred.models.credential import AgentCredentialSpec
+from agentcred.models.resolved import ResolvedCredential
 
 T = TypeVar("T")
 DURATIONS = {
@@ -52,13 +52,13 @@ class InstrumentedBackend:
         self.inner = inner
         self.kind = inner.kind
 
-    def capabilities(self, spec: AgentCredentialSpec) -> Capabilities:
+    def capabilities(self, spec: ResolvedCredential) -> Capabilities:
         return self.inner.capabilities(spec)
 
-    def validate(self, spec: AgentCredentialSpec) -> None:
+    def validate(self, spec: ResolvedCredential) -> None:
         self.inner.validate(spec)
 
-    async def check(self, spec: AgentCredentialSpec) -> None:
+    async def check(self, spec: ResolvedCredential) -> None:
         await _counted(self.kind, "check", self.inner.check(spec))
 
     async def issue(self, request: IssueRequest) -> Issued:
@@ -66,7 +66,7 @@ class InstrumentedBackend:
 
     async def renew(
         self,
-        spec: AgentCredentialSpec,
+        spec: ResolvedCredential,
         issued_lease: str,
         session: Session | None,
         ttl: datetime.timedelta,
@@ -78,7 +78,7 @@ class InstrumentedBackend:
 
     async def revoke(
         self,
-        spec: AgentCredentialSpec,
+        spec: ResolvedCredential,
         issued_lease: str,
         session: Session | None,
         correlation_id: str,

@@ -11,20 +11,18 @@ from typing import Any
 
 from agentcred.backends.base import Backend, InvalidConfig
 from agentcred.backends.instrumented import instrument
-from agentcred.models.credential import AgentCredentialSpec
+from agentcred.models.resolved import ResolvedCredential
 
 
 class BackendRegistry:
     def __init__(
         self,
         *,
-        vault_address: str | None = None,
         concurrency: int = 16,
         azure_verify_challenge_resource: bool = True,
         azure_ca_bundle: str | None = None,
         azure_api_version: str | None = None,
     ) -> None:
-        self._vault_address = vault_address
         self._concurrency = concurrency
         self._azure_verify_challenge_resource = azure_verify_challenge_resource
         self._azure_ca_bundle = azure_ca_bundle
@@ -36,7 +34,7 @@ class BackendRegistry:
             self._instances[kind] = instrument(self._build(kind))
         return self._instances[kind]
 
-    def for_spec(self, spec: AgentCredentialSpec) -> Backend:
+    def for_spec(self, spec: ResolvedCredential) -> Backend:
         return self.for_kind(spec.backend)
 
     def azure_client_options(self) -> dict[str, Any]:
@@ -56,7 +54,7 @@ class BackendRegistry:
         if kind == "vault":
             from agentcred.backends.vault import VaultBackend  # noqa: PLC0415
 
-            return VaultBackend(default_address=self._vault_address, concurrency=self._concurrency)
+            return VaultBackend(concurrency=self._concurrency)
         if kind == "awsSecretsManager":
             from agentcred.backends.aws_secrets_manager import (  # noqa: PLC0415
                 AwsSecretsManagerBackend,

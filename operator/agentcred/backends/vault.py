@@ -49,10 +49,13 @@ mapped to agentcred's typed errors in one function, :func:`vault_error`.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import logging
 import math
+import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -77,8 +80,8 @@ from agentcred.backends.base import (
     Unavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
-from agentcred.models.credential import (
-    AgentCredentialSpec,
+from agentcred.models.resolved import (
+    ResolvedCredential,
     SecretKeyRef,
     VaultAppRoleAuth,
     VaultKubernetesAuth,
@@ -88,7 +91,6 @@ from agentcred.models.credential import (
 log = logging.getLogger(__name__)
 
 KIND = "vault"
-ADDRESS_VARIABLE = "AGENTCRED_VAULT_ADDR"
 CORRELATION_HEADER = "X-Correlation-Id"
 MAX_ERROR_TEXT = 300
 CAPPED_BELOW = 0.9  # a renewal granting less than this share of the TTL asked is capped
@@ -202,7 +204,6 @@ class VaultBackend:
 
     def __init__(
         self,
-        default_address: str | None = None,
         *,
         concurrency: int = 16,
         timeout: float = 30.0,
@@ -210,31 +211,30 @@ class VaultBackend:
         runner: BlockingRunner | None = None,
         transport: Callable[[], HTTPAdapter] | None = None,
     ) -> None:
-        """``default_address``: for specs without ``address`` (``AGENTCRED_VAULT_ADDR``).
-        ``verify``: a CA bundle path, or False (never in production). ``transport``: builds
-        the ``requests`` adapter of each address's pool (retries, or a recorder in tests).
+        """``verify``: a CA bundle path, or False (never in production); a backend's own
+        ``caBundle`` replaces it for that backend's address. ``transport``: builds the
+        ``requests`` adapter of each address's pool (retries, or a recorder in tests).
         """
-        self._default_address = default_address.rstrip("/") if default_address else None
         self._timeout = timeout
         self._verify = verify
         self._owns_runner = runner is None
         self._runner = runner or BlockingRunner(KIND, concurrency)
-        self._sessions: dict[str, requests.Session] = {}
+        self._sessions: dict[tuple[str, str | None], requests.Session] = {}
         self._transport = transport or self._pooled_transport
 
     # -- declared abilities and checks ------------------------------------------------
 
-    def capabilities(self, spec: AgentCredentialSpec) -> Capabilities:
+    def capabilities(self, spec: ResolvedCredential) -> Capabilities:
         if spec.vault is not None and spec.vault.kv is not None:
             return Capabilities(renewable=False, revocable=False, static=True)
         return Capabilities(renewable=True, revocable=True, static=False)
 
-    def validate(self, spec: AgentCredentialSpec) -> None:
+    def validate(self, spec: ResolvedCredential) -> None:
         self._target(spec)
 
-    async def check(self, spec: AgentCredentialSpec) -> None:
-        _, address = self._target(spec)
-        client = self._client(address, None, correlation_id="")  # sys/health: root namespace
+    async def check(self, spec: ResolvedCredential) -> None:
+        vault, address = self._target(spec)
+        client = self._client(vault, "", root=True)  # sys/health: root namespace
         status = await self._call(f"checking {address}/v1/sys/health", _health_status, client)
         if status not in HEALTHY:
             state = UNHEALTHY.get(status, f"unhealthy (HTTP {status})")
@@ -264,8 +264,8 @@ class VaultBackend:
         )
 
     async def issue_with(self, request: IssueRequest, session: Session) -> Issued:
-        vault, address = self._target(request.spec)
-        client = self._client(address, vault.namespace, request.correlation_id, session.secret)
+        vault, _ = self._target(request.spec)
+        client = self._client(vault, request.correlation_id, session.secret)
         if vault.kv is not None:
             try:
                 return await self._read_kv(vault, client)
@@ -281,17 +281,17 @@ class VaultBackend:
 
     async def renew(
         self,
-        spec: AgentCredentialSpec,
+        spec: ResolvedCredential,
         issued_lease: str,
         session: Session | None,
         ttl: datetime.timedelta,
         correlation_id: str,
     ) -> Renewed:
-        vault, address = self._target(spec)
+        vault, _ = self._target(spec)
         if session is None:
             raise InvalidConfig("a Vault lease can only be renewed with its session token")
         seconds = _seconds(ttl)
-        client = self._client(address, vault.namespace, correlation_id, session.secret)
+        client = self._client(vault, correlation_id, session.secret)
         started = _now()
         action = "renewing the credential's token (auth/token/renew-self)"
         body = await self._call(
@@ -312,15 +312,15 @@ class VaultBackend:
 
     async def revoke(
         self,
-        spec: AgentCredentialSpec,
+        spec: ResolvedCredential,
         issued_lease: str,
         session: Session | None,
         correlation_id: str,
     ) -> None:
         if session is None:
             return  # static KV read: its token was revoked right after the read
-        vault, address = self._target(spec)
-        client = self._client(address, vault.namespace, correlation_id, session.secret)
+        vault, _ = self._target(spec)
+        client = self._client(vault, correlation_id, session.secret)
         await self._revoke_token(client)
         log.debug("Vault session %s revoked with lease %s", session.ref, issued_lease)
 
@@ -338,7 +338,7 @@ class VaultBackend:
         self, request: IssueRequest, vault: VaultSpec, address: str, ttl: int
     ) -> _Token:
         """Log in as the agent, the way the spec says: a fresh token for this credential."""
-        client = self._client(address, vault.namespace, request.correlation_id)
+        client = self._client(vault, request.correlation_id)
         if vault.auth.kubernetes is not None:
             return await self._login_kubernetes(request, vault.auth.kubernetes, client)
         if vault.auth.app_role is not None:
@@ -346,7 +346,7 @@ class VaultBackend:
         ref = vault.auth.token_secret_ref
         assert ref is not None  # _target checked that exactly one method is set
         parent = await request.identity.secret_value(ref.name, ref.key)
-        client = self._client(address, vault.namespace, request.correlation_id, parent)
+        client = self._client(vault, request.correlation_id, parent)
         return await self._create_child(request, ref, client, ttl)
 
     async def _login_kubernetes(
@@ -407,7 +407,7 @@ class VaultBackend:
         self, request: IssueRequest, vault: VaultSpec, address: str, token: _Token, ttl: int
     ) -> _Token:
         """Set the new token's TTL to the credential's (renew-self may shorten it)."""
-        client = self._client(address, vault.namespace, request.correlation_id, token.token)
+        client = self._client(vault, request.correlation_id, token.token)
         if token.batch or not token.renewable:
             if vault.kv is not None:
                 return token  # a static read needs the token for a moment only
@@ -515,62 +515,77 @@ class VaultBackend:
             raise vault_error(exc, action, login=login, hint=hint) from exc
 
     def _client(
-        self, address: str, namespace: str | None, correlation_id: str, token: str = ""
+        self, vault: VaultSpec, correlation_id: str, token: str = "", *, root: bool = False
     ) -> Any:
-        """An hvac client on the pooled session of ``address`` (cheap; no I/O).
+        """An hvac client on the pooled session of the backend's address (cheap; no I/O).
 
         ``token`` is never None: hvac would fall back to ``VAULT_TOKEN`` / ``~/.vault-token``,
-        and the operator's own identity must not be used where the agent's can.
+        and the operator's own identity must not be used where the agent's can. Redirects
+        are never followed: a token goes to the address the platform wrote, nowhere else.
         """
         return hvac.Client(
-            url=address,
+            url=vault.address.rstrip("/"),
             token=token,
-            namespace=namespace or None,
-            session=self._http(address),
+            namespace=None if root else (vault.namespace or None),
+            session=self._http(vault.address.rstrip("/"), vault.ca_bundle),
             timeout=self._timeout,
+            allow_redirects=False,
             adapter=_CorrelatedAdapter,
             correlation_id=correlation_id,
         )
 
-    def _http(self, address: str) -> requests.Session:
-        http = self._sessions.get(address)
+    def _http(self, address: str, ca_bundle: str | None) -> requests.Session:
+        key = (address, ca_bundle)
+        http = self._sessions.get(key)
         if http is None:
             http = requests.Session()
-            http.verify = self._verify
+            http.verify = _ca_file(ca_bundle) if ca_bundle else self._verify
+            http.max_redirects = 0
             pool = self._transport()
             http.mount("http://", pool)
             http.mount("https://", pool)
-            self._sessions[address] = http
+            self._sessions[key] = http
         return http
 
     def _pooled_transport(self) -> HTTPAdapter:
         return HTTPAdapter(pool_connections=1, pool_maxsize=self._runner.concurrency)
 
-    def _target(self, spec: AgentCredentialSpec) -> tuple[VaultSpec, str]:
+    def _target(self, spec: ResolvedCredential) -> tuple[VaultSpec, str]:
         """The Vault block and address of ``spec``, checked without I/O (``validate``)."""
         vault = spec.vault
         if vault is None:
             raise InvalidConfig("spec.vault is not set: this is not a Vault credential")
-        field_name = "spec.vault.address" if vault.address else ADDRESS_VARIABLE
-        address = (vault.address or self._default_address or "").rstrip("/")
-        if not address:
-            raise InvalidConfig(
-                "spec.vault.address is not set and the operator has no default "
-                f"({ADDRESS_VARIABLE})"
-            )
-        url = urlsplit(address)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise InvalidConfig(f"{field_name} must be an http:// or https:// URL")
+        address = vault.address.rstrip("/")
+        try:
+            url = urlsplit(address)
+            host = url.hostname
+        except ValueError:
+            host = None
+        if host is None or url.scheme not in ("http", "https"):
+            raise InvalidConfig("the backend's vault.address must be an http:// or https:// URL")
         if url.username or url.password:
-            raise InvalidConfig(f"{field_name} must not hold credentials")
+            raise InvalidConfig("the backend's vault.address must not hold credentials")
+        if url.scheme == "http" and not spec.allow_insecure_http:
+            raise InvalidConfig(
+                "the backend's vault.address is plain http:// without allowInsecureHTTP: true"
+            )
         auth = vault.auth
         if sum(m is not None for m in (auth.kubernetes, auth.app_role, auth.token_secret_ref)) != 1:
-            raise InvalidConfig(
-                "spec.vault.auth needs exactly one of kubernetes, appRole, tokenSecretRef"
-            )
+            raise InvalidConfig("vault.auth needs exactly one of kubernetes, appRole, token")
         if (vault.dynamic is None) == (vault.kv is None):
             raise InvalidConfig("spec.vault needs exactly one of dynamic or kv")
         return vault, address
+
+
+def _ca_file(pem: str) -> str:
+    """A backend's ``caBundle`` as a file for requests (written once, named by its hash)."""
+    path = os.path.join(
+        tempfile.gettempdir(), f"agentcred-ca-{hashlib.sha256(pem.encode()).hexdigest()[:16]}.pem"
+    )
+    if not os.path.exists(path):
+        with open(path, "w", encoding="ascii") as out:
+            out.write(pem)
+    return path
 
 
 # -- blocking helpers (run in the pool) and response parsing -------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentcred.handlers import credentials, startup, tasks
+from agentcred.handlers import backends, credentials, startup, tasks
 from agentcred.settings import Settings
 
 
@@ -11,4 +11,4 @@ def install(config: Settings) -> None:
     startup.CONFIG.append(config)
 
 
-__all__ = ["credentials", "install", "tasks"]
+__all__ = ["backends", "credentials", "install", "tasks"]

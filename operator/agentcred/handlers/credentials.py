@@ -26,6 +26,11 @@ async def check(
 ) -> None:
     deps: Deps = memo["deps"]
     new = await credential_status.evaluate(
-        deps, str(meta["namespace"]), dict(spec), meta.get("generation"), dict(status)
+        deps,
+        str(meta["namespace"]),
+        str(meta["name"]),
+        dict(spec),
+        meta.get("generation"),
+        dict(status),
     )
     patch.status.update(new)

@@ -40,7 +40,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         api=api,
         settings=config,
         backends=BackendRegistry(
-            vault_address=config.vault_address,
             concurrency=config.backend_concurrency,
             azure_verify_challenge_resource=config.azure_verify_challenge_resource,
             azure_ca_bundle=config.azure_ca_bundle,

@@ -26,8 +26,47 @@ GROUP = "agentcred.io"
 VERSION = "v1alpha1"
 CREDENTIALS = "agentcredentials"
 TASKS = "agenttasks"
+BACKENDS = "credentialbackends"
 MERGE_PATCH = "application/merge-patch+json"
-_KINDS = {CREDENTIALS: "AgentCredential", TASKS: "AgentTask"}
+_KINDS = {CREDENTIALS: "AgentCredential", TASKS: "AgentTask", BACKENDS: "CredentialBackend"}
+
+
+async def get_backend(api: ApiClient, name: str) -> Body | None:
+    """A cluster-scoped CredentialBackend (None if it does not exist)."""
+    custom = CustomObjectsApi(api)
+    return await get_or_none(
+        subject("CredentialBackend", None, name),
+        custom.get_cluster_custom_object,
+        GROUP,
+        VERSION,
+        BACKENDS,
+        name,
+    )
+
+
+async def patch_backend_status(api: ApiClient, name: str, patch: Mapping[str, Any]) -> Body:
+    """Merge ``patch`` into the CredentialBackend's ``.status``."""
+    custom = CustomObjectsApi(api)
+    return await call(
+        subject("CredentialBackend", None, name),
+        custom.patch_cluster_custom_object_status,
+        GROUP,
+        VERSION,
+        BACKENDS,
+        name,
+        {"status": dict(patch)},
+        _content_type=MERGE_PATCH,
+    )
+
+
+async def namespace_labels(api: ApiClient, namespace: str) -> dict[str, str] | None:
+    """The labels of a namespace (None if it does not exist), for namespaceSelectors."""
+    body = await get_or_none(
+        subject("Namespace", None, namespace), CoreV1Api(api).read_namespace, namespace
+    )
+    if body is None:
+        return None
+    return dict((body.get("metadata") or {}).get("labels") or {})
 
 
 async def get_credential(api: ApiClient, namespace: str, name: str) -> Body | None:

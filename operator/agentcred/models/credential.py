@@ -1,10 +1,17 @@
-"""AgentCredential spec: what may be issued and from which backend.
+"""AgentCredential spec: *what* a task in this namespace may be issued, never *where* from.
+
+A tenant names a platform-owned ``CredentialBackend`` (``backendRef``) and, in one
+block of the same kind, the secret, path or role it wants within that backend's
+allow-lists. Addresses, endpoints, audiences and Secret references are not here on
+purpose: they live on the cluster-scoped backend, so nothing a tenant writes can send
+a token anywhere (models/policy.py checks the request against the backend).
 
 Defaults live here (never in the CRD schema, where Argo CD would see them as drift).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,123 +19,72 @@ from typing import Any
 
 from agentcred.models.errors import SpecError
 from agentcred.models.parse import build, json_name
+from agentcred.models.resolved import (
+    DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_RENEWAL_PERCENT,
+    DEFAULT_TTL,
+    VaultDynamic,
+    VaultKV,
+)
 
-DEFAULT_TTL = timedelta(minutes=15)
-DEFAULT_RENEWAL_PERCENT = 67
-DEFAULT_REFRESH_INTERVAL = timedelta(minutes=5)
+KINDS = ("vault", "aws_secrets_manager", "aws_sts", "gcp_secret_manager", "azure_key_vault")
 
 
 @dataclass(frozen=True)
-class SecretKeyRef:
+class BackendRef:
     name: str
-    key: str
 
 
 @dataclass(frozen=True)
-class VaultKubernetesAuth:
-    role: str
-    mount_path: str = "kubernetes"
-    audience: str = "vault"
-
-
-@dataclass(frozen=True)
-class VaultAppRoleAuth:
-    role_id: str
-    secret_id_ref: SecretKeyRef
-    mount_path: str = "approle"
-
-
-@dataclass(frozen=True)
-class VaultAuth:
-    kubernetes: VaultKubernetesAuth | None = None
-    app_role: VaultAppRoleAuth | None = None
-    token_secret_ref: SecretKeyRef | None = None
-
-
-@dataclass(frozen=True)
-class VaultDynamic:
-    path: str
-    method: str | None = None
-    params: Mapping[str, Any] | None = None
-
-    @property
-    def http_method(self) -> str:
-        return self.method or ("POST" if self.params else "GET")
-
-
-@dataclass(frozen=True)
-class VaultKV:
-    path: str
-    mount: str = "secret"
-    version: int = 0
-
-
-@dataclass(frozen=True)
-class VaultSpec:
-    auth: VaultAuth
-    address: str | None = None
-    namespace: str | None = None
+class VaultRequest:
+    role: str | None = None  # kubernetes-auth role, logged in to as the task's ServiceAccount
     dynamic: VaultDynamic | None = None
     kv: VaultKV | None = None
 
+    @property
+    def path(self) -> str:
+        """The API path matched against ``allowedPaths``: KV v2 as ``<mount>/data/<path>``."""
+        if self.kv is not None:
+            return f"{self.kv.mount.strip('/')}/data/{self.kv.path.strip('/')}"
+        return self.dynamic.path.strip("/") if self.dynamic is not None else ""
+
 
 @dataclass(frozen=True)
-class AwsSecretsManagerSpec:
+class SecretsManagerRequest:
     secret_id: str
-    region: str | None = None
     version_stage: str | None = None
     version_id: str | None = None
     key: str = "value"
-    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
-class AwsWebIdentity:
-    audience: str = "sts.amazonaws.com"
-
-
-@dataclass(frozen=True)
-class AwsStsSpec:
+class StsRequest:
     role_arn: str
-    region: str | None = None
     duration_seconds: int | None = None
     session_policy: str | None = None
-    web_identity: AwsWebIdentity | None = None
-    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
-class GcpSecretManagerSpec:
-    project: str
-    secret: str
+class GcpSecretRequest:
+    secret: str  # a secret id (the backend's project) or projects/<p>/secrets/<id>
     version: str = "latest"
-    transport: str = "grpc"
-    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
-class AzureKeyVaultSpec:
-    vault_url: str
+class AzureSecretRequest:
     name: str
     version: str | None = None
 
 
-BACKEND_FIELDS = (
-    "vault",
-    "aws_secrets_manager",
-    "aws_sts",
-    "gcp_secret_manager",
-    "azure_key_vault",
-)
-
-
 @dataclass(frozen=True)
 class AgentCredentialSpec:
-    vault: VaultSpec | None = None
-    aws_secrets_manager: AwsSecretsManagerSpec | None = None
-    aws_sts: AwsStsSpec | None = None
-    gcp_secret_manager: GcpSecretManagerSpec | None = None
-    azure_key_vault: AzureKeyVaultSpec | None = None
+    backend_ref: BackendRef
+    service_accounts: tuple[str, ...] | None = None
+    vault: VaultRequest | None = None
+    aws_secrets_manager: SecretsManagerRequest | None = None
+    aws_sts: StsRequest | None = None
+    gcp_secret_manager: GcpSecretRequest | None = None
+    azure_key_vault: AzureSecretRequest | None = None
     ttl: timedelta = DEFAULT_TTL
     renewal_percent: int = DEFAULT_RENEWAL_PERCENT
     refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL
@@ -137,29 +93,26 @@ class AgentCredentialSpec:
     @property
     def backend(self) -> str:
         """The backend kind: vault, awsSecretsManager, awsSts, gcpSecretManager, azureKeyVault."""
-        return json_name(next(f for f in BACKEND_FIELDS if getattr(self, f) is not None))
+        return json_name(next(f for f in KINDS if getattr(self, f) is not None))
 
 
 def parse_credential_spec(spec: Mapping[str, Any]) -> AgentCredentialSpec:
     """Parse and check what the schema cannot express in types; raise SpecError."""
     parsed = build(AgentCredentialSpec, spec, "spec")
-    present = [f for f in BACKEND_FIELDS if getattr(parsed, f) is not None]
-    if len(present) != 1:
+    if sum(getattr(parsed, f) is not None for f in KINDS) != 1:
         raise SpecError("spec", "exactly one backend block must be set")
     if not 1 <= parsed.renewal_percent <= 99:
         raise SpecError("spec.renewalPercent", "must be between 1 and 99")
-    if parsed.vault is not None:
-        _check_vault(parsed.vault)
+    vault = parsed.vault
+    if vault is not None:
+        if (vault.dynamic is None) == (vault.kv is None):
+            raise SpecError("spec.vault", "needs exactly one of dynamic or kv")
+        if not _PLAIN_PATH.match(vault.path) or ".." in vault.path.split("/"):
+            raise SpecError(
+                "spec.vault", f"path {vault.path!r} must be plain segments (no '..', '//', %, ?, #)"
+            )
     return parsed
 
 
-def _check_vault(vault: VaultSpec) -> None:
-    methods = [
-        m for m in (vault.auth.kubernetes, vault.auth.app_role, vault.auth.token_secret_ref) if m
-    ]
-    if len(methods) != 1:
-        raise SpecError(
-            "spec.vault.auth", "needs exactly one method: kubernetes, appRole or tokenSecretRef"
-        )
-    if (vault.dynamic is None) == (vault.kv is None):
-        raise SpecError("spec.vault", "needs exactly one of dynamic or kv")
+# What an allow-list can be matched against safely: no segment Vault would normalise away.
+_PLAIN_PATH = re.compile(r"^[A-Za-z0-9._@+=,:~-]+(/[A-Za-z0-9._@+=,:~-]+)*$")

@@ -10,3 +10,14 @@ class SpecError(ValueError):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+
+class NotAllowed(ValueError):
+    """A request outside what the platform allowed: the backend does not select the
+    namespace, or a path, secret, role or ServiceAccount is outside its allow-list.
+    Names the field and the backend; nothing is sent to the backend."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem

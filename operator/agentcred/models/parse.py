@@ -20,9 +20,12 @@ from agentcred.models.errors import SpecError
 T = TypeVar("T")
 
 
+ACRONYMS = {"http": "HTTP", "ttl": "TTL"}  # written in capitals after the first word
+
+
 def json_name(field_name: str) -> str:
     head, *rest = field_name.split("_")
-    return head + "".join(word.capitalize() for word in rest)
+    return head + "".join(ACRONYMS.get(word, word.capitalize()) for word in rest)
 
 
 def json_fields(cls: type[Any]) -> dict[str, dataclasses.Field[Any]]:
@@ -80,3 +83,21 @@ def _expect(kind: type[T], value: Any, path: str) -> T:
     if not isinstance(value, kind):
         raise SpecError(path, f"must be {kind.__name__}, not {type(value).__name__}")
     return value
+
+
+def to_json(obj: Any) -> Any:
+    """The inverse of :func:`build`: a dataclass as JSON, unset (None) fields left out."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {
+            json_name(f.name): to_json(value)
+            for f in dataclasses.fields(obj)
+            if (value := getattr(obj, f.name)) is not None
+        }
+    if isinstance(obj, timedelta):
+        seconds = obj.total_seconds()
+        return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds:.6f}s"
+    if isinstance(obj, tuple | list):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    return obj

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from agentcred.kube import resources
 from agentcred.kube.errors import KubeError
@@ -19,23 +20,37 @@ log = logging.getLogger("agentcred.credentials")
 INTERVAL_SECONDS = 300.0
 
 
-async def recheck_all(deps: Deps) -> int:
+async def recheck_all(deps: Deps, backend: str | None = None) -> int:
+    """Re-check every AgentCredential (only those using ``backend``, when given)."""
     count = 0
     for namespace in deps.settings.namespaces or (None,):
         for body in await resources.list_credentials(deps.api, namespace):
             meta = body["metadata"]
-            status = await credential_status.evaluate(
-                deps,
-                meta["namespace"],
-                body.get("spec") or {},
-                meta.get("generation"),
-                body.get("status") or {},
-            )
-            await resources.patch_credential_status(
-                deps.api, meta["namespace"], meta["name"], status
-            )
+            ref = ((body.get("spec") or {}).get("backendRef") or {}).get("name")
+            if backend is not None and ref != backend:
+                continue
+            try:
+                await _recheck_one(deps, body)
+            except Exception:  # one bad credential never stops the others' re-check
+                log.exception(
+                    "re-check of AgentCredential %s/%s failed", meta["namespace"], meta["name"]
+                )
+                continue
             count += 1
     return count
+
+
+async def _recheck_one(deps: Deps, body: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    status = await credential_status.evaluate(
+        deps,
+        meta["namespace"],
+        meta["name"],
+        body.get("spec") or {},
+        meta.get("generation"),
+        body.get("status") or {},
+    )
+    await resources.patch_credential_status(deps.api, meta["namespace"], meta["name"], status)
 
 
 async def run_forever(deps: Deps, stopped: Callable[[float], Awaitable[bool]]) -> None:

@@ -1,4 +1,8 @@
-"""Is an AgentCredential usable? Spec, template, referenced Secrets, backend reachability.
+"""Is an AgentCredential usable? Spec, its CredentialBackend's permission, template,
+the backend's operator-side Secrets, backend reachability.
+
+A request the backend does not allow is reported (``NotAllowed``) without any call to
+the backend, so the Ready condition is no oracle for secrets outside the allow-list.
 
 Feeds its ``Ready`` condition (plus ``SpecValid``) so a platform engineer sees a broken
 credential before any task trips over it. Re-run on every change and periodically.
@@ -13,14 +17,17 @@ from agentcred.backends.base import BackendError
 from agentcred.kube import secrets
 from agentcred.kube.errors import KubeError
 from agentcred.kube.errors import NotFound as KubeNotFound
-from agentcred.models.credential import AgentCredentialSpec, SecretKeyRef, parse_credential_spec
+from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
+from agentcred.models.policy import ANY
+from agentcred.models.resolved import ResolvedCredential, SecretKeyRef
 from agentcred.models.status import Condition, CredentialResourceStatus, condition, merge_conditions
+from agentcred.services.authorization import Refused, resolve_credential
 from agentcred.services.deps import Deps
 from agentcred.services.templating import TemplateError, fields_used
 
 
-def _refs(spec: AgentCredentialSpec) -> list[SecretKeyRef]:
+def _refs(spec: ResolvedCredential) -> list[SecretKeyRef]:
     if spec.vault is None:
         return []
     auth = spec.vault.auth
@@ -30,7 +37,7 @@ def _refs(spec: AgentCredentialSpec) -> list[SecretKeyRef]:
     return refs
 
 
-async def _problem(deps: Deps, namespace: str, spec: AgentCredentialSpec) -> tuple[str, str] | None:
+async def _problem(deps: Deps, spec: ResolvedCredential) -> tuple[str, str] | None:
     """(reason, message) of the first thing that keeps this credential from working."""
     try:
         backend = deps.backends.for_spec(spec)
@@ -40,7 +47,7 @@ async def _problem(deps: Deps, namespace: str, spec: AgentCredentialSpec) -> tup
         return ("TemplateError" if isinstance(exc, TemplateError) else exc.reason), str(exc)
     for ref in _refs(spec):
         try:
-            await secrets.read_secret_value(deps.api, namespace, ref.name, ref.key)
+            await secrets.read_secret_value(deps.api, deps.settings.namespace, ref.name, ref.key)
         except KubeNotFound as exc:
             return "SecretNotFound", str(exc)
         except KubeError as exc:
@@ -55,6 +62,7 @@ async def _problem(deps: Deps, namespace: str, spec: AgentCredentialSpec) -> tup
 async def evaluate(
     deps: Deps,
     namespace: str,
+    name: str,
     spec: Mapping[str, Any],
     generation: int | None,
     old: Mapping[str, Any],
@@ -84,7 +92,12 @@ async def evaluate(
             generation=generation,
             now=now,
         )
-        problem = await _problem(deps, namespace, parsed)
+        try:
+            resolved = await resolve_credential(deps, namespace, name, parsed, service_account=ANY)
+        except Refused as exc:
+            problem = (exc.reason, exc.message)
+        else:
+            problem = await _problem(deps, resolved)
     if problem is None:
         ready = condition(
             "Ready",

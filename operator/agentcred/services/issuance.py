@@ -28,11 +28,14 @@ from agentcred.kube import resources, secrets, tokens
 from agentcred.kube.errors import KubeError, SecretCollision
 from agentcred.kube.errors import NotFound as KubeNotFound
 from agentcred.kube.secrets import SecretInfo
-from agentcred.models.credential import AgentCredentialSpec, parse_credential_spec
+from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
+from agentcred.models.parse import to_json
+from agentcred.models.resolved import ResolvedCredential
 from agentcred.models.status import timestamp
 from agentcred.models.task import CredentialRef
 from agentcred.services import revocation, sessions, static_reads
+from agentcred.services.authorization import Refused, resolve_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.schedule import capped_ttl, refresh_at, renew_at
@@ -53,13 +56,14 @@ class ReferenceMissing(Unavailable):
 @dataclass(frozen=True)
 class Resolved:
     ref: CredentialRef
-    spec: AgentCredentialSpec
-    raw_spec: Mapping[str, Any]
+    spec: ResolvedCredential  # the credential merged with its backend's connection
+    raw_spec: Mapping[str, Any]  # its JSON, as session records keep it
     backend: Backend
 
 
 async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
-    """The AgentCredential of the task's namespace named by ``ref``, parsed and checked."""
+    """The AgentCredential of the task's namespace named by ``ref``, allowed by its
+    CredentialBackend for this task's namespace and ServiceAccount, parsed and checked."""
     body = await resources.get_credential(deps.api, task.namespace, ref.name)
     if body is None:
         raise TaskRetry(
@@ -67,9 +71,19 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
             f"AgentCredential {task.namespace}/{ref.name} does not exist "
             "(a task can only use AgentCredentials of its own namespace)",
         )
-    raw = body.get("spec") or {}
     try:
-        spec = parse_credential_spec(raw)
+        requested = parse_credential_spec(body.get("spec") or {})
+    except SpecError as exc:
+        raise TaskFailed("InvalidCredential", f"AgentCredential {ref.name}: {exc}") from None
+    try:
+        spec = await resolve_credential(
+            deps, task.namespace, ref.name, requested, task.spec.service_account_name
+        )
+    except Refused as exc:
+        if exc.permanent:
+            raise TaskFailed(exc.reason, exc.message) from None
+        raise TaskRetry(exc.reason, exc.message) from None
+    try:
         backend = deps.backends.for_spec(spec)
         backend.validate(spec)
         fields_used(spec.template)
@@ -77,7 +91,7 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
         raise TaskFailed("InvalidCredential", f"AgentCredential {ref.name}: {exc}") from None
     except TemplateError as exc:
         raise TaskFailed("TemplateError", f"AgentCredential {ref.name}: {exc}") from None
-    return Resolved(ref=ref, spec=spec, raw_spec=raw, backend=backend)
+    return Resolved(ref=ref, spec=spec, raw_spec=to_json(spec), backend=backend)
 
 
 def identity(deps: Deps, task: TaskView) -> Identity:
@@ -92,13 +106,15 @@ def identity(deps: Deps, task: TaskView) -> Identity:
         except KubeError as exc:
             raise Unavailable(f"TokenRequest for {namespace}/{account} failed: {exc}") from None
 
+    own = deps.settings.namespace  # operator-side Secrets live in the operator's namespace
+
     async def secret_value(name: str, key: str) -> str:
         try:
-            return await secrets.read_secret_value(deps.api, namespace, name, key)
+            return await secrets.read_secret_value(deps.api, own, name, key)
         except KubeNotFound as exc:
             raise ReferenceMissing(str(exc)) from None
         except KubeError as exc:
-            raise Unavailable(f"reading Secret {namespace}/{name} failed: {exc}") from None
+            raise Unavailable(f"reading Secret {own}/{name} failed: {exc}") from None
 
     return Identity(
         namespace=namespace,
@@ -186,7 +202,7 @@ async def _issue_lease(
     if isinstance(backend, SessionBackend):
         session = await backend.login(request)
         await sessions.put(
-            deps.api,
+            deps,
             task,
             session_key,
             sessions.SessionRecord(
@@ -201,7 +217,7 @@ async def _issue_lease(
         if isinstance(backend, SessionBackend) and session is not None:
             issued = await backend.issue_with(request, session)
             if issued.session is None:  # a static read keeps no session
-                await sessions.drop(deps.api, task, session_key)
+                await sessions.drop(deps, task, session_key)
         else:
             issued = await backend.issue(request)
         render(resolved.spec.template, issued.data)  # fail before anything is written
@@ -221,7 +237,7 @@ async def _retire_stale(deps: Deps, task: TaskView, key: str) -> None:
     operator died before recording it, or its Secret was lost): revoke it before its
     slot is reused, or park it under a unique key so that cleanup and the sweep still
     find it. A write-ahead record is never overwritten."""
-    records = await sessions.load(deps.api, task.namespace, task.uid)
+    records = await sessions.load(deps, task.uid)
     stale = records.get(key)
     if stale is None:
         return
@@ -233,7 +249,7 @@ async def _retire_stale(deps: Deps, task: TaskView, key: str) -> None:
         service_account=task.spec.service_account_name,
     )
     if not gone:
-        await sessions.put(deps.api, task, f"{key}.stale-{uuid.uuid4().hex[:8]}", stale)
+        await sessions.put(deps, task, f"{key}.stale-{uuid.uuid4().hex[:8]}", stale)
 
 
 async def discard(
@@ -244,7 +260,7 @@ async def discard(
         await resolved.backend.revoke(resolved.spec, "", session, cid)
     except Exception:
         return
-    await sessions.drop(deps.api, task, key)
+    await sessions.drop(deps, task, key)
 
 
 async def write_secret(

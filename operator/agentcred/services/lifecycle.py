@@ -267,19 +267,19 @@ async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: st
 
 async def cleanup_pending(deps: Deps, task: TaskView) -> bool:
     """Whether an ended task still holds sessions or generated Secrets."""
-    if await sessions.load(deps.api, task.namespace, task.uid):
+    if await sessions.load(deps, task.uid):
         return True
     return any(e.get("state") == task_status.ISSUED for e in task.entries)
 
 
 async def cleanup(deps: Deps, task: TaskView) -> None:
     """Revoke every session (and so every lease), delete every generated Secret."""
-    records = await sessions.load(deps.api, task.namespace, task.uid)
+    records = await sessions.load(deps, task.uid)
     remaining: dict[str, sessions.SessionRecord] = {}
     for key, record in records.items():
         if not await _revoke(deps, task, record):
             remaining[key] = record
-    await sessions.save(deps.api, task, remaining)
+    await sessions.save(deps, task, remaining)
     for ref in task.spec.credentials:
         await issuance.delete_secret(deps, task, ref)
     if not task.deleting:

@@ -17,6 +17,7 @@ from agentcred import audit
 from agentcred.backends.base import BackendError, Denied, NotFound, Unavailable
 from agentcred.kube import resources
 from agentcred.models.errors import SpecError
+from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import CredentialStatus, Phase, timestamp
 from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, lifecycle, report, sessions, task_status
@@ -162,7 +163,7 @@ async def refresh_one(
                 overlap=deps.settings.reissue_overlap,
                 reason=report.REISSUED,
             )
-        records = await sessions.load(deps.api, task.namespace, task.uid)
+        records = await sessions.load(deps, task.uid)
         record = records.get(ref.name)
         if record is None:
             return await reissue(
@@ -175,10 +176,12 @@ async def refresh_one(
             )
         ttl = capped_ttl(resolved.spec.ttl, deps.clock(), task.deadline)
         try:
+            # The connection the lease was issued under, never a later-edited backend's.
+            issued_under = parse_resolved(record.spec)
             renewed = await resolved.backend.renew(
-                resolved.spec, entry.get("leaseId", ""), record.session, ttl, cid
+                issued_under, entry.get("leaseId", ""), record.session, ttl, cid
             )
-        except (Denied, NotFound):
+        except (Denied, NotFound, SpecError):
             renewed = None
         if renewed is None or renewed.capped:
             return await reissue(
@@ -231,7 +234,7 @@ async def reissue(
     cid = audit.new_correlation_id()
     next_key = ref.name + sessions.NEXT
     issued, info = await issuance.issue(deps, task, resolved, session_key=next_key, cid=cid)
-    records = await sessions.load(deps.api, task.namespace, task.uid)
+    records = await sessions.load(deps, task.uid)
     old, new = records.pop(ref.name, None), records.pop(next_key, None)
     stale = records.pop(ref.name + sessions.PREVIOUS, None)
     if stale is not None:
@@ -240,7 +243,7 @@ async def reissue(
         records[ref.name + sessions.PREVIOUS] = old
     if new is not None:
         records[ref.name] = new
-    await sessions.save(deps.api, task, records)
+    await sessions.save(deps, task, records)
     now = deps.clock()
     caps = resolved.backend.capabilities(resolved.spec)
     next_at = issuance.next_action_at(deps, resolved, issued)
@@ -285,12 +288,12 @@ async def reissue(
 
 async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> TaskView:
     """Revoke the credential kept during a re-issue overlap."""
-    records = await sessions.load(deps.api, task.namespace, task.uid)
+    records = await sessions.load(deps, task.uid)
     old = records.get(ref.name + sessions.PREVIOUS)
     if old is not None and not await lifecycle._revoke(deps, task, old):
         raise TaskRetry("RevokeFailed", f"{ref.name}: previous credential not revoked yet")
     if old is not None:
-        await sessions.drop(deps.api, task, ref.name + sessions.PREVIOUS)
+        await sessions.drop(deps, task, ref.name + sessions.PREVIOUS)
     entry = task.entry(ref.name)
     if entry is None:
         return task

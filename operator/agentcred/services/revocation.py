@@ -6,8 +6,8 @@ import logging
 
 from agentcred import audit
 from agentcred.backends.base import BackendError, Unavailable
-from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
+from agentcred.models.resolved import parse_resolved
 from agentcred.services.deps import Deps
 from agentcred.services.sessions import SessionRecord
 
@@ -37,7 +37,7 @@ async def revoke_record(
         )
 
     try:
-        spec = parse_credential_spec(record.spec)
+        spec = parse_resolved(record.spec)  # the connection it was issued under
         backend = deps.backends.for_kind(record.backend)
         await backend.revoke(spec, record.lease_id, record.session, cid)
     except Unavailable as exc:

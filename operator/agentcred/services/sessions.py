@@ -1,11 +1,17 @@
-"""Where a task's backend sessions (e.g. per-credential Vault tokens) live: a Secret.
+"""Where a task's backend sessions (e.g. per-credential Vault tokens) live: a Secret in
+the operator's own namespace (``AGENTCRED_NAMESPACE``), never in the tenant's.
 
 Every lease the operator issues for a task hangs off a session (a Vault token that
 parents it). The session is written to the task's session Secret *before* the lease
 is issued (write-ahead), so a lease is always findable from the cluster, even when
 the operator dies between issuing and recording it: revoking the session revokes
-the lease. Each record also keeps the backend block it came from, so revocation
-works even after the AgentCredential was deleted.
+the lease. Each record also keeps the *resolved* credential it came from (connection
+included), so renewal and revocation use the address the lease was issued under, even
+after the AgentCredential was deleted or its CredentialBackend edited.
+
+The records sit in the operator's namespace so that no tenant can read the tokens
+(or forge a record that points the operator somewhere): a Secret labelled like a
+session in a tenant namespace is never looked at.
 
 The session Secret is deliberately not owned by the task: if the task vanishes
 without its finalizer running, garbage collection must not erase the only handle on
@@ -23,12 +29,14 @@ from typing import Any
 from agentcred.backends.base import Session
 from agentcred.kube import secrets
 from agentcred.models.status import timestamp
+from agentcred.services.deps import Deps
 from agentcred.services.task_view import TaskView, parse_time
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "agentcred"}
 SESSION_LABEL = "agentcred.io/session"
 TASK_LABEL = "agentcred.io/task"
 TASK_UID_LABEL = "agentcred.io/task-uid"
+TASK_NAMESPACE_LABEL = "agentcred.io/task-namespace"
 NEXT, PREVIOUS = ".next", ".previous"
 
 
@@ -36,7 +44,7 @@ NEXT, PREVIOUS = ".next", ".previous"
 class SessionRecord:
     credential: str
     backend: str
-    spec: Mapping[str, Any]  # the AgentCredential spec it was issued under (no secrets in it)
+    spec: Mapping[str, Any]  # the resolved credential it was issued under (no secrets in it)
     lease_id: str
     session: Session
 
@@ -57,22 +65,30 @@ class SessionRecord:
 
     @classmethod
     def load(cls, text: str) -> SessionRecord:
-        raw = json.loads(text)
-        return cls(
-            credential=raw["credential"],
-            backend=raw["backend"],
-            spec=raw.get("spec") or {},
-            lease_id=raw.get("leaseId") or "",
-            session=Session(
-                ref=raw.get("ref") or "",
-                secret=raw["secret"],
-                expires_at=parse_time(raw.get("expiresAt")),
-            ),
-        )
+        """Parse one record; raise ``MalformedRecord`` (never the text) if it is not one."""
+        try:
+            raw = json.loads(text)
+            return cls(
+                credential=str(raw["credential"]),
+                backend=str(raw["backend"]),
+                spec=dict(raw.get("spec") or {}),
+                lease_id=str(raw.get("leaseId") or ""),
+                session=Session(
+                    ref=str(raw.get("ref") or ""),
+                    secret=str(raw["secret"]),
+                    expires_at=parse_time(raw.get("expiresAt")),
+                ),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise MalformedRecord(f"not a session record ({type(exc).__name__})") from None
 
     def expired(self, now: datetime.datetime) -> bool:
         expires = self.session.expires_at
         return expires is not None and expires <= now
+
+
+class MalformedRecord(ValueError):
+    """A session Secret's entry that is not a record we wrote: reported, never trusted."""
 
 
 def secret_name(task_uid: str) -> str:
@@ -85,22 +101,25 @@ def labels(task: TaskView) -> dict[str, str]:
         SESSION_LABEL: "true",
         TASK_LABEL: task.name[:63],
         TASK_UID_LABEL: task.uid,
+        TASK_NAMESPACE_LABEL: task.namespace,
     }
 
 
-async def load(api: Any, namespace: str, task_uid: str) -> dict[str, SessionRecord]:
-    data = await secrets.read_secret_data(api, namespace, secret_name(task_uid))
+async def load(deps: Deps, task_uid: str) -> dict[str, SessionRecord]:
+    own = deps.settings.namespace
+    data = await secrets.read_secret_data(deps.api, own, secret_name(task_uid))
     return {key: SessionRecord.load(value) for key, value in (data or {}).items()}
 
 
-async def save(api: Any, task: TaskView, records: Mapping[str, SessionRecord]) -> None:
+async def save(deps: Deps, task: TaskView, records: Mapping[str, SessionRecord]) -> None:
     """Replace the session Secret's content (delete it when nothing is left)."""
+    own = deps.settings.namespace
     if not records:
-        await secrets.delete_secret(api, task.namespace, secret_name(task.uid), owner_uid=None)
+        await secrets.delete_secret(deps.api, own, secret_name(task.uid), owner_uid=None)
         return
     await secrets.write_secret(
-        api,
-        task.namespace,
+        deps.api,
+        own,
         secret_name(task.uid),
         {key: record.dump() for key, record in records.items()},
         labels=labels(task),
@@ -109,13 +128,13 @@ async def save(api: Any, task: TaskView, records: Mapping[str, SessionRecord]) -
     )
 
 
-async def put(api: Any, task: TaskView, key: str, record: SessionRecord) -> None:
-    records = await load(api, task.namespace, task.uid)
+async def put(deps: Deps, task: TaskView, key: str, record: SessionRecord) -> None:
+    records = await load(deps, task.uid)
     records[key] = record
-    await save(api, task, records)
+    await save(deps, task, records)
 
 
-async def drop(api: Any, task: TaskView, *keys: str) -> None:
-    records = await load(api, task.namespace, task.uid)
+async def drop(deps: Deps, task: TaskView, *keys: str) -> None:
+    records = await load(deps, task.uid)
     if any(k in records for k in keys):
-        await save(api, task, {k: v for k, v in records.items() if k not in keys})
+        await save(deps, task, {k: v for k, v in records.items() if k not in keys})

@@ -1,7 +1,8 @@
 """The orphan sweep: nothing the operator issued outlives its task.
 
-Every ``AGENTCRED_SWEEP_INTERVAL`` (default 60 s) it lists the session Secrets (which
-hold the session parenting every lease ever issued, recorded in status or not) and:
+Every ``AGENTCRED_SWEEP_INTERVAL`` (default 60 s) it lists the session Secrets in the
+operator's own namespace (which hold the session parenting every lease ever issued,
+recorded in status or not; a look-alike in a tenant namespace is never read) and:
 
 * a session whose task is gone (deleted without its finalizer, or replaced by a new
   task of the same name) is revoked and its Secret deleted;
@@ -40,10 +41,19 @@ class SweepResult:
 async def sweep(deps: Deps) -> SweepResult:
     result = SweepResult()
     metrics.SWEEP_RUNS.inc()
+    watched = set(deps.settings.namespaces)
+    listed = await secrets.list_secrets(
+        deps.api, f"{sessions.SESSION_LABEL}=true", deps.settings.namespace
+    )
+    for info in listed:
+        task_namespace = info.labels.get(sessions.TASK_NAMESPACE_LABEL, "")
+        if watched and task_namespace not in watched:
+            continue  # another operator's (a namespaced install of its own)
+        try:
+            await _sweep_session(deps, task_namespace, info.name, info.labels, result)
+        except sessions.MalformedRecord as exc:
+            log.warning("session Secret %s skipped: %s", info.name, exc)
     for namespace in deps.settings.namespaces or (None,):
-        listed = await secrets.list_secrets(deps.api, f"{sessions.SESSION_LABEL}=true", namespace)
-        for info in listed:
-            await _sweep_session(deps, info.namespace, info.name, info.labels, result)
         for body in await resources.list_tasks(deps.api, namespace):
             await _sweep_pods(deps, body)
     log.debug("sweep done: %s", result)
@@ -61,7 +71,8 @@ async def _sweep_session(
     deps: Deps, namespace: str, name: str, labels: dict[str, str], result: SweepResult
 ) -> None:
     task_name, uid = labels.get(sessions.TASK_LABEL, ""), labels.get(sessions.TASK_UID_LABEL, "")
-    body = await resources.get_task(deps.api, namespace, task_name) if task_name else None
+    known = bool(task_name and namespace)
+    body = await resources.get_task(deps.api, namespace, task_name) if known else None
     if body is not None and body["metadata"]["uid"] == uid:
         try:
             task = TaskView.from_body(body)
@@ -92,10 +103,16 @@ async def _cleanup_ended(deps: Deps, task: TaskView, result: SweepResult) -> Non
 async def _revoke_orphan(
     deps: Deps, namespace: str, secret_name: str, task_name: str, result: SweepResult
 ) -> None:
-    data = await secrets.read_secret_data(deps.api, namespace, secret_name) or {}
+    own = deps.settings.namespace
+    data = await secrets.read_secret_data(deps.api, own, secret_name) or {}
     left: dict[str, str] = {}
     for key, text in data.items():
-        record = sessions.SessionRecord.load(text)
+        try:
+            record = sessions.SessionRecord.load(text)
+        except sessions.MalformedRecord as exc:
+            log.warning("session Secret %s entry %s skipped: %s", secret_name, key, exc)
+            left[key] = text
+            continue
         if await revocation.revoke_record(
             deps, record, namespace=namespace, task=task_name, service_account=""
         ):
@@ -106,7 +123,7 @@ async def _revoke_orphan(
             metrics.SWEEP_REVOKE_FAILED.inc()
             left[key] = text
     if not left:
-        await secrets.delete_secret(deps.api, namespace, secret_name, owner_uid=None)
+        await secrets.delete_secret(deps.api, own, secret_name, owner_uid=None)
 
 
 async def _sweep_pods(deps: Deps, body: dict[str, object]) -> None:

@@ -31,18 +31,32 @@ def _kube_api(env: dict[str, str]) -> tuple[str, Any]:
     return env["KUBE_API_SERVER"], kube.admin_ssl_context(pki)
 
 
+PLURALS = {
+    "CustomResourceDefinition": "customresourcedefinitions",
+    "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+    "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
+}
+
+
 def _path_for(doc: dict[str, Any]) -> str:
     kind, meta = doc["kind"], doc["metadata"]
     group_version = doc["apiVersion"]
     base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
-    plural = {"CustomResourceDefinition": "customresourcedefinitions"}.get(kind, kind.lower() + "s")
+    plural = PLURALS.get(kind, kind.lower() + "s")
     ns = meta.get("namespace")
     return f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}"
 
 
-def apply_file(server: str, ctx: Any, path: Path) -> None:
-    """Server-side apply every document (re-running ``make dev`` updates, never duplicates)."""
+def apply_file(server: str, ctx: Any, path: Path, vault_address: str | None = None) -> None:
+    """Server-side apply every document (re-running ``make dev`` updates, never duplicates).
+
+    ``vault_address`` replaces a CredentialBackend's ``spec.vault.address`` (the example
+    names a conventional port; the testbed's OpenBao listens on a free one)."""
     for doc in yaml.safe_load_all(path.read_text()):
+        if doc and doc.get("kind") == "CredentialBackend" and vault_address:
+            vault = doc.get("spec", {}).get("vault")
+            if vault is not None:
+                vault["address"] = vault_address
         if doc and doc.get("kind") != "Kustomization":
             target = (
                 f"{_path_for(doc)}/{doc['metadata']['name']}?fieldManager=agentcred-dev&force=true"
@@ -51,7 +65,7 @@ def apply_file(server: str, ctx: Any, path: Path) -> None:
 
 
 def _wait_established(server: str, ctx: Any) -> None:
-    for name in ("agentcredentials.agentcred.io", "agenttasks.agentcred.io"):
+    for name in CRDS:
         for _ in range(100):
             crd = kube.api(
                 server,
@@ -67,6 +81,11 @@ def _wait_established(server: str, ctx: Any) -> None:
             time.sleep(0.1)
 
 
+CRDS = (
+    "agentcredentials.agentcred.io",
+    "agenttasks.agentcred.io",
+    "credentialbackends.agentcred.io",
+)
 SETTLED = frozenset({"Active", "Succeeded", "Failed", "Expired"})
 EXAMPLE_POLICY = 'path "database/creds/readonly" { capabilities = ["read"] }'
 
@@ -135,23 +154,23 @@ def main() -> int:
     state = StateDir(stack.default_root())
     env = stack.up(state, log=lambda m: print(f"[testbed] {m}", file=sys.stderr))
     server, ctx = _kube_api(env)
-    apply_file(server, ctx, REPO / "crds" / "agentcredentials.yaml")
-    apply_file(server, ctx, REPO / "crds" / "agenttasks.yaml")
+    for crd in CRDS:
+        apply_file(server, ctx, REPO / "crds" / f"{crd.split('.')[0]}.yaml")
     _wait_established(server, ctx)
+    apply_file(server, ctx, REPO / "manifests" / "admission.yaml")
     configure_vault_for_example(env)
     procs.stop(state, "operator")
     operator_env = {
         **env,
         "AGENTCRED_LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
-        "AGENTCRED_VAULT_ADDR": env["VAULT_ADDR"],
         "VAULT_TOKEN": "",
     }
     procs.start(
         state, "operator", [str(Path(sys.executable).parent / "agentcred"), "run"], env=operator_env
     )
     _fresh_example_task(server, ctx)
-    apply_file(server, ctx, REPO / "examples" / "research-db.yaml")
+    apply_file(server, ctx, REPO / "examples" / "research-db.yaml", env["VAULT_ADDR"])
     _wait_for_phase(server, ctx, SETTLED, timeout=60)
     show(server, ctx)
     print(f"\nThe operator runs in the background (log: {state.logs / 'operator.log'}).")

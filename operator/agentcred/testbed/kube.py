@@ -262,6 +262,9 @@ def api(
         raise TestbedError(f"{method} {path}: HTTP {exc.code} {exc.read()[:300]!r}") from None
 
 
+OPERATOR_NAMESPACE = "agentcred-system"
+
+
 def make_token_reviewer(server: str, ctx: ssl.SSLContext, folder: Path) -> Path:
     """A ServiceAccount allowed to call TokenReview, with a long token for OpenBao.
 
@@ -318,7 +321,16 @@ def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
     kubeconfig = write_kubeconfig(state.root / "kubeconfig", port, pki)
     _start_controller_manager(state, bins, pki, kubeconfig)
     reviewer = make_token_reviewer(server, admin_ssl_context(pki), state.data("pki"))
+    # The operator's own namespace: session records and operator-side Secrets live here.
+    api(
+        server,
+        admin_ssl_context(pki),
+        "POST",
+        "/api/v1/namespaces",
+        {"metadata": {"name": OPERATOR_NAMESPACE}},
+    )
     return {
+        "AGENTCRED_NAMESPACE": OPERATOR_NAMESPACE,
         "KUBECONFIG": str(kubeconfig),
         "KUBE_API_SERVER": server,
         "KUBE_CA_FILE": str(pki["ca"].cert),

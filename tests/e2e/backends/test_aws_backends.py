@@ -50,7 +50,7 @@ from agentcred.backends.base import (
     NotFound,
     Unavailable,
 )
-from agentcred.models.credential import AgentCredentialSpec, parse_credential_spec
+from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from agentcred.testbed import moto
 from agentcred.testbed.procs import StateDir, free_port, http_ok, start, stop, wait_until
 
@@ -116,7 +116,7 @@ class Agent:
             secret_value=secret_value,
         )
 
-    def request(self, spec: AgentCredentialSpec, ttl: datetime.timedelta = TTL) -> IssueRequest:
+    def request(self, spec: ResolvedCredential, ttl: datetime.timedelta = TTL) -> IssueRequest:
         return IssueRequest(
             credential="llm",
             spec=spec,
@@ -167,12 +167,12 @@ def sts() -> Iterator[AwsStsBackend]:
     backend.close()
 
 
-def sm_spec(secret_id: str, **block: Any) -> AgentCredentialSpec:
-    return parse_credential_spec({"awsSecretsManager": {"secretId": secret_id, **block}})
+def sm_spec(secret_id: str, **block: Any) -> ResolvedCredential:
+    return parse_resolved({"awsSecretsManager": {"secretId": secret_id, **block}})
 
 
-def sts_spec(role_arn: str, **block: Any) -> AgentCredentialSpec:
-    return parse_credential_spec({"awsSts": {"roleArn": role_arn, **block}})
+def sts_spec(role_arn: str, **block: Any) -> ResolvedCredential:
+    return parse_resolved({"awsSts": {"roleArn": role_arn, **block}})
 
 
 def expected_session(agent: Agent) -> str:

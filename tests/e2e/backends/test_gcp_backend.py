@@ -50,7 +50,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.gcp_secret_manager import GcpSecretManagerBackend
 from agentcred.backends.registry import BackendRegistry
-from agentcred.models.credential import AgentCredentialSpec, parse_credential_spec
+from agentcred.models.resolved import ResolvedCredential, parse_resolved
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +94,7 @@ class Drongo:
         name = f"projects/{self.project}/secrets/{secret_id}"
         return f"{name}/versions/{version}" if version else name
 
-    def spec(self, secret_id: str, **block: Any) -> AgentCredentialSpec:
+    def spec(self, secret_id: str, **block: Any) -> ResolvedCredential:
         gcp = {
             "project": self.project,
             "secret": secret_id,
@@ -102,7 +102,7 @@ class Drongo:
             "endpoint": self.endpoint,
             **block,
         }
-        return parse_credential_spec({"gcpSecretManager": gcp})
+        return parse_resolved({"gcpSecretManager": gcp})
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def backend() -> Iterator[GcpSecretManagerBackend]:
     gcp.close()
 
 
-def request(spec: AgentCredentialSpec) -> IssueRequest:
+def request(spec: ResolvedCredential) -> IssueRequest:
     async def token_for(audience: str) -> str:
         raise AssertionError("the GCP backend reads with the operator's identity, not a token")
 
@@ -137,7 +137,7 @@ def request(spec: AgentCredentialSpec) -> IssueRequest:
     return IssueRequest("llm", spec, identity, TTL, f"test-{uuid.uuid4().hex[:8]}")
 
 
-def issue(backend: Any, spec: AgentCredentialSpec) -> Issued:
+def issue(backend: Any, spec: ResolvedCredential) -> Issued:
     issued: Issued = asyncio.run(backend.issue(request(spec)))
     return issued
 

@@ -38,7 +38,7 @@ from agentcred.backends.base import (
     Unavailable,
 )
 from agentcred.backends.vault import VaultBackend
-from agentcred.models.credential import AgentCredentialSpec, parse_credential_spec
+from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from support.kube import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -85,14 +85,14 @@ class Agent:
             secret_value=secret_value,
         )
 
-    def spec(self, auth: dict[str, Any] | None = None, **source: Any) -> AgentCredentialSpec:
+    def spec(self, auth: dict[str, Any] | None = None, **source: Any) -> ResolvedCredential:
         auth = auth or {"kubernetes": {"role": self.namespace, "audience": "vault"}}
         source = source or {"dynamic": {"path": DB_CREDS}}
         vault = {"address": self.env["VAULT_ADDR"], "auth": auth, **source}
-        return parse_credential_spec({"vault": vault})
+        return parse_resolved({"vault": vault})
 
     def request(
-        self, spec: AgentCredentialSpec, ttl: datetime.timedelta = TTL, sa: str = SA
+        self, spec: ResolvedCredential, ttl: datetime.timedelta = TTL, sa: str = SA
     ) -> IssueRequest:
         return IssueRequest(
             credential="research-db",
@@ -186,7 +186,7 @@ def closed_port() -> int:
     return port
 
 
-def revoke(backend: VaultBackend, spec: AgentCredentialSpec, issued: Issued) -> None:
+def revoke(backend: VaultBackend, spec: ResolvedCredential, issued: Issued) -> None:
     asyncio.run(backend.revoke(spec, issued.lease_id, issued.session, "test-revoke"))
 
 
@@ -393,7 +393,7 @@ def test_a_vault_namespace_is_sent_with_every_request(agent: Agent, backend: Vau
             "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}},
             "kv": {"mount": "kv", "path": "llm"},
         }
-        spec = parse_credential_spec({"vault": vault})
+        spec = parse_resolved({"vault": vault})
         issued = asyncio.run(backend.issue(agent.request(spec)))
         assert dict(issued.data) == {"k": "v"}
     finally:
@@ -449,7 +449,7 @@ def test_a_path_outside_the_policy_is_denied_and_its_token_revoked(
 def test_an_unreachable_vault_is_unavailable(agent: Agent, backend: VaultBackend) -> None:
     address = f"http://127.0.0.1:{closed_port()}"
     vault = {"address": address, "auth": {"kubernetes": {"role": "r"}}, "dynamic": {"path": "p"}}
-    spec = parse_credential_spec({"vault": vault})
+    spec = parse_resolved({"vault": vault})
     with pytest.raises(Unavailable, match="cannot reach Vault"):
         asyncio.run(backend.check(spec))
     with pytest.raises(Unavailable):

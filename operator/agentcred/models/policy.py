@@ -1,0 +1,291 @@
+"""May this namespace's credential be issued through this backend, and as what?
+
+The one place the trust model is decided, as pure functions (no I/O), so every rule is
+unit-tested and the callers (issuance, the AgentCredential's Ready check) only act on
+the answer. :func:`authorize` checks a tenant's ``AgentCredential`` against the
+platform's ``CredentialBackend``:
+
+* the backend's ``namespaceSelector`` must select the credential's namespace;
+* the credential's block must be of the backend's kind;
+* the path / secret / role it names must match the backend's allow-list, after
+  ``{namespace}`` and ``{serviceAccount}`` are substituted; ``*`` matches within one
+  path segment (never across ``/``); no allow-list means nothing is allowed;
+* when the credential lists ``serviceAccounts``, the task's must be one of them;
+* a plain ``http://`` address or endpoint needs ``allowInsecureHTTP: true``;
+
+and returns the :class:`ResolvedCredential` a backend works from: the connection from
+the backend, the request and timings from the credential, ``ttl`` capped by ``maxTTL``.
+Refusals raise :class:`NotAllowed` naming the field and the backend.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from agentcred.models.backend import CredentialBackendSpec, VaultBackend
+from agentcred.models.credential import AgentCredentialSpec, GcpSecretRequest, VaultRequest
+from agentcred.models.errors import NotAllowed, SpecError
+from agentcred.models.resolved import (
+    AwsSecretsManagerSpec,
+    AwsStsSpec,
+    AzureKeyVaultSpec,
+    GcpSecretManagerSpec,
+    ResolvedCredential,
+    VaultAppRoleAuth,
+    VaultAuth,
+    VaultKubernetesAuth,
+    VaultSpec,
+)
+from agentcred.models.selectors import matches
+
+STS_MIN_SECONDS = 900
+ANY = None  # service_account=ANY: "some ServiceAccount" (the Ready check has no task)
+
+
+def glob_matches(pattern: str, value: str, *, namespace: str, service_account: str | None) -> bool:
+    """``pattern`` with ``{namespace}``/``{serviceAccount}`` substituted, ``*`` within a segment."""
+    regex = ""
+    for part in re.split(r"(\{namespace\}|\{serviceAccount\}|\*)", pattern):
+        if part == "{namespace}":
+            regex += re.escape(namespace)
+        elif part == "{serviceAccount}":
+            regex += re.escape(service_account) if service_account else "[^/]+"
+        elif part == "*":
+            regex += "[^/]*"
+        else:
+            regex += re.escape(part)
+    return re.fullmatch(regex, value) is not None
+
+
+def allowed(
+    patterns: tuple[str, ...], value: str, *, namespace: str, service_account: str | None
+) -> bool:
+    return any(
+        glob_matches(p, value, namespace=namespace, service_account=service_account)
+        for p in patterns
+    )
+
+
+def check_namespace(
+    backend_name: str, backend: CredentialBackendSpec, namespace: str, labels: Mapping[str, str]
+) -> None:
+    if not matches(backend.namespace_selector, labels):
+        raise NotAllowed(
+            "spec.backendRef.name",
+            f"CredentialBackend {backend_name} does not allow namespace {namespace} "
+            "(its namespaceSelector does not select it)",
+        )
+
+
+def check_service_account(credential: AgentCredentialSpec, service_account: str | None) -> None:
+    accounts = credential.service_accounts
+    if accounts is not None and service_account is not None and service_account not in accounts:
+        raise NotAllowed(
+            "spec.serviceAccounts",
+            f"ServiceAccount {service_account} is not one of {', '.join(accounts) or 'none'}",
+        )
+
+
+def check_url(backend_name: str, field: str, url: str, insecure_ok: bool) -> None:
+    """An http(s) URL without credentials; plain http only where the backend allows it."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if host is None or parts.scheme not in ("http", "https"):
+        raise SpecError(f"CredentialBackend {backend_name} {field}", "is not an http(s) URL")
+    if parts.username or parts.password:
+        raise SpecError(f"CredentialBackend {backend_name} {field}", "must not hold credentials")
+    if parts.scheme == "http" and not insecure_ok:
+        raise NotAllowed(
+            f"CredentialBackend {backend_name} {field}",
+            "is plain http:// and the backend does not set allowInsecureHTTP: true",
+        )
+
+
+def authorize(
+    backend_name: str,
+    backend: CredentialBackendSpec,
+    credential: AgentCredentialSpec,
+    *,
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+    service_account: str | None,
+) -> ResolvedCredential:
+    """The resolved credential, or NotAllowed / SpecError naming the field."""
+    check_namespace(backend_name, backend, namespace, namespace_labels)
+    if credential.backend != backend.kind:
+        raise NotAllowed(
+            f"spec.{credential.backend}",
+            f"CredentialBackend {backend_name} serves {backend.kind}, not {credential.backend}",
+        )
+    check_service_account(credential, service_account)
+    ttl = credential.ttl
+    if backend.max_ttl is not None and ttl > backend.max_ttl:
+        ttl = backend.max_ttl
+    base = ResolvedCredential(
+        ttl=ttl,
+        renewal_percent=credential.renewal_percent,
+        refresh_interval=credential.refresh_interval,
+        template=credential.template,
+        allow_insecure_http=backend.allow_insecure_http,
+    )
+    where = _Where(backend_name, backend, namespace, service_account)
+    return where.resolve(base, credential)
+
+
+class _Where:
+    """One authorization: the backend and the requester, shared by the per-kind checks."""
+
+    def __init__(
+        self,
+        name: str,
+        backend: CredentialBackendSpec,
+        namespace: str,
+        service_account: str | None,
+    ) -> None:
+        self.name, self.backend = name, backend
+        self.namespace, self.service_account = namespace, service_account
+
+    def require(self, patterns: tuple[str, ...], value: str, field: str, what: str) -> None:
+        if not allowed(
+            patterns, value, namespace=self.namespace, service_account=self.service_account
+        ):
+            raise NotAllowed(
+                field,
+                f"{what} {value!r} is not in the allow-list of CredentialBackend {self.name}",
+            )
+
+    def url(self, field: str, url: str | None) -> None:
+        if url is not None:
+            check_url(self.name, field, url, self.backend.allow_insecure_http)
+
+    def resolve(self, base: ResolvedCredential, cred: AgentCredentialSpec) -> ResolvedCredential:
+        b = self.backend
+        if cred.vault is not None and b.vault is not None:
+            return replace(base, vault=self.vault(cred.vault, b.vault))
+        if cred.aws_secrets_manager is not None and b.aws_secrets_manager is not None:
+            req, conf = cred.aws_secrets_manager, b.aws_secrets_manager
+            self.url("spec.awsSecretsManager.endpoint", conf.endpoint)
+            self.require(
+                conf.allowed_secrets, req.secret_id, "spec.awsSecretsManager.secretId", "secret"
+            )
+            return replace(
+                base,
+                aws_secrets_manager=AwsSecretsManagerSpec(
+                    secret_id=req.secret_id,
+                    region=conf.region,
+                    version_stage=req.version_stage,
+                    version_id=req.version_id,
+                    key=req.key,
+                    endpoint=conf.endpoint,
+                ),
+            )
+        if cred.aws_sts is not None and b.aws_sts is not None:
+            return replace(base, aws_sts=self.sts(cred, base.ttl))
+        if cred.gcp_secret_manager is not None and b.gcp_secret_manager is not None:
+            return replace(base, gcp_secret_manager=self.gcp(cred.gcp_secret_manager))
+        if cred.azure_key_vault is not None and b.azure_key_vault is not None:
+            req_az, conf_az = cred.azure_key_vault, b.azure_key_vault
+            self.url("spec.azureKeyVault.vaultUrl", conf_az.vault_url)
+            self.require(conf_az.allowed_secrets, req_az.name, "spec.azureKeyVault.name", "secret")
+            return replace(
+                base,
+                azure_key_vault=AzureKeyVaultSpec(
+                    vault_url=conf_az.vault_url, name=req_az.name, version=req_az.version
+                ),
+            )
+        raise NotAllowed("spec", f"CredentialBackend {self.name} serves {b.kind}")
+
+    def vault(self, req: VaultRequest, conf: VaultBackend) -> VaultSpec:
+        self.url("spec.vault.address", conf.address)
+        self.require(conf.allowed_paths, req.path, "spec.vault", "path")
+        method = conf.auth
+        if method.kubernetes is not None:
+            if not req.role:
+                raise SpecError(
+                    "spec.vault.role",
+                    f"is required: CredentialBackend {self.name} logs in with kubernetes auth "
+                    "as the task's ServiceAccount",
+                )
+            if conf.allowed_roles is not None:
+                self.require(conf.allowed_roles, req.role, "spec.vault.role", "role")
+            auth = VaultAuth(
+                kubernetes=VaultKubernetesAuth(
+                    role=req.role,
+                    mount_path=method.kubernetes.mount,
+                    audience=method.kubernetes.audience,
+                )
+            )
+        elif req.role:
+            raise SpecError(
+                "spec.vault.role",
+                f"must not be set: CredentialBackend {self.name} does not use kubernetes auth",
+            )
+        elif method.app_role is not None:
+            role = method.app_role
+            auth = VaultAuth(
+                app_role=VaultAppRoleAuth(
+                    role_id=role.role_id, secret_id_ref=role.secret_id_ref, mount_path=role.mount
+                )
+            )
+        else:
+            auth = VaultAuth(token_secret_ref=method.token.secret_ref if method.token else None)
+        return VaultSpec(
+            auth=auth,
+            address=conf.address,
+            namespace=conf.namespace,
+            ca_bundle=conf.ca_bundle,
+            dynamic=req.dynamic,
+            kv=req.kv,
+        )
+
+    def sts(self, cred: AgentCredentialSpec, ttl: timedelta) -> AwsStsSpec:
+        req, conf = cred.aws_sts, self.backend.aws_sts
+        if req is None or conf is None:  # pragma: no cover (checked by resolve)
+            raise NotAllowed("spec.awsSts", "not an STS credential")
+        self.url("spec.awsSts.endpoint", conf.endpoint)
+        self.require(conf.allowed_role_arns, req.role_arn, "spec.awsSts.roleArn", "role")
+        duration = req.duration_seconds
+        cap = self.backend.max_ttl
+        if duration is not None and cap is not None:
+            duration = max(STS_MIN_SECONDS, min(duration, int(cap.total_seconds())))
+        return AwsStsSpec(
+            role_arn=req.role_arn,
+            region=conf.region,
+            duration_seconds=duration,
+            session_policy=req.session_policy,
+            web_identity=conf.web_identity,
+            endpoint=conf.endpoint,
+        )
+
+    def gcp(self, req: GcpSecretRequest) -> GcpSecretManagerSpec:
+        conf = self.backend.gcp_secret_manager
+        if conf is None:  # pragma: no cover (checked by resolve)
+            raise NotAllowed("spec.gcpSecretManager", "not a GCP credential")
+        self.url("spec.gcpSecretManager.endpoint", conf.endpoint)
+        full = re.fullmatch(r"projects/([^/]+)/secrets/([^/]+)", req.secret)
+        if full:
+            project, secret = full.group(1), full.group(2)
+        elif conf.project:
+            project, secret = conf.project, req.secret
+        else:
+            raise SpecError(
+                "spec.gcpSecretManager.secret",
+                f"must be projects/<project>/secrets/<id>: CredentialBackend {self.name} "
+                "names no project",
+            )
+        name = f"projects/{project}/secrets/{secret}"
+        self.require(conf.allowed_secrets, name, "spec.gcpSecretManager.secret", "secret")
+        return GcpSecretManagerSpec(
+            project=project,
+            secret=secret,
+            version=req.version,
+            transport=conf.transport,
+            endpoint=conf.endpoint,
+        )
