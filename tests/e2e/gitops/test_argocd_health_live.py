@@ -1,16 +1,19 @@
 """Argo CD's verdict on objects the operator really produces, in every state the health
 checks distinguish; optionally writes them as the checks' test data.
 
-One operator, one namespace, every scenario at once: a ready and two broken
-AgentCredentials, tasks that wait (missing credential, unreachable backend, a foreign
-Secret in the way), run, succeed, expire and fail, and, after the operator is stopped,
-objects it has not caught up with (no status yet, a newer generation, a completion
-request). Each object is judged by ``argocd/.../health.lua`` in Argo CD's Lua runtime
+One operator, one namespace, every scenario at once: ready and broken
+CredentialBackends (plain http without allowInsecureHTTP, a missing operator-side
+Secret) and AgentCredentials (backend unreachable, a path outside the backend's
+allow-list), tasks that wait (missing credential, unreachable backend, a foreign Secret
+in the way), run, succeed, expire and fail, and, before the operator starts or after it
+stopped, objects it has not caught up with (no status yet, a newer generation, a
+completion request). Each object is judged by ``argocd/.../health.lua`` in Argo CD's Lua runtime
 and must get the status that ``health_test.yaml`` gives its captured twin, so a check
 cannot drift away from what the operator writes.
 
 ``AGENTCRED_CAPTURE_TESTDATA=1`` additionally writes each object, trimmed of server
-noise and with the namespace renamed ``team-a``, to ``testdata/<case>.yaml``.
+noise and with the run's names made stable (``team-a``, ``agentcred-system``, the
+backends without their per-run prefix), to ``<Kind>/testdata/<case>.yaml``.
 """
 
 from __future__ import annotations
@@ -120,11 +123,38 @@ def test_argocd_health_of_objects_the_operator_produced(
     tmp_path: Path,
 ) -> None:
     core = client.CoreV1Api(kube)
-    quiet = f"{namespace}-quiet"[:63]
-    core.create_namespace({"metadata": {"name": quiet, "labels": {"agentcred.io/test": "true"}}})
-    judge = Judge(argocd_lua, tmp_path, {quiet: "team-b", namespace: "team-a"})
+    quiet, own = f"{namespace}-quiet"[:63], f"{namespace}-system"[:63]
+    for extra in (quiet, own):
+        core.create_namespace(
+            {"metadata": {"name": extra, "labels": {"agentcred.io/test": "true"}}}
+        )
+    prefix = namespace[-5:]  # backends are cluster-scoped: unique names per run
+    judge = Judge(
+        argocd_lua,
+        tmp_path,
+        {quiet: "team-b", own: "agentcred-system", namespace: "team-a", f"{prefix}-": ""},
+    )
     scene, idle = Scenario(kube, namespace), Scenario(kube, quiet)
     custom = scene.custom
+    backends: list[str] = []
+
+    def backend(name: str, **spec: Any) -> str:
+        full = f"{prefix}-{name}"
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CredentialBackend",
+            "metadata": {"name": full},
+            "spec": {"namespaceSelector": {"matchLabels": {"agentcred.io/test": "true"}}, **spec},
+        }
+        custom.create_cluster_custom_object(GROUP, VERSION, "credentialbackends", body)
+        backends.append(full)
+        return full
+
+    def get_backend(name: str) -> dict[str, Any]:
+        result: dict[str, Any] = custom.get_cluster_custom_object(
+            GROUP, VERSION, "credentialbackends", name
+        )
+        return result
 
     def credential(ns: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = custom.get_namespaced_custom_object(
@@ -138,23 +168,50 @@ def test_argocd_health_of_objects_the_operator_produced(
         )
         return result
 
+    def ready(get: Callable[[], dict[str, Any]], status: str) -> Callable[[], Any]:
+        def check() -> dict[str, Any] | None:
+            obj = get()
+            cond = ready_condition(obj)
+            return obj if cond and cond["status"] == status else None
+
+        return check
+
     try:
         account = scene.service_account("agent")
-        auth = {"kubernetes": {"role": vault.kubernetes_role(testbed_env, namespace, account)}}
-        unreachable = {"address": "http://127.0.0.1:9", "auth": auth, "dynamic": DYNAMIC}
-        scene.credential("db", vault={"auth": auth, "dynamic": DYNAMIC})
-        scene.credential("edited", vault={"auth": auth, "dynamic": DYNAMIC})
-        scene.credential("down", vault=unreachable)
-        scene.credential(
+        role = vault.kubernetes_role(testbed_env, namespace, account)
+        kubernetes_auth = {"kubernetes": {"mount": "kubernetes", "audience": "vault"}}
+        vault_spec = {
+            "address": testbed_env["VAULT_ADDR"],
+            "auth": kubernetes_auth,
+            "allowedPaths": ["database/creds/readonly"],
+        }
+        main = backend("vault", allowInsecureHTTP=True, vault=vault_spec)
+        edited_backend = backend("edited", allowInsecureHTTP=True, vault=vault_spec)
+        down = backend(
+            "down", allowInsecureHTTP=True, vault={**vault_spec, "address": "http://127.0.0.1:9"}
+        )
+        insecure = backend("insecure", vault=vault_spec)
+        noref = backend(
             "noref",
+            allowInsecureHTTP=True,
             vault={
+                **vault_spec,
                 "auth": {"appRole": {"roleId": "r", "secretIdRef": {"name": "absent", "key": "k"}}},
-                "dynamic": DYNAMIC,
             },
+        )
+        db = {"role": role, "dynamic": DYNAMIC}
+        scene.credential("db", backendRef={"name": main}, vault=db)
+        scene.credential("edited", backendRef={"name": main}, vault=db)
+        scene.credential("down", backendRef={"name": down}, vault=db)
+        scene.credential(
+            "elsewhere",
+            backendRef={"name": main},
+            vault={"role": role, "dynamic": {"path": "database/creds/admin"}},
         )
         scene.credential(
             "templated",
-            vault={"auth": auth, "dynamic": DYNAMIC},
+            backendRef={"name": main},
+            vault=db,
             template={"URL": "postgresql://{{ user }}@db"},
         )
         scene.secret("conflict-db", {"owner": "someone-else"})
@@ -167,32 +224,33 @@ def test_argocd_health_of_objects_the_operator_produced(
         scene.task("waiting-for-credential", ["missing"], **as_agent)
         scene.task("waiting-for-backend", ["down"], **as_agent)
         scene.task("conflict", ["db"], **as_agent)
-        # Objects nobody watches: what Argo CD sees right after a sync, before the
-        # operator has looked at them.
+        # What Argo CD sees right after a sync, before the operator has looked: a
+        # backend created while no operator runs, and objects in a namespace none watches.
+        fresh = backend("fresh", allowInsecureHTTP=True, vault=vault_spec)
+        judge("no-status", get_backend(fresh))
         idle.service_account("agent")
-        idle.credential("fresh", vault={"auth": auth, "dynamic": DYNAMIC})
+        idle.credential("fresh", backendRef={"name": main}, vault=db)
         idle.task("fresh", ["fresh"], **as_agent)
 
-        with running_operator(
-            operator_env(testbed_env), tmp_path / "operator.log", "--namespace", namespace
-        ):
+        env = {**operator_env(testbed_env), "AGENTCRED_NAMESPACE": own}
+        with running_operator(env, tmp_path / "operator.log", "--namespace", namespace):
+            judge("ready", wait_for(ready(lambda: get_backend(main), "True"), 60, "backend Ready"))
+            edited_be = wait_for(ready(lambda: get_backend(edited_backend), "True"), 60, "edited")
+            bad = wait_for(ready(lambda: get_backend(insecure), "False"), 60, "insecure backend")
+            assert ready_condition(bad)["reason"] == "InsecureAddress"  # type: ignore[index]
+            judge("insecure-address", bad)
+            bad = wait_for(ready(lambda: get_backend(noref), "False"), 60, "backend w/o Secret")
+            assert ready_condition(bad)["reason"] == "SecretNotFound"  # type: ignore[index]
+            judge("secret-not-found", bad)
 
-            def cred_ready(name: str, status: str) -> Callable[[], dict[str, Any] | None]:
-                def check() -> dict[str, Any] | None:
-                    obj = credential(namespace, name)
-                    cond = ready_condition(obj)
-                    return obj if cond and cond["status"] == status else None
-
-                return check
-
-            judge("ready", wait_for(cred_ready("db", "True"), 60, "db Ready"))
-            edited = wait_for(cred_ready("edited", "True"), 60, "edited Ready")
-            down = wait_for(cred_ready("down", "False"), 60, "down not Ready")
-            assert ready_condition(down)["reason"] == "BackendUnavailable"  # type: ignore[index]
-            judge("backend-unavailable", down)
-            noref = wait_for(cred_ready("noref", "False"), 60, "noref not Ready")
-            assert ready_condition(noref)["reason"] == "SecretNotFound"  # type: ignore[index]
-            judge("secret-not-found", noref)
+            judge("ready", wait_for(ready(lambda: credential(namespace, "db"), "True"), 60, "db"))
+            edited = wait_for(ready(lambda: credential(namespace, "edited"), "True"), 60, "edited")
+            bad = wait_for(ready(lambda: credential(namespace, "down"), "False"), 60, "down")
+            assert ready_condition(bad)["reason"] == "BackendUnavailable"  # type: ignore[index]
+            judge("backend-unavailable", bad)
+            bad = wait_for(ready(lambda: credential(namespace, "elsewhere"), "False"), 60, "path")
+            assert ready_condition(bad)["reason"] == "NotAllowed"  # type: ignore[index]
+            judge("not-allowed", bad)
 
             scene.wait_phase("active", "Active")
             judge("active", task(namespace, "active"))
@@ -220,14 +278,24 @@ def test_argocd_health_of_objects_the_operator_produced(
         behind = credential(namespace, "edited")
         assert behind["metadata"]["generation"] > edited["status"]["observedGeneration"]
         judge("generation-behind", behind)
+        custom.patch_cluster_custom_object(
+            GROUP, VERSION, "credentialbackends", edited_backend, {"spec": {"maxTTL": "2h"}}
+        )
+        behind = get_backend(edited_backend)
+        assert behind["metadata"]["generation"] > edited_be["status"]["observedGeneration"]
+        judge("generation-behind", behind)
         judge("no-status", credential(quiet, "fresh"))
         judge("no-status", task(quiet, "fresh"))
     finally:
-        core.delete_namespace(quiet)
+        for name in backends:
+            custom.delete_cluster_custom_object(GROUP, VERSION, "credentialbackends", name)
+        for extra in (quiet, own):
+            core.delete_namespace(extra)
 
     statuses = {case: v["status"] for case, v in judge.verdicts.items()}
     assert statuses["AgentTask/failed"] == "Degraded"
     assert statuses["AgentTask/active"] == "Healthy"
+    assert statuses["CredentialBackend/insecure-address"] == "Degraded"
     assert judge.verdicts["AgentTask/pending-backend-unavailable"]["message"].startswith(
         "BackendUnavailable: "
     )

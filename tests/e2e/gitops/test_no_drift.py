@@ -55,11 +55,18 @@ def argocd_tracked(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def overlay(docs: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
-    """The examples in their own namespace, with a lease short enough to renew in seconds."""
+def overlay(docs: list[dict[str, Any]], namespace: str, vault_addr: str) -> list[dict[str, Any]]:
+    """The examples in their own namespace (and, cluster-scoped, their own backend names),
+    pointed at the testbed's OpenBao, with a lease short enough to renew in seconds."""
+    backends = [d["metadata"]["name"] for d in docs if d["kind"] == "CredentialBackend"]
     out = []
     for source in docs:
-        doc = yaml.safe_load(yaml.safe_dump(source).replace("team-a", namespace))
+        text = yaml.safe_dump(source).replace("team-a", namespace)
+        for name in backends:
+            text = text.replace(name, f"{namespace}-{name}")
+        doc = yaml.safe_load(text)
+        if doc["kind"] == "CredentialBackend" and "vault" in doc["spec"]:
+            doc["spec"]["vault"]["address"] = vault_addr
         if doc["kind"] == "AgentCredential":
             doc["spec"]["ttl"] = "20s"
             doc["spec"]["renewalPercent"] = 50
@@ -102,13 +109,23 @@ def ignored_on_update(kind: str) -> tuple[str, ...]:
 
 @pytest.fixture
 def example_namespace(kube: client.ApiClient) -> Iterator[str]:
+    """The examples' namespace (created by applying them) and the operator's own."""
     name = f"gitops-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace({"metadata": {"name": f"{name}-system"}})
     yield name
-    try:
-        client.CoreV1Api(kube).delete_namespace(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+    custom = client.CustomObjectsApi(kube)
+    for backend in custom.list_cluster_custom_object(GROUP, VERSION, "credentialbackends")["items"]:
+        if backend["metadata"]["name"].startswith(f"{name}-"):
+            custom.delete_cluster_custom_object(
+                GROUP, VERSION, "credentialbackends", backend["metadata"]["name"]
+            )
+    for ns in (name, f"{name}-system"):
+        try:
+            core.delete_namespace(ns)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
 
 def test_examples_stay_in_sync_while_the_operator_issues_renews_and_reissues(
@@ -123,16 +140,20 @@ def test_examples_stay_in_sync_while_the_operator_issues_renews_and_reissues(
     assert sources, "no examples to apply"
     docs = [d for p in sources for d in yaml.safe_load_all(p.read_text()) if d]
     manifests = tmp_path / "examples.yaml"
-    manifests.write_text(yaml.safe_dump_all(overlay(docs, ns), sort_keys=False))
+    overlaid = overlay(docs, ns, testbed_env["VAULT_ADDR"])
+    manifests.write_text(yaml.safe_dump_all(overlaid, sort_keys=False))
     tasks = [d["metadata"]["name"] for d in docs if d["kind"] == "AgentTask"]
     assert tasks, "the examples have no AgentTask"
     # The Vault side a platform team sets up for the example's agent (as `make dev` does).
+    # Its own role name, so a `make dev` on the same testbed keeps its binding.
     accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
-    for doc in docs:
+    for doc in overlaid:
         if doc["kind"] == "AgentCredential":
-            role = doc["spec"]["vault"]["auth"]["kubernetes"]["role"]
+            role = f"{ns}-{doc['spec']['vault']['role']}"
+            doc["spec"]["vault"]["role"] = role
             for account in accounts:
                 vault.kubernetes_role(testbed_env, ns, account, role=role)
+    manifests.write_text(yaml.safe_dump_all(overlaid, sort_keys=False))
 
     applied = kubectl(
         testbed_env,
@@ -156,7 +177,8 @@ def test_examples_stay_in_sync_while_the_operator_issues_renews_and_reissues(
         creds = status.get("credentials") or []
         return creds[0] if status.get("phase") == "Active" and creds else None
 
-    with running_operator(operator_env(testbed_env), tmp_path / "operator.log", "--namespace", ns):
+    env = {**operator_env(testbed_env), "AGENTCRED_NAMESPACE": f"{ns}-system"}
+    with running_operator(env, tmp_path / "operator.log", "--namespace", ns):
         name = tasks[0]
         first = wait_for(lambda: entry(name), 90, f"{name} Active")
         before = task(name)
