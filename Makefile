@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup dev test test-azure unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries clean
+.PHONY: setup dev test test-azure unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries tools argocd-cm clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -53,6 +53,15 @@ testbed-status: setup
 
 kube-binaries:
 	bash scripts/build-kube.sh
+
+## helm, promtool and argocd-lua (Argo CD's Lua runtime) into ~/.cache/agentcred/tools/;
+## `make test` builds them on first use too.
+tools:
+	bash scripts/build-tools.sh
+
+## Regenerate manifests/argocd/argocd-cm.yaml after editing argocd/resource_customizations/.
+argocd-cm: setup
+	$(PY) scripts/generate-argocd-cm.py
 
 clean: testbed-down
 	rm -rf .testbed .mypy_cache .ruff_cache .pytest_cache build
