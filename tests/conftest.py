@@ -7,6 +7,7 @@ checking that no process it recorded is left alive.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -69,3 +70,13 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
     core.create_namespace({"metadata": {"name": name, "labels": {"agentcred.io/test": "true"}}})
     yield name
     core.delete_namespace(name)
+    core.delete_collection_namespaced_secret(
+        os.environ["AGENTCRED_NAMESPACE"], label_selector=f"agentcred.io/test-namespace={name}"
+    )
+    with contextlib.suppress(client.ApiException):  # no CRDs in this test: nothing to delete
+        client.CustomObjectsApi(kube).delete_collection_cluster_custom_object(
+            "agentcred.io",
+            "v1alpha1",
+            "credentialbackends",
+            label_selector=f"agentcred.io/test-namespace={name}",
+        )

@@ -17,16 +17,24 @@ from support.kube import create, established, wait_for
 
 pytestmark = pytest.mark.e2e
 
-VAULT = {
-    "auth": {"kubernetes": {"role": "research-agent"}},
-    "dynamic": {"path": "database/creds/readonly"},
-}
+VAULT = {"role": "research-agent", "dynamic": {"path": "database/creds/readonly"}}
+REF = {"name": "vault-main"}
 
 
 def credential(name: str = "research-db", **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "agentcred.io/v1alpha1",
         "kind": "AgentCredential",
+        "metadata": {"name": name},
+        "spec": {"backendRef": REF, **spec},
+    }
+
+
+def backend(name: str = "vault-main", **spec: Any) -> dict[str, Any]:
+    spec.setdefault("namespaceSelector", {"matchLabels": {"agentcred.io/tenant": "true"}})
+    return {
+        "apiVersion": "agentcred.io/v1alpha1",
+        "kind": "CredentialBackend",
         "metadata": {"name": name},
         "spec": spec,
     }
@@ -51,28 +59,26 @@ def without(body: dict[str, Any], *path: str) -> dict[str, Any]:
     return body
 
 
+VAULT_BACKEND = {
+    "address": "https://vault.example.com:8200",
+    "auth": {"kubernetes": {"mount": "kubernetes", "audience": "vault"}},
+    "allowedPaths": ["database/creds/{namespace}-*", "secret/data/{namespace}/*"],
+}
+
 ACCEPT: list[tuple[str, dict[str, Any]]] = [
-    ("vault-dynamic-kubernetes", credential(vault=VAULT)),
+    ("vault-dynamic", credential(vault=VAULT)),
     (
-        "vault-kv-approle",
+        "vault-kv",
         credential(
-            vault={
-                "address": "https://vault.example.com:8200",
-                "auth": {
-                    "appRole": {
-                        "roleId": "r-1",
-                        "secretIdRef": {"name": "approle", "key": "secret-id"},
-                    }
-                },
-                "kv": {"mount": "secret", "path": "agents/research/llm", "version": 0},
-            }
+            serviceAccounts=["research-agent"],
+            vault={"kv": {"mount": "secret", "path": "agents/research/llm", "version": 0}},
         ),
     ),
     (
-        "vault-token-all-knobs",
+        "vault-all-knobs",
         credential(
             vault={
-                "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}},
+                "role": "r",
                 "dynamic": {
                     "path": "pki/issue/agents",
                     "method": "POST",
@@ -87,32 +93,17 @@ ACCEPT: list[tuple[str, dict[str, Any]]] = [
     ),
     (
         "aws-secrets-manager",
+        credential(awsSecretsManager={"secretId": "agents/llm", "versionStage": "AWSCURRENT"}),
+    ),
+    (
+        "aws-sts",
         credential(
-            awsSecretsManager={
-                "region": "us-east-1",
-                "secretId": "agents/llm",
-                "versionStage": "AWSCURRENT",
-            }
+            awsSts={"roleArn": "arn:aws:iam::123456789012:role/agent", "durationSeconds": 900}
         ),
     ),
-    (
-        "aws-sts-web-identity",
-        credential(
-            awsSts={
-                "roleArn": "arn:aws:iam::123456789012:role/agent",
-                "durationSeconds": 900,
-                "webIdentity": {"audience": "sts.amazonaws.com"},
-            }
-        ),
-    ),
-    (
-        "gcp-secret-manager",
-        credential(gcpSecretManager={"project": "p", "secret": "llm-key", "version": "7"}),
-    ),
-    (
-        "azure-key-vault",
-        credential(azureKeyVault={"vaultUrl": "https://kv.vault.azure.net", "name": "llm-key"}),
-    ),
+    ("gcp-secret-manager", credential(gcpSecretManager={"secret": "llm-key", "version": "7"})),
+    ("gcp-full-name", credential(gcpSecretManager={"secret": "projects/p/secrets/llm-key"})),
+    ("azure-key-vault", credential(azureKeyVault={"name": "llm-key"})),
     ("task-minimal", task()),
     (
         "task-full",
@@ -126,39 +117,90 @@ ACCEPT: list[tuple[str, dict[str, Any]]] = [
     ),
 ]
 
+ACCEPT_BACKENDS: list[tuple[str, dict[str, Any]]] = [
+    ("vault-kubernetes", backend(maxTTL="1h", vault=VAULT_BACKEND)),
+    (
+        "vault-approle-all-namespaces",
+        backend(
+            namespaceSelector={},
+            vault={
+                **VAULT_BACKEND,
+                "auth": {
+                    "appRole": {"roleId": "r-1", "secretIdRef": {"name": "approle", "key": "id"}}
+                },
+                "allowedRoles": ["{namespace}-*"],
+                "namespace": "team",
+                "caBundle": "-----BEGIN CERTIFICATE-----",
+            },
+        ),
+    ),
+    (
+        "vault-token-insecure",
+        backend(
+            allowInsecureHTTP=True,
+            vault={
+                **VAULT_BACKEND,
+                "address": "http://127.0.0.1:8200",
+                "auth": {"token": {"secretRef": {"name": "vault-token", "key": "token"}}},
+            },
+        ),
+    ),
+    (
+        "aws",
+        backend(
+            awsSecretsManager={
+                "region": "us-east-1",
+                "endpoint": "https://secretsmanager.us-east-1.amazonaws.com",
+                "allowedSecrets": ["{namespace}/*"],
+            }
+        ),
+    ),
+    (
+        "sts-web-identity",
+        backend(
+            awsSts={
+                "allowedRoleArns": ["arn:aws:iam::123456789012:role/{namespace}-*"],
+                "webIdentity": {"audience": "sts.amazonaws.com"},
+            }
+        ),
+    ),
+    (
+        "gcp",
+        backend(
+            gcpSecretManager={
+                "project": "p",
+                "transport": "rest",
+                "allowedSecrets": ["projects/p/secrets/{namespace}-*"],
+            }
+        ),
+    ),
+    (
+        "azure",
+        backend(
+            azureKeyVault={
+                "vaultUrl": "https://kv.vault.azure.net",
+                "allowedSecrets": ["{namespace}-*"],
+            }
+        ),
+    ),
+]
+
 # (case id, manifest, substrings the rejection message must contain)
 REJECT: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
-    ("no-backend", credential(ttl="15m"), ("spec", "exactly one backend block")),
+    ("no-backend-block", credential(ttl="15m"), ("spec", "exactly one backend block")),
+    (
+        "no-backend-ref",
+        without(credential(vault=VAULT), "spec", "backendRef"),
+        ("spec.backendRef",),
+    ),
     (
         "two-backends",
-        credential(
-            vault=VAULT, azureKeyVault={"vaultUrl": "https://kv.vault.azure.net", "name": "x"}
-        ),
+        credential(vault=VAULT, azureKeyVault={"name": "x"}),
         ("spec", "exactly one backend block"),
     ),
     (
-        "vault-two-auth-methods",
-        credential(
-            vault={
-                **VAULT,
-                "auth": {"kubernetes": {"role": "r"}, "tokenSecretRef": {"name": "t", "key": "k"}},
-            }
-        ),
-        ("spec.vault.auth", "exactly one method"),
-    ),
-    (
-        "vault-no-auth-method",
-        credential(vault={**VAULT, "auth": {}}),
-        ("spec.vault.auth", "exactly one method"),
-    ),
-    (
-        "vault-missing-auth",
-        credential(vault={"dynamic": {"path": "x/creds/y"}}),
-        ("spec.vault.auth", "Required"),
-    ),
-    (
         "vault-neither-dynamic-nor-kv",
-        credential(vault={"auth": VAULT["auth"]}),
+        credential(vault={"role": "r"}),
         ("spec.vault", "exactly one of dynamic or kv"),
     ),
     (
@@ -167,9 +209,9 @@ REJECT: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         ("spec.vault", "exactly one of dynamic or kv"),
     ),
     (
-        "vault-bad-address",
-        credential(vault={**VAULT, "address": "vault:8200"}),
-        ("spec.vault.address", "http:// or https://"),
+        "vault-dot-dot-path",
+        credential(vault={"role": "r", "kv": {"path": "team-a/../team-b/x"}}),
+        ("spec.vault.kv.path",),
     ),
     (
         "renewal-percent-zero",
@@ -208,13 +250,8 @@ REJECT: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("credential-name-not-dns-label", credential("research.db", vault=VAULT), ("metadata.name",)),
     (
         "gcp-bad-version",
-        credential(gcpSecretManager={"project": "p", "secret": "s", "version": "v1"}),
+        credential(gcpSecretManager={"secret": "s", "version": "v1"}),
         ("spec.gcpSecretManager.version", "'latest' or a positive version number"),
-    ),
-    (
-        "azure-http-url",
-        credential(azureKeyVault={"vaultUrl": "http://kv.example", "name": "s"}),
-        ("spec.azureKeyVault.vaultUrl", "https://"),
     ),
     (
         "secrets-manager-stage-and-id",
@@ -268,11 +305,150 @@ REJECT: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("task-bad-service-account", task(serviceAccountName="Bad_SA"), ("spec.serviceAccountName",)),
 ]
 
+REJECT_BACKENDS: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+    (
+        "no-namespace-selector",
+        without(backend(vault=VAULT_BACKEND), "spec", "namespaceSelector"),
+        ("spec.namespaceSelector", "Required"),
+    ),
+    ("no-block", backend(), ("spec", "exactly one backend block")),
+    (
+        "vault-two-auth-methods",
+        backend(
+            vault={
+                **VAULT_BACKEND,
+                "auth": {"kubernetes": {}, "token": {"secretRef": {"name": "t", "key": "k"}}},
+            }
+        ),
+        ("spec.vault.auth", "exactly one method"),
+    ),
+    (
+        "vault-no-auth-method",
+        backend(vault={**VAULT_BACKEND, "auth": {}}),
+        ("spec.vault.auth", "exactly one method"),
+    ),
+    (
+        "vault-bad-address",
+        backend(vault={**VAULT_BACKEND, "address": "vault:8200"}),
+        ("spec.vault.address", "http:// or https://"),
+    ),
+    (
+        "vault-unparsable-address",
+        backend(vault={**VAULT_BACKEND, "address": "http://[x"}),
+        ("spec.vault.address", "http:// or https://"),
+    ),
+    (
+        "vault-no-allow-list",
+        without(backend(vault=VAULT_BACKEND), "spec", "vault", "allowedPaths"),
+        ("spec.vault.allowedPaths", "Required"),
+    ),
+    (
+        "azure-http-url",
+        backend(azureKeyVault={"vaultUrl": "http://kv.example", "allowedSecrets": ["x"]}),
+        ("spec.azureKeyVault.vaultUrl", "https://"),
+    ),
+    ("max-ttl-too-short", backend(vault=VAULT_BACKEND, maxTTL="1s"), ("spec.maxTTL", "60s")),
+]
+
+# Connection fields a tenant could once write on an AgentCredential: with strict field
+# validation (kubectl's default) the API server refuses them, naming the field.
+TENANT_CONNECTION_FIELDS: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "vault-address",
+        credential(vault={**VAULT, "address": "http://evil:1"}),
+        "spec.vault.address",
+    ),
+    (
+        "vault-audience",
+        credential(vault={**VAULT, "auth": {"kubernetes": {"audience": "x"}}}),
+        "spec.vault.auth",
+    ),
+    (
+        "aws-endpoint",
+        credential(awsSecretsManager={"secretId": "s", "endpoint": "http://evil:1"}),
+        "spec.awsSecretsManager.endpoint",
+    ),
+    (
+        "sts-web-identity",
+        credential(
+            awsSts={
+                "roleArn": "arn:aws:iam::123456789012:role/a",
+                "webIdentity": {"audience": "https://kubernetes.default.svc"},
+            }
+        ),
+        "spec.awsSts.webIdentity",
+    ),
+    (
+        "gcp-endpoint",
+        credential(gcpSecretManager={"secret": "s", "endpoint": "http://evil:1"}),
+        "spec.gcpSecretManager.endpoint",
+    ),
+    (
+        "azure-vault-url",
+        credential(azureKeyVault={"name": "s", "vaultUrl": "https://evil.example"}),
+        "spec.azureKeyVault.vaultUrl",
+    ),
+]
+
+
+def create_backend(kube: client.ApiClient, body: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = client.CustomObjectsApi(kube).create_cluster_custom_object(
+        "agentcred.io", "v1alpha1", "credentialbackends", body, dry_run="All"
+    )
+    return result
+
 
 def test_crds_are_established(kube: client.ApiClient, crds: None) -> None:
     ext = client.ApiextensionsV1Api(kube)
-    for name in ("agentcredentials.agentcred.io", "agenttasks.agentcred.io"):
+    for name in (
+        "agentcredentials.agentcred.io",
+        "agenttasks.agentcred.io",
+        "credentialbackends.agentcred.io",
+    ):
         assert established(ext, name)
+
+
+@pytest.mark.parametrize(("case", "body"), ACCEPT_BACKENDS, ids=[c for c, _ in ACCEPT_BACKENDS])
+def test_valid_backend_is_accepted(
+    kube: client.ApiClient, crds: None, case: str, body: dict[str, Any]
+) -> None:
+    created = create_backend(kube, body)
+    assert created["spec"] == body["spec"], "the server changed the spec (a default or pruning)"
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "expected"), REJECT_BACKENDS, ids=[c for c, _, _ in REJECT_BACKENDS]
+)
+def test_invalid_backend_is_rejected_naming_the_field(
+    kube: client.ApiClient, crds: None, case: str, body: dict[str, Any], expected: tuple[str, ...]
+) -> None:
+    with pytest.raises(ApiException) as info:
+        create_backend(kube, body)
+    assert info.value.status == 422, info.value.body
+    for text in expected:
+        assert text in info.value.body, f"{text!r} not in rejection: {info.value.body}"
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "field"),
+    TENANT_CONNECTION_FIELDS,
+    ids=[c for c, _, _ in TENANT_CONNECTION_FIELDS],
+)
+def test_connection_fields_on_an_agent_credential_are_refused(
+    kube: client.ApiClient, crds: None, case: str, body: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ApiException) as info:
+        client.CustomObjectsApi(kube).create_namespaced_custom_object(
+            "agentcred.io",
+            "v1alpha1",
+            "default",
+            "agentcredentials",
+            body,
+            dry_run="All",
+            field_validation="Strict",
+        )
+    assert info.value.status in (400, 422), info.value.body
+    assert "unknown field" in info.value.body and field in info.value.body, info.value.body
 
 
 @pytest.mark.parametrize(("case", "body"), ACCEPT, ids=[c for c, _ in ACCEPT])
@@ -320,6 +496,10 @@ def test_printer_columns_and_short_names(kube: client.ApiClient, crds: None) -> 
     assert {"Backend", "Ready", "Age"} <= {
         c.name for c in cred_crd.spec.versions[0].additional_printer_columns
     }
+    backend_crd = ext.read_custom_resource_definition("credentialbackends.agentcred.io")
+    assert backend_crd.spec.scope == "Cluster"
+    assert backend_crd.spec.names.short_names == ["cbackend"]
+    assert backend_crd.spec.names.categories == ["agentcred"]
     assert task_crd.spec.names.short_names == ["atask"]
     assert cred_crd.spec.names.short_names == ["acred"]
     wait_for(

@@ -40,7 +40,6 @@ def operator_env(testbed_env: dict[str, str]) -> dict[str, str]:
     """What a test operator runs with: the testbed, a short re-issue overlap, debug logs."""
     return {
         **testbed_env,
-        "AGENTCRED_VAULT_ADDR": testbed_env["VAULT_ADDR"],
         "AGENTCRED_REISSUE_OVERLAP": "3s",
         "AGENTCRED_LOG_LEVEL": "DEBUG",
         "AGENTCRED_SWEEP_INTERVAL": "3s",

@@ -1,8 +1,16 @@
-"""Build AgentCredentials/AgentTasks in a test namespace and wait for what the operator does."""
+"""Build CredentialBackends, AgentCredentials and AgentTasks for a test namespace, and wait
+for what the operator does.
+
+Each test namespace gets its own cluster-scoped CredentialBackends (named after it,
+selecting only it, labelled so the namespace fixture deletes them): ``backend`` makes
+one explicitly; ``credential`` without ``backend=`` uses a default backend of the
+credential's kind that points at the testbed's server and allows the paths tests use.
+"""
 
 from __future__ import annotations
 
 import base64
+import os
 from typing import Any
 
 from kubernetes import client
@@ -12,6 +20,44 @@ from support.kube import GROUP, VERSION, create, wait_for
 
 # Keys whose values are metadata, not secrets (they may appear in status).
 NOT_SECRET = {"AWS_CREDENTIAL_EXPIRATION"}
+TEST_NAMESPACE_LABEL = "agentcred.io/test-namespace"
+KINDS = ("vault", "awsSecretsManager", "awsSts", "gcpSecretManager", "azureKeyVault")
+
+
+def default_block(kind: str, env: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+    """A testbed backend block of ``kind`` allowing what the tests ask for."""
+    if kind == "vault":
+        return {
+            "address": env["VAULT_ADDR"],
+            "auth": {"kubernetes": {}},
+            "allowedPaths": [
+                "database/creds/*",
+                "secret/data/*",
+                "secret/data/*/*",
+                "secret/data/*/*/*",
+                "pki/issue/*",
+            ],
+        }
+    if kind == "awsSecretsManager":
+        return {
+            "region": env["AWS_DEFAULT_REGION"],
+            "endpoint": env["AWS_ENDPOINT_URL"],
+            "allowedSecrets": ["*", "*/*", "*/*/*", "arn:aws:secretsmanager:*"],
+        }
+    if kind == "awsSts":
+        return {
+            "region": env["AWS_DEFAULT_REGION"],
+            "endpoint": env["AWS_ENDPOINT_URL"],
+            "allowedRoleArns": ["arn:aws:iam::*:role/*"],
+        }
+    if kind == "gcpSecretManager":
+        return {
+            "project": env["GCP_PROJECT"],
+            "endpoint": env["GCP_SECRET_MANAGER_ENDPOINT"],
+            "transport": "rest",
+            "allowedSecrets": ["projects/*/secrets/*"],
+        }
+    raise ValueError(f"no default testbed backend for {kind}")
 
 
 class Scenario:
@@ -31,7 +77,51 @@ class Scenario:
             self.ns, {"metadata": {"name": name}, "stringData": data}
         )
 
-    def credential(self, name: str, **spec: Any) -> dict[str, Any]:
+    def operator_secret(self, name: str, data: dict[str, str]) -> str:
+        """A Secret in the operator's namespace (where a backend's appRole/token refs point)."""
+        self.values.update(data.values())
+        full = f"{self.ns}-{name}"
+        self.core.create_namespaced_secret(
+            os.environ["AGENTCRED_NAMESPACE"],
+            {
+                "metadata": {"name": full, "labels": {TEST_NAMESPACE_LABEL: self.ns}},
+                "stringData": data,
+            },
+        )
+        return full
+
+    def backend(
+        self, kind: str, block: dict[str, Any] | None = None, *, suffix: str = "", **spec: Any
+    ) -> str:
+        """A CredentialBackend of ``kind`` selecting only this namespace; returns its name.
+
+        ``block`` defaults to the testbed's server of that kind; ``spec`` adds top-level
+        fields (``maxTTL``, ``namespaceSelector``...). Plain http is allowed (testbed)."""
+        name = f"{self.ns}-{kind.lower()}{suffix}"
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CredentialBackend",
+            "metadata": {"name": name, "labels": {TEST_NAMESPACE_LABEL: self.ns}},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.ns}},
+                "allowInsecureHTTP": True,
+                kind: block if block is not None else default_block(kind, os.environ),
+                **spec,
+            },
+        }
+        try:
+            self.custom.create_cluster_custom_object(GROUP, VERSION, "credentialbackends", body)
+        except ApiException as exc:
+            if exc.status != 409 or block is not None or spec:
+                raise
+        return name
+
+    def credential(self, name: str, *, backend: str | None = None, **spec: Any) -> dict[str, Any]:
+        """An AgentCredential (new API shape); ``backend`` defaults to this namespace's
+        testbed backend of the credential's kind."""
+        if backend is None:
+            kind = next(k for k in KINDS if k in spec)
+            backend = self.backend(kind)
         return create(
             self.api,
             self.ns,
@@ -39,7 +129,7 @@ class Scenario:
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "AgentCredential",
                 "metadata": {"name": name},
-                "spec": spec,
+                "spec": {"backendRef": {"name": backend}, **spec},
             },
         )
 

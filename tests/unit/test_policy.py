@@ -138,7 +138,7 @@ def test_a_credential_of_another_kind_than_the_backend_is_refused() -> None:
 
 
 def test_vault_role_is_required_for_kubernetes_auth_and_refused_otherwise() -> None:
-    with pytest.raises(SpecError, match="spec.vault.role"):
+    with pytest.raises(SpecError, match=r"spec\.vault\.role"):
         run(VAULT_BACKEND, {"vault": {"dynamic": {"path": "database/creds/team-a-ro"}}})
     approle = {
         **VAULT_BACKEND,
@@ -147,7 +147,7 @@ def test_vault_role_is_required_for_kubernetes_auth_and_refused_otherwise() -> N
             "auth": {"appRole": {"roleId": "id", "secretIdRef": {"name": "s", "key": "k"}}},
         },
     }
-    with pytest.raises(SpecError, match="spec.vault.role"):
+    with pytest.raises(SpecError, match=r"spec\.vault\.role"):
         run(approle, {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-a-ro"}}})
     resolved = run(approle, {"vault": {"dynamic": {"path": "database/creds/team-a-ro"}}})
     assert resolved.vault is not None and resolved.vault.auth.app_role is not None

@@ -107,7 +107,7 @@ def parse_credential_spec(spec: Mapping[str, Any]) -> AgentCredentialSpec:
     if vault is not None:
         if (vault.dynamic is None) == (vault.kv is None):
             raise SpecError("spec.vault", "needs exactly one of dynamic or kv")
-        if not _PLAIN_PATH.match(vault.path) or ".." in vault.path.split("/"):
+        if not _PLAIN_PATH.match(vault.path) or {".", ".."} & set(vault.path.split("/")):
             raise SpecError(
                 "spec.vault", f"path {vault.path!r} must be plain segments (no '..', '//', %, ?, #)"
             )

@@ -89,7 +89,7 @@ class Agent:
         auth = auth or {"kubernetes": {"role": self.namespace, "audience": "vault"}}
         source = source or {"dynamic": {"path": DB_CREDS}}
         vault = {"address": self.env["VAULT_ADDR"], "auth": auth, **source}
-        return parse_resolved({"vault": vault})
+        return parse_resolved({"vault": vault, "allowInsecureHTTP": True})
 
     def request(
         self, spec: ResolvedCredential, ttl: datetime.timedelta = TTL, sa: str = SA
@@ -393,7 +393,7 @@ def test_a_vault_namespace_is_sent_with_every_request(agent: Agent, backend: Vau
             "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}},
             "kv": {"mount": "kv", "path": "llm"},
         }
-        spec = parse_resolved({"vault": vault})
+        spec = parse_resolved({"vault": vault, "allowInsecureHTTP": True})
         issued = asyncio.run(backend.issue(agent.request(spec)))
         assert dict(issued.data) == {"k": "v"}
     finally:
@@ -449,7 +449,7 @@ def test_a_path_outside_the_policy_is_denied_and_its_token_revoked(
 def test_an_unreachable_vault_is_unavailable(agent: Agent, backend: VaultBackend) -> None:
     address = f"http://127.0.0.1:{closed_port()}"
     vault = {"address": address, "auth": {"kubernetes": {"role": "r"}}, "dynamic": {"path": "p"}}
-    spec = parse_resolved({"vault": vault})
+    spec = parse_resolved({"vault": vault, "allowInsecureHTTP": True})
     with pytest.raises(Unavailable, match="cannot reach Vault"):
         asyncio.run(backend.check(spec))
     with pytest.raises(Unavailable):

@@ -141,7 +141,7 @@ def test_no_lease_outlives_its_task_under_random_operator_kills(
         "db",
         ttl="2m",
         vault={
-            "auth": {"kubernetes": {"role": role}},
+            "role": role,
             "dynamic": {"path": f"database/creds/{db_role}"},
         },
     )

@@ -20,7 +20,7 @@ from google.cloud import secretmanager
 from agentcred.testbed import drongo, moto, openbao
 from agentcred.testbed.procs import PORT_OVERRIDE, StateDir, free_port
 from support import vault
-from support.scenario import Scenario
+from support.scenario import Scenario, default_block
 
 
 @dataclass
@@ -71,8 +71,15 @@ class Backend:
     def server_env(self, testbed: dict[str, str]) -> dict[str, str]:
         return dict(testbed)
 
-    def point_at(self, spec: dict[str, Any], server_env: dict[str, str]) -> dict[str, Any]:
-        raise NotImplementedError
+    kind = ""
+
+    def point_at(
+        self, scene: Scenario, spec: dict[str, Any], server_env: dict[str, str]
+    ) -> dict[str, Any]:
+        """``spec`` issued through a new backend pointing at ``server_env``'s server."""
+        block = default_block(self.kind, server_env)
+        spec["backend"] = scene.backend(self.kind, block, suffix=f"-{uuid.uuid4().hex[:6]}")
+        return spec
 
     def seed(self, scene: Scenario, server_env: dict[str, str]) -> None:
         """Recreate on a (re)started private server what `credential` needs."""
@@ -80,7 +87,7 @@ class Backend:
 
 
 class VaultDynamic(Backend):
-    name, static, server_module = "vault-dynamic", False, openbao
+    name, static, server_module, kind = "vault-dynamic", False, openbao, "vault"
     keys = frozenset({"username", "password"})
 
     def _role(self, scene: Scenario, env: dict[str, str], **kw: Any) -> str:
@@ -94,7 +101,7 @@ class VaultDynamic(Backend):
         role = self._role(scene, env)
         return {
             "vault": {
-                "auth": {"kubernetes": {"role": role}},
+                "role": role,
                 "dynamic": {"path": "database/creds/readonly"},
             },
             **kw,
@@ -104,7 +111,7 @@ class VaultDynamic(Backend):
         role = self._role(scene, env, rules='path "database/creds/*" { capabilities = ["read"] }')
         return {
             "vault": {
-                "auth": {"kubernetes": {"role": role}},
+                "role": role,
                 "dynamic": {"path": "database/creds/no-such-role"},
             }
         }
@@ -114,14 +121,10 @@ class VaultDynamic(Backend):
         role = self._role(scene, env)  # bound to "agent" only
         return {
             "vault": {
-                "auth": {"kubernetes": {"role": role}},
+                "role": role,
                 "dynamic": {"path": "database/creds/readonly"},
             }
         }
-
-    def point_at(self, spec: dict[str, Any], server_env: dict[str, str]) -> dict[str, Any]:
-        spec["vault"]["address"] = server_env["VAULT_ADDR"]
-        return spec
 
     def seed(self, scene: Scenario, server_env: dict[str, str]) -> None:
         vault.kubernetes_role(server_env, scene.ns, "agent")
@@ -141,7 +144,7 @@ class VaultKV(VaultDynamic):
         )
         role = self._role(scene, env)
         return {
-            "vault": {"auth": {"kubernetes": {"role": role}}, "kv": {"path": self.ns_path}},
+            "vault": {"role": role, "kv": {"path": self.ns_path}},
             **kw,
         }
 
@@ -154,7 +157,7 @@ class VaultKV(VaultDynamic):
         role = self._role(scene, env)
         return {
             "vault": {
-                "auth": {"kubernetes": {"role": role}},
+                "role": role,
                 "kv": {"path": f"agents/{scene.ns}/absent"},
             }
         }
@@ -172,7 +175,7 @@ class VaultKV(VaultDynamic):
 
 
 class AwsSecretsManager(Backend):
-    name, static, server_module = "aws-secrets-manager", True, moto
+    name, static, server_module, kind = "aws-secrets-manager", True, moto, "awsSecretsManager"
     keys = frozenset({"api_key", "org"})
 
     def _client(self, env: dict[str, str]) -> Any:
@@ -201,13 +204,10 @@ class AwsSecretsManager(Backend):
     def missing(self, scene: Scenario, env: dict[str, str]) -> dict[str, Any]:
         return {"awsSecretsManager": {"secretId": f"agents/{scene.ns}/absent"}}
 
-    def point_at(self, spec: dict[str, Any], server_env: dict[str, str]) -> dict[str, Any]:
-        spec["awsSecretsManager"]["endpoint"] = server_env["AWS_ENDPOINT_URL"]
-        return spec
-
     def denied(self, scene: Scenario, env: dict[str, str]) -> dict[str, Any]:
         server_env = start_strict_moto(self, scene, lambda e: self.seed(scene, e))
         return self.point_at(
+            scene,
             self.missing(scene, env)
             | {"awsSecretsManager": {"secretId": f"agents/{scene.ns}/conformance"}},
             server_env,
@@ -221,7 +221,7 @@ class AwsSecretsManager(Backend):
 
 
 class AwsSts(Backend):
-    name, static, server_module = "aws-sts", False, moto
+    name, static, server_module, kind = "aws-sts", False, moto, "awsSts"
     keys = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
 
     def credential(self, scene: Scenario, env: dict[str, str], **kw: Any) -> dict[str, Any]:
@@ -233,20 +233,16 @@ class AwsSts(Backend):
     def missing(self, scene: Scenario, env: dict[str, str]) -> dict[str, Any]:
         raise NotImplementedError  # STS has no "missing secret"; a bad role is InvalidConfig
 
-    def point_at(self, spec: dict[str, Any], server_env: dict[str, str]) -> dict[str, Any]:
-        spec["awsSts"]["endpoint"] = server_env["AWS_ENDPOINT_URL"]
-        return spec
-
     def denied(self, scene: Scenario, env: dict[str, str]) -> dict[str, Any]:
         server_env = start_strict_moto(self, scene, lambda e: None)
-        return self.point_at(self.credential(scene, env), server_env)
+        return self.point_at(scene, self.credential(scene, env), server_env)
 
     def seed(self, scene: Scenario, server_env: dict[str, str]) -> None:
         return None
 
 
 class GcpSecretManager(Backend):
-    name, static, server_module = "gcp-secret-manager", True, drongo
+    name, static, server_module, kind = "gcp-secret-manager", True, drongo, "gcpSecretManager"
     keys = frozenset({"api_key", "org"})
 
     def _client(self, env: dict[str, str]) -> Any:
@@ -274,12 +270,7 @@ class GcpSecretManager(Backend):
         self.secret = f"conf-{uuid.uuid4().hex[:8]}"
         self._create(env, self.secret, {"api_key": "gcp-value-0001", "org": "acme"})
         return {
-            "gcpSecretManager": {
-                "project": env["GCP_PROJECT"],
-                "secret": self.secret,
-                "transport": "rest",
-                "endpoint": env["GCP_SECRET_MANAGER_ENDPOINT"],
-            },
+            "gcpSecretManager": {"secret": self.secret},
             **kw,
         }
 
@@ -292,18 +283,7 @@ class GcpSecretManager(Backend):
         return data
 
     def missing(self, scene: Scenario, env: dict[str, str]) -> dict[str, Any]:
-        return {
-            "gcpSecretManager": {
-                "project": env["GCP_PROJECT"],
-                "secret": "absent-secret",
-                "transport": "rest",
-                "endpoint": env["GCP_SECRET_MANAGER_ENDPOINT"],
-            }
-        }
-
-    def point_at(self, spec: dict[str, Any], server_env: dict[str, str]) -> dict[str, Any]:
-        spec["gcpSecretManager"]["endpoint"] = server_env["GCP_SECRET_MANAGER_ENDPOINT"]
-        return spec
+        return {"gcpSecretManager": {"secret": "absent-secret"}}
 
     def seed(self, scene: Scenario, server_env: dict[str, str]) -> None:
         self._create(server_env, self.secret, {"api_key": "gcp-value-0001", "org": "acme"})

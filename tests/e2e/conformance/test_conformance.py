@@ -153,7 +153,7 @@ def test_backend_down_then_back_the_task_waits_shows_why_and_recovers(
     front = Forwarder(free_port())
     spec = backend.credential(scenario, testbed_env)
     server_env = server.start()  # type: ignore[attr-defined]
-    backend.point_at(spec, address_via(server_env, front.port))
+    backend.point_at(scenario, spec, address_via(server_env, front.port))
     server.stop()  # type: ignore[attr-defined]
     scenario.credential("cred", **spec)
     scenario.task("task", ["cred"], serviceAccountName="agent")

@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 
 from support import postgres, vault
-from support.scenario import Scenario
+from support.scenario import Scenario, default_block
 
 pytestmark = pytest.mark.e2e
 DYNAMIC = {"path": "database/creds/readonly"}
+
+
+def vault_block(env: dict[str, str]) -> dict[str, object]:
+    return default_block("vault", env)
 
 
 def assert_issued_and_working(scene: Scenario, env: dict[str, str], task: str) -> None:
@@ -20,19 +24,13 @@ def assert_issued_and_working(scene: Scenario, env: dict[str, str], task: str) -
 
 def test_approle_auth_issues(scenario: Scenario, testbed_env: dict[str, str]) -> None:
     role_id, secret_id = vault.approle(testbed_env, f"{scenario.ns}-approle")
-    scenario.secret("approle", {"secret-id": secret_id})
-    scenario.credential(
-        "db",
-        vault={
-            "auth": {
-                "appRole": {
-                    "roleId": role_id,
-                    "secretIdRef": {"name": "approle", "key": "secret-id"},
-                }
-            },
-            "dynamic": DYNAMIC,
-        },
+    secret = scenario.operator_secret("approle", {"secret-id": secret_id})
+    ref = {"name": secret, "key": "secret-id"}
+    backend = scenario.backend(
+        "vault",
+        {**vault_block(testbed_env), "auth": {"appRole": {"roleId": role_id, "secretIdRef": ref}}},
     )
+    scenario.credential("db", backend=backend, vault={"dynamic": DYNAMIC})
     scenario.task("by-approle", ["db"])
     assert_issued_and_working(scenario, testbed_env, "by-approle")
 
@@ -46,14 +44,15 @@ def test_token_auth_issues_through_a_child_token(
         vault.DB_POLICY + 'path "auth/token/create" { capabilities = ["update"] }',
     )
     token = vault.admin(testbed_env).auth.token.create(policies=[policy], ttl="1h")["auth"]
-    scenario.secret("vault-token", {"token": token["client_token"]})
-    scenario.credential(
-        "db",
-        vault={
-            "auth": {"tokenSecretRef": {"name": "vault-token", "key": "token"}},
-            "dynamic": DYNAMIC,
+    secret = scenario.operator_secret("vault-token", {"token": token["client_token"]})
+    backend = scenario.backend(
+        "vault",
+        {
+            **vault_block(testbed_env),
+            "auth": {"token": {"secretRef": {"name": secret, "key": "token"}}},
         },
     )
+    scenario.credential("db", backend=backend, vault={"dynamic": DYNAMIC})
     scenario.task("by-token", ["db"])
     assert_issued_and_working(scenario, testbed_env, "by-token")
     # Completing the task revokes the child, never the user's own token.
@@ -68,7 +67,7 @@ def test_role_that_denies_the_service_account_fails_the_task_visibly(
 ) -> None:
     scenario.service_account("agent")
     role = vault.kubernetes_role(testbed_env, scenario.ns, "someone-else")
-    scenario.credential("db", vault={"auth": {"kubernetes": {"role": role}}, "dynamic": DYNAMIC})
+    scenario.credential("db", vault={"role": role, "dynamic": DYNAMIC})
     scenario.task("denied", ["db"], serviceAccountName="agent")
     status = scenario.wait_phase("denied", "Failed")
     assert status["reason"] == "Denied"

@@ -7,27 +7,33 @@ import pytest
 from support import vault
 from support.kube import wait_for
 from support.operator import OperatorProcess
-from support.scenario import Scenario
+from support.scenario import Scenario, default_block
 
 pytestmark = pytest.mark.e2e
 DYNAMIC = {"path": "database/creds/readonly"}
 
 
-def k8s_auth(scene: Scenario, env: dict[str, str]) -> dict[str, object]:
+def k8s_role(scene: Scenario, env: dict[str, str]) -> str:
     account = scene.service_account("agent")
-    return {"kubernetes": {"role": vault.kubernetes_role(env, scene.ns, account)}}
+    return vault.kubernetes_role(env, scene.ns, account)
+
+
+def unreachable_vault(scene: Scenario, env: dict[str, str]) -> str:
+    """A backend whose address answers nothing (port 9: discard, closed here)."""
+    block = {**default_block("vault", env), "address": "http://127.0.0.1:9"}
+    return scene.backend("vault", block, suffix="-down")
 
 
 def test_missing_credential_waits_then_recovers_when_it_appears(
     scenario: Scenario, testbed_env: dict[str, str], operator: OperatorProcess
 ) -> None:
-    auth = k8s_auth(scenario, testbed_env)
+    role = k8s_role(scenario, testbed_env)
     scenario.task("early", ["db"], serviceAccountName="agent")
     cond = scenario.wait_condition("early", "CredentialNotFound")
     assert "AgentCredential" in cond["message"] and "db" in cond["message"]
     assert scenario.status("early")["phase"] == "Pending"
     assert "IssueFailed" in scenario.event_reasons("early")
-    scenario.credential("db", vault={"auth": auth, "dynamic": DYNAMIC})
+    scenario.credential("db", vault={"role": role, "dynamic": DYNAMIC})
     scenario.wait_phase("early", "Active", timeout=90)
     assert operator.proc.poll() is None
 
@@ -38,7 +44,7 @@ def test_credential_of_another_namespace_is_not_found(
     other = Scenario(scenario.api, "default")
     other.credential(
         f"elsewhere-{scenario.ns}"[:63],
-        vault={"auth": {"kubernetes": {"role": "x"}}, "dynamic": DYNAMIC},
+        vault={"role": "x", "dynamic": DYNAMIC},
     )
     scenario.task("crossing", [f"elsewhere-{scenario.ns}"[:63]])
     cond = scenario.wait_condition("crossing", "CredentialNotFound")
@@ -48,9 +54,11 @@ def test_credential_of_another_namespace_is_not_found(
 def test_unreachable_vault_shows_and_the_operator_keeps_running(
     scenario: Scenario, testbed_env: dict[str, str], operator: OperatorProcess
 ) -> None:
-    auth = k8s_auth(scenario, testbed_env)
+    role = k8s_role(scenario, testbed_env)
     scenario.credential(
-        "db", vault={"address": "http://127.0.0.1:9", "auth": auth, "dynamic": DYNAMIC}
+        "db",
+        backend=unreachable_vault(scenario, testbed_env),
+        vault={"role": role, "dynamic": DYNAMIC},
     )
     scenario.task("offline", ["db"], serviceAccountName="agent")
     cond = scenario.wait_condition("offline", "BackendUnavailable")
@@ -62,10 +70,10 @@ def test_unreachable_vault_shows_and_the_operator_keeps_running(
 def test_template_with_an_unknown_field_fails_the_task(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    auth = k8s_auth(scenario, testbed_env)
+    role = k8s_role(scenario, testbed_env)
     scenario.credential(
         "db",
-        vault={"auth": auth, "dynamic": DYNAMIC},
+        vault={"role": role, "dynamic": DYNAMIC},
         template={"URL": "postgresql://{{ user }}@db"},
     )
     scenario.task("templated", ["db"], serviceAccountName="agent")
@@ -78,9 +86,9 @@ def test_template_with_an_unknown_field_fails_the_task(
 def test_secret_name_collision_never_overwrites_a_foreign_secret(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    auth = k8s_auth(scenario, testbed_env)
+    role = k8s_role(scenario, testbed_env)
     scenario.secret("collide-db", {"mine": "do-not-touch-this-value"})
-    scenario.credential("db", vault={"auth": auth, "dynamic": DYNAMIC})
+    scenario.credential("db", vault={"role": role, "dynamic": DYNAMIC})
     scenario.task("collide", ["db"], serviceAccountName="agent")
     cond = scenario.wait_condition("collide", "SecretConflict")
     assert "collide-db" in cond["message"]
@@ -93,18 +101,18 @@ def test_secret_name_collision_never_overwrites_a_foreign_secret(
 def test_credential_ready_condition_reports_backend_problems(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    auth = k8s_auth(scenario, testbed_env)
-    scenario.credential("good", vault={"auth": auth, "dynamic": DYNAMIC})
+    role = k8s_role(scenario, testbed_env)
+    scenario.credential("good", vault={"role": role, "dynamic": DYNAMIC})
     scenario.credential(
-        "down", vault={"address": "http://127.0.0.1:9", "auth": auth, "dynamic": DYNAMIC}
+        "down",
+        backend=unreachable_vault(scenario, testbed_env),
+        vault={"role": role, "dynamic": DYNAMIC},
     )
-    scenario.credential(
-        "noref",
-        vault={
-            "auth": {"appRole": {"roleId": "r", "secretIdRef": {"name": "absent", "key": "k"}}},
-            "dynamic": DYNAMIC,
-        },
+    approle = {"appRole": {"roleId": "r", "secretIdRef": {"name": "absent", "key": "k"}}}
+    noref = scenario.backend(
+        "vault", {**default_block("vault", testbed_env), "auth": approle}, suffix="-noref"
     )
+    scenario.credential("noref", backend=noref, vault={"dynamic": DYNAMIC})
 
     def ready(name: str) -> dict[str, str] | None:
         obj = scenario.custom.get_namespaced_custom_object(

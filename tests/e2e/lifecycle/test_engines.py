@@ -33,13 +33,12 @@ def test_kv_secret_keys_become_secret_keys_and_a_pinned_version_stays(
     role = agent_role(
         scenario, testbed_env, f'path "secret/data/{path}" {{ capabilities = ["read"] }}'
     )
-    auth = {"kubernetes": {"role": role}}
     scenario.credential(
         "latest",
-        vault={"auth": auth, "kv": {"path": path}},
+        vault={"role": role, "kv": {"path": path}},
         template={"HEADER": "Bearer {{ api_key }}"},
     )
-    scenario.credential("pinned", vault={"auth": auth, "kv": {"path": path, "version": 1}})
+    scenario.credential("pinned", vault={"role": role, "kv": {"path": path, "version": 1}})
     scenario.task("reader", ["latest", "pinned"], serviceAccountName="agent")
     status = scenario.wait_phase("reader", "Active")
     assert scenario.read_secret("reader-latest") == {
@@ -54,7 +53,8 @@ def test_kv_secret_keys_become_secret_keys_and_a_pinned_version_stays(
     # Static secrets keep no Vault session once read.
     assert (
         scenario.core.list_namespaced_secret(
-            scenario.ns, label_selector="agentcred.io/session=true"
+            testbed_env["AGENTCRED_NAMESPACE"],
+            label_selector=f"agentcred.io/task-namespace={scenario.ns}",
         ).items
         == []
     )
@@ -72,7 +72,7 @@ def test_kv_rotation_reaches_the_secret_within_the_refresh_interval(
     scenario.credential(
         "rot",
         refreshInterval="3s",
-        vault={"auth": {"kubernetes": {"role": role}}, "kv": {"path": path}},
+        vault={"role": role, "kv": {"path": path}},
     )
     scenario.task("rotator", ["rot"], serviceAccountName="agent")
     scenario.wait_phase("rotator", "Active")
@@ -106,7 +106,7 @@ def test_pki_certificate_is_issued_by_post_with_params_and_revoked_at_the_end(
         "cert",
         ttl="10m",
         vault={
-            "auth": {"kubernetes": {"role": role}},
+            "role": role,
             "dynamic": {
                 "path": f"{mount}/issue/agent",
                 "method": "POST",

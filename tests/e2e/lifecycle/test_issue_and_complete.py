@@ -18,7 +18,7 @@ def db_credential(
     role = vault.kubernetes_role(env, scene.ns, account)
     spec = {
         "vault": {
-            "auth": {"kubernetes": {"role": role}},
+            "role": role,
             "dynamic": {"path": "database/creds/readonly"},
         },
         "template": {

@@ -12,14 +12,17 @@ import pytest
 from kubernetes import client
 
 from agentcred.backends.base import Identity, IssueRequest
+from agentcred.backends.registry import BackendRegistry
 from agentcred.backends.vault import VaultBackend
 from agentcred.kube import client as kube_client
 from agentcred.kube import secrets as kube_secrets
 from agentcred.kube import tokens
-from agentcred.models.credential import parse_credential_spec
+from agentcred.models.resolved import parse_resolved
 from agentcred.models.task import AgentTaskSpec, CredentialRef
 from agentcred.services import sessions
+from agentcred.services.deps import Deps
 from agentcred.services.task_view import TaskView
+from agentcred.settings import Settings
 from support import postgres, vault
 from support.kube import wait_for
 from support.operator import operator_env, running_operator
@@ -32,9 +35,7 @@ DYNAMIC = {"path": "database/creds/readonly"}
 def setup_credential(scene: Scenario, env: dict[str, str], **extra: object) -> str:
     account = scene.service_account("agent")
     role = vault.kubernetes_role(env, scene.ns, account)
-    scene.credential(
-        "db", vault={"auth": {"kubernetes": {"role": role}}, "dynamic": DYNAMIC}, **extra
-    )
+    scene.credential("db", vault={"role": role, "dynamic": DYNAMIC}, **extra)
     return account
 
 
@@ -67,8 +68,8 @@ def test_task_deleted_behind_the_operators_back_is_swept(
     scene.delete_task("orphaned")
     wait_for(lambda: scene.get_task("orphaned") is None, 30, "task gone")
     assert postgres.can_login(testbed_env, data["username"], data["password"])
-    session_secret = f"agentcred-session-{uid}"
-    assert scene.read_secret(session_secret) is not None
+    own = testbed_env["AGENTCRED_NAMESPACE"]
+    assert scene.core.read_namespaced_secret(f"agentcred-session-{uid}", own) is not None
 
     with running_operator(env, tmp_path / "second.log", "--namespace", namespace):
         wait_for(
@@ -79,7 +80,7 @@ def test_task_deleted_behind_the_operators_back_is_swept(
         wait_for(
             lambda: (
                 scene.core.list_namespaced_secret(
-                    namespace, label_selector="agentcred.io/session=true"
+                    own, label_selector=f"agentcred.io/task-namespace={namespace}"
                 ).items
                 == []
             ),
@@ -100,9 +101,17 @@ def test_lease_issued_but_never_recorded_is_found_and_revoked(
     and the task is gone."""
     scene = Scenario(kube, namespace)
     account = setup_credential(scene, testbed_env)
-    spec_dict = scene.custom.get_namespaced_custom_object(
+    role = scene.custom.get_namespaced_custom_object(
         "agentcred.io", "v1alpha1", namespace, "agentcredentials", "db"
-    )["spec"]
+    )["spec"]["vault"]["role"]
+    spec_dict = {  # the credential resolved against its backend, as a session record keeps it
+        "allowInsecureHTTP": True,
+        "vault": {
+            "address": testbed_env["VAULT_ADDR"],
+            "auth": {"kubernetes": {"role": role}},
+            "dynamic": DYNAMIC,
+        },
+    }
     ghost = TaskView(
         namespace=namespace,
         name="ghost",
@@ -129,7 +138,12 @@ async def _issue_like_a_dying_operator(
     env: dict[str, str], task: TaskView, account: str, spec_dict: dict[str, object]
 ) -> dict[str, str]:
     api = await kube_client.make_api_client()
-    backend = VaultBackend(default_address=env["VAULT_ADDR"])
+    backend = VaultBackend()
+    deps = Deps(
+        api=api,
+        backends=BackendRegistry(),
+        settings=Settings(namespace=env["AGENTCRED_NAMESPACE"]),
+    )
     try:
 
         async def token_for(audience: str) -> str:
@@ -138,7 +152,7 @@ async def _issue_like_a_dying_operator(
         async def secret_value(name: str, key: str) -> str:
             return await kube_secrets.read_secret_value(api, task.namespace, name, key)
 
-        spec = parse_credential_spec(spec_dict)
+        spec = parse_resolved(spec_dict)
         request = IssueRequest(
             credential="db",
             spec=spec,
@@ -155,7 +169,7 @@ async def _issue_like_a_dying_operator(
         )
         session = await backend.login(request)
         await sessions.put(
-            api,
+            deps,
             task,
             "db",
             sessions.SessionRecord(

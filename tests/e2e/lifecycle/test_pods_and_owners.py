@@ -17,7 +17,7 @@ def bound_task(scene: Scenario, env: dict[str, str], name: str) -> dict[str, str
     scene.credential(
         f"{name}-db",
         vault={
-            "auth": {"kubernetes": {"role": role}},
+            "role": role,
             "dynamic": {"path": "database/creds/readonly"},
         },
     )
@@ -78,7 +78,7 @@ def test_task_waits_for_its_first_pod(scenario: Scenario, testbed_env: dict[str,
     scenario.credential(
         "db",
         vault={
-            "auth": {"kubernetes": {"role": role}},
+            "role": role,
             "dynamic": {"path": "database/creds/readonly"},
         },
     )
@@ -100,7 +100,7 @@ def test_task_owned_by_a_pod_is_collected_with_it_and_revoked_first(
     scenario.credential(
         "db",
         vault={
-            "auth": {"kubernetes": {"role": role}},
+            "role": role,
             "dynamic": {"path": "database/creds/readonly"},
         },
     )

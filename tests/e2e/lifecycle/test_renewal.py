@@ -19,7 +19,7 @@ def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[s
         ttl="20s",
         renewalPercent=50,
         vault={
-            "auth": {"kubernetes": {"role": role}},
+            "role": role,
             "dynamic": {"path": "database/creds/readonly"},
         },
     )
@@ -61,7 +61,7 @@ def test_capped_lease_is_reissued_and_the_old_role_dropped_after_the_overlap(
         ttl="12s",
         renewalPercent=50,
         vault={
-            "auth": {"kubernetes": {"role": role}},
+            "role": role,
             "dynamic": {"path": f"database/creds/{db_role}"},
         },
     )

@@ -31,7 +31,7 @@ def test_sigkill_and_restart_neither_reissues_nor_loses_the_renewal_schedule(
         ttl="20s",
         renewalPercent=50,
         vault={
-            "auth": {"kubernetes": {"role": role}},
+            "role": role,
             "dynamic": {"path": "database/creds/readonly"},
         },
     )

@@ -54,7 +54,7 @@ def test_hundred_tasks_on_one_static_secret_read_it_at_most_twice_per_interval(
     scene.credential(
         "shared",
         refreshInterval=f"{int(INTERVAL)}s",
-        vault={"auth": {"kubernetes": {"role": role}}, "kv": {"path": path}},
+        vault={"role": role, "kv": {"path": path}},
     )
     port = free_port()
     env = {**operator_env(testbed_env), "AGENTCRED_METRICS_PORT": str(port)}
