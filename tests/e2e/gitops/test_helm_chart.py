@@ -145,6 +145,27 @@ def test_default_render_is_the_kustomize_base(helm: Path, helm_env: dict[str, st
         assert with_ns[k] == base[k], f"{k} differs between the chart and manifests/"
 
 
+def test_packaged_chart_carries_the_symlinked_sources(
+    helm: Path, helm_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`helm package` resolves files/ (symlinks into crds/, manifests/, monitoring/)."""
+    run([str(helm), "package", str(CHART), "--destination", str(tmp_path)], helm_env)
+    (package,) = tmp_path.glob("agentcred-*.tgz")
+    out = run(
+        [
+            str(helm),
+            "template",
+            "agentcred",
+            str(package),
+            "--namespace",
+            "agentcred-system",
+            *EVERYTHING_ON,
+        ],
+        helm_env,
+    )
+    assert [d for d in yaml.safe_load_all(out) if d] == render(helm, helm_env, *EVERYTHING_ON)
+
+
 def test_chart_ships_the_monitoring_files(helm: Path, helm_env: dict[str, str]) -> None:
     objs = {o["kind"]: o for o in render(helm, helm_env, *EVERYTHING_ON)}
     assert objs["PrometheusRule"]["spec"] == rule_groups()
@@ -251,6 +272,11 @@ def test_template_passes_a_server_side_dry_run(
         "role.rbac.authorization.k8s.io/agentcred-operator-watch",
         "poddisruptionbudget.policy/agentcred-operator",
         "configmap/agentcred-dashboard",
+        "customresourcedefinition.apiextensions.k8s.io/credentialbackends.agentcred.io",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/agentcred-task-serviceaccount",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/agentcred-task-serviceaccount",
+        "clusterrole.rbac.authorization.k8s.io/agentcred-tenant",
+        "clusterrole.rbac.authorization.k8s.io/agentcred-viewer",
     ):
         assert expected in out, out
 
@@ -269,10 +295,16 @@ def test_install_upgrade_uninstall_against_the_testbed(
     operator_name = f"{release}-operator"
     apps, core = client.AppsV1Api(kube), client.CoreV1Api(kube)
     rbac, policy = client.RbacAuthorizationV1Api(kube), client.PolicyV1Api(kube)
-    # The session already installed the CRDs (not through Helm, which would refuse to
-    # adopt them); the CRD templates are covered by the dry run above.
+    # Cluster-wide singletons that other suites (and `make dev`) put on the shared
+    # testbed without Helm, which would refuse to adopt them: the CRDs, the admission
+    # policy and the tenant roles. Their templates are proven by the dry run above.
     base = [str(helm), "--namespace", ns]
-    run([*base, "install", release, str(CHART), "--set=crds.install=false"], env)
+    singletons = [
+        "--set=crds.install=false",
+        "--set=admissionPolicy.create=false",
+        "--set=tenantRoles.create=false",
+    ]
+    run([*base, "install", release, str(CHART), *singletons], env)
 
     deployment = apps.read_namespaced_deployment(operator_name, ns)
     container = deployment.spec.template.spec.containers[0]
