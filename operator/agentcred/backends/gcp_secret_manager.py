@@ -27,10 +27,9 @@ exist or not -- a bearer token must not cross a connection without TLS. An
 endpoint always use ADC; without ADC they fail with ``InvalidConfig``. Nothing else
 changes the credentials: this module reads no environment variable of its own.
 
-Caution for platform teams: ``spec.endpoint`` is chosen by whoever writes the
-AgentCredential, and every ``https://`` endpoint receives the operator's Google access
-token. Restrict who may create AgentCredentials with an ``endpoint`` (e.g. with a
-ValidatingAdmissionPolicy) if namespaces are not trusted alike.
+The ``endpoint`` comes from the platform's CredentialBackend (a tenant cannot write
+one), and every ``https://`` endpoint receives the operator's Google access token:
+only the platform team decides where that token may go.
 
 Transport: ``spec.transport`` is ``grpc`` (default) or ``rest``. With REST,
 ``spec.endpoint`` is the URL the client talks to. With gRPC it names the host and port
