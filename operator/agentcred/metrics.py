@@ -29,3 +29,13 @@ BACKEND_CALLS = Counter(
     "Calls to credential backends",
     ["backend", "operation", "outcome"],
 )
+
+ERRORS = Counter(
+    "agentcred_errors_total",
+    "Failures isolated to one object in a shared loop (logged and skipped; the loop went on)",
+    ["loop", "reason"],
+)
+
+
+def count_error(loop: str, exc: BaseException) -> None:
+    ERRORS.labels(loop, type(exc).__name__).inc()

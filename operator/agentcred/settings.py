@@ -32,7 +32,13 @@ class Settings:
     liveness_endpoint: str | None = None
     metrics_port: int = 0  # 0: no metrics server
     sweep_interval: timedelta = timedelta(seconds=60)
-    backend_concurrency: int = 16
+    backend_concurrency: int = 16  # threads per backend kind (one pool per SDK)
+    # Fairness: concurrent calls to one backend address, and from one namespace, so a slow
+    # or tarpitting backend (or a busy tenant) cannot take every thread of the pool.
+    target_concurrency: int = 8
+    namespace_concurrency: int = 8
+    backend_timeout: timedelta = timedelta(seconds=30)  # connect and read, each
+    client_cache_size: int = 64  # SDK clients / HTTP pools kept per backend kind (LRU)
     reissue_overlap: timedelta = timedelta(seconds=30)
     pod_selector: str | None = None  # narrows the pod watch server-side, e.g. "agentcred.io/task"
     finalizer: str = "agentcred.io/revoke-credentials"
@@ -92,6 +98,13 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
+def _duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
+    try:
+        return parse_duration(_get(env, name) or default)
+    except ValueError as exc:
+        raise SettingsError(f"AGENTCRED_{name}: {exc}") from None
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     try:
@@ -112,6 +125,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         namespace=_get(env, "NAMESPACE") or "agentcred-system",
         sweep_interval=sweep,
         backend_concurrency=_int(env, "BACKEND_CONCURRENCY", 16, minimum=1),
+        target_concurrency=_int(env, "BACKEND_TARGET_CONCURRENCY", 8, minimum=1),
+        namespace_concurrency=_int(env, "NAMESPACE_CONCURRENCY", 8, minimum=1),
+        backend_timeout=_duration(env, "BACKEND_TIMEOUT", "30s"),
+        client_cache_size=_int(env, "CLIENT_CACHE_SIZE", 64, minimum=1),
         reissue_overlap=overlap,
         pod_selector=_get(env, "POD_LABEL_SELECTOR"),
         azure_verify_challenge_resource=_bool(env, "AZURE_VERIFY_CHALLENGE_RESOURCE", True),

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agentcred import metrics
 from agentcred.kube import resources
 from agentcred.kube.errors import KubeError
 from agentcred.services import credential_status
@@ -31,7 +32,8 @@ async def recheck_all(deps: Deps, backend: str | None = None) -> int:
                 continue
             try:
                 await _recheck_one(deps, body)
-            except Exception:  # one bad credential never stops the others' re-check
+            except Exception as exc:  # one bad credential never stops the others' re-check
+                metrics.count_error("credential-recheck", exc)
                 log.exception(
                     "re-check of AgentCredential %s/%s failed", meta["namespace"], meta["name"]
                 )
