@@ -173,13 +173,13 @@ def test_refresh_re_reads_the_recorded_answer(
     backend_name: str,
 ) -> None:
     start_operator()
-    azure_credential(scenario, backend_name, CRUD, refreshInterval="2s")
+    azure_credential(scenario, backend_name, CRUD, refreshInterval="10s")  # the floor
     scenario.task("refreshed", ["llm"])
     scenario.wait_phase("refreshed", "Active")
 
     wait_for(
         lambda: scenario.status("refreshed")["credentials"][0].get("renewals", 0) >= 2,
-        30,
+        45,
         "two refreshes recorded in the task's status",
     )
     refreshes = scenario.status("refreshed")["credentials"][0]["renewals"]
