@@ -28,7 +28,9 @@ async def recheck_all(deps: Deps, backend: str | None = None) -> int:
         for body in await resources.list_credentials(deps.api, namespace):
             meta = body["metadata"]
             ref = ((body.get("spec") or {}).get("backendRef") or {}).get("name")
-            if backend is not None and ref != backend:
+            if (backend is not None and ref != backend) or not deps.settings.serves(
+                meta["namespace"]
+            ):
                 continue
             try:
                 await _recheck_one(deps, body)

@@ -52,7 +52,7 @@ async def on_secret_event(deps: Deps, event_type: str, secret: Mapping[str, Any]
     credential = (meta.get("labels") or {}).get(issuance.CREDENTIAL_LABEL)
     owner = _owner_task(meta)
     version = meta.get("resourceVersion")
-    if not credential or owner is None:
+    if not credential or owner is None or not deps.settings.serves(namespace):
         return
     if event_type != "DELETED" and deps.written.get((namespace, name)) == version:
         return

@@ -16,6 +16,8 @@ log = logging.getLogger("agentcred.pods")
 async def on_pod_event(deps: Deps, event_type: str, pod: Mapping[str, Any]) -> None:
     meta = pod.get("metadata") or {}
     namespace, labels = meta.get("namespace", ""), meta.get("labels") or {}
+    if not deps.settings.serves(namespace):
+        return
     tasks = deps.pods.tasks_selecting(namespace, labels)
     log.debug(
         "pod %s %s/%s selects %d task(s)", event_type, namespace, meta.get("name"), len(tasks)

@@ -42,13 +42,12 @@ class SweepResult:
 async def sweep(deps: Deps) -> SweepResult:
     result = SweepResult()
     metrics.SWEEP_RUNS.inc()
-    watched = set(deps.settings.namespaces)
     listed = await secrets.list_secrets(
         deps.api, f"{sessions.SESSION_LABEL}=true", deps.settings.namespace
     )
     for info in listed:
         task_namespace = info.labels.get(sessions.TASK_NAMESPACE_LABEL, "")
-        if watched and task_namespace not in watched:
+        if not deps.settings.serves(task_namespace):
             continue  # another operator's (a namespaced install of its own)
         try:
             await _sweep_session(deps, task_namespace, info, result)
@@ -137,6 +136,8 @@ async def _sweep_pods(deps: Deps, body: dict[str, object]) -> None:
     try:
         task = TaskView.from_body(body)
     except SpecError:
+        return
+    if not deps.settings.serves(task.namespace):
         return
     if task.ended or task.deleting or task.spec.pod_selector is None:
         return

@@ -162,7 +162,7 @@ def main() -> int:
     for crd in CRDS:
         apply_file(server, ctx, REPO / "crds" / f"{crd.split('.')[0]}.yaml")
     _wait_established(server, ctx)
-    apply_file(server, ctx, REPO / "manifests" / "admission.yaml")
+    apply_file(server, ctx, REPO / "manifests" / "base" / "admission.yaml")
     configure_vault_for_example(env)
     procs.stop(state, "operator")
     operator_env = {
