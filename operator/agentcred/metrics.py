@@ -58,3 +58,13 @@ ACTIVE_TASKS = Gauge("agentcred_active_tasks", "AgentTasks in phase Active")
 SCHEDULED_ITEMS = Gauge(
     "agentcred_scheduled_items", "Renewals, re-issues and refreshes waiting in the schedule"
 )
+
+ERRORS = Counter(
+    "agentcred_errors_total",
+    "Failures isolated to one object in a shared loop (logged and skipped; the loop went on)",
+    ["loop", "reason"],
+)
+
+
+def count_error(loop: str, exc: BaseException) -> None:
+    ERRORS.labels(loop, type(exc).__name__).inc()

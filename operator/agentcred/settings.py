@@ -17,6 +17,9 @@ TRUE = frozenset({"true", "1", "yes", "on"})
 FALSE = frozenset({"false", "0", "no", "off"})
 
 
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+
+
 class SettingsError(ValueError):
     """A configuration variable has a value the operator cannot use."""
 
@@ -29,10 +32,18 @@ class Settings:
     # The operator's own namespace (Downward API in the Deployment): session records and
     # operator-side Secrets (appRole secret ids, Vault tokens) live here, never in a tenant's.
     namespace: str = "agentcred-system"
+    # Never served, even cluster-wide: the system's namespaces (and always the operator's).
+    excluded_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES
     liveness_endpoint: str | None = None
     metrics_port: int = 0  # 0: no metrics server
     sweep_interval: timedelta = timedelta(seconds=60)
-    backend_concurrency: int = 16
+    backend_concurrency: int = 16  # threads per backend kind (one pool per SDK)
+    # Fairness: concurrent calls to one backend address, and from one namespace, so a slow
+    # or tarpitting backend (or a busy tenant) cannot take every thread of the pool.
+    target_concurrency: int = 8
+    namespace_concurrency: int = 8
+    backend_timeout: timedelta = timedelta(seconds=30)  # connect and read, each
+    client_cache_size: int = 64  # SDK clients / HTTP pools kept per backend kind (LRU)
     reissue_overlap: timedelta = timedelta(seconds=30)
     pod_selector: str | None = None  # narrows the pod watch server-side, e.g. "agentcred.io/task"
     finalizer: str = "agentcred.io/revoke-credentials"
@@ -42,6 +53,12 @@ class Settings:
     azure_verify_challenge_resource: bool = True
     azure_ca_bundle: str | None = None
     azure_api_version: str | None = None
+
+    def serves(self, namespace: str) -> bool:
+        """Whether tasks and credentials of ``namespace`` are this operator's to handle."""
+        if namespace == self.namespace or namespace in self.excluded_namespaces:
+            return False
+        return not self.namespaces or namespace in self.namespaces
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -92,6 +109,23 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list; ``none`` for an empty one."""
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if raw.strip().lower() == "none":
+        return ()
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
+    try:
+        return parse_duration(_get(env, name) or default)
+    except ValueError as exc:
+        raise SettingsError(f"AGENTCRED_{name}: {exc}") from None
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     try:
@@ -110,8 +144,13 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         liveness_endpoint=_get(env, "LIVENESS_ENDPOINT"),
         metrics_port=_int(env, "METRICS_PORT", 0),
         namespace=_get(env, "NAMESPACE") or "agentcred-system",
+        excluded_namespaces=_list(env, "EXCLUDE_NAMESPACES", SYSTEM_NAMESPACES),
         sweep_interval=sweep,
         backend_concurrency=_int(env, "BACKEND_CONCURRENCY", 16, minimum=1),
+        target_concurrency=_int(env, "BACKEND_TARGET_CONCURRENCY", 8, minimum=1),
+        namespace_concurrency=_int(env, "NAMESPACE_CONCURRENCY", 8, minimum=1),
+        backend_timeout=_duration(env, "BACKEND_TIMEOUT", "30s"),
+        client_cache_size=_int(env, "CLIENT_CACHE_SIZE", 64, minimum=1),
         reissue_overlap=overlap,
         pod_selector=_get(env, "POD_LABEL_SELECTOR"),
         azure_verify_challenge_resource=_bool(env, "AZURE_VERIFY_CHALLENGE_RESOURCE", True),

@@ -30,7 +30,7 @@ def credential(name: str = "research-db", **spec: Any) -> dict[str, Any]:
     }
 
 
-def backend(name: str = "vault-main", **spec: Any) -> dict[str, Any]:
+def backend(name: str = "crd-schema-check", **spec: Any) -> dict[str, Any]:
     spec.setdefault("namespaceSelector", {"matchLabels": {"agentcred.io/tenant": "true"}})
     return {
         "apiVersion": "agentcred.io/v1alpha1",
@@ -241,7 +241,24 @@ REJECT: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         ("spec.awsSts.roleArn", "arn:aws:iam::"),
     ),
     ("ttl-not-a-duration", credential(vault=VAULT, ttl="15 minutes"), ("spec.ttl", "Go duration")),
-    ("ttl-zero", credential(vault=VAULT, ttl="0s"), ("spec.ttl", "positive Go duration")),
+    ("ttl-zero", credential(vault=VAULT, ttl="0s"), ("spec.ttl", "at least 60s")),
+    ("ttl-1ns", credential(vault=VAULT, ttl="1ns"), ("spec.ttl", "at least 60s")),
+    ("ttl-59s", credential(vault=VAULT, ttl="59s"), ("spec.ttl", "at least 60s")),
+    (
+        "refresh-interval-1s",
+        credential(vault=VAULT, refreshInterval="1s"),
+        ("spec.refreshInterval", "at least 10s"),
+    ),
+    (
+        "params-too-many-keys",
+        credential(
+            vault={
+                "role": "r",
+                "dynamic": {"path": "a/b", "params": {f"k{i}": i for i in range(65)}},
+            }
+        ),
+        ("spec.vault.dynamic.params", "64"),
+    ),
     (
         "refresh-interval-bad",
         credential(vault=VAULT, refreshInterval="5"),
@@ -297,6 +314,11 @@ REJECT: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         ("spec.activeDeadlineSeconds", "greater than or equal to 1"),
     ),
     ("task-deadline-negative", task(activeDeadlineSeconds=-5), ("spec.activeDeadlineSeconds",)),
+    (
+        "task-deadline-overflow",
+        task(activeDeadlineSeconds=10**12),
+        ("spec.activeDeadlineSeconds", "31622400"),
+    ),
     (
         "task-empty-pod-selector",
         task(podSelector={}),

@@ -39,12 +39,14 @@ def test_kustomize_base_passes_server_side_dry_run(
         "serviceaccount/agentcred",
         "deployment.apps/agentcred-operator",
         "clusterrole.rbac.authorization.k8s.io/agentcred-operator",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/agentcred-task-serviceaccount",
+        "clusterrole.rbac.authorization.k8s.io/agentcred-tenant",
     ):
         assert kind_name in out, out
 
 
 def test_deployment_runs_non_root_with_a_read_only_root_filesystem() -> None:
-    deployment = yaml.safe_load((REPO / "manifests" / "deployment.yaml").read_text())
+    deployment = yaml.safe_load((REPO / "manifests" / "base" / "deployment.yaml").read_text())
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -10,6 +10,7 @@ from kubernetes import client
 
 from support.kube import create, get, wait_for
 from support.operator import running_operator
+from support.scenario import Scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -21,20 +22,9 @@ def test_operator_handles_both_kinds_logs_json_and_exits_cleanly_on_sigterm(
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    create(
-        kube,
-        namespace,
-        {
-            "apiVersion": "agentcred.io/v1alpha1",
-            "kind": "AgentCredential",
-            "metadata": {"name": "research-db"},
-            "spec": {
-                "vault": {
-                    "auth": {"kubernetes": {"role": "research-agent"}},
-                    "dynamic": {"path": "database/creds/readonly"},
-                }
-            },
-        },
+    Scenario(kube, namespace).credential(
+        "research-db",
+        vault={"role": "research-agent", "dynamic": {"path": "database/creds/readonly"}},
     )
     create(
         kube,

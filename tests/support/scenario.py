@@ -35,7 +35,7 @@ def default_block(kind: str, env: dict[str, str] | os._Environ[str]) -> dict[str
                 "secret/data/*",
                 "secret/data/*/*",
                 "secret/data/*/*/*",
-                "pki/issue/*",
+                "*/issue/*",
             ],
         }
     if kind == "awsSecretsManager":

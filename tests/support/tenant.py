@@ -58,4 +58,7 @@ def _bind(
     client.RbacAuthorizationV1Api(admin).create_namespaced_role_binding(namespace, body)
 
 
-SHIPPED = [REPO / "manifests" / "admission.yaml", REPO / "manifests" / "tenant-roles.yaml"]
+SHIPPED = [
+    REPO / "manifests" / "base" / "admission.yaml",
+    REPO / "manifests" / "base" / "tenant-roles.yaml",
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit
+
 import pytest
 
 from agentcred.services.templating import TemplateError, fields_used, render
@@ -35,3 +37,20 @@ def test_fields_used_lists_references_per_key() -> None:
 def test_template_text_is_not_evaluated() -> None:
     with pytest.raises(TemplateError, match="malformed"):
         render({"K": "{{ username.__class__ }} {{ 7*7 }}"}, FIELDS)
+
+
+def test_urlquery_makes_any_password_safe_in_a_url() -> None:
+    fields = {"username": "v-agent", "password": "p@ss/w:rd?#%& x"}
+    out = render(
+        {"URL": "postgresql://{{ username | urlquery }}:{{ password|urlquery }}@db:5432/app"},
+        fields,
+    )
+    url = urlsplit(out["URL"])
+    assert (url.hostname, url.port, url.path) == ("db", 5432, "/app")
+    assert unquote(url.password or "") == fields["password"]
+
+
+def test_base64_filter_and_unknown_filters() -> None:
+    assert render({"B": "{{ username | base64 }}"}, FIELDS) == {"B": "di1hZ2VudC14MQ=="}
+    with pytest.raises(TemplateError, match="unknown filter 'shell'"):
+        fields_used({"K": "{{ password | shell }}"})

@@ -61,6 +61,7 @@ from agentcred.backends.base import (
     Unavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
+from agentcred.backends.lru import DEFAULT_SIZE, LruCache
 
 MAX_ERROR_TEXT = 300
 USER_AGENT = "agentcred"
@@ -265,12 +266,14 @@ class Target:
 class AwsClients:
     """The boto3 clients of one backend, and how its calls run (in its pool, errors mapped)."""
 
-    def __init__(self, runner: BlockingRunner, *, timeout: float) -> None:
+    def __init__(
+        self, runner: BlockingRunner, *, timeout: float, cache_size: int = DEFAULT_SIZE
+    ) -> None:
         self._runner = runner
         self._timeout = timeout
         self._lock = threading.Lock()
         self._session: Any = None
-        self._clients: dict[Target, Any] = {}
+        self._clients: LruCache[Target, Any] = LruCache(cache_size)
 
     async def call(
         self,
@@ -295,10 +298,8 @@ class AwsClients:
         await self._run(action, (), self._client, target)
 
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        for client in self._clients.drain():
+            client.close()
 
     async def _run(
         self, action: str, hidden: tuple[str, ...], fn: Callable[..., Any], *args: Any
@@ -325,22 +326,19 @@ class AwsClients:
         return result
 
     def _client(self, target: Target) -> Any:
-        client = self._clients.get(target)
-        if client is not None:
-            return client
         with self._lock:
-            client = self._clients.get(target)
-            if client is None:
-                if self._session is None:
-                    self._session = boto3.session.Session()
-                client = self._session.client(
-                    target.service,
-                    region_name=target.region,
-                    endpoint_url=target.endpoint,
-                    config=self._config(target),
-                )
-                self._clients[target] = client
-        return client
+            if self._session is None:
+                self._session = boto3.session.Session()
+            session = self._session
+        return self._clients.get_or_make(
+            target,
+            lambda: session.client(
+                target.service,
+                region_name=target.region,
+                endpoint_url=target.endpoint,
+                config=self._config(target),
+            ),
+        )
 
     def _config(self, target: Target) -> Config:
         settings: dict[str, Any] = {

@@ -66,6 +66,7 @@ from agentcred.backends.base import (
     NoLeaseLifecycle,
 )
 from agentcred.backends.blocking import BlockingRunner
+from agentcred.backends.lru import DEFAULT_SIZE
 from agentcred.models.resolved import AwsStsSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class AwsStsBackend(NoLeaseLifecycle):
     def __init__(
         self,
         concurrency: int = 16,
+        cache_size: int = DEFAULT_SIZE,
         *,
         timeout: float = 30.0,
         runner: BlockingRunner | None = None,
@@ -106,7 +108,7 @@ class AwsStsBackend(NoLeaseLifecycle):
         """
         self._owns_runner = runner is None
         self._runner = runner or BlockingRunner(KIND, concurrency)
-        self._clients = AwsClients(self._runner, timeout=timeout)
+        self._clients = AwsClients(self._runner, timeout=timeout, cache_size=cache_size)
 
     # -- declared abilities and checks ------------------------------------------------
 

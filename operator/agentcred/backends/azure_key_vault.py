@@ -73,6 +73,7 @@ from agentcred.backends.base import (
     Unavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
+from agentcred.backends.lru import DEFAULT_SIZE, LruCache
 from agentcred.backends.payload import fields_from_text
 from agentcred.models.resolved import AzureKeyVaultSpec, ResolvedCredential
 
@@ -173,6 +174,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
     def __init__(
         self,
         concurrency: int = 16,
+        cache_size: int = DEFAULT_SIZE,
         *,
         credential_factory: Callable[[], Any] | None = None,
         client_options: Mapping[str, Any] | None = None,
@@ -188,7 +190,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
         self._owns_runner = runner is None
         self._runner = runner or BlockingRunner(KIND, concurrency)
         self._credential: Any = None
-        self._clients: dict[str, Any] = {}
+        self._clients: LruCache[str, Any] = LruCache(cache_size)
         self._lock = threading.Lock()  # clients are built in the pool's threads
 
     @property
@@ -236,8 +238,8 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
     def close(self) -> None:
         """Close the clients and the credential, and the thread pool unless it was given."""
         with self._lock:
-            closing = [*self._clients.values(), self._credential]
-            self._clients, self._credential = {}, None
+            closing = [*self._clients.drain(), self._credential]
+            self._credential = None
         for item in closing:
             close = getattr(item, "close", None)
             if callable(close):
@@ -273,13 +275,12 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
     def _client(self, vault_url: str) -> Any:
         """The shared client of ``vault_url``, built on first use; failures are not cached."""
         with self._lock:
-            client = self._clients.get(vault_url)
-            if client is None:
-                if self._credential is None:
-                    self._credential = self._credential_factory()
-                client = SecretClient(vault_url, self._credential, **self._client_options)
-                self._clients[vault_url] = client
-            return client
+            if self._credential is None:
+                self._credential = self._credential_factory()
+            credential = self._credential
+        return self._clients.get_or_make(
+            vault_url, lambda: SecretClient(vault_url, credential, **self._client_options)
+        )
 
     def _target(self, spec: ResolvedCredential) -> tuple[AzureKeyVaultSpec, str]:
         """The block of ``spec`` and its vault URL, checked without I/O (``validate``)."""

@@ -27,10 +27,9 @@ exist or not -- a bearer token must not cross a connection without TLS. An
 endpoint always use ADC; without ADC they fail with ``InvalidConfig``. Nothing else
 changes the credentials: this module reads no environment variable of its own.
 
-Caution for platform teams: ``spec.endpoint`` is chosen by whoever writes the
-AgentCredential, and every ``https://`` endpoint receives the operator's Google access
-token. Restrict who may create AgentCredentials with an ``endpoint`` (e.g. with a
-ValidatingAdmissionPolicy) if namespaces are not trusted alike.
+The ``endpoint`` comes from the platform's CredentialBackend (a tenant cannot write
+one), and every ``https://`` endpoint receives the operator's Google access token:
+only the platform team decides where that token may go.
 
 Transport: ``spec.transport`` is ``grpc`` (default) or ``rest``. With REST,
 ``spec.endpoint`` is the URL the client talks to. With gRPC it names the host and port
@@ -85,6 +84,7 @@ from agentcred.backends.base import (
     Unavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
+from agentcred.backends.lru import DEFAULT_SIZE, LruCache
 from agentcred.backends.payload import fields_from_bytes
 from agentcred.models.resolved import GcpSecretManagerSpec, ResolvedCredential
 
@@ -203,6 +203,7 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
     def __init__(
         self,
         concurrency: int = 16,
+        cache_size: int = DEFAULT_SIZE,
         *,
         timeout: float = 30.0,
         runner: BlockingRunner | None = None,
@@ -211,7 +212,7 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
         self._timeout = timeout
         self._owns_runner = runner is None
         self._runner = runner or BlockingRunner(KIND, concurrency)
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: LruCache[tuple[str, str], Any] = LruCache(cache_size)
         self._lock = threading.Lock()  # client creation runs in the pool's threads
 
     # -- declared abilities and checks ------------------------------------------------
@@ -256,8 +257,7 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
 
     def close(self) -> None:
         """Close every client's transport, and the thread pool unless it was given."""
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
+        clients = self._clients.drain()
         for client in clients:
             try:
                 client.transport.close()
@@ -289,11 +289,7 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
         """The shared client for ``endpoint``, built on first use (in a pool thread:
         finding ADC may ask the metadata server). A failed build is not cached."""
         key = (endpoint.transport, endpoint.url)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = self._clients[key] = _build_client(endpoint)
-            return client
+        return self._clients.get_or_make(key, lambda: _build_client(endpoint))
 
     def _target(self, spec: ResolvedCredential) -> tuple[GcpSecretManagerSpec, _Endpoint]:
         """The block of ``spec`` and its endpoint, checked without I/O (``validate``)."""

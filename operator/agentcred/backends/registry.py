@@ -11,6 +11,7 @@ from typing import Any
 
 from agentcred.backends.base import Backend, InvalidConfig
 from agentcred.backends.instrumented import instrument
+from agentcred.backends.lru import DEFAULT_SIZE
 from agentcred.models.resolved import ResolvedCredential
 
 
@@ -19,11 +20,14 @@ class BackendRegistry:
         self,
         *,
         concurrency: int = 16,
+        cache_size: int = DEFAULT_SIZE,
+        timeout: float = 30.0,
         azure_verify_challenge_resource: bool = True,
         azure_ca_bundle: str | None = None,
         azure_api_version: str | None = None,
     ) -> None:
         self._concurrency = concurrency
+        self._common: dict[str, Any] = {"cache_size": cache_size, "timeout": timeout}
         self._azure_verify_challenge_resource = azure_verify_challenge_resource
         self._azure_ca_bundle = azure_ca_bundle
         self._azure_api_version = azure_api_version
@@ -54,27 +58,29 @@ class BackendRegistry:
         if kind == "vault":
             from agentcred.backends.vault import VaultBackend  # noqa: PLC0415
 
-            return VaultBackend(concurrency=self._concurrency)
+            return VaultBackend(concurrency=self._concurrency, **self._common)
         if kind == "awsSecretsManager":
             from agentcred.backends.aws_secrets_manager import (  # noqa: PLC0415
                 AwsSecretsManagerBackend,
             )
 
-            return AwsSecretsManagerBackend(concurrency=self._concurrency)
+            return AwsSecretsManagerBackend(concurrency=self._concurrency, **self._common)
         if kind == "awsSts":
             from agentcred.backends.aws_sts import AwsStsBackend  # noqa: PLC0415
 
-            return AwsStsBackend(concurrency=self._concurrency)
+            return AwsStsBackend(concurrency=self._concurrency, **self._common)
         if kind == "gcpSecretManager":
             from agentcred.backends.gcp_secret_manager import (  # noqa: PLC0415
                 GcpSecretManagerBackend,
             )
 
-            return GcpSecretManagerBackend(concurrency=self._concurrency)
+            return GcpSecretManagerBackend(concurrency=self._concurrency, **self._common)
         if kind == "azureKeyVault":
             from agentcred.backends.azure_key_vault import AzureKeyVaultBackend  # noqa: PLC0415
 
             return AzureKeyVaultBackend(
-                concurrency=self._concurrency, client_options=self.azure_client_options()
+                concurrency=self._concurrency,
+                cache_size=self._common["cache_size"],
+                client_options=self.azure_client_options(),
             )
         raise InvalidConfig(f"backend {kind!r} is not available in this operator build")

@@ -80,6 +80,7 @@ from agentcred.backends.base import (
     Unavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
+from agentcred.backends.lru import DEFAULT_SIZE, LruCache
 from agentcred.models.resolved import (
     ResolvedCredential,
     SecretKeyRef,
@@ -206,6 +207,7 @@ class VaultBackend:
         self,
         *,
         concurrency: int = 16,
+        cache_size: int = DEFAULT_SIZE,
         timeout: float = 30.0,
         verify: bool | str = True,
         runner: BlockingRunner | None = None,
@@ -219,7 +221,7 @@ class VaultBackend:
         self._verify = verify
         self._owns_runner = runner is None
         self._runner = runner or BlockingRunner(KIND, concurrency)
-        self._sessions: dict[tuple[str, str | None], requests.Session] = {}
+        self._sessions: LruCache[tuple[str, str | None], requests.Session] = LruCache(cache_size)
         self._transport = transport or self._pooled_transport
 
     # -- declared abilities and checks ------------------------------------------------
@@ -328,9 +330,8 @@ class VaultBackend:
         """Release the pooled connections, and the thread pool unless it was given."""
         if self._owns_runner:
             self._runner.close(wait=False)
-        for http in self._sessions.values():
+        for http in self._sessions.drain():
             http.close()
-        self._sessions.clear()
 
     # -- login steps ---------------------------------------------------------------------
 
@@ -535,17 +536,16 @@ class VaultBackend:
         )
 
     def _http(self, address: str, ca_bundle: str | None) -> requests.Session:
-        key = (address, ca_bundle)
-        http = self._sessions.get(key)
-        if http is None:
+        def make() -> requests.Session:
             http = requests.Session()
             http.verify = _ca_file(ca_bundle) if ca_bundle else self._verify
             http.max_redirects = 0
             pool = self._transport()
             http.mount("http://", pool)
             http.mount("https://", pool)
-            self._sessions[key] = http
-        return http
+            return http
+
+        return self._sessions.get_or_make((address, ca_bundle), make)
 
     def _pooled_transport(self) -> HTTPAdapter:
         return HTTPAdapter(pool_connections=1, pool_maxsize=self._runner.concurrency)

@@ -7,15 +7,16 @@ from typing import Any
 
 import kopf
 
+from agentcred.handlers.filters import served
 from agentcred.services import credential_status
 from agentcred.services.deps import Deps
 
 GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agentcredentials"
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@kopf.on.resume(GROUP, VERSION, PLURAL, when=served)
+@kopf.on.create(GROUP, VERSION, PLURAL, when=served)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", when=served)
 async def check(
     spec: kopf.Spec,
     status: kopf.Status,

@@ -15,6 +15,7 @@ from agentcred.backends.registry import BackendRegistry
 from agentcred.kube import client, watch
 from agentcred.services import credential_recheck, drift, pod_events, sweep
 from agentcred.services.deps import Deps
+from agentcred.services.limits import Limits
 from agentcred.settings import Settings
 
 CONFIG: list[Settings] = []
@@ -41,11 +42,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         settings=config,
         backends=BackendRegistry(
             concurrency=config.backend_concurrency,
+            cache_size=config.client_cache_size,
+            timeout=config.backend_timeout.total_seconds(),
             azure_verify_challenge_resource=config.azure_verify_challenge_resource,
             azure_ca_bundle=config.azure_ca_bundle,
             azure_api_version=config.azure_api_version,
         ),
     )
+    deps.limits = Limits(config.target_concurrency, config.namespace_concurrency)
     memo["deps"] = deps
     stop = asyncio.Event()
     memo["stop"] = stop

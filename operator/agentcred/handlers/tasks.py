@@ -8,6 +8,7 @@ import kopf
 
 from agentcred.backends.base import BackendError
 from agentcred.handlers.errors import to_kopf
+from agentcred.handlers.filters import served
 from agentcred.kube.errors import KubeError
 from agentcred.models.errors import SpecError
 from agentcred.services import lifecycle, maintenance
@@ -18,8 +19,8 @@ GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agenttasks"
 HANDLED = (TaskRetry, TaskFailed, BackendError, KubeError)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.resume(GROUP, VERSION, PLURAL, when=served)
+@kopf.on.create(GROUP, VERSION, PLURAL, when=served)
 async def start(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     try:
         await lifecycle.start(_deps(memo), body, retry)
@@ -29,7 +30,7 @@ async def start(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
         raise to_kopf(exc, retry) from None
 
 
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.completed", new=True)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.completed", new=True, when=served)
 async def complete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     try:
         await lifecycle.complete(_deps(memo), body)
@@ -37,7 +38,7 @@ async def complete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> No
         raise to_kopf(exc, retry) from None
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL)
+@kopf.on.delete(GROUP, VERSION, PLURAL, when=served)
 async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     try:
         await lifecycle.finalize(_deps(memo), body)
@@ -47,7 +48,7 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> No
         raise to_kopf(exc, retry) from None
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0, when=served)
 async def maintain(meta: kopf.Meta, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
     deps = _deps(memo)
     uid = str(meta["uid"])

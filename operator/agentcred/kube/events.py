@@ -3,19 +3,23 @@
 An Event is a courtesy, not part of the work: failing to post one must never fail
 the reconciliation that wanted to report something, so ``post_event`` logs and
 returns. Callers pass messages already free of secret values.
+
+Events are aggregated per (object, type, reason), as client-go's event correlator
+does: one Event object per reason whose ``count`` and ``lastTimestamp`` grow, so a
+task renewed every minute for a day has one ``LeaseRenewed`` Event, not 1,440.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import socket
-import uuid
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from agentcred.kube.calls import call
-from agentcred.kube.errors import subject
+from agentcred.kube.errors import Conflict, subject
 from agentcred.kube.objects import Body, ObjectRef
 
 log = logging.getLogger(__name__)
@@ -32,9 +36,28 @@ async def post_event(
 ) -> None:
     """Create a core/v1 Event about ``obj`` (``type_`` is Normal or Warning). Never raises."""
     body = event_body(obj, type_=type_, reason=reason, message=message)
-    what = subject("Event", obj.namespace, body["metadata"]["name"])
+    name = body["metadata"]["name"]
+    what = subject("Event", obj.namespace, name)
+    core = CoreV1Api(api)
     try:
-        await call(what, CoreV1Api(api).create_namespaced_event, obj.namespace, body)
+        try:
+            await call(what, core.create_namespaced_event, obj.namespace, body)
+        except Conflict:  # seen before: count it on the existing Event
+            current = await call(what, core.read_namespaced_event, name, obj.namespace)
+            patch = {
+                "count": int(current.get("count") or 1) + 1,
+                "message": body["message"],
+                "lastTimestamp": body["lastTimestamp"],
+                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+            }
+            await call(
+                what,
+                core.patch_namespaced_event,
+                name,
+                obj.namespace,
+                patch,
+                _content_type="application/merge-patch+json",
+            )
     except Exception as exc:
         log.warning("Could not post event %s about %s %s: %s", reason, obj.kind, obj.name, exc)
 
@@ -43,7 +66,8 @@ def event_body(obj: ObjectRef, *, type_: str, reason: str, message: str) -> Body
     """The Event object, built without I/O."""
     now = datetime.datetime.now(datetime.UTC)
     seconds = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    name = f"{obj.name[: _MAX_NAME - _SUFFIX]}.{uuid.uuid4().hex[:16]}"
+    key = f"{obj.uid}/{type_}/{reason}".encode()
+    name = f"{obj.name[: _MAX_NAME - _SUFFIX]}.{hashlib.sha256(key).hexdigest()[:16]}"
     return {
         "apiVersion": "v1",
         "kind": "Event",

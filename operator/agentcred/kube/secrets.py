@@ -26,6 +26,7 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from agentcred.kube.calls import call, get_or_none, list_all
 from agentcred.kube.errors import Conflict, Invalid, NotFound, SecretCollision, subject
 from agentcred.kube.objects import Body, OwnerRef
+from agentcred.models.names import label_value
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,12 @@ class SecretInfo:
 
 
 def secret_labels(task: str, credential: str) -> dict[str, str]:
-    """The labels of a generated Secret (label values are capped at 63 characters)."""
-    return {MANAGED_BY: MANAGER, TASK_LABEL: task[:63], CREDENTIAL_LABEL: credential[:63]}
+    """The labels of a generated Secret (long names are hash-shortened to valid values)."""
+    return {
+        MANAGED_BY: MANAGER,
+        TASK_LABEL: label_value(task),
+        CREDENTIAL_LABEL: label_value(credential),
+    }
 
 
 def data_digest(data: Mapping[str, str]) -> str:

@@ -11,6 +11,7 @@ Defaults live here (never in the CRD schema, where Argo CD would see them as dri
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ from agentcred.models.resolved import (
     VaultDynamic,
     VaultKV,
 )
+
+# Floors that keep one manifest from turning the operator into a renewal storm.
+MIN_TTL = timedelta(seconds=60)
+MIN_REFRESH_INTERVAL = timedelta(seconds=10)
+MAX_PARAMS_BYTES = 8192  # copied into every session record; a Secret holds at most 1 MiB
 
 KINDS = ("vault", "aws_secrets_manager", "aws_sts", "gcp_secret_manager", "azure_key_vault")
 
@@ -103,10 +109,21 @@ def parse_credential_spec(spec: Mapping[str, Any]) -> AgentCredentialSpec:
         raise SpecError("spec", "exactly one backend block must be set")
     if not 1 <= parsed.renewal_percent <= 99:
         raise SpecError("spec.renewalPercent", "must be between 1 and 99")
+    if parsed.ttl < MIN_TTL:
+        raise SpecError("spec.ttl", f"must be at least {MIN_TTL.total_seconds():.0f}s")
+    if parsed.refresh_interval < MIN_REFRESH_INTERVAL:
+        raise SpecError(
+            "spec.refreshInterval", f"must be at least {MIN_REFRESH_INTERVAL.total_seconds():.0f}s"
+        )
     vault = parsed.vault
     if vault is not None:
         if (vault.dynamic is None) == (vault.kv is None):
             raise SpecError("spec.vault", "needs exactly one of dynamic or kv")
+        params = vault.dynamic.params if vault.dynamic is not None else None
+        if params is not None and len(json.dumps(params)) > MAX_PARAMS_BYTES:
+            raise SpecError(
+                "spec.vault.dynamic.params", f"must be at most {MAX_PARAMS_BYTES} bytes"
+            )
         if not _PLAIN_PATH.match(vault.path) or {".", ".."} & set(vault.path.split("/")):
             raise SpecError(
                 "spec.vault", f"path {vault.path!r} must be plain segments (no '..', '//', %, ?, #)"

@@ -147,6 +147,22 @@ class ResolvedCredential:
     allow_insecure_http: bool = False
 
     @property
+    def target(self) -> str:
+        """Where this credential's calls go (the key of the per-backend fair share)."""
+        if self.vault is not None:
+            return self.vault.address
+        if self.aws_secrets_manager is not None:
+            sm = self.aws_secrets_manager
+            return f"awsSecretsManager {sm.region or ''} {sm.endpoint or ''}"
+        if self.aws_sts is not None:
+            return f"awsSts {self.aws_sts.region or ''} {self.aws_sts.endpoint or ''}"
+        if self.gcp_secret_manager is not None:
+            return f"gcpSecretManager {self.gcp_secret_manager.endpoint or ''}"
+        if self.azure_key_vault is not None:
+            return self.azure_key_vault.vault_url
+        return ""
+
+    @property
     def backend(self) -> str:
         """The backend kind: vault, awsSecretsManager, awsSts, gcpSecretManager, azureKeyVault."""
         return json_name(next(f for f in BACKEND_FIELDS if getattr(self, f) is not None))

@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agentcred.models import names
 from agentcred.models.errors import SpecError
 from agentcred.models.parse import build
 
 DEFAULT_SERVICE_ACCOUNT = "default"
+MAX_DEADLINE_SECONDS = 366 * 24 * 3600  # a year (and a day): beyond that, a deadline is a typo
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,18 @@ class AgentTaskSpec:
 
 
 def secret_name_for(task_name: str, ref: CredentialRef) -> str:
-    """The generated Secret's name: explicit, or ``<task>-<credential>``."""
-    return ref.secret_name or f"{task_name}-{ref.name}"
+    """The generated Secret's name: explicit, or ``<task>-<credential>`` (hash-shortened
+    when that would exceed 253 characters, see models/names.py)."""
+    return ref.secret_name or names.secret_name(task_name, ref.name)
 
 
 def parse_task_spec(spec: Mapping[str, Any]) -> AgentTaskSpec:
     parsed = build(AgentTaskSpec, spec, "spec")
     if not parsed.credentials:
         raise SpecError("spec.credentials", "needs at least one credential")
-    if parsed.active_deadline_seconds is not None and parsed.active_deadline_seconds <= 0:
-        raise SpecError("spec.activeDeadlineSeconds", "must be positive")
+    deadline = parsed.active_deadline_seconds
+    if deadline is not None and not 0 < deadline <= MAX_DEADLINE_SECONDS:
+        raise SpecError(
+            "spec.activeDeadlineSeconds", f"must be between 1 and {MAX_DEADLINE_SECONDS}"
+        )
     return parsed

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agentcred import metrics
 from agentcred.kube import resources
 from agentcred.kube.errors import KubeError
 from agentcred.services import credential_status
@@ -27,11 +28,14 @@ async def recheck_all(deps: Deps, backend: str | None = None) -> int:
         for body in await resources.list_credentials(deps.api, namespace):
             meta = body["metadata"]
             ref = ((body.get("spec") or {}).get("backendRef") or {}).get("name")
-            if backend is not None and ref != backend:
+            if (backend is not None and ref != backend) or not deps.settings.serves(
+                meta["namespace"]
+            ):
                 continue
             try:
                 await _recheck_one(deps, body)
-            except Exception:  # one bad credential never stops the others' re-check
+            except Exception as exc:  # one bad credential never stops the others' re-check
+                metrics.count_error("credential-recheck", exc)
                 log.exception(
                     "re-check of AgentCredential %s/%s failed", meta["namespace"], meta["name"]
                 )

@@ -37,7 +37,7 @@ def _refs(spec: ResolvedCredential) -> list[SecretKeyRef]:
     return refs
 
 
-async def _problem(deps: Deps, spec: ResolvedCredential) -> tuple[str, str] | None:
+async def _problem(deps: Deps, namespace: str, spec: ResolvedCredential) -> tuple[str, str] | None:
     """(reason, message) of the first thing that keeps this credential from working."""
     try:
         backend = deps.backends.for_spec(spec)
@@ -53,7 +53,8 @@ async def _problem(deps: Deps, spec: ResolvedCredential) -> tuple[str, str] | No
         except KubeError as exc:
             return "SecretUnreadable", str(exc)
     try:
-        await backend.check(spec)
+        async with deps.limits.slot(namespace, spec.target):
+            await backend.check(spec)
     except BackendError as exc:
         return exc.reason, str(exc)
     return None
@@ -97,7 +98,7 @@ async def evaluate(
         except Refused as exc:
             problem = (exc.reason, exc.message)
         else:
-            problem = await _problem(deps, resolved)
+            problem = await _problem(deps, namespace, resolved)
     if problem is None:
         ready = condition(
             "Ready",

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentcred.backends.registry import BackendRegistry
+from agentcred.services.coalesce import Coalescer
+from agentcred.services.limits import Limits
 from agentcred.services.pod_binding import PodIndex
 from agentcred.services.static_reads import StaticReads
 from agentcred.settings import Settings
@@ -70,3 +72,5 @@ class Deps:
     written: dict[tuple[str, str], str] = field(default_factory=dict)
     pods: PodIndex = field(default_factory=PodIndex)
     static_reads: StaticReads = field(default_factory=StaticReads)
+    drift: Coalescer = field(default_factory=lambda: Coalescer("drift"))
+    limits: Limits = field(default_factory=Limits)

@@ -5,10 +5,18 @@ credential into the Secret and revoke the one that was tampered with at once (it
 value may have been copied). Edits are recognised by resourceVersion: the one the
 operator last wrote is in the task's status (and in memory, for the moment between
 writing the Secret and recording it).
+
+Only a Secret that really is a task's generated Secret counts: its controller
+ownerReference must carry the task's *uid* and its name must be the one the task
+generates for that credential; a Secret that merely carries our labels and an
+ownerReference naming a task is ignored. Checks run off the watch (services/coalesce.py),
+one at a time per Secret, and a credential is re-issued at most once per 30 s.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -20,42 +28,96 @@ from agentcred.models.status import Phase
 from agentcred.services import issuance, lifecycle, maintenance, report, task_status
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.task_view import KIND, TaskView
+from agentcred.services.task_view import KIND, TaskView, parse_time
 
 log = logging.getLogger("agentcred.drift")
 SELECTOR = "app.kubernetes.io/managed-by=agentcred,agentcred.io/credential"
 
 
-def _owner_task(meta: Mapping[str, Any]) -> str | None:
+REISSUE_MIN_INTERVAL = datetime.timedelta(seconds=30)  # per credential: a storm stays a drizzle
+
+
+def _owner_task(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(name, uid) of the AgentTask that controls this Secret, as its ownerReference says."""
     for owner in meta.get("ownerReferences") or []:
         if owner.get("kind") == KIND and owner.get("controller"):
-            name: str = owner["name"]
-            return name
+            return str(owner.get("name") or ""), str(owner.get("uid") or "")
     return None
 
 
 async def on_secret_event(deps: Deps, event_type: str, secret: Mapping[str, Any]) -> None:
+    """Called by the Secret watch: hand the check to the drift queue and return at once."""
     meta = secret.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     credential = (meta.get("labels") or {}).get(issuance.CREDENTIAL_LABEL)
-    task_name = _owner_task(meta)
+    owner = _owner_task(meta)
     version = meta.get("resourceVersion")
-    if not credential or not task_name:
+    if not credential or owner is None or not deps.settings.serves(namespace):
         return
     if event_type != "DELETED" and deps.written.get((namespace, name)) == version:
         return
-    body = await resources.get_task(deps.api, namespace, task_name)
+
+    async def check() -> None:
+        await _check(deps, namespace, name, credential, owner, event_type, version)
+
+    deps.drift.submit((namespace, name), check)
+
+
+async def _check(
+    deps: Deps,
+    namespace: str,
+    name: str,
+    credential: str,
+    owner: tuple[str, str],
+    event_type: str,
+    version: str | None,
+) -> None:
+    body = await resources.get_task(deps.api, namespace, owner[0])
     if body is None:
         return
     try:
         task = TaskView.from_body(body)
     except SpecError:
         return
+    if not _ours(task, owner[1], credential, name):
+        log.debug(
+            "Secret %s/%s claims to be generated for %s but is not; ignored",
+            namespace,
+            name,
+            owner[0],
+        )
+        return
+    await _wait_for_rate_limit(deps, task, credential)
     async with deps.locks.hold(task.uid):
         fresh = await lifecycle.reload(deps, task)
         if fresh is None or not _tampered(fresh, credential, event_type, version):
             return
         await _restore(deps, fresh, credential, event_type)
+
+
+def _ours(task: TaskView, owner_uid: str, credential: str, secret_name: str) -> bool:
+    """The Secret is this task's (uid, not just name) generated Secret for ``credential``."""
+    ref = task.ref(credential)
+    return task.uid == owner_uid and ref is not None and task.secret_name(ref) == secret_name
+
+
+async def _wait_for_rate_limit(deps: Deps, task: TaskView, credential: str) -> None:
+    """At most one re-issue per credential per REISSUE_MIN_INTERVAL: later events wait
+    (and coalesce in the drift queue) until the interval since the last issue has passed."""
+    entry = task.entry(credential) or {}
+    issued = parse_time(entry.get("issuedAt"))
+    if issued is None:
+        return
+    wait = (issued + REISSUE_MIN_INTERVAL - deps.clock()).total_seconds()
+    if wait > 0:
+        log.info(
+            "%s/%s: %s re-issued less than 30 s ago; restore in %.0f s",
+            task.namespace,
+            task.name,
+            credential,
+            wait,
+        )
+        await asyncio.sleep(wait)
 
 
 def _tampered(task: TaskView, credential: str, event_type: str, version: str | None) -> bool:

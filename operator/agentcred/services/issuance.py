@@ -30,6 +30,7 @@ from agentcred.kube.errors import NotFound as KubeNotFound
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
+from agentcred.models.names import label_value
 from agentcred.models.parse import to_json
 from agentcred.models.resolved import ResolvedCredential
 from agentcred.models.status import timestamp
@@ -199,8 +200,10 @@ async def _issue_lease(
     backend = resolved.backend
     session: Session | None = None
     await _retire_stale(deps, task, session_key)
+    target = resolved.spec.target
     if isinstance(backend, SessionBackend):
-        session = await backend.login(request)
+        async with deps.limits.slot(task.namespace, target):
+            session = await backend.login(request)
         await sessions.put(
             deps,
             task,
@@ -215,11 +218,13 @@ async def _issue_lease(
         )
     try:
         if isinstance(backend, SessionBackend) and session is not None:
-            issued = await backend.issue_with(request, session)
+            async with deps.limits.slot(task.namespace, target):
+                issued = await backend.issue_with(request, session)
             if issued.session is None:  # a static read keeps no session
                 await sessions.drop(deps, task, session_key)
         else:
-            issued = await backend.issue(request)
+            async with deps.limits.slot(task.namespace, target):
+                issued = await backend.issue(request)
         render(resolved.spec.template, issued.data)  # fail before anything is written
     except BaseException as exc:
         if session is not None:
@@ -257,7 +262,8 @@ async def discard(
 ) -> None:
     """Undo a login whose issuance failed: revoke the session, forget it."""
     try:
-        await resolved.backend.revoke(resolved.spec, "", session, cid)
+        async with deps.limits.slot(task.namespace, resolved.spec.target):
+            await resolved.backend.revoke(resolved.spec, "", session, cid)
     except Exception:
         return
     await sessions.drop(deps, task, key)
@@ -279,7 +285,7 @@ async def write_secret(
             data,
             labels={
                 **sessions.MANAGED_BY,
-                sessions.TASK_LABEL: task.name[:63],
+                sessions.TASK_LABEL: label_value(task.name),
                 CREDENTIAL_LABEL: ref.name,
             },
             annotations={EXPIRES_ANNOTATION: timestamp(expires_at) if expires_at else ""},

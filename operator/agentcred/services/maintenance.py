@@ -178,9 +178,10 @@ async def refresh_one(
         try:
             # The connection the lease was issued under, never a later-edited backend's.
             issued_under = parse_resolved(record.spec)
-            renewed = await resolved.backend.renew(
-                issued_under, entry.get("leaseId", ""), record.session, ttl, cid
-            )
+            async with deps.limits.slot(task.namespace, issued_under.target):
+                renewed = await resolved.backend.renew(
+                    issued_under, entry.get("leaseId", ""), record.session, ttl, cid
+                )
         except (Denied, NotFound, SpecError):
             renewed = None
         if renewed is None or renewed.capped:

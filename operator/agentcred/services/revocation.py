@@ -39,7 +39,8 @@ async def revoke_record(
     try:
         spec = parse_resolved(record.spec)  # the connection it was issued under
         backend = deps.backends.for_kind(record.backend)
-        await backend.revoke(spec, record.lease_id, record.session, cid)
+        async with deps.limits.slot(namespace, spec.target):
+            await backend.revoke(spec, record.lease_id, record.session, cid)
     except Unavailable as exc:
         expired = record.expired(deps.clock())
         trail("success" if expired else "failure", "expired" if expired else exc.reason)

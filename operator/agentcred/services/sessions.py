@@ -28,6 +28,7 @@ from typing import Any
 
 from agentcred.backends.base import Session
 from agentcred.kube import secrets
+from agentcred.models.names import label_value
 from agentcred.models.status import timestamp
 from agentcred.services.deps import Deps
 from agentcred.services.task_view import TaskView, parse_time
@@ -37,6 +38,7 @@ SESSION_LABEL = "agentcred.io/session"
 TASK_LABEL = "agentcred.io/task"
 TASK_UID_LABEL = "agentcred.io/task-uid"
 TASK_NAMESPACE_LABEL = "agentcred.io/task-namespace"
+TASK_NAME_ANNOTATION = "agentcred.io/task-name"  # the full name (a label value may be shortened)
 NEXT, PREVIOUS = ".next", ".previous"
 
 
@@ -99,7 +101,7 @@ def labels(task: TaskView) -> dict[str, str]:
     return {
         **MANAGED_BY,
         SESSION_LABEL: "true",
-        TASK_LABEL: task.name[:63],
+        TASK_LABEL: label_value(task.name),
         TASK_UID_LABEL: task.uid,
         TASK_NAMESPACE_LABEL: task.namespace,
     }
@@ -123,7 +125,7 @@ async def save(deps: Deps, task: TaskView, records: Mapping[str, SessionRecord])
         secret_name(task.uid),
         {key: record.dump() for key, record in records.items()},
         labels=labels(task),
-        annotations={},
+        annotations={TASK_NAME_ANNOTATION: task.name},
         owner=None,
     )
 

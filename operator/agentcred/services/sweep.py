@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from agentcred import metrics
 from agentcred.kube import resources, secrets
 from agentcred.kube.errors import KubeError
+from agentcred.kube.secrets import SecretInfo
 from agentcred.models.errors import SpecError
 from agentcred.services import lifecycle, revocation, sessions
 from agentcred.services.deps import Deps
@@ -41,21 +42,25 @@ class SweepResult:
 async def sweep(deps: Deps) -> SweepResult:
     result = SweepResult()
     metrics.SWEEP_RUNS.inc()
-    watched = set(deps.settings.namespaces)
     listed = await secrets.list_secrets(
         deps.api, f"{sessions.SESSION_LABEL}=true", deps.settings.namespace
     )
     for info in listed:
         task_namespace = info.labels.get(sessions.TASK_NAMESPACE_LABEL, "")
-        if watched and task_namespace not in watched:
+        if not deps.settings.serves(task_namespace):
             continue  # another operator's (a namespaced install of its own)
         try:
-            await _sweep_session(deps, task_namespace, info.name, info.labels, result)
-        except sessions.MalformedRecord as exc:
-            log.warning("session Secret %s skipped: %s", info.name, exc)
+            await _sweep_session(deps, task_namespace, info, result)
+        except Exception as exc:  # a bad record is reported, never stops the sweep
+            metrics.count_error("sweep", exc)
+            log.warning("session Secret %s skipped: %s", info.name, type(exc).__name__)
     for namespace in deps.settings.namespaces or (None,):
         for body in await resources.list_tasks(deps.api, namespace):
-            await _sweep_pods(deps, body)
+            try:
+                await _sweep_pods(deps, body)
+            except Exception as exc:
+                metrics.count_error("sweep-pods", exc)
+                log.warning("pod check of a task failed: %s", type(exc).__name__)
     log.debug("sweep done: %s", result)
     if result.found or result.failed:
         log.info(
@@ -67,10 +72,10 @@ async def sweep(deps: Deps) -> SweepResult:
     return result
 
 
-async def _sweep_session(
-    deps: Deps, namespace: str, name: str, labels: dict[str, str], result: SweepResult
-) -> None:
-    task_name, uid = labels.get(sessions.TASK_LABEL, ""), labels.get(sessions.TASK_UID_LABEL, "")
+async def _sweep_session(deps: Deps, namespace: str, info: SecretInfo, result: SweepResult) -> None:
+    name = info.name
+    task_name = info.annotations.get(sessions.TASK_NAME_ANNOTATION, "")
+    uid = info.labels.get(sessions.TASK_UID_LABEL, "")
     known = bool(task_name and namespace)
     body = await resources.get_task(deps.api, namespace, task_name) if known else None
     if body is not None and body["metadata"]["uid"] == uid:
@@ -110,6 +115,7 @@ async def _revoke_orphan(
         try:
             record = sessions.SessionRecord.load(text)
         except sessions.MalformedRecord as exc:
+            metrics.count_error("sweep", exc)
             log.warning("session Secret %s entry %s skipped: %s", secret_name, key, exc)
             left[key] = text
             continue
@@ -130,6 +136,8 @@ async def _sweep_pods(deps: Deps, body: dict[str, object]) -> None:
     try:
         task = TaskView.from_body(body)
     except SpecError:
+        return
+    if not deps.settings.serves(task.namespace):
         return
     if task.ended or task.deleting or task.spec.pod_selector is None:
         return

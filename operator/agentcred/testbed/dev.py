@@ -115,6 +115,11 @@ def _wait_for_phase(server: str, ctx: Any, phases: frozenset[str], timeout: floa
 
 
 def show(server: str, ctx: Any) -> None:
+    backend = kube.api(
+        server, ctx, "GET", "/apis/agentcred.io/v1alpha1/credentialbackends/vault-main"
+    )
+    print("\nCredentialBackend vault-main status (the platform's object):")
+    print(json.dumps(backend.get("status", {}), indent=2))
     base = "/apis/agentcred.io/v1alpha1/namespaces/team-a"
     cred = kube.api(server, ctx, "GET", f"{base}/agentcredentials/research-db")
     task = kube.api(server, ctx, "GET", f"{base}/agenttasks/claim-4711")
@@ -157,7 +162,7 @@ def main() -> int:
     for crd in CRDS:
         apply_file(server, ctx, REPO / "crds" / f"{crd.split('.')[0]}.yaml")
     _wait_established(server, ctx)
-    apply_file(server, ctx, REPO / "manifests" / "admission.yaml")
+    apply_file(server, ctx, REPO / "manifests" / "base" / "admission.yaml")
     configure_vault_for_example(env)
     procs.stop(state, "operator")
     operator_env = {

@@ -54,3 +54,28 @@ def test_post_event_never_raises(
 
     run_with_api(scenario)
     assert "Could not post event Nothing" in caplog.text
+
+
+def test_repeated_events_are_aggregated_per_reason(kube: client.ApiClient, namespace: str) -> None:
+    cm = client.CoreV1Api(kube).create_namespaced_config_map(
+        namespace, {"metadata": {"name": "renewed"}}
+    )
+    ref = ObjectRef("v1", "ConfigMap", namespace, "renewed", cm.metadata.uid)
+
+    async def scenario(api: ApiClient) -> None:
+        for i in range(5):
+            await events.post_event(
+                api, ref, type_="Normal", reason="LeaseRenewed", message=f"#{i}"
+            )
+        await events.post_event(api, ref, type_="Warning", reason="RenewFailed", message="down")
+
+    run_with_api(scenario)
+    items = (
+        client.CoreV1Api(kube)
+        .list_namespaced_event(namespace, field_selector=f"involvedObject.uid={cm.metadata.uid}")
+        .items
+    )
+    by_reason = {e.reason: e for e in items}
+    assert len(items) == 2, [e.reason for e in items]
+    assert (by_reason["LeaseRenewed"].count, by_reason["LeaseRenewed"].message) == (5, "#4")
+    assert by_reason["RenewFailed"].count == 1

@@ -71,7 +71,7 @@ def test_kv_rotation_reaches_the_secret_within_the_refresh_interval(
     )
     scenario.credential(
         "rot",
-        refreshInterval="3s",
+        refreshInterval="10s",
         vault={"role": role, "kv": {"path": path}},
     )
     scenario.task("rotator", ["rot"], serviceAccountName="agent")
@@ -80,7 +80,7 @@ def test_kv_rotation_reaches_the_secret_within_the_refresh_interval(
     admin.secrets.kv.v2.create_or_update_secret(path=path, secret={"token": "after-rotation"})
     wait_for(
         lambda: scenario.read_secret("rotator-rot") == {"token": "after-rotation"},
-        20,
+        25,
         "rotated value propagated",
     )
 

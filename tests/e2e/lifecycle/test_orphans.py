@@ -32,10 +32,18 @@ pytestmark = pytest.mark.e2e
 DYNAMIC = {"path": "database/creds/readonly"}
 
 
-def setup_credential(scene: Scenario, env: dict[str, str], **extra: object) -> str:
+def setup_credential(
+    scene: Scenario, env: dict[str, str], lease: str | None = None, **extra: object
+) -> str:
+    """A database credential; ``lease`` makes the Vault role cap every lease at that."""
     account = scene.service_account("agent")
-    role = vault.kubernetes_role(env, scene.ns, account)
-    scene.credential("db", vault={"role": role, "dynamic": DYNAMIC}, **extra)
+    dynamic, rules = DYNAMIC, vault.DB_POLICY
+    if lease is not None:
+        db_role = vault.db_role(env, default_ttl=lease, max_ttl=lease)
+        dynamic = {"path": f"database/creds/{db_role}"}
+        rules = f'path "database/creds/{db_role}" {{ capabilities = ["read"] }}'
+    role = vault.kubernetes_role(env, scene.ns, account, rules=rules)
+    scene.credential("db", vault={"role": role, "dynamic": dynamic}, **extra)
     return account
 
 
@@ -191,7 +199,7 @@ def test_credential_dies_at_its_ttl_while_the_operator_is_down(
     tmp_path: Path,
 ) -> None:
     scene = Scenario(kube, namespace)
-    account = setup_credential(scene, testbed_env, ttl="8s")
+    account = setup_credential(scene, testbed_env, lease="8s")
     with running_operator(
         operator_env(testbed_env), tmp_path / "op.log", "--namespace", namespace
     ) as op:

@@ -13,14 +13,18 @@ pytestmark = pytest.mark.e2e
 
 def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[str, str]) -> None:
     account = scenario.service_account("agent")
-    role = vault.kubernetes_role(testbed_env, scenario.ns, account)
+    # The ttl floor is 60 s; the database role grants a shorter first lease (10 s), so
+    # the first renewal comes after 5 s and asks for the credential's 60 s.
+    db_role = vault.db_role(testbed_env, default_ttl="10s", max_ttl="1h")
+    rules = f'path "database/creds/{db_role}" {{ capabilities = ["read"] }}'
+    role = vault.kubernetes_role(testbed_env, scenario.ns, account, rules=rules)
     scenario.credential(
         "db",
-        ttl="20s",
+        ttl="60s",
         renewalPercent=50,
         vault={
             "role": role,
-            "dynamic": {"path": "database/creds/readonly"},
+            "dynamic": {"path": f"database/creds/{db_role}"},
         },
     )
     scenario.task("renewing", ["db"], serviceAccountName=account)
@@ -30,7 +34,7 @@ def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[s
 
     renewed = wait_for(
         lambda: (e := scenario.status("renewing")["credentials"][0]).get("renewals", 0) >= 2 and e,
-        45,
+        60,
         "two renewals",
     )
     assert renewed["leaseId"] == first["leaseId"], "renewal must not re-issue"
@@ -58,7 +62,7 @@ def test_capped_lease_is_reissued_and_the_old_role_dropped_after_the_overlap(
     role = vault.kubernetes_role(testbed_env, scenario.ns, account, rules=rules)
     scenario.credential(
         "db",
-        ttl="12s",
+        ttl="60s",  # the floor; the database role caps every lease at 12 s
         renewalPercent=50,
         vault={
             "role": role,

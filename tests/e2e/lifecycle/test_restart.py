@@ -25,14 +25,16 @@ def test_sigkill_and_restart_neither_reissues_nor_loses_the_renewal_schedule(
 ) -> None:
     scene = Scenario(kube, namespace)
     account = scene.service_account("agent")
-    role = vault.kubernetes_role(testbed_env, namespace, account)
+    db_role = vault.db_role(testbed_env, default_ttl="20s", max_ttl="1h")  # a short first lease
+    rules = f'path "database/creds/{db_role}" {{ capabilities = ["read"] }}'
+    role = vault.kubernetes_role(testbed_env, namespace, account, rules=rules)
     scene.credential(
         "db",
-        ttl="20s",
+        ttl="60s",
         renewalPercent=50,
         vault={
             "role": role,
-            "dynamic": {"path": "database/creds/readonly"},
+            "dynamic": {"path": f"database/creds/{db_role}"},
         },
     )
     env = operator_env(testbed_env)
@@ -43,7 +45,7 @@ def test_sigkill_and_restart_neither_reissues_nor_loses_the_renewal_schedule(
         data = scene.read_secret("survivor-db")
         assert data is not None
         first.kill()
-    leases_before = vault.leases(testbed_env, "database/creds/readonly/")
+    leases_before = vault.leases(testbed_env, f"database/creds/{db_role}/")
 
     with running_operator(env, logs[1], "--namespace", namespace) as second:
         renewed = wait_for(
@@ -55,7 +57,7 @@ def test_sigkill_and_restart_neither_reissues_nor_loses_the_renewal_schedule(
         assert renewed.get("reissues", 0) == 0
         assert scene.read_secret("survivor-db") == data
         # No new lease (other tests' short leases may expire meanwhile, none may appear).
-        leases_after = vault.leases(testbed_env, "database/creds/readonly/")
+        leases_after = vault.leases(testbed_env, f"database/creds/{db_role}/")
         assert set(leases_after) <= set(leases_before)
         assert entry["leaseId"].rsplit("/", 1)[-1] in leases_after
         assert postgres.can_login(testbed_env, data["username"], data["password"])

@@ -24,7 +24,7 @@ TENANT = "alice"
 
 @pytest.fixture(scope="session")
 def shipped_policy(testbed_env: dict[str, str], crds: None) -> None:
-    """manifests/admission.yaml and tenant-roles.yaml, applied as a platform team would."""
+    """manifests/base/admission.yaml and tenant-roles.yaml, applied as a platform team would."""
     args = [testbed_env["KUBECTL"], "--kubeconfig", testbed_env["KUBECONFIG"], "apply"]
     for path in SHIPPED:
         args += ["-f", str(path)]

@@ -379,7 +379,7 @@ def test_renewal_and_revocation_use_the_address_a_lease_was_issued_under(
         "db",
         backend=backend,
         vault={"role": role, "dynamic": {"path": "database/creds/readonly"}},
-        ttl="20s",
+        ttl="60s",
     )
     scenario.task("t", ["db"], serviceAccountName=AGENT)
     scenario.wait_phase("t", "Active")
@@ -391,7 +391,7 @@ def test_renewal_and_revocation_use_the_address_a_lease_was_issued_under(
     )
     wait_for(
         lambda: (scenario.status("t").get("credentials") or [{}])[0].get("renewals", 0) >= 1,
-        60,
+        75,
         "a renewal after the backend was re-pointed",
     )
     scenario.patch_task("t", {"completed": True})
@@ -401,4 +401,8 @@ def test_renewal_and_revocation_use_the_address_a_lease_was_issued_under(
         30,
         "the lease revoked at the Vault it came from",
     )
-    assert attacker.connections == 0, attacker.received
+    # The re-pointed backend's Ready check may probe the new address (unauthenticated
+    # health checks); no token, renewal or revocation ever goes there.
+    assert all(
+        b"GET /v1/sys/health" in r and b"X-Vault-Token" not in r for r in attacker.received
+    ), attacker.received

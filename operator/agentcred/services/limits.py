@@ -1,0 +1,55 @@
+"""Fair shares of backend capacity: bounded concurrent calls per backend address and per
+namespace, on top of each backend kind's bounded thread pool.
+
+Without them one tarpitting backend (a listener that never answers) or one busy tenant
+could hold every thread of a kind's pool until its timeouts fire, and everyone's
+renewals and revocations would wait behind it. A call takes a namespace slot, then a
+target slot (always in that order, so slots never deadlock); an idle key's semaphore is
+forgotten, so the maps stay as small as what is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _Keyed:
+    size: int
+    _slots: dict[str, tuple[asyncio.Semaphore, int]] = field(default_factory=dict)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        semaphore, users = self._slots.get(key, (asyncio.Semaphore(self.size), 0))
+        self._slots[key] = (semaphore, users + 1)
+        try:
+            async with semaphore:
+                yield
+        finally:
+            semaphore, users = self._slots[key]
+            if users <= 1:
+                del self._slots[key]
+            else:
+                self._slots[key] = (semaphore, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+
+class Limits:
+    def __init__(self, per_target: int = 8, per_namespace: int = 8) -> None:
+        self._targets = _Keyed(per_target)
+        self._namespaces = _Keyed(per_namespace)
+
+    @asynccontextmanager
+    async def slot(self, namespace: str, target: str) -> AsyncIterator[None]:
+        """Hold a call slot for ``namespace`` and backend ``target`` (its address)."""
+        async with self._namespaces.hold(namespace), self._targets.hold(target):
+            yield
+
+    @property
+    def keys(self) -> int:
+        return len(self._targets) + len(self._namespaces)
