@@ -43,7 +43,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
-One document of a kustomize base file, parsed: (list $ "rbac.yaml" "ClusterRole").
+One document of a kustomize file, parsed: (list $ "base/rbac.yaml" "ClusterRole").
 The chart reads RBAC rules and policies from manifests/ (files/manifests is a symlink)
 instead of repeating them, so the two cannot drift.
 */}}

@@ -7,8 +7,9 @@
   managed-by``, ``app.kubernetes.io/version``, ``helm.sh/chart`` and the CRDs'
   ``helm.sh/resource-policy: keep``); the Namespace is compared with
   ``namespace.create=true`` (by default ``helm install --create-namespace`` owns it);
-* the shipped alerts and dashboard are the files in monitoring/, scoped RBAC grants
-  exactly the kustomize permissions, split by scope;
+* ``watchNamespaces`` renders exactly ``kubectl kustomize manifests/overlays/namespaced``
+  (the namespace-scoped install: Roles in the served namespaces, a ClusterRole with only
+  cluster-scoped rights); the shipped alerts and dashboard are the files in monitoring/;
 * ``helm template | kubectl apply --dry-run=server`` against the testbed API server, and
   ``helm install`` / ``upgrade`` / ``uninstall`` against it (there is no node: the
   operator pod never runs, the test checks the objects).
@@ -52,7 +53,6 @@ EVERYTHING_ON = [
     "--set=extraEnv[0].name=AGENTCRED_SWEEP_INTERVAL",
     "--set=extraEnv[0].value=30s",
 ]
-CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces", "credentialbackends"}
 # kustomize's namespace transformer does not know these are cluster-scoped and stamps
 # the namespace on them; the API server ignores it. The chart leaves it out.
 CLUSTER_SCOPED_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
@@ -120,9 +120,9 @@ def by_key(objs: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], dict[s
     return {key(o): without_helm_additions(o) for o in objs}
 
 
-def kustomize() -> list[dict[str, Any]]:
+def kustomize(path: str = "") -> list[dict[str, Any]]:
     kubectl = testbed_kube.find_kubectl(testbed_kube.find_binaries())
-    out = run([str(kubectl), "kustomize", str(REPO / "manifests")], dict(os.environ))
+    out = run([str(kubectl), "kustomize", str(REPO / "manifests" / path)], dict(os.environ))
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -188,43 +188,37 @@ def test_chart_ships_the_monitoring_files(helm: Path, helm_env: dict[str, str]) 
     assert env["AGENTCRED_SWEEP_INTERVAL"] == "30s"
 
 
-def permissions(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    return {
-        (group, resource, verb)
-        for rule in rules
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
+def test_scoped_render_is_the_namespaced_overlay(helm: Path, helm_env: dict[str, str]) -> None:
+    """watchNamespaces is manifests/overlays/namespaced: the same objects, the same rules."""
+    overlay = by_key(kustomize("overlays/namespaced"))
+    chart = by_key(render(helm, helm_env, "--set=watchNamespaces={team-a,team-b}"))
+    namespaces = {k for k in overlay if k[1] == "Namespace"}
+    assert set(chart) == set(overlay) - namespaces
+    for k, obj in chart.items():
+        assert obj == overlay[k], f"{k} differs between the chart and the namespaced overlay"
+    served = {k[2] for k in chart if k[1] == "Role"}
+    assert served == {"team-a", "team-b", "agentcred-system"}
 
 
-def test_scoped_rbac_grants_the_same_permissions_split_by_scope(
-    helm: Path, helm_env: dict[str, str]
-) -> None:
-    def operator_role(objs: list[dict[str, Any]]) -> dict[str, Any]:
-        return next(
-            o
-            for o in objs
-            if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "agentcred-operator"
-        )
-
-    wanted = permissions(operator_role(render(helm, helm_env))["rules"])
-    scoped = render(helm, helm_env, "--set=watchNamespaces={team-a,team-b}")
-    cluster = operator_role(scoped)
-    watch_roles = {
-        o["metadata"]["namespace"]: o
-        for o in scoped
-        if o["kind"] == "Role" and o["metadata"]["name"].endswith("-watch")
-    }
-    assert set(watch_roles) == {"team-a", "team-b", "agentcred-system"}
-    cluster_perms = permissions(cluster["rules"])
-    assert {r.split("/")[0] for _, r, _ in cluster_perms} <= CLUSTER_SCOPED
-    for role in watch_roles.values():
-        assert cluster_perms | permissions(role["rules"]) == wanted
-    bindings = [
-        o for o in scoped if o["kind"] == "RoleBinding" and o["metadata"]["name"].endswith("-watch")
-    ]
-    assert {b["metadata"]["namespace"] for b in bindings} == set(watch_roles)
+def test_the_operator_namespace_cannot_be_served(helm: Path, helm_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [
+            str(helm),
+            "template",
+            "agentcred",
+            str(CHART),
+            "--namespace",
+            "agentcred-system",
+            "--set=watchNamespaces={team-a,agentcred-system}",
+        ],
+        env=helm_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "never serves its own namespace" in result.stderr
 
 
 @pytest.fixture
@@ -255,7 +249,7 @@ def test_template_passes_a_server_side_dry_run(
             str(CHART),
             "--namespace",
             release_namespace,
-            f"--set=watchNamespaces={{{release_namespace}}}",
+            "--set=watchNamespaces={default}",
             *args,
         ],
         helm_env,
@@ -269,7 +263,7 @@ def test_template_passes_a_server_side_dry_run(
         "customresourcedefinition.apiextensions.k8s.io/agenttasks.agentcred.io",
         "deployment.apps/agentcred-operator",
         "clusterrole.rbac.authorization.k8s.io/agentcred-operator",
-        "role.rbac.authorization.k8s.io/agentcred-operator-watch",
+        "role.rbac.authorization.k8s.io/agentcred-operator",
         "poddisruptionbudget.policy/agentcred-operator",
         "configmap/agentcred-dashboard",
         "customresourcedefinition.apiextensions.k8s.io/credentialbackends.agentcred.io",
