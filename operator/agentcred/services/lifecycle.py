@@ -198,7 +198,9 @@ async def _waiting(
             )
         },
     )
-    await report.event(deps.api, task, report.ISSUE_FAILED, message, warning=True)
+    # A name conflict is the user's to fix and says so under its own reason.
+    reason_shown = reason if reason == "SecretConflict" else report.ISSUE_FAILED
+    await report.event(deps.api, task, reason_shown, message, warning=True)
 
 
 async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
