@@ -68,3 +68,22 @@ ERRORS = Counter(
 
 def count_error(loop: str, exc: BaseException) -> None:
     ERRORS.labels(loop, type(exc).__name__).inc()
+
+
+# Buckets from 10 ms to 1 min: a credential is issued or revoked in well under a second
+# when all is well; the tail shows slow backends and retries.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+ISSUE_DURATION = Histogram(
+    "agentcred_issue_duration_seconds",
+    "Time to issue one credential into its Secret (login, issue, Secret write)",
+    ["backend"],
+    buckets=LATENCY_BUCKETS,
+)
+REVOKE_DURATION = Histogram(
+    "agentcred_revoke_duration_seconds",
+    "Time to revoke one recorded session (one credential) at its backend",
+    ["backend"],
+    buckets=LATENCY_BUCKETS,
+)
+ACTIVE_TASKS = Gauge("agentcred_active_tasks", "AgentTasks in phase Active served by this operator")
+SCHEDULED = Gauge("agentcred_scheduled_items", "Tasks with a next step in the operator's schedule")

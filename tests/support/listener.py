@@ -16,7 +16,12 @@ from contextlib import contextmanager
 
 
 class Listener:
-    def __init__(self) -> None:
+    """``tarpit=True``: accept, read, then never answer and never close (a backend that
+    hangs every caller until its own timeout)."""
+
+    def __init__(self, tarpit: bool = False) -> None:
+        self.tarpit = tarpit
+        self._held: list[socket.socket] = []
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(64)
@@ -50,16 +55,22 @@ class Listener:
                 data = conn.recv(4096)
             with self._lock:
                 self.received.append(data)
+                if self.tarpit:
+                    self._held.append(conn)
+                    continue
             conn.close()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._sock.close()
+        for conn in self._held:
+            with contextlib.suppress(OSError):
+                conn.close()
 
 
 @contextmanager
-def listening() -> Iterator[Listener]:
-    listener = Listener()
+def listening(tarpit: bool = False) -> Iterator[Listener]:
+    listener = Listener(tarpit)
     try:
         yield listener
     finally:

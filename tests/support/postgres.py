@@ -32,3 +32,12 @@ def role_exists(env: dict[str, str], role: str) -> bool:
             conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             is not None
         )
+
+
+def can_login_url(url: str) -> bool:
+    """Log in with a libpq connection URL exactly as an application would."""
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except psycopg.OperationalError:
+        return False

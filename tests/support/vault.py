@@ -57,12 +57,19 @@ def approle(env: dict[str, str], name: str, rules: str = DB_POLICY) -> tuple[str
     return role_id, secret_id
 
 
-def db_role(env: dict[str, str], *, default_ttl: str, max_ttl: str, name: str = "") -> str:
+def db_role(
+    env: dict[str, str],
+    *,
+    default_ttl: str,
+    max_ttl: str,
+    name: str = "",
+    connection: str = "testbed-postgres",
+) -> str:
     """A database role with its own TTLs (the shared `readonly` one has 1h/24h)."""
     name = name or f"ro-{uuid.uuid4().hex[:8]}"
     admin(env).write(
         f"database/roles/{name}",
-        db_name="testbed-postgres",
+        db_name=connection,
         default_ttl=default_ttl,
         max_ttl=max_ttl,
         creation_statements=[
@@ -76,13 +83,14 @@ def db_role(env: dict[str, str], *, default_ttl: str, max_ttl: str, name: str = 
             'DROP ROLE IF EXISTS "{{name}}";',
         ],
     )
-    allowed = admin(env).read("database/config/testbed-postgres")["data"]["allowed_roles"]
-    admin(env).write(
-        "database/config/testbed-postgres",
-        allowed_roles=[*allowed, name],
-        plugin_name="postgresql-database-plugin",
-        verify_connection=False,
-    )
+    allowed = admin(env).read(f"database/config/{connection}")["data"]["allowed_roles"]
+    if "*" not in allowed:
+        admin(env).write(
+            f"database/config/{connection}",
+            allowed_roles=[*allowed, name],
+            plugin_name="postgresql-database-plugin",
+            verify_connection=False,
+        )
     return name
 
 

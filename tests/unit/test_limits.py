@@ -98,3 +98,22 @@ def test_a_failing_job_is_counted_and_does_not_stop_the_key() -> None:
         return ran
 
     assert asyncio.run(scenario()) == ["fine", "fine"]
+
+
+def test_callers_queued_behind_a_stuck_target_hold_no_namespace_slot() -> None:
+    async def scenario() -> None:
+        limits = Limits(per_target=1, per_namespace=2)
+        stuck = asyncio.Event()
+
+        async def call(target: str, wait: bool) -> None:
+            async with limits.slot("team", target):
+                if wait:
+                    await stuck.wait()
+
+        queued = [asyncio.create_task(call("tarpit", True)) for _ in range(5)]
+        await asyncio.sleep(0)
+        await asyncio.wait_for(call("healthy", False), 1)  # same namespace, other target
+        stuck.set()
+        await asyncio.gather(*queued)
+
+    asyncio.run(scenario())

@@ -13,9 +13,10 @@ import kopf
 from agentcred import metrics
 from agentcred.backends.registry import BackendRegistry
 from agentcred.kube import client, watch
-from agentcred.services import credential_recheck, drift, pod_events, sweep
+from agentcred.services import credential_recheck, drift, maintenance, pod_events, sweep
 from agentcred.services.deps import Deps
 from agentcred.services.limits import Limits
+from agentcred.services.scheduler import TaskKey
 from agentcred.settings import Settings
 
 CONFIG: list[Settings] = []
@@ -66,9 +67,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             await asyncio.wait_for(stop.wait(), seconds)
         return stop.is_set()
 
+    async def step(key: TaskKey, attempt: int) -> float | None:
+        return await maintenance.step(deps, key, attempt)
+
     background: list[Coroutine[Any, Any, None]] = [
         sweep.run_forever(deps, stopped),
         credential_recheck.run_forever(deps, stopped),
+        deps.scheduler.run(step, stop),
     ]
     for namespace in config.namespaces or (None,):
         background.append(watch.watch_secrets(api, drift.SELECTOR, on_secret, stop, namespace))

@@ -1,4 +1,6 @@
-"""AgentTask handlers: start, complete, finalize, and the per-task maintenance daemon."""
+"""AgentTask handlers: resume, start, complete, finalize. Renewals and the rest of a
+task's life run from the operator's one scheduler (services/scheduler.py), not from a
+Kopf daemon per task."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from agentcred.handlers.errors import to_kopf
 from agentcred.handlers.filters import served
 from agentcred.kube.errors import KubeError
 from agentcred.models.errors import SpecError
-from agentcred.services import lifecycle, maintenance
+from agentcred.services import lifecycle
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 
@@ -20,6 +22,15 @@ HANDLED = (TaskRetry, TaskFailed, BackendError, KubeError)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, when=served)
+async def resume(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    try:
+        await lifecycle.resume(_deps(memo), body, retry)
+    except SpecError as exc:
+        raise kopf.PermanentError(str(exc)) from None
+    except HANDLED as exc:
+        raise to_kopf(exc, retry) from None
+
+
 @kopf.on.create(GROUP, VERSION, PLURAL, when=served)
 async def start(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     try:
@@ -46,14 +57,6 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> No
         return  # nothing could have been issued for a spec we cannot read
     except HANDLED as exc:
         raise to_kopf(exc, retry) from None
-
-
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0, when=served)
-async def maintain(meta: kopf.Meta, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
-    deps = _deps(memo)
-    uid = str(meta["uid"])
-    sleep = maintenance.make_sleep(deps, uid, stopped.wait, lambda: bool(stopped))
-    await maintenance.maintain(deps, str(meta["namespace"]), str(meta["name"]), sleep)
 
 
 def _deps(memo: kopf.Memo) -> Deps:

@@ -151,7 +151,7 @@ class _Watcher:
     label_selector: str | None
     on_event: OnEvent
     stopped: asyncio.Event
-    known: dict[str, Body] = field(default_factory=dict)  # uid -> last seen object
+    known: dict[str, Body] = field(default_factory=dict)  # uid -> last seen skeleton
     version: str = ""  # resourceVersion to resume from; "" means list first
     backoff: Backoff = field(default_factory=Backoff)
 
@@ -190,7 +190,7 @@ class _Watcher:
         if result is None:
             return
         items, version = result
-        listed = {_uid(item): item for item in items}
+        listed = {_uid(item): skeleton(item) for item in items}
         events = relist_events(self.known, listed)
         self.known, self.version = listed, version
         self.backoff.reset()
@@ -231,7 +231,7 @@ class _Watcher:
             if type_ == "DELETED":
                 self.known.pop(_uid(obj), None)
             else:
-                self.known[_uid(obj)] = obj
+                self.known[_uid(obj)] = skeleton(obj)
             self.backoff.reset()
             await self._emit(type_, obj)
         self.version = _version(obj) or self.version
@@ -267,6 +267,28 @@ def _status_error(status: Body, what: str) -> KubeError:
     exc = ApiException(status=status.get("code") or 500, reason=status.get("reason"))
     exc.body = json.dumps({"reason": status.get("reason")}).encode()
     return translate(exc, what)
+
+
+KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences")
+
+
+def skeleton(obj: Body) -> Body:
+    """What a watch remembers of an object: identity, version, labels, owners, phase.
+
+    Never a Secret's data: with thousands of generated Secrets, keeping whole objects
+    made the watch cache the operator's largest allocation (cert-manager made the same
+    cut). Events re-derived from a re-list carry the skeleton, which is all the
+    consumers (drift, pod binding) read."""
+    meta = obj.get("metadata") or {}
+    kept: Body = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {k: meta[k] for k in KEPT_METADATA if k in meta},
+    }
+    phase = (obj.get("status") or {}).get("phase")
+    if phase is not None:
+        kept["status"] = {"phase": phase}
+    return kept
 
 
 def _uid(obj: Body) -> str:

@@ -7,6 +7,7 @@ the operator is not running, for no benefit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,19 +20,26 @@ from agentcred.services.deps import Deps
 
 log = logging.getLogger("agentcred.credentials")
 INTERVAL_SECONDS = 300.0
+PARALLEL = 16
 
 
 async def recheck_all(deps: Deps, backend: str | None = None) -> int:
-    """Re-check every AgentCredential (only those using ``backend``, when given)."""
-    count = 0
+    """Re-check every AgentCredential (only those using ``backend``, when given).
+
+    Checks run concurrently (at most ``PARALLEL``), each isolated: a slow backend's check
+    delays nobody else's, and one that fails is logged, counted and skipped."""
+    bodies = []
     for namespace in deps.settings.namespaces or (None,):
         for body in await resources.list_credentials(deps.api, namespace):
             meta = body["metadata"]
             ref = ((body.get("spec") or {}).get("backendRef") or {}).get("name")
-            if (backend is not None and ref != backend) or not deps.settings.serves(
-                meta["namespace"]
-            ):
-                continue
+            if (backend is None or ref == backend) and deps.settings.serves(meta["namespace"]):
+                bodies.append(body)
+    gate = asyncio.Semaphore(PARALLEL)
+
+    async def one(body: dict[str, Any]) -> bool:
+        meta = body["metadata"]
+        async with gate:
             try:
                 await _recheck_one(deps, body)
             except Exception as exc:  # one bad credential never stops the others' re-check
@@ -39,9 +47,10 @@ async def recheck_all(deps: Deps, backend: str | None = None) -> int:
                 log.exception(
                     "re-check of AgentCredential %s/%s failed", meta["namespace"], meta["name"]
                 )
-                continue
-            count += 1
-    return count
+                return False
+        return True
+
+    return sum(await asyncio.gather(*(one(b) for b in bodies)))
 
 
 async def _recheck_one(deps: Deps, body: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from agentcred.backends.registry import BackendRegistry
 from agentcred.services.coalesce import Coalescer
 from agentcred.services.limits import Limits
 from agentcred.services.pod_binding import PodIndex
+from agentcred.services.scheduler import Scheduler
 from agentcred.services.static_reads import StaticReads
 from agentcred.settings import Settings
 
@@ -43,23 +44,6 @@ class TaskLocks:
 
 
 @dataclass
-class Wakers:
-    """Lets a handler wake a task's daemon early (after it changed the schedule)."""
-
-    _events: dict[str, asyncio.Event] = field(default_factory=dict)
-
-    def event(self, uid: str) -> asyncio.Event:
-        return self._events.setdefault(uid, asyncio.Event())
-
-    def wake(self, uid: str) -> None:
-        if uid in self._events:
-            self._events[uid].set()
-
-    def forget(self, uid: str) -> None:
-        self._events.pop(uid, None)
-
-
-@dataclass
 class Deps:
     api: Any  # the Kubernetes API client (opaque here; only agentcred.kube uses it)
     backends: BackendRegistry
@@ -67,7 +51,8 @@ class Deps:
     clock: Callable[[], datetime.datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
     locks: TaskLocks = field(default_factory=TaskLocks)
-    wakers: Wakers = field(default_factory=Wakers)
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    active: set[str] = field(default_factory=set)  # uids of Active tasks (a gauge)
     # resourceVersions of generated Secrets as we last wrote them (drift detection)
     written: dict[tuple[str, str], str] = field(default_factory=dict)
     pods: PodIndex = field(default_factory=PodIndex)

@@ -157,8 +157,9 @@ async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> 
     except SecretCollision:
         raise TaskRetry(
             "SecretConflict",
-            f"Secret {task.namespace}/{name} exists and is not managed by this task; "
-            "set spec.credentials[].secretName or remove that Secret",
+            f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
+            "never overwrites a Secret it did not create; remove or rename that Secret, or set "
+            "spec.credentials[].secretName (the task waits and retries)",
         ) from None
 
 
@@ -294,7 +295,8 @@ async def write_secret(
     except SecretCollision:
         raise TaskRetry(
             "SecretConflict",
-            f"Secret {task.namespace}/{name} exists and is not managed by this task",
+            f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
+            "never overwrites a Secret it did not create (the task waits and retries)",
         ) from None
     deps.written[(task.namespace, name)] = info.resource_version
     return info

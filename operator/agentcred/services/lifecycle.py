@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from agentcred import audit
+from agentcred import audit, metrics
 from agentcred.backends.base import PERMANENT, BackendError, Unavailable
 from agentcred.kube import resources, secrets
 from agentcred.models.status import Phase, TaskStatus
@@ -22,6 +22,8 @@ from agentcred.services import issuance, pod_binding, report, revocation, sessio
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.schedule import backoff
+from agentcred.services.scheduler import TaskKey
+from agentcred.services.task_plan import initial_delay
 from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.tasks")
@@ -36,7 +38,42 @@ async def reload(deps: Deps, task: TaskView) -> TaskView | None:
 
 async def patch(deps: Deps, task: TaskView, status: TaskStatus | Mapping[str, Any]) -> TaskView:
     body = await resources.patch_task_status(deps.api, task.namespace, task.name, status)
-    return TaskView.from_body(body)
+    patched = TaskView.from_body(body)
+    count_active(deps, patched)
+    return patched
+
+
+def count_active(deps: Deps, task: TaskView) -> None:
+    if task.phase == Phase.ACTIVE and not task.deleting:
+        deps.active.add(task.uid)
+    else:
+        deps.active.discard(task.uid)
+    metrics.ACTIVE_TASKS.set(len(deps.active))
+
+
+def key_of(task: TaskView) -> TaskKey:
+    return TaskKey(task.uid, task.namespace, task.name)
+
+
+async def resume(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
+    """The operator (re)started and lists a task: an active task whose credentials are all
+    issued only gets its schedule back, from its status, with no call; anything else is
+    started as if new."""
+    task = TaskView.from_body(body)
+    count_active(deps, task)
+    complete = all(
+        (e := task.entry(ref.name)) is not None and e.get("state") == task_status.ISSUED
+        for ref in task.spec.credentials
+    )
+    if task.phase == Phase.ACTIVE and complete and not task.spec.completed:
+        deps.pods.register(task)
+        delay = initial_delay(task, deps.clock())
+        if delay is not None:
+            deps.scheduler.schedule(key_of(task), delay)
+        return
+    if task.ended and not any(e.get("state") == task_status.ISSUED for e in task.entries):
+        return  # nothing to revoke here; leftover sessions are the sweep's
+    await start(deps, body, attempt)
 
 
 async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
@@ -47,7 +84,7 @@ async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
         if fresh is None or fresh.deleting:
             return
         await _start(deps, fresh, attempt)
-    deps.wakers.wake(task.uid)
+    deps.scheduler.wake(key_of(task))
 
 
 async def resume_issuing(deps: Deps, task: TaskView, attempt: int) -> None:
@@ -131,7 +168,8 @@ async def _issue_into_status(deps: Deps, task: TaskView, ref: CredentialRef) -> 
         resolved = await issuance.resolve(deps, task, ref)
         backend_kind = resolved.spec.backend
         await issuance.ensure_secret_free(deps, task, ref)
-        issued, info = await issuance.issue(deps, task, resolved, session_key=ref.name, cid=cid)
+        with metrics.ISSUE_DURATION.labels(backend_kind).time():
+            issued, info = await issuance.issue(deps, task, resolved, session_key=ref.name, cid=cid)
     except (TaskRetry, TaskFailed, BackendError) as exc:
         failure = _as_task_error(exc, ref)
         report.trail(
@@ -198,7 +236,9 @@ async def _waiting(
             )
         },
     )
-    await report.event(deps.api, task, report.ISSUE_FAILED, message, warning=True)
+    # A name conflict is the user's to fix and says so under its own reason.
+    reason_shown = reason if reason == "SecretConflict" else report.ISSUE_FAILED
+    await report.event(deps.api, task, reason_shown, message, warning=True)
 
 
 async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
@@ -232,8 +272,9 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
             )
         await cleanup(deps, fresh)
     deps.locks.forget(task.uid)
-    deps.wakers.wake(task.uid)
-    deps.wakers.forget(task.uid)
+    deps.scheduler.forget(task.uid)
+    deps.active.discard(task.uid)
+    metrics.ACTIVE_TASKS.set(len(deps.active))
 
 
 async def _deletion_cause(deps: Deps, task: TaskView) -> tuple[str, str]:

@@ -3,9 +3,11 @@ namespace, on top of each backend kind's bounded thread pool.
 
 Without them one tarpitting backend (a listener that never answers) or one busy tenant
 could hold every thread of a kind's pool until its timeouts fire, and everyone's
-renewals and revocations would wait behind it. A call takes a namespace slot, then a
-target slot (always in that order, so slots never deadlock); an idle key's semaphore is
-forgotten, so the maps stay as small as what is in flight.
+renewals and revocations would wait behind it. A call takes a target slot, then a
+namespace slot (always in that order, so slots never deadlock): callers queued behind
+a stuck backend hold nothing else, in particular no slot of their namespace that a
+call to a healthy backend needs. An idle key's semaphore is forgotten, so the maps stay
+as small as what is in flight.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Limits:
     @asynccontextmanager
     async def slot(self, namespace: str, target: str) -> AsyncIterator[None]:
         """Hold a call slot for ``namespace`` and backend ``target`` (its address)."""
-        async with self._namespaces.hold(namespace), self._targets.hold(target):
+        async with self._targets.hold(target), self._namespaces.hold(namespace):
             yield
 
     @property

@@ -1,17 +1,16 @@
 """Keep an active task's credentials fresh: renew, re-issue, refresh, retire, expire.
 
-Driven by one long-lived coroutine per task (a Kopf daemon) that sleeps until the
+Driven by the operator's one scheduler (services/scheduler.py): ``step`` runs when the
 earliest moment recorded in the task's status (renewAt, retireAt, expiresAt, the
-deadline) and acts then. Every schedule lives in status, so a restarted operator
-picks up exactly where the previous one stopped; nothing is polled.
+deadline) comes, acts, and returns when to look again. Every schedule lives in status,
+so a restarted operator picks up exactly where the previous one stopped
+(``initial_delay`` reads it from the listed body); nothing is polled.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
-from collections.abc import Awaitable, Callable
 
 from agentcred import audit
 from agentcred.backends.base import BackendError, Denied, NotFound, Unavailable
@@ -23,46 +22,28 @@ from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, lifecycle, report, sessions, task_status
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import backoff, capped_ttl, earliest, renew_at
+from agentcred.services.schedule import backoff, capped_ttl, renew_at
+from agentcred.services.scheduler import TaskKey
+from agentcred.services.task_plan import IDLE, next_due
 from agentcred.services.task_view import TaskView, parse_time
 
 log = logging.getLogger("agentcred.tasks")
-IDLE = 3600.0  # nothing scheduled: look again in an hour (or when woken)
 NO_OVERLAP = datetime.timedelta(0)
-Sleep = Callable[[float], Awaitable[bool]]  # sleeps; True when the daemon must stop
 
 
-def next_due(task: TaskView) -> datetime.datetime | None:
-    moments: list[datetime.datetime | None] = [task.deadline]
-    for entry in task.entries:
-        if entry.get("state") == task_status.ISSUED:
-            moments += [
-                parse_time(entry.get("renewAt")),
-                parse_time(entry.get("retireAt")),
-                parse_time(entry.get("expiresAt")),
-            ]
-    return earliest(moments)
-
-
-async def maintain(deps: Deps, namespace: str, name: str, sleep: Sleep) -> None:
-    """The per-task daemon body: act when due, sleep otherwise, until the task ends."""
-    attempt = 0
-    while True:
-        body = await resources.get_task(deps.api, namespace, name)
-        if body is None:
-            return
-        try:
-            task = TaskView.from_body(body)
-        except SpecError:
-            return
-        if task.deleting:
-            return
-        delay = await _step(deps, task, attempt)
-        attempt = attempt + 1 if delay is not None and delay < 0 else 0
-        if delay is None:
-            return
-        if await sleep(abs(delay) if delay else 0.0):
-            return
+async def step(deps: Deps, key: TaskKey, attempt: int) -> float | None:
+    """One scheduled round for a task: act if due; seconds until the next round
+    (negative: a retry backoff), None: nothing more to do."""
+    body = await resources.get_task(deps.api, key.namespace, key.name)
+    if body is None or body["metadata"]["uid"] != key.uid:
+        return None
+    try:
+        task = TaskView.from_body(body)
+    except SpecError:
+        return None
+    if task.deleting:
+        return None
+    return await _step(deps, task, attempt)
 
 
 async def _step(deps: Deps, task: TaskView, attempt: int) -> float | None:
@@ -363,23 +344,3 @@ async def _save_entry(deps: Deps, task: TaskView, entry: CredentialStatus) -> Ta
     return await lifecycle.patch(
         deps, task, {"credentials": entries, "expiresAt": task_status.nearest_expiry(entries)}
     )
-
-
-def make_sleep(
-    deps: Deps,
-    uid: str,
-    stopped_wait: Callable[[float], Awaitable[object]],
-    is_stopped: Callable[[], bool],
-) -> Sleep:
-    """A sleep that ends early when the daemon is stopped or the task's waker is set."""
-
-    async def sleep(seconds: float) -> bool:
-        waker = deps.wakers.event(uid)
-        waker.clear()
-        waits = {asyncio.ensure_future(waker.wait()), asyncio.ensure_future(stopped_wait(seconds))}
-        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for future in pending:
-            future.cancel()
-        return is_stopped()
-
-    return sleep

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from agentcred import audit
+from agentcred import audit, metrics
 from agentcred.backends.base import BackendError, Unavailable
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
@@ -40,7 +40,8 @@ async def revoke_record(
         spec = parse_resolved(record.spec)  # the connection it was issued under
         backend = deps.backends.for_kind(record.backend)
         async with deps.limits.slot(namespace, spec.target):
-            await backend.revoke(spec, record.lease_id, record.session, cid)
+            with metrics.REVOKE_DURATION.labels(record.backend).time():
+                await backend.revoke(spec, record.lease_id, record.session, cid)
     except Unavailable as exc:
         expired = record.expired(deps.clock())
         trail("success" if expired else "failure", "expired" if expired else exc.reason)

@@ -91,7 +91,8 @@ def test_secret_name_collision_never_overwrites_a_foreign_secret(
     scenario.credential("db", vault={"role": role, "dynamic": DYNAMIC})
     scenario.task("collide", ["db"], serviceAccountName="agent")
     cond = scenario.wait_condition("collide", "SecretConflict")
-    assert "collide-db" in cond["message"]
+    assert "collide-db" in cond["message"] and "never overwrites" in cond["message"]
+    assert "SecretConflict" in scenario.event_reasons("collide")
     assert scenario.read_secret("collide-db") == {"mine": "do-not-touch-this-value"}
     # Removing the foreign Secret lets the task proceed on its own.
     scenario.core.delete_namespaced_secret("collide-db", scenario.ns)

@@ -1,0 +1,41 @@
+"""When does a task need its next step? Pure functions of its status and the time.
+
+Kept apart from the code that acts (services/maintenance.py) so that the schedule is
+decided in one place and tested in-process with a fake clock.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from agentcred.models.status import Phase
+from agentcred.services import task_status
+from agentcred.services.schedule import earliest
+from agentcred.services.task_view import TaskView, parse_time
+
+IDLE = 3600.0  # nothing scheduled: look again in an hour (or when woken)
+
+
+def next_due(task: TaskView) -> datetime.datetime | None:
+    moments: list[datetime.datetime | None] = [task.deadline]
+    for entry in task.entries:
+        if entry.get("state") == task_status.ISSUED:
+            moments += [
+                parse_time(entry.get("renewAt")),
+                parse_time(entry.get("retireAt")),
+                parse_time(entry.get("expiresAt")),
+            ]
+    return earliest(moments)
+
+
+def initial_delay(task: TaskView, now: datetime.datetime) -> float | None:
+    """When a task listed at start needs its first step (None: not the scheduler's)."""
+    if task.deleting:
+        return None
+    if task.ended:
+        issued = any(e.get("state") == task_status.ISSUED for e in task.entries)
+        return 0.0 if issued else None  # leftover sessions alone are the sweep's
+    if task.phase != Phase.ACTIVE:
+        return 0.0 if task.entries else None
+    due = next_due(task)
+    return max(0.0, (due - now).total_seconds()) if due is not None else IDLE

@@ -1,0 +1,245 @@
+"""One tenant's bad object, slow backend or forged Secret never stalls, floods or confuses
+the operator for everyone else."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from support import postgres, vault
+from support.kube import wait_for
+from support.leaks import assert_no_leaks
+from support.listener import listening
+from support.operator import OperatorProcess, operator_env, running_operator
+from support.scenario import Scenario, default_block
+
+pytestmark = pytest.mark.e2e
+DYNAMIC = {"path": "database/creds/readonly"}
+
+
+def db_credential(scene: Scenario, env: dict[str, str], name: str = "db", **extra: object) -> str:
+    account = scene.service_account("agent")
+    role = vault.kubernetes_role(env, scene.ns, account)
+    scene.credential(name, vault={"role": role, "dynamic": DYNAMIC}, **extra)
+    return account
+
+
+def test_a_poison_session_record_does_not_stop_the_sweep(
+    kube: client.ApiClient, namespace: str, crds: None, testbed_env: dict[str, str], tmp_path: Path
+) -> None:
+    scene = Scenario(kube, namespace)
+    account = db_credential(scene, testbed_env)
+    own = testbed_env["AGENTCRED_NAMESPACE"]
+    env = operator_env(testbed_env)
+    with running_operator(env, tmp_path / "first.log", "--namespace", namespace) as first:
+        scene.task("orphaned", ["db"], serviceAccountName=account)
+        scene.wait_phase("orphaned", "Active")
+        data = scene.read_secret("orphaned-db")
+        assert data is not None
+        first.kill()
+    scene.custom.patch_namespaced_custom_object(
+        "agentcred.io",
+        "v1alpha1",
+        namespace,
+        "agenttasks",
+        "orphaned",
+        {"metadata": {"finalizers": None}},
+    )
+    scene.delete_task("orphaned")
+    # A record that is not JSON, listed before the real orphan ("0..." sorts first).
+    scene.core.create_namespaced_secret(
+        own,
+        {
+            "metadata": {
+                "name": f"agentcred-session-0-poison-{namespace}"[:253],
+                "labels": {
+                    "agentcred.io/session": "true",
+                    "agentcred.io/task-namespace": namespace,
+                    "agentcred.io/test-namespace": namespace,
+                },
+                "annotations": {"agentcred.io/task-name": "poison"},
+            },
+            "stringData": {"db": "{not json"},
+        },
+    )
+    with running_operator(env, tmp_path / "second.log", "--namespace", namespace) as second:
+        wait_for(
+            lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
+            30,
+            "the orphan revoked by the same sweep that met the poison record",
+        )
+        assert any("skipped" in line for line in second.log_lines())
+    assert_no_leaks(scene, [first, second])
+
+
+def test_a_tarpit_backend_does_not_starve_a_healthy_one(
+    kube: client.ApiClient, namespace: str, crds: None, testbed_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Four threads for Vault in all, at most two per backend address: six tasks stuck on a
+    backend that never answers leave the healthy backend its share."""
+    scene = Scenario(kube, namespace)
+    account = scene.service_account("agent")
+    short = vault.db_role(testbed_env, default_ttl="10s", max_ttl="1h")
+    rules = f'path "database/creds/{short}" {{ capabilities = ["read"] }}'
+    role = vault.kubernetes_role(testbed_env, namespace, account, rules=rules)
+    env = {
+        **operator_env(testbed_env),
+        "AGENTCRED_BACKEND_CONCURRENCY": "4",
+        "AGENTCRED_BACKEND_TARGET_CONCURRENCY": "2",
+        "AGENTCRED_BACKEND_TIMEOUT": "120s",
+    }
+    with (
+        listening(tarpit=True) as tarpit,
+        running_operator(env, tmp_path / "op.log", "--namespace", namespace) as op,
+    ):
+        stuck = scene.backend(
+            "vault",
+            {**default_block("vault", testbed_env), "address": tarpit.http_url},
+            suffix="-tarpit",
+        )
+        scene.credential("slow", backend=stuck, vault={"role": role, "dynamic": DYNAMIC})
+        for i in range(6):
+            scene.task(f"stuck-{i}", ["slow"], serviceAccountName=account)
+        wait_for(lambda: tarpit.connections >= 2, 30, "the tarpit holding its calls")
+        scene.credential(
+            "db",
+            vault={"role": role, "dynamic": {"path": f"database/creds/{short}"}},
+            ttl="60s",
+            renewalPercent=50,
+        )
+        started = time.monotonic()
+        scene.task("healthy", ["db"], serviceAccountName=account)
+        scene.wait_phase("healthy", "Active", timeout=30)
+        wait_for(
+            lambda: scene.status("healthy")["credentials"][0].get("renewals", 0) >= 1,
+            30,
+            "a renewal on the healthy backend while the tarpit holds its share",
+        )
+        print(f"healthy task active and renewed in {time.monotonic() - started:.1f}s")
+        assert tarpit.connections <= 2 + 1, "more calls reached the tarpit than its share"
+        assert all(scene.status(f"stuck-{i}").get("phase") != "Active" for i in range(6))
+    assert_no_leaks(scene, [op])
+
+
+def test_a_forged_secret_claiming_a_task_triggers_nothing(
+    scenario: Scenario, operator: OperatorProcess, testbed_env: dict[str, str]
+) -> None:
+    account = db_credential(scenario, testbed_env)
+    task = scenario.task("victim", ["db"], serviceAccountName=account)
+    lease = scenario.wait_phase("victim", "Active")["credentials"][0]["leaseId"]
+    for name, uid in (("victim-db-copy", task["metadata"]["uid"]), ("victim-db-2", "not-the-uid")):
+        scenario.core.create_namespaced_secret(
+            scenario.ns,
+            {
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        "app.kubernetes.io/managed-by": "agentcred",
+                        "agentcred.io/credential": "db",
+                    },
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "agentcred.io/v1alpha1",
+                            "kind": "AgentTask",
+                            "name": "victim",
+                            "uid": uid,
+                            "controller": True,
+                        }
+                    ],
+                },
+                "stringData": {"x": "y"},
+            },
+        )
+        scenario.core.delete_namespaced_secret(name, scenario.ns)
+    wait_for(
+        lambda: (
+            sum("claims to be generated for victim" in line for line in operator.log_lines()) >= 2
+        ),
+        30,
+        "the operator to look at both forgeries and ignore them",
+    )
+    assert scenario.status("victim")["credentials"][0]["leaseId"] == lease
+    assert scenario.status("victim")["credentials"][0].get("reissues", 0) == 0
+    assert "SecretRestored" not in scenario.event_reasons("victim")
+
+
+def test_a_deleted_secret_is_restored_at_most_once_per_30_seconds(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    account = db_credential(scenario, testbed_env)
+    scenario.task("storm", ["db"], serviceAccountName=account)
+    issued = scenario.wait_phase("storm", "Active")["credentials"][0]["issuedAt"]
+    for _ in range(3):  # a burst of deletions right after issue
+        wait_for(lambda: scenario.read_secret("storm-db") is not None, 60, "the Secret")
+        scenario.core.delete_namespaced_secret("storm-db", scenario.ns)
+    restored = wait_for(
+        lambda: (e := scenario.status("storm")["credentials"][0])["issuedAt"] != issued and e,
+        75,
+        "the restore",
+    )
+    gap = datetime.fromisoformat(
+        restored["issuedAt"].replace("Z", "+00:00")
+    ) - datetime.fromisoformat(issued.replace("Z", "+00:00"))
+    assert gap.total_seconds() >= 29, gap
+    assert wait_for(lambda: scenario.read_secret("storm-db"), 30, "the restored Secret")
+
+
+def test_a_long_task_name_and_a_password_full_of_url_syntax_still_work(
+    scenario: Scenario, testbed_env: dict[str, str]
+) -> None:
+    admin = vault.admin(testbed_env)
+    policy = f"urlish-{scenario.ns}"[:60]
+    rules = [
+        "length = 24",
+        'rule "charset" { charset = "abcdefghijklmnopqrstuvwxyz" min-chars = 1 }',
+    ]
+    rules += [f'rule "charset" {{ charset = "{c}" min-chars = 1 }}' for c in "@/:?#"]
+    admin.write(f"sys/policies/password/{policy}", policy="\n".join(rules))
+    connection = f"pg-{scenario.ns}"[:60]
+    pg = testbed_env
+    admin.write(
+        f"database/config/{connection}",
+        plugin_name="postgresql-database-plugin",
+        connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@{pg['PGHOST']}:{pg['PGPORT']}/{pg['PGDATABASE']}?sslmode=disable",
+        username=pg["PGUSER"],
+        password=pg["PGPASSWORD"],
+        password_authentication="scram-sha-256",
+        password_policy=policy,
+        allowed_roles=["*"],
+    )
+    db_role = vault.db_role(testbed_env, default_ttl="10m", max_ttl="1h", connection=connection)
+    account = scenario.service_account("agent")
+    role = vault.kubernetes_role(
+        testbed_env,
+        scenario.ns,
+        account,
+        rules=f'path "database/creds/{db_role}" {{ capabilities = ["read"] }}',
+    )
+    where = f"{pg['PGHOST']}:{pg['PGPORT']}/{pg['PGDATABASE']}"
+    url = "postgresql://{{ username | urlquery }}:{{ password | urlquery }}@" + where
+    scenario.credential(
+        "db",
+        vault={"role": role, "dynamic": {"path": f"database/creds/{db_role}"}},
+        template={"DATABASE_URL": url},
+    )
+    name = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    assert len(name) == 253
+    scenario.task(name, ["db"], serviceAccountName=account)
+    entry = scenario.wait_phase(name, "Active")["credentials"][0]
+    secret_name = entry["secretName"]
+    assert len(secret_name) <= 253 and secret_name.endswith("-db")
+    data = scenario.read_secret(secret_name)
+    assert data is not None and all(c in data["password"] for c in "@/:?#")
+    assert postgres.can_login_url(data["DATABASE_URL"])
+    labels = scenario.secret_object(secret_name).metadata.labels
+    assert len(labels["agentcred.io/task"]) <= 63
+    scenario.patch_task(name, {"completed": True})
+    scenario.wait_phase(name, "Succeeded")
+    wait_for(lambda: not postgres.can_login_url(data["DATABASE_URL"]), 30, "revoked")
+    admin.delete(f"database/config/{connection}")
+    assert json.dumps(scenario.status(name)).count(data["password"]) == 0
