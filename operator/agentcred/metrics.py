@@ -30,35 +30,6 @@ BACKEND_CALLS = Counter(
     ["backend", "operation", "outcome"],
 )
 
-# Latency of one backend call, by backend kind (vault, aws-sts, ...). Observed in
-# backends/instrumented.py, next to BACKEND_CALLS. Buckets span a local emulator's
-# milliseconds to a slow cloud API's retries.
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-ISSUE_DURATION = Histogram(
-    "agentcred_issue_duration_seconds",
-    "Time a backend took to issue one credential",
-    ["backend"],
-    buckets=_LATENCY_BUCKETS,
-)
-RENEW_DURATION = Histogram(
-    "agentcred_renew_duration_seconds",
-    "Time a backend took to renew one lease",
-    ["backend"],
-    buckets=_LATENCY_BUCKETS,
-)
-REVOKE_DURATION = Histogram(
-    "agentcred_revoke_duration_seconds",
-    "Time a backend took to revoke one credential",
-    ["backend"],
-    buckets=_LATENCY_BUCKETS,
-)
-# Set by the scheduler that issue #10 introduces; defined here so the dashboard and
-# alerts can name them today (they read 0 until then).
-ACTIVE_TASKS = Gauge("agentcred_active_tasks", "AgentTasks in phase Active")
-SCHEDULED_ITEMS = Gauge(
-    "agentcred_scheduled_items", "Renewals, re-issues and refreshes waiting in the schedule"
-)
-
 ERRORS = Counter(
     "agentcred_errors_total",
     "Failures isolated to one object in a shared loop (logged and skipped; the loop went on)",
@@ -82,6 +53,14 @@ ISSUE_DURATION = Histogram(
 REVOKE_DURATION = Histogram(
     "agentcred_revoke_duration_seconds",
     "Time to revoke one recorded session (one credential) at its backend",
+    ["backend"],
+    buckets=LATENCY_BUCKETS,
+)
+# Renewals happen at the backend alone (no login, no Secret write): timed around the
+# backend call in backends/instrumented.py, on the same buckets.
+RENEW_DURATION = Histogram(
+    "agentcred_renew_duration_seconds",
+    "Time a backend took to renew one lease",
     ["backend"],
     buckets=LATENCY_BUCKETS,
 )

@@ -54,6 +54,7 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
         "agentcred_sweep_found_total",
         "agentcred_sweep_revoke_failed_total",
         "sum by (backend, outcome)",
+        "agentcred_errors_total",
     ):
         assert needle in exprs, needle
     assert dashboard()["uid"] == "agentcred-operator"

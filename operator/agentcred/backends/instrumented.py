@@ -26,11 +26,9 @@ from agentcred.backends.base import (
 from agentcred.models.resolved import ResolvedCredential
 
 T = TypeVar("T")
-DURATIONS = {
-    "issue": metrics.ISSUE_DURATION,
-    "renew": metrics.RENEW_DURATION,
-    "revoke": metrics.REVOKE_DURATION,
-}
+# Issue and revoke are timed end to end where they happen (services/lifecycle.py,
+# services/revocation.py); a renewal is one backend call, timed here.
+DURATIONS = {"renew": metrics.RENEW_DURATION}
 
 
 async def _counted(kind: str, operation: str, call: Awaitable[T]) -> T:
