@@ -17,6 +17,7 @@ from support.kube import wait_for
 from support.leaks import assert_no_leaks
 from support.listener import listening
 from support.operator import OperatorProcess, operator_env, running_operator
+from support.orphans import orphan_a_task
 from support.scenario import Scenario, default_block
 
 pytestmark = pytest.mark.e2e
@@ -37,21 +38,7 @@ def test_a_poison_session_record_does_not_stop_the_sweep(
     account = db_credential(scene, testbed_env)
     own = testbed_env["AGENTCRED_NAMESPACE"]
     env = operator_env(testbed_env)
-    with running_operator(env, tmp_path / "first.log", "--namespace", namespace) as first:
-        scene.task("orphaned", ["db"], serviceAccountName=account)
-        scene.wait_phase("orphaned", "Active")
-        data = scene.read_secret("orphaned-db")
-        assert data is not None
-        first.kill()
-    scene.custom.patch_namespaced_custom_object(
-        "agentcred.io",
-        "v1alpha1",
-        namespace,
-        "agenttasks",
-        "orphaned",
-        {"metadata": {"finalizers": None}},
-    )
-    scene.delete_task("orphaned")
+    data, _, first = orphan_a_task(scene, testbed_env, tmp_path / "first.log", account)
     # A record that is not JSON, listed before the real orphan ("0..." sorts first).
     scene.core.create_namespaced_secret(
         own,
