@@ -1,6 +1,6 @@
 """A strict replay of real Azure Key Vault responses, and a managed-identity token endpoint.
 
-Why this exists: no Key Vault emulator can be installed on these machines (TESTBED.md),
+Why this exists: no Key Vault emulator can be installed on these machines (docs/TESTBED.md),
 so the Azure end-to-end tests talk to this server instead. It answers only what real
 Azure answered: the recordings in ``tests/data/azure-keyvault-recordings`` (made by
 the Azure SDK's own test proxy against live vaults; see the README there). Anything

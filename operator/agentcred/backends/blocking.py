@@ -1,7 +1,7 @@
 """Run a backend SDK's blocking calls in threads, never on the event loop.
 
 The SDKs agentcred talks to (hvac, boto3, ...) are synchronous: one slow call on the
-event loop would stall every Kopf handler and daemon of the operator. Each backend kind
+event loop would stall every Kopf handler and the scheduler of the operator. Each backend kind
 gets its own bounded thread pool, so a backend that hangs cannot starve the others, and
 an ``asyncio.Semaphore`` of the same size, so callers beyond the pool's width wait in
 asyncio, where they can be cancelled, instead of piling up in the executor's queue.

@@ -59,7 +59,6 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import hvac
 import requests
@@ -81,6 +80,8 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
+from agentcred.models.errors import NotAllowed, SpecError
+from agentcred.models.policy import check_url
 from agentcred.models.resolved import (
     ResolvedCredential,
     SecretKeyRef,
@@ -556,19 +557,10 @@ class VaultBackend:
         if vault is None:
             raise InvalidConfig("spec.vault is not set: this is not a Vault credential")
         address = vault.address.rstrip("/")
-        try:
-            url = urlsplit(address)
-            host = url.hostname
-        except ValueError:
-            host = None
-        if host is None or url.scheme not in ("http", "https"):
-            raise InvalidConfig("the backend's vault.address must be an http:// or https:// URL")
-        if url.username or url.password:
-            raise InvalidConfig("the backend's vault.address must not hold credentials")
-        if url.scheme == "http" and not spec.allow_insecure_http:
-            raise InvalidConfig(
-                "the backend's vault.address is plain http:// without allowInsecureHTTP: true"
-            )
+        try:  # the same rule the policy applied when the credential was resolved
+            check_url("", "vault.address", address, spec.allow_insecure_http)
+        except (SpecError, NotAllowed) as exc:
+            raise InvalidConfig(f"the backend's {exc}") from None
         auth = vault.auth
         if sum(m is not None for m in (auth.kubernetes, auth.app_role, auth.token_secret_ref)) != 1:
             raise InvalidConfig("vault.auth needs exactly one of kubernetes, appRole, token")

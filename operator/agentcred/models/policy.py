@@ -97,14 +97,14 @@ def check_url(backend_name: str, field: str, url: str, insecure_ok: bool) -> Non
         host = parts.hostname
     except ValueError:
         host = None
+    where = f"CredentialBackend {backend_name} {field}" if backend_name else field
     if host is None or parts.scheme not in ("http", "https"):
-        raise SpecError(f"CredentialBackend {backend_name} {field}", "is not an http(s) URL")
+        raise SpecError(where, "must be an http:// or https:// URL")
     if parts.username or parts.password:
-        raise SpecError(f"CredentialBackend {backend_name} {field}", "must not hold credentials")
+        raise SpecError(where, "must not hold credentials")
     if parts.scheme == "http" and not insecure_ok:
         raise NotAllowed(
-            f"CredentialBackend {backend_name} {field}",
-            "is plain http:// and the backend does not set allowInsecureHTTP: true",
+            where, "is plain http:// and the backend does not set allowInsecureHTTP: true"
         )
 
 

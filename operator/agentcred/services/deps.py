@@ -29,7 +29,7 @@ def utcnow() -> datetime.datetime:
 
 @dataclass
 class TaskLocks:
-    """One lock per task: handlers, the daemon and the Secret watch never act at once."""
+    """One lock per task: handlers, the scheduler and the Secret watch never act at once."""
 
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 

@@ -88,7 +88,7 @@ async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
 
 
 async def resume_issuing(deps: Deps, task: TaskView, attempt: int) -> None:
-    """Issue what an active task lost (called by the daemon, under the task's lock)."""
+    """Issue what an active task lost (called by the scheduled step, under the task's lock)."""
     await _start(deps, task, attempt)
 
 

@@ -7,7 +7,7 @@ nothing of the wire format). ``moto_server`` (PyPI ``moto[server]``, pinned in
 pyproject.toml) serves every moto backend on one port; boto3 reaches it through the
 standard ``AWS_ENDPOINT_URL`` variable, so production code needs no test-only switch.
 
-Known behaviour of moto 5.2.5 that the tests rely on or work around (see TESTBED.md):
+Known behaviour of moto 5.2.5 that the tests rely on or work around (see docs/TESTBED.md):
 read with an explicit ``VersionStage``; STS credentials carry ``Expiration`` but moto
 never enforces it; any access key is accepted unless ``INITIAL_NO_AUTH_ACTION_COUNT``
 is set in the server's environment.

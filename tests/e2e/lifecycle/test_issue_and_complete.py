@@ -78,7 +78,7 @@ def test_deadline_expires_the_task_and_revokes(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
     account = db_credential(scenario, testbed_env)
-    scenario.task("short", ["research-db"], serviceAccountName=account, activeDeadlineSeconds=6)
+    scenario.task("short", ["research-db"], serviceAccountName=account, activeDeadlineSeconds=20)
     scenario.wait_phase("short", "Active")
     data = scenario.read_secret("short-research-db")
     assert data is not None

@@ -26,6 +26,7 @@ from agentcred.settings import Settings
 from support import postgres, vault
 from support.kube import wait_for
 from support.operator import operator_env, running_operator
+from support.orphans import orphan_a_task
 from support.scenario import Scenario
 
 pytestmark = pytest.mark.e2e
@@ -57,24 +58,7 @@ def test_task_deleted_behind_the_operators_back_is_swept(
     scene = Scenario(kube, namespace)
     account = setup_credential(scene, testbed_env)
     env = operator_env(testbed_env)
-    with running_operator(env, tmp_path / "first.log", "--namespace", namespace) as first:
-        scene.task("orphaned", ["db"], serviceAccountName=account)
-        scene.wait_phase("orphaned", "Active")
-        data = scene.read_secret("orphaned-db")
-        assert data is not None
-        uid = scene.get_task("orphaned")["metadata"]["uid"]
-        first.kill()
-    # Someone strips the finalizer and deletes the task while the operator is down.
-    scene.custom.patch_namespaced_custom_object(
-        "agentcred.io",
-        "v1alpha1",
-        namespace,
-        "agenttasks",
-        "orphaned",
-        {"metadata": {"finalizers": None}},
-    )
-    scene.delete_task("orphaned")
-    wait_for(lambda: scene.get_task("orphaned") is None, 30, "task gone")
+    data, uid, _ = orphan_a_task(scene, testbed_env, tmp_path / "first.log", account)
     assert postgres.can_login(testbed_env, data["username"], data["password"])
     own = testbed_env["AGENTCRED_NAMESPACE"]
     assert scene.core.read_namespaced_secret(f"agentcred-session-{uid}", own) is not None

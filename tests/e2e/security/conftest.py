@@ -28,7 +28,7 @@ def shipped_policy(testbed_env: dict[str, str], crds: None) -> None:
     args = [testbed_env["KUBECTL"], "--kubeconfig", testbed_env["KUBECONFIG"], "apply"]
     for path in SHIPPED:
         args += ["-f", str(path)]
-    subprocess.run([*args, "--server-side"], check=True, capture_output=True)
+    subprocess.run([*args, "--server-side", "--force-conflicts"], check=True, capture_output=True)
 
 
 @pytest.fixture

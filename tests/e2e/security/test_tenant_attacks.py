@@ -67,6 +67,23 @@ def assert_refused(
     assert attacker.connections == 0, attacker.received
 
 
+def tenant_starts(
+    scene: Scenario, tenant: client.ApiClient, credential: dict[str, Any], task: str = "t"
+) -> None:
+    """As the tenant: AgentCredential ``x`` with ``credential``, then a task using it as
+    the agent (whom the tenant may impersonate)."""
+    scene.service_account(AGENT)
+    grant_impersonation(scene.api, scene.ns, "alice", [AGENT])
+    tenant_create(tenant, scene.ns, "AgentCredential", credential)
+    tenant_create(
+        tenant,
+        scene.ns,
+        "AgentTask",
+        {"serviceAccountName": AGENT, "credentials": [{"name": "x"}]},
+        name=task,
+    )
+
+
 def attacker_backend(scene: Scenario, kind: str, attacker: Listener, **spec: Any) -> str:
     """A platform backend of ``kind`` whose address is the attacker's host, allowing only
     ``{namespace}``-scoped names: any call it made would show on the listener."""
@@ -125,27 +142,14 @@ def test_a_secret_outside_the_allow_list_is_refused_and_nothing_is_sent(
     block: dict[str, Any],
     field: str,
 ) -> None:
-    scenario.service_account(AGENT)
-    grant_impersonation(scenario.api, scenario.ns, "alice", [AGENT])
     backend = attacker_backend(scenario, kind, attacker)
-    tenant_create(
-        tenant, scenario.ns, "AgentCredential", {"backendRef": {"name": backend}, kind: block}
-    )
-    tenant_create(
-        tenant,
-        scenario.ns,
-        "AgentTask",
-        {"serviceAccountName": AGENT, "credentials": [{"name": "x"}]},
-        name="steal",
-    )
+    tenant_starts(scenario, tenant, {"backendRef": {"name": backend}, kind: block}, "steal")
     assert_refused(scenario, testbed_env, attacker, "steal", field)
 
 
 def test_a_backend_that_does_not_select_the_namespace_is_refused(
     scenario: Scenario, tenant: client.ApiClient, attacker: Listener, testbed_env: dict[str, str]
 ) -> None:
-    scenario.service_account(AGENT)
-    grant_impersonation(scenario.api, scenario.ns, "alice", [AGENT])
     backend = attacker_backend(
         scenario,
         "vault",
@@ -153,18 +157,8 @@ def test_a_backend_that_does_not_select_the_namespace_is_refused(
         namespaceSelector={"matchLabels": {"kubernetes.io/metadata.name": "team-b"}},
     )
     path = {"dynamic": {"path": f"database/creds/{scenario.ns}-ro"}}  # inside the allow-list
-    tenant_create(
-        tenant,
-        scenario.ns,
-        "AgentCredential",
-        {"backendRef": {"name": backend}, "vault": {"role": "r", **path}},
-    )
-    tenant_create(
-        tenant,
-        scenario.ns,
-        "AgentTask",
-        {"serviceAccountName": AGENT, "credentials": [{"name": "x"}]},
-        name="t",
+    tenant_starts(
+        scenario, tenant, {"backendRef": {"name": backend}, "vault": {"role": "r", **path}}
     )
     assert_refused(scenario, testbed_env, attacker, "t", "spec.backendRef.name")
 
