@@ -65,8 +65,10 @@ async def resume(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
         (e := task.entry(ref.name)) is not None and e.get("state") == task_status.ISSUED
         for ref in task.spec.credentials
     )
-    if task.phase == Phase.ACTIVE and complete and not task.spec.completed:
-        deps.pods.register(task)
+    # A pod-bound task takes the full path: its pods may have changed while no operator
+    # watched them, and the pod watch's first list may come before it is registered.
+    bound = task.spec.pod_selector is not None
+    if task.phase == Phase.ACTIVE and complete and not task.spec.completed and not bound:
         delay = initial_delay(task, deps.clock())
         if delay is not None:
             deps.scheduler.schedule(key_of(task), delay)
