@@ -43,7 +43,8 @@ class Kube:
     def __init__(self, server: str, pki: Path, pool: int = 64) -> None:
         self.server = server.rstrip("/")
         self._http = requests.Session()
-        self._http.verify = str(pki / "ca.crt")
+        # Passed with every request: a session-level ``verify`` loses to REQUESTS_CA_BUNDLE.
+        self._ca = str(pki / "ca.crt")
         self._http.cert = (str(pki / "admin.crt"), str(pki / "admin.key"))
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool)
         self._http.mount("https://", adapter)
@@ -75,6 +76,7 @@ class Kube:
             params=params,
             headers=headers,
             timeout=TIMEOUT,
+            verify=self._ca,
         )
         if response.status_code in ok:
             return None
@@ -127,7 +129,7 @@ class Kube:
                 accept=METADATA_LIST if metadata_only else "application/json",
             )
             assert page is not None
-            yield from page.get("items", [])
+            yield from page.get("items") or []
             token = page.get("metadata", {}).get("continue", "")
             if not token:
                 return
@@ -137,7 +139,7 @@ class Kube:
         params = {"labelSelector": selector} if selector else {}
         page = self.call("GET", path, params=params, accept=METADATA_LIST)
         assert page is not None
-        return page.get("items", []), str(page["metadata"]["resourceVersion"])
+        return page.get("items") or [], str(page["metadata"]["resourceVersion"])
 
     def watch(
         self,
@@ -168,6 +170,7 @@ class Kube:
                     headers={"Accept": METADATA_ONLY},
                     stream=True,
                     timeout=(10, 90),
+                    verify=self._ca,
                 ) as response:
                     if response.status_code == 410:
                         version = self._relist(path, selector, on_event)

@@ -123,7 +123,9 @@ def markdown(results: dict[str, Any]) -> str:
             )
         rst = run.get("restart")
         if rst:
-            calls = sum(rst["backend_calls_at_ready"].values())
+            calls = ", ".join(
+                f"{op} {n:g}" for op, n in sorted(rst["backend_calls_at_ready"].items()) if n
+            )
             lines.append(
                 _row(
                     f"restart (ready = {rst['ready_definition']})",
@@ -136,7 +138,7 @@ def markdown(results: dict[str, Any]) -> str:
                     "-",
                     _mib(rst["rss_after_mib"]),
                     f"{TARGETS['restart']}; measured {rst['reissued_tasks']} re-issued, "
-                    f"{calls:g} backend calls",
+                    f"backend calls at ready: {calls or 'none'}",
                 )
             )
         comp = run.get("complete")
@@ -229,7 +231,8 @@ def plot(results: dict[str, Any], target: Path) -> None:
     if xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
         lat_ax.set_xscale("log")
     lat_ax.grid(True, alpha=0.3)
-    lat_ax.legend()
+    if xs:
+        lat_ax.legend()
 
     samples = results.get("rss_samples", [])
     if samples:
@@ -247,7 +250,8 @@ def plot(results: dict[str, Any], target: Path) -> None:
     rss_ax.set_ylabel("operator RSS (MiB)")
     rss_ax.set_title("Operator RSS against active tasks")
     rss_ax.grid(True, alpha=0.3)
-    rss_ax.legend(fontsize=7)
+    if samples:
+        rss_ax.legend(fontsize=7)
     fig.suptitle(f"agentcred bench {results['meta']['stamp']} ({results['meta']['machine']})")
     fig.tight_layout()
     fig.savefig(target, dpi=110)

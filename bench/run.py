@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -164,7 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     env = stack.up(state, log=lambda m: progress(f"testbed: {m}"))
     kube = Kube.from_env(env)
     vault = Vault(env["VAULT_ADDR"], env["VAULT_TOKEN"])
-    workload = Workload(kube, vault, env, run_id=stamp, mode=args.mode, credential=args.credential)
+    workload = Workload(
+        kube,
+        vault,
+        env,
+        run_id=stamp,
+        mode=args.mode,
+        credential=args.credential,
+        shared_refresh=f"{args.shared_refresh:g}s",
+    )
     recorder = SecretRecorder(kube)
     sampler = Sampler(t0, recorder.active)
     ctx = Ctx(
@@ -234,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         progress("interrupted: cleaning up")
         status = 130
     except Exception as exc:
-        progress(f"failed: {type(exc).__name__}: {exc}")
+        progress(f"failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
         results["error"] = f"{type(exc).__name__}: {exc}"
         status = 1
     finally:

@@ -81,10 +81,11 @@ class Workload:
         credential: str = "kv",
         ttl: str = "1h",
         refresh: str = "1h",
+        shared_refresh: str = "30s",
     ) -> None:
         self.kube, self.vault, self.env = kube, vault, env
         self.run_id, self.mode, self.kind = run_id, mode, credential
-        self.ttl, self.refresh = ttl, refresh
+        self.ttl, self.refresh, self.shared_refresh = ttl, refresh, shared_refresh
         self._next = 0  # next unused identity index
         self.operator_namespace = env.get("AGENTCRED_NAMESPACE", "agentcred-system")
 
@@ -169,7 +170,7 @@ class Workload:
             },
         )
         self.service_accounts([SHARED_SA])
-        self.credentials([(SHARED_CREDENTIAL, SHARED_KV, self.refresh)])
+        self.credentials([(SHARED_CREDENTIAL, SHARED_KV, self.shared_refresh)])
         if self.mode == "identity":
             self.credentials([(self.per_task_credential(), SHARED_KV, self.refresh)])
 
