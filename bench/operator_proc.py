@@ -6,9 +6,9 @@ and records its PID so that cleanup stops exactly that process and nothing else.
 Resident memory comes from ``/proc/<pid>/status`` (VmRSS), CPU time from
 ``/proc/<pid>/stat`` (utime + stime), counters from the Prometheus endpoint.
 
-``--tracemalloc`` runs it through ``bench/traced_operator.py`` (``python -X
-tracemalloc=N``) so that SIGUSR2 writes a heap snapshot; the operator package itself
-knows nothing about it.
+``--tracemalloc N`` runs it through ``bench/traced_operator.py`` (tracemalloc with N
+frames) so that SIGUSR2 writes a heap snapshot; the operator package itself knows
+nothing about it.
 """
 
 from __future__ import annotations
@@ -144,13 +144,14 @@ class Operator:
             if new:
                 done = sorted(new)[0]
                 target = folder / f"tracemalloc-{label}.pickle"
-                done.with_suffix(".pickle").rename(target)
+                if done.with_suffix(".pickle").exists():
+                    done.with_suffix(".pickle").rename(target)
                 hist = done.with_suffix(".types.json")
                 if hist.exists():
                     hist.rename(folder / f"tracemalloc-{label}.types.json")
                 done.unlink()
                 self.snapshots.append(target)
-                return target
+                return target if target.exists() else target.with_suffix(".types.json")
             time.sleep(0.5)
         return None
 
@@ -190,15 +191,16 @@ def start(
     testbed_env: dict[str, str],
     log_path: Path,
     *,
-    tracemalloc_frames: int = 0,
+    tracemalloc_frames: int = -1,
     extra_env: dict[str, str] | None = None,
 ) -> Operator:
     metrics_port, health_port = free_port(), free_port()
     env = operator_env(testbed_env, metrics_port, health_port)
     env.update(extra_env or {})
-    if tracemalloc_frames:
-        argv = [sys.executable, "-X", f"tracemalloc={tracemalloc_frames}", str(TRACED), "run"]
+    if tracemalloc_frames >= 0:  # 0: the wrapper's object histograms, no tracing
+        argv = [sys.executable, str(TRACED), "run"]
         env["BENCH_TRACEMALLOC_DIR"] = str(log_path.parent)
+        env["BENCH_TRACEMALLOC_FRAMES"] = str(tracemalloc_frames)
     else:
         argv = [str(Path(sys.executable).parent / "agentcred"), "run"]
     log_path.parent.mkdir(parents=True, exist_ok=True)

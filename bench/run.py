@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         env,
         out,
         progress,
-        tracemalloc_frames=args.tracemalloc,
+        tracemalloc_frames=args.tracemalloc if args.tracemalloc else (0 if args.heap_types else -1),
+        fill_rate=args.fill_rate or (10.0 if args.tracemalloc else 0.0),
         py_spy=args.py_spy,
         ready_pattern=args.ready_log,
     )
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler.start()
         op = ctx.start_operator()
         progress(f"operator started (pid {op.pid}, log {op.log_path})")
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while not op.healthy() and time.monotonic() < deadline and op.alive():
             time.sleep(0.2)
         ready = workload.wait_credentials_ready([SHARED_CREDENTIAL, workload.per_task_credential()])

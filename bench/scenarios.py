@@ -38,7 +38,8 @@ class Ctx:
     out: Path  # this run's folder (operator logs, profiles)
     progress: Progress
     operator: Operator | None = None
-    tracemalloc_frames: int = 0
+    tracemalloc_frames: int = -1  # -1: plain operator; 0: histograms only; N: tracemalloc
+    fill_rate: float = 0.0  # >0: bursts are created at this rate (profiling runs)
     py_spy: bool = False
     ready_pattern: str = ""
     restarts: int = 0
@@ -91,11 +92,18 @@ def _ticker(ctx: Ctx, what: Callable[[], str], stop: threading.Event, every: flo
 def _create_all(
     ctx: Ctx, names: Sequence[str], identities: Sequence[Identity], scenario: str
 ) -> tuple[dict[str, float], int]:
+    """Create every task as fast as 16 threads can (or at ``ctx.fill_rate`` per second)."""
     created: dict[str, float] = {}
     errors = 0
+    index = {name: i for i, name in enumerate(names)}
+    started = time.monotonic()
 
     def one(pair: tuple[str, Identity]) -> None:
         nonlocal errors
+        if ctx.fill_rate > 0:
+            delay = started + index[pair[0]] / ctx.fill_rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
         try:
             ctx.workload.create_task(pair[0], pair[1], scenario)
         except Exception as exc:  # counted and shown; the run goes on
@@ -499,7 +507,7 @@ def idle(ctx: Ctx, seconds: float = 10) -> dict[str, Any]:
 
 
 def tracemalloc_snapshot(ctx: Ctx, label: str) -> None:
-    if ctx.tracemalloc_frames and ctx.operator is not None:
+    if ctx.tracemalloc_frames >= 0 and ctx.operator is not None:
         ctx.progress(f"tracemalloc snapshot '{label}' ...")
         path = ctx.operator.snapshot(label)
         if path is not None:
