@@ -87,6 +87,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FRAMES",
         help="run the operator under tracemalloc and snapshot idle / active / ended",
     )
+    p.add_argument(
+        "--heap-types",
+        action="store_true",
+        help="run the operator through the wrapper for live-object histograms (no tracing)",
+    )
+    p.add_argument(
+        "--fill-rate",
+        type=float,
+        default=0.0,
+        help="create burst tasks at this rate instead of at once (default: 10/s under "
+        "--tracemalloc, which cannot keep up with a real burst)",
+    )
     p.add_argument("--py-spy", action="store_true", help="record py-spy CPU profiles per scenario")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-latest", action="store_true", help="do not update latest.{json,md,png}")
@@ -185,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         env,
         out,
         progress,
-        tracemalloc_frames=args.tracemalloc if args.tracemalloc else (0 if args.heap_types else -1),
+        tracemalloc_frames=args.tracemalloc or (0 if args.heap_types else -1),
         fill_rate=args.fill_rate or (10.0 if args.tracemalloc else 0.0),
         py_spy=args.py_spy,
         ready_pattern=args.ready_log,
