@@ -14,6 +14,7 @@ nothing about it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -24,10 +25,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The operator must work without the admin's credentials (hvac would pick up VAULT_TOKEN).
@@ -35,6 +37,7 @@ ADMIN_ONLY = ("VAULT_TOKEN", "PGPASSWORD", "PGUSER")
 METRIC_LINE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 TRACED = Path(__file__).with_name("traced_operator.py")
+NUMBERS = re.compile(r"\d+")
 
 
 def free_port() -> int:
@@ -132,6 +135,31 @@ class Operator:
             return self.log_path.stat().st_size
         except OSError:
             return 0
+
+    def log_problems(self, since: int, top: int = 8) -> dict[str, Any]:
+        """Warnings and errors the operator logged after byte ``since``: counts and the
+        most frequent messages (task names and numbers folded), e.g. API timeouts that
+        made handlers retry."""
+        counts: Counter[str] = Counter()
+        messages: Counter[str] = Counter()
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(since)
+                data = fh.read()
+        except OSError:
+            return {}
+        for raw in data.splitlines():
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            severity = str(record.get("severity") or "")
+            if severity not in ("warn", "warning", "error", "critical"):
+                continue
+            counts[severity] += 1
+            text = str(record.get("message") or "").split("\n", 1)[0]
+            messages[NUMBERS.sub("N", text)[:200]] += 1
+        return {"counts": dict(counts), "top": messages.most_common(top)}
 
     def snapshot(self, label: str, timeout: float = 600) -> Path | None:
         """Ask a ``--tracemalloc`` operator for a heap snapshot; wait until it is written."""

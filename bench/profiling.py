@@ -28,6 +28,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+# CPU: only the event loop's and the thread pool's plumbing is skipped, so json, copy,
+# TLS and logging show as what they cost.
+GENERIC_CPU = (
+    "/asyncio/",
+    "/selectors.py",
+    "/functools.py",
+    "/contextlib.py",
+    "/threading.py",
+    "<frozen",
+    "/typing.py",
+    "/enum.py",
+    "/abc.py",
+)
 GENERIC = (
     "/json/",
     "/copy.py",
@@ -65,7 +78,11 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("/kopf/_cogs/clients", "kopf API client"),
     ("/kopf/_cogs/configs", "kopf progress/diff-base storage"),
     ("/kopf/", "kopf (other)"),
+    ("/agentcred/cli.py", "asyncio event loop (own work: I/O callbacks, scheduling)"),
+    ("/bench/traced_operator.py", "asyncio event loop (own work: I/O callbacks, scheduling)"),
     ("/agentcred/kube/watch", "agentcred Secret/pod watch"),
+    ("/agentcred/audit.py", "agentcred audit/log lines"),
+    ("/agentcred/logs.py", "agentcred audit/log lines"),
     ("/agentcred/kube/", "agentcred kube layer"),
     ("/agentcred/services/static_reads", "agentcred static-read cache"),
     ("/agentcred/services/", "agentcred services"),
@@ -81,18 +98,26 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("/requests/", "hvac/requests"),
     ("/urllib3/", "hvac/requests"),
     ("/prometheus_client/", "prometheus_client"),
+    ("/pythonjsonlogger/", "logging (JSON lines)"),
+    ("/logging/", "logging (JSON lines)"),
+    ("/netrc.py", "hvac/requests"),
+    ("/urllib/request.py", "hvac/requests"),
+    ("/http/client.py", "hvac/requests"),
+    ("/concurrent/futures/", "thread pool hand-off (backend calls)"),
+    ("/ssl.py", "TLS"),
+    ("/json/", "json"),
+    ("/copy.py", "copy.deepcopy"),
     ("/site-packages/", "other libraries"),
 )
 PY_SPY_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
 def component(filename: str) -> str:
+    filename = "/" + filename.lstrip("/")  # py-spy prints paths relative to site-packages
     for needle, name in COMPONENTS:
         if needle in filename:
             return name
-    if "/lib/python3" in filename or filename.startswith("<"):
-        return "stdlib"
-    return "other"
+    return "stdlib and other"
 
 
 def short(filename: str) -> str:
@@ -102,8 +127,25 @@ def short(filename: str) -> str:
     return filename
 
 
-def generic(filename: str) -> bool:
-    return any(g in filename for g in GENERIC)
+def generic(filename: str, kinds: tuple[str, ...] = GENERIC) -> bool:
+    filename = "/" + filename.lstrip("/")
+    return any(g in filename for g in kinds)
+
+
+# Innermost frames where a thread or the event loop waits rather than works: py-spy's
+# idle detection misses some of them on a loaded machine, so they are counted apart.
+IDLE_FRAMES = (
+    "EpollSelector.select (selectors.py",
+    "_worker (concurrent/futures/thread.py:81)",
+    "Condition.wait (threading.py",
+    "Event.wait (threading.py",
+    "select (selectors.py",
+    "poll (selectors.py",
+)
+
+
+def idle_stack(innermost: str) -> bool:
+    return innermost.startswith(IDLE_FRAMES)
 
 
 # -- py-spy --------------------------------------------------------------------------------
@@ -161,7 +203,7 @@ def _frames(stack: str) -> list[tuple[str, str, int]]:
 
 def py_spy_summary(path: Path, top: int = 25) -> dict[str, Any]:
     """Samples by component (attributed as above), by function self and total."""
-    total = 0
+    total = idle = 0
     by_component: Counter[str] = Counter()
     self_time: Counter[str] = Counter()
     total_time: Counter[str] = Counter()
@@ -171,13 +213,18 @@ def py_spy_summary(path: Path, top: int = 25) -> dict[str, Any]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        total += count
         frames = _frames(stack)
         if not frames:
             continue
-        owner = next((f for f in reversed(frames) if f[1] and not generic(f[1])), frames[-1])
-        by_component[component(owner[1])] += count
         func, file, lineno = frames[-1]
+        if idle_stack(f"{func} ({short(file)}:{lineno})"):
+            idle += count
+            continue
+        total += count
+        owner = next(
+            (f for f in reversed(frames) if f[1] and not generic(f[1], GENERIC_CPU)), frames[-1]
+        )
+        by_component[component(owner[1])] += count
         self_time[f"{func} ({short(file)}:{lineno})"] += count
         seen: set[str] = set()
         for func, file, _lineno in frames:
@@ -185,11 +232,12 @@ def py_spy_summary(path: Path, top: int = 25) -> dict[str, Any]:
             if key not in seen:
                 seen.add(key)
                 total_time[key] += count
-        mine = next((f for f in reversed(frames) if "/agentcred/" in f[1]), None)
+        mine = next((f for f in reversed(frames) if "agentcred/" in f[1]), None)
         if mine is not None:
             ours[f"{mine[0]} ({short(mine[1])}:{mine[2]})"] += count
     return {
         "samples": total,
+        "idle_samples": idle,
         "by_component": by_component.most_common(),
         "self": self_time.most_common(top),
         "total": total_time.most_common(top),
@@ -265,6 +313,20 @@ def types_summary(path: Path, top: int = 30) -> list[tuple[str, int]]:
     return list(Counter(data.get("types", {})).most_common(top))
 
 
+def types_per_task(idle: Path, loaded: Path, tasks: int, top: int = 30) -> dict[str, Any]:
+    """Live objects per task by type: (histogram at N tasks - idle histogram) / N."""
+    before, after = json.loads(idle.read_text()), json.loads(loaded.read_text())
+    old, new = before.get("types", {}), after.get("types", {})
+    rows = sorted(
+        ((k, (new.get(k, 0) - old.get(k, 0)) / max(tasks, 1)) for k in set(old) | set(new)),
+        key=lambda r: -r[1],
+    )
+    return {
+        "gc_objects_per_task": (after["gc_objects"] - before["gc_objects"]) / max(tasks, 1),
+        "by_type": rows[:top],
+    }
+
+
 # -- report --------------------------------------------------------------------------------
 
 
@@ -280,7 +342,11 @@ def render(run: Path, results: dict[str, Any]) -> str:
         if not summary["samples"]:
             continue
         total = summary["samples"]
-        lines += [f"## CPU: {spy.stem} ({total} samples at 50 Hz)", ""]
+        lines += [
+            f"## CPU: {spy.stem} ({total} busy samples at 50 Hz; {summary['idle_samples']} "
+            "samples of waiting threads left out)",
+            "",
+        ]
         lines += ["| component | share |", "|---|---|"]
         lines += [f"| {k} | {100 * v / total:.1f} % |" for k, v in summary["by_component"]]
         lines += ["", "| function (self) | share |", "|---|---|"]
@@ -290,6 +356,7 @@ def render(run: Path, results: dict[str, Any]) -> str:
         lines += ["", "| innermost agentcred frame | share |", "|---|---|"]
         lines += [f"| `{k}` | {100 * v / total:.1f} % |" for k, v in summary["agentcred_innermost"]]
         lines.append("")
+    lines += _histograms(run, results)
     snaps = {p.stem.removeprefix("tracemalloc-"): p for p in run.glob("tracemalloc-*.pickle")}
     idle = snaps.get("idle")
     for label, path in sorted(snaps.items()):
@@ -323,6 +390,34 @@ def render(run: Path, results: dict[str, Any]) -> str:
             lines += [f"| {k} | {v:,} |" for k, v in types_summary(types)]
         lines.append("")
     return "\n".join(lines)
+
+
+def _histograms(run: Path, results: dict[str, Any]) -> list[str]:
+    """Per-task live objects by type from the wrapper's histograms (any run with them)."""
+    hists = {
+        p.name.removeprefix("tracemalloc-").removesuffix(".types.json"): p
+        for p in run.glob("tracemalloc-*.types.json")
+    }
+    idle = hists.get("idle")
+    lines: list[str] = []
+    if idle is None:
+        return lines
+    for label, path in sorted(hists.items()):
+        if not label.startswith("active-"):
+            continue
+        tasks = int(results.get("snapshot_active", {}).get(label, 0)) or int(label.split("-")[1])
+        summary = types_per_task(idle, path, tasks)
+        lines += [
+            f"## Live objects: {label} vs idle ({tasks} active tasks)",
+            "",
+            f"{summary['gc_objects_per_task']:.0f} gc-tracked objects per task.",
+            "",
+            "| type | objects per task |",
+            "|---|---|",
+        ]
+        lines += [f"| `{k}` | {v:.1f} |" for k, v in summary["by_type"]]
+        lines.append("")
+    return lines
 
 
 def main(argv: Iterable[str] | None = None) -> int:

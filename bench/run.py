@@ -99,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
         help="create burst tasks at this rate instead of at once (default: 10/s under "
         "--tracemalloc, which cannot keep up with a real burst)",
     )
+    p.add_argument(
+        "--burst-timeout",
+        type=float,
+        default=0.0,
+        help="seconds to wait for a burst's Secrets (default max(300, 0.4 per task))",
+    )
     p.add_argument("--py-spy", action="store_true", help="record py-spy CPU profiles per scenario")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-latest", action="store_true", help="do not update latest.{json,md,png}")
@@ -199,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         progress,
         tracemalloc_frames=args.tracemalloc or (0 if args.heap_types else -1),
         fill_rate=args.fill_rate or (10.0 if args.tracemalloc else 0.0),
+        burst_timeout=args.burst_timeout,
         py_spy=args.py_spy,
         ready_pattern=args.ready_log,
     )

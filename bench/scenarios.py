@@ -40,6 +40,7 @@ class Ctx:
     operator: Operator | None = None
     tracemalloc_frames: int = -1  # -1: plain operator; 0: histograms only; N: tracemalloc
     fill_rate: float = 0.0  # >0: bursts are created at this rate (profiling runs)
+    burst_timeout: float = 0.0  # 0: max(300 s, 0.4 s per task)
     py_spy: bool = False
     ready_pattern: str = ""
     restarts: int = 0
@@ -150,7 +151,8 @@ def burst(
     ctx.sampler.phase = scenario
     rss_before, cpu_before = op.rss() or 0.0, op.cpu() or 0.0
     calls_before = op.backend_calls()
-    timeout = max(180.0, size / 5)
+    log_start = op.log_size()
+    timeout = ctx.burst_timeout or max(300.0, 0.4 * size)
     spy = _capture_cpu(ctx, scenario, min(timeout, max(30.0, size / 20)))
     stop = threading.Event()
     started = time.monotonic()
@@ -199,7 +201,10 @@ def burst(
         "rss_peak_mib": ctx.sampler.peak_rss(started),
         "backend_calls": _delta(calls_before, calls_after),
         "phases": ctx.workload.phases(scenario),
+        "operator_problems": op.log_problems(log_start),
+        "timeout_seconds": timeout,
     }
+    ctx.progress(f"{scenario}: operator warnings/errors {result['operator_problems']}")
     ctx.progress(
         f"{scenario}: {reached}/{size} Secrets in {result['seconds']:.1f}s = "
         f"{result['throughput'] or 0:.1f}/s, p50 {_s(result['latency']['p50'])} "
@@ -305,6 +310,7 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
     sessions_before = wk.session_count()
     calls_before = op.backend_calls()
     cpu_before = op.cpu() or 0.0
+    log_start = op.log_size()
     patched: dict[str, float] = {}
     live = [n for n in names if n in ctx.recorder.added and n not in ctx.recorder.deleted]
     spy = _capture_cpu(ctx, f"complete-{scenario}", max(20.0, len(live) / 50))
@@ -331,7 +337,8 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
     try:
         parallel(one, live)
         done = ctx.recorder.wait(
-            lambda: all(n in ctx.recorder.deleted for n in live), max(180.0, len(live) / 5)
+            lambda: all(n in ctx.recorder.deleted for n in live),
+            ctx.burst_timeout or max(300.0, 0.4 * len(live)),
         )
     finally:
         stop.set()
@@ -362,6 +369,7 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
         "session_records_after": wk.session_count(),
         "backend_calls": _delta(calls_before, op.backend_calls()),
         "phases": wk.phases(scenario),
+        "operator_problems": op.log_problems(log_start),
     }
     ctx.progress(
         f"complete {scenario}: {len(latencies)}/{len(live)} Secrets deleted, "
