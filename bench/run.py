@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         progress("teardown: deleting tasks, namespace, backend; stopping the operator")
         op_running = ctx.operator is not None and ctx.operator.alive()
         with contextlib.suppress(Exception):
-            workload.teardown(operator_running=op_running, timeout=180)
+            workload.teardown(operator_running=op_running)
         if ctx.operator is not None:
             ctx.operator.stop()
         sampler.stop()

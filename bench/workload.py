@@ -318,7 +318,7 @@ class Workload:
 
     # -- teardown ----------------------------------------------------------------------
 
-    def teardown(self, *, operator_running: bool, timeout: float = 300) -> None:
+    def teardown(self, *, operator_running: bool, timeout: float = 60) -> None:
         """Remove everything the run created, even after a failure or Ctrl-C.
 
         With the operator still running, tasks are deleted first so its finalizer
@@ -327,14 +327,14 @@ class Workload:
         names = [t["metadata"]["name"] for t in self.tasks()]
         if names and operator_running:
             self.delete_tasks(names, timeout)
-        for task in self.tasks():
-            self.kube.merge_patch(
-                task_path(task["metadata"]["name"]), {"metadata": {"finalizers": None}}
-            )
+        parallel(
+            lambda name: self.kube.merge_patch(task_path(name), {"metadata": {"finalizers": None}}),
+            [t["metadata"]["name"] for t in self.tasks()],
+        )
         self.kube.delete(f"/api/v1/namespaces/{NAMESPACE}")
         self.kube.delete(f"/apis/{GROUP}/{VERSION}/credentialbackends/{BACKEND}")
         for key in self.vault.list_keys(f"secret/metadata/{KV_PREFIX}/"):
             self.vault.kv_delete_all(f"{KV_PREFIX}/{key}")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + 2 * timeout
         while time.monotonic() < deadline and self.kube.get(f"/api/v1/namespaces/{NAMESPACE}"):
             time.sleep(1)
