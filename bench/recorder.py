@@ -48,6 +48,7 @@ class SecretRecorder:
         self.deleted: dict[str, float] = {}  # task -> DELETED of its Secret
         self.live: set[str] = set()  # Secret names that exist now
         self.modified = 0
+        self.resynced = 0  # changes found by a periodic re-list that the watch missed
         self._by_name: dict[str, str] = {}
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -88,19 +89,32 @@ class SecretRecorder:
                 self.modified += 1
             self._cond.notify_all()
 
-    def _relist(self, items: list[dict[str, Any]], at: float) -> None:
+    def _relist(self, items: list[dict[str, Any]], at: float) -> int:
+        """Apply a full list: what is gone was DELETED, what is new was ADDED (at ``at``)."""
         names = {i["metadata"]["name"]: i for i in items}
+        changes = 0
         with self._cond:
             for name in list(self.live):
                 if name not in names:
-                    self.deleted.setdefault(self._by_name.get(name, name), at)
+                    task = self._by_name.get(name, name)
+                    changes += task not in self.deleted
+                    self.deleted.setdefault(task, at)
                     self.live.discard(name)
             for name, item in names.items():
                 task = (item["metadata"].get("labels") or {}).get(TASK_LABEL, name)
                 self._by_name[name] = task
+                changes += task not in self.added
                 self.added.setdefault(task, at)
                 self.live.add(name)
             self._cond.notify_all()
+        return changes
+
+    def resync(self) -> int:
+        """Re-list and apply what the watch missed (a safety net; counted in ``resynced``)."""
+        items, _ = self.kube.list_version(ns_path(NAMESPACE, "secrets"), SECRET_SELECTOR)
+        changes = self._relist(items, time.monotonic())
+        self.resynced += changes
+        return changes
 
     def active(self) -> int:
         return len(self.live)
@@ -113,15 +127,22 @@ class SecretRecorder:
         with self._cond:
             return sum(1 for t in tasks if t in self.deleted)
 
-    def wait(self, predicate: Any, timeout: float) -> bool:
+    def wait(self, predicate: Any, timeout: float, resync_every: float = 15.0) -> bool:
+        """Wait for ``predicate``; re-list every ``resync_every`` s in case the watch missed
+        an event (a missed one is then timed at the re-list, i.e. a little late)."""
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate():
+        next_resync = time.monotonic() + resync_every
+        while True:
+            with self._cond:
+                if predicate():
+                    return True
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._cond.wait(min(left, 1.0))
-        return True
+            if time.monotonic() >= next_resync:
+                next_resync = time.monotonic() + resync_every
+                self.resync()
 
     def stop(self) -> None:
         self._stop.set()

@@ -69,7 +69,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"Run `{meta['stamp']}` on {meta['machine']} (load average at start "
         f"{meta['load_start']}, at end {meta.get('load_end', '?')}); workload "
         f"`--mode {meta['mode']} --credential {meta['credential']}`; operator "
-        f"{meta['operator_commit']}. Idle RSS {_mib(results['idle']['rss_mib'])}.",
+        f"{meta['operator_commit']}"
+        + (f" with {meta['operator_env']}" if meta.get("operator_env") else "")
+        + f". Idle RSS {_mib(results['idle']['rss_mib'])}.",
         "",
         _row(
             *[

@@ -105,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="seconds to wait for a burst's Secrets (default max(300, 0.4 per task))",
     )
+    p.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the operator (repeatable), e.g. "
+        "AGENTCRED_NAMESPACE_CONCURRENCY=16 to try a setting",
+    )
     p.add_argument("--py-spy", action="store_true", help="record py-spy CPU profiles per scenario")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-latest", action="store_true", help="do not update latest.{json,md,png}")
@@ -206,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         tracemalloc_frames=args.tracemalloc or (0 if args.heap_types else -1),
         fill_rate=args.fill_rate or (10.0 if args.tracemalloc else 0.0),
         burst_timeout=args.burst_timeout,
+        operator_env=dict(kv.split("=", 1) for kv in args.operator_env),
         py_spy=args.py_spy,
         ready_pattern=args.ready_log,
     )
@@ -221,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             "args": vars(args) | {"out": str(args.out)},
             "tracemalloc": args.tracemalloc,
             "py_spy": args.py_spy,
+            "operator_env": dict(kv.split("=", 1) for kv in args.operator_env),
         },
         "idle": {"rss_mib": None},
         "floor": [],

@@ -41,6 +41,7 @@ class Ctx:
     tracemalloc_frames: int = -1  # -1: plain operator; 0: histograms only; N: tracemalloc
     fill_rate: float = 0.0  # >0: bursts are created at this rate (profiling runs)
     burst_timeout: float = 0.0  # 0: max(300 s, 0.4 s per task)
+    operator_env: dict[str, str] = field(default_factory=dict)  # --operator-env
     py_spy: bool = False
     ready_pattern: str = ""
     restarts: int = 0
@@ -49,7 +50,12 @@ class Ctx:
     def start_operator(self) -> Operator:
         log = self.out / f"operator-{self.restarts}.log"
         self.restarts += 1
-        op = operator_proc.start(self.env, log, tracemalloc_frames=self.tracemalloc_frames)
+        op = operator_proc.start(
+            self.env,
+            log,
+            tracemalloc_frames=self.tracemalloc_frames,
+            extra_env=self.operator_env,
+        )
         self.operator = op
         self.sampler.operator = op
         return op
@@ -152,6 +158,7 @@ def burst(
     rss_before, cpu_before = op.rss() or 0.0, op.cpu() or 0.0
     calls_before = op.backend_calls()
     log_start = op.log_size()
+    resynced = ctx.recorder.resynced
     timeout = ctx.burst_timeout or max(300.0, 0.4 * size)
     spy = _capture_cpu(ctx, scenario, min(timeout, max(30.0, size / 20)))
     stop = threading.Event()
@@ -195,6 +202,7 @@ def burst(
         "throughput": _rate(reached, last - started),
         "latency": summary(latencies),
         "operator_cpu_seconds": cpu_after - cpu_before,
+        "operator_cpu_utilisation": (cpu_after - cpu_before) / max(finished - started, 1e-9),
         "cpu_ms_per_task": 1000 * (cpu_after - cpu_before) / max(reached, 1),
         "rss_before_mib": rss_before,
         "rss_after_mib": rss_after,
@@ -203,6 +211,7 @@ def burst(
         "phases": ctx.workload.phases(scenario),
         "operator_problems": op.log_problems(log_start),
         "timeout_seconds": timeout,
+        "watch_events_missed": ctx.recorder.resynced - resynced,
     }
     ctx.progress(f"{scenario}: operator warnings/errors {result['operator_problems']}")
     ctx.progress(
@@ -311,6 +320,7 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
     calls_before = op.backend_calls()
     cpu_before = op.cpu() or 0.0
     log_start = op.log_size()
+    resynced = ctx.recorder.resynced
     patched: dict[str, float] = {}
     live = [n for n in names if n in ctx.recorder.added and n not in ctx.recorder.deleted]
     spy = _capture_cpu(ctx, f"complete-{scenario}", max(20.0, len(live) / 50))
@@ -370,6 +380,7 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
         "backend_calls": _delta(calls_before, op.backend_calls()),
         "phases": wk.phases(scenario),
         "operator_problems": op.log_problems(log_start),
+        "watch_events_missed": ctx.recorder.resynced - resynced,
     }
     ctx.progress(
         f"complete {scenario}: {len(latencies)}/{len(live)} Secrets deleted, "
