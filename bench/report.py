@@ -9,6 +9,8 @@ printed for the reader, never asserted.
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +259,21 @@ def plot(results: dict[str, Any], target: Path) -> None:
     fig.suptitle(f"agentcred bench {results['meta']['stamp']} ({results['meta']['machine']})")
     fig.tight_layout()
     fig.savefig(target, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.report results.json [out-folder]``: re-render the table and plot."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m bench.report <results.json> [out folder]", file=sys.stderr)
+        return 2
+    results = json.loads(Path(args[0]).read_text())
+    out = Path(args[1]) if len(args) > 1 else Path(args[0]).parent
+    (out / "table.md").write_text(markdown(results))
+    plot(results, out / "plot.png")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -296,7 +296,7 @@ def paced(ctx: Ctx, rate: float, seconds: float) -> dict[str, Any]:
         "secrets": len(latencies),
         "latency": summary(latencies),
         "submit_lag_p99": summary(lag)["p99"],
-        "cpu_ms_per_task": 1000 * ((op.cpu() or 0.0) - cpu_before) / max(len(latencies), 1),
+        "cpu_ms_per_task": 1000 * ((op.cpu() or 0.0) - cpu_before) / max(len(created), 1),
         "rss_after_mib": op.rss(),
     }
     ctx.progress(
