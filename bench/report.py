@@ -113,9 +113,18 @@ def markdown(results: dict[str, Any]) -> str:
             ratio = None
             if floor and floor.get("throughput") and burst.get("throughput"):
                 ratio = burst["throughput"] / floor["throughput"]
+            name = "burst (created at once)"
+            if not burst.get("complete", True):
+                name += (
+                    f" - INCOMPLETE: {burst['secrets']}/{size} Secrets after "
+                    f"{burst.get('timeout_seconds', 0):.0f} s"
+                )
+            errors = (burst.get("operator_problems") or {}).get("counts", {}).get("error")
+            if errors:
+                name += f"; operator logged {errors:,} errors (API timeouts, retried)"
             lines.append(
                 _row(
-                    "burst (created at once)",
+                    name,
                     f"{size:,}",
                     _rate(burst["throughput"]),
                     _f(ratio),
@@ -147,6 +156,12 @@ def markdown(results: dict[str, Any]) -> str:
             )
         comp = run.get("complete")
         if comp:
+            cname = "completion -> Secret deleted"
+            if not comp.get("complete", True):
+                cname += f" - INCOMPLETE: {comp['latency']['count']}/{comp['tasks']} deleted"
+            errors = (comp.get("operator_problems") or {}).get("counts", {}).get("error")
+            if errors:
+                cname += f"; operator logged {errors:,} errors (API timeouts, retried)"
             revoked = (
                 f"Vault tokens {comp['vault_tokens_before']}->{comp['vault_tokens_after']}, "
                 f"session records {comp['session_records_before']}->"
@@ -154,7 +169,7 @@ def markdown(results: dict[str, Any]) -> str:
             )
             lines.append(
                 _row(
-                    "completion -> Secret deleted",
+                    cname,
                     f"{comp['tasks']:,}",
                     _rate(comp["throughput"]),
                     "-",
