@@ -4,7 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+<<<<<<< HEAD
 .PHONY: setup dev test test-azure unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries tools argocd-cm clean
+=======
+.PHONY: bench setup dev test test-azure unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries clean
+>>>>>>> bench
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -31,14 +35,15 @@ test-azure: setup
 	AGENTCRED_TESTBED_AZURE=1 $(PY) -m pytest tests/azure
 
 lint: setup
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench
 	$(VENV)/bin/lint-imports
 
 fmt: setup
-	$(VENV)/bin/ruff format operator tests
-	$(VENV)/bin/ruff check --fix operator tests
+	$(VENV)/bin/ruff format operator tests bench
+	$(VENV)/bin/ruff check --fix operator tests bench
 
 ## Start etcd, kube-apiserver, kube-controller-manager, OpenBao, PostgreSQL and the
 ## cloud emulators in the background; writes .testbed/env.
@@ -65,3 +70,8 @@ argocd-cm: setup
 
 clean: testbed-down
 	rm -rf .testbed .mypy_cache .ruff_cache .pytest_cache build
+
+## The benchmark (issue #10): testbed + operator + scenarios; results in bench/results/.
+## make bench ARGS="--sizes 100,1000 --scenarios floor,burst,restart,completion,paced,shared"
+bench: setup
+	nice -n 5 $(PY) -m bench.run $(ARGS)

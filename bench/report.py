@@ -1,0 +1,301 @@
+"""Turn one run's results into the Markdown table and the PNG plot README shows.
+
+The Markdown holds one row per scenario and size with the issue's targets beside the
+measured figures; the PNG plots task->Secret latency percentiles against the number of
+tasks created at once, and operator RSS against the number of active tasks (sampled
+every half second through the whole run). Nothing here judges a figure: targets are
+printed for the reader, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+TARGETS = {
+    "burst": ">= 0.8x floor, >= 72/s, p99 <= 9 s @1,000",
+    "paced": "p50 <= 0.3 s, p99 <= 1 s",
+    "complete": "p99 <= 2 s, all revoked",
+    "restart": "ready <= 30 s @5,000, 0 re-issued",
+    "shared": "1 read per refresh",
+    "rss": "<= 150 MiB @5,000; <= 1.2x idle after",
+}
+
+
+def _f(value: Any, fmt: str = "{:.2f}", unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return fmt.format(value) + unit
+
+
+HEADER: tuple[str, ...] = (
+    "scenario",
+    "tasks",
+    "throughput",
+    "vs floor",
+    "p50",
+    "p90",
+    "p99",
+    "CPU/task",
+)
+HEADER += ("RSS after", "target")
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _lat(latency: dict[str, Any]) -> list[str]:
+    return [_f(latency.get(k), unit=" s") for k in ("p50", "p90", "p99")]
+
+
+def _rate(value: Any) -> str:
+    return _f(value, "{:.1f}", "/s")
+
+
+def _ms(value: Any) -> str:
+    return _f(value, "{:.1f}", " ms")
+
+
+def _mib(value: Any) -> str:
+    return _f(value, "{:.0f}", " MiB")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    lines = [
+        f"Run `{meta['stamp']}` on {meta['machine']} (load average at start "
+        f"{meta['load_start']}, at end {meta.get('load_end', '?')}); workload "
+        f"`--mode {meta['mode']} --credential {meta['credential']}`; operator "
+        f"{meta['operator_commit']}"
+        + (f" with {meta['operator_env']}" if meta.get("operator_env") else "")
+        + f". Idle RSS {_mib(results['idle']['rss_mib'])}.",
+        "",
+        _row(
+            *[
+                "scenario",
+                "tasks",
+                "throughput",
+                "vs floor",
+                "p50",
+                "p90",
+                "p99",
+                "CPU/task",
+                "RSS after",
+                "target",
+            ]
+        ),
+        _row(*["---"] * 10),
+    ]
+    floors = {f["tasks"]: f for f in results.get("floor", [])}
+    for run in results.get("sizes", []):
+        size = run["size"]
+        floor = floors.get(size)
+        if floor:
+            lines.append(
+                _row(
+                    "plain-script floor (16 threads)",
+                    f"{size:,}",
+                    _rate(floor["throughput"]),
+                    "1",
+                    *_lat(floor["latency"]),
+                    "-",
+                    "-",
+                    "",
+                )
+            )
+        burst = run.get("burst")
+        if burst:
+            ratio = None
+            if floor and floor.get("throughput") and burst.get("throughput"):
+                ratio = burst["throughput"] / floor["throughput"]
+            name = "burst (created at once)"
+            if not burst.get("complete", True):
+                name += (
+                    f" - INCOMPLETE: {burst['secrets']}/{size} Secrets after "
+                    f"{burst.get('timeout_seconds', 0):.0f} s"
+                )
+            errors = (burst.get("operator_problems") or {}).get("counts", {}).get("error")
+            if errors:
+                name += f"; operator logged {errors:,} errors (API timeouts, retried)"
+            lines.append(
+                _row(
+                    name,
+                    f"{size:,}",
+                    _rate(burst["throughput"]),
+                    _f(ratio),
+                    *_lat(burst["latency"]),
+                    _ms(burst["cpu_ms_per_task"]),
+                    _mib(burst["rss_after_mib"]),
+                    TARGETS["burst"],
+                )
+            )
+        rst = run.get("restart")
+        if rst:
+            calls = ", ".join(
+                f"{op} {n:g}" for op, n in sorted(rst["backend_calls_at_ready"].items()) if n
+            )
+            lines.append(
+                _row(
+                    f"restart (ready = {rst['ready_definition']})",
+                    f"{rst['tasks']:,}",
+                    "-",
+                    "-",
+                    f"healthy {_f(rst['health_seconds'], '{:.1f}', ' s')}",
+                    "-",
+                    f"ready {_f(rst['ready_seconds'], '{:.1f}', ' s')}",
+                    "-",
+                    _mib(rst["rss_after_mib"]),
+                    f"{TARGETS['restart']}; measured {rst['reissued_tasks']} re-issued, "
+                    f"backend calls at ready: {calls or 'none'}",
+                )
+            )
+        comp = run.get("complete")
+        if comp:
+            cname = "completion -> Secret deleted"
+            if not comp.get("complete", True):
+                cname += f" - INCOMPLETE: {comp['latency']['count']}/{comp['tasks']} deleted"
+            errors = (comp.get("operator_problems") or {}).get("counts", {}).get("error")
+            if errors:
+                cname += f"; operator logged {errors:,} errors (API timeouts, retried)"
+            revoked = (
+                f"Vault tokens {comp['vault_tokens_before']}->{comp['vault_tokens_after']}, "
+                f"session records {comp['session_records_before']}->"
+                f"{comp['session_records_after']}"
+            )
+            lines.append(
+                _row(
+                    cname,
+                    f"{comp['tasks']:,}",
+                    _rate(comp["throughput"]),
+                    "-",
+                    *_lat(comp["latency"]),
+                    _ms(comp["cpu_ms_per_task"]),
+                    "-",
+                    f"{TARGETS['complete']}; {revoked}",
+                )
+            )
+        after = run.get("rss_after_end_mib")
+        if after is not None:
+            idle = results["idle"]["rss_mib"] or 1
+            lines.append(
+                _row(
+                    f"RSS after all {size:,} ended",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    f"{after:.0f} MiB ({after / idle:.2f}x idle)",
+                    TARGETS["rss"],
+                )
+            )
+    paced = results.get("paced")
+    if paced:
+        name = f"paced {paced['rate']:g}/s for {paced['seconds']:g} s"
+        complete = paced["secrets"] >= paced["tasks"]
+        if not complete:
+            name += (
+                f" - INCOMPLETE: {paced['secrets']}/{paced['tasks']} Secrets within 120 s of "
+                "the last create (percentiles of those only)"
+            )
+        lines.append(
+            _row(
+                name,
+                f"{paced['tasks']:,}",
+                _rate(paced["achieved_rate"]),
+                "-",
+                *_lat(paced["latency"]),
+                _ms(paced["cpu_ms_per_task"]) if complete else "-",
+                _mib(paced["rss_after_mib"]),
+                TARGETS["paced"],
+            )
+        )
+    shared = results.get("shared")
+    if shared:
+        burst = shared["burst"]
+        lines.append(
+            _row(
+                f"shared: {shared['tasks']:,} tasks on one KV secret",
+                f"{shared['tasks']:,}",
+                _rate(burst["throughput"]),
+                "-",
+                *_lat(burst["latency"]),
+                _ms(burst["cpu_ms_per_task"]),
+                _mib(burst["rss_after_mib"]),
+                f"{TARGETS['shared']}; measured {shared['reads_per_refresh']:.1f} reads and "
+                f"{shared['secret_writes']} Secret writes per {shared['refresh_seconds']:g} s "
+                "refresh",
+            )
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], target: Path) -> None:
+    fig = Figure(figsize=(12, 4.5))
+    lat_ax, rss_ax = fig.subplots(1, 2)
+    sizes = [r for r in results.get("sizes", []) if r.get("burst")]
+    xs = [r["size"] for r in sizes]
+    for key, style in (("p50", "o-"), ("p90", "s--"), ("p99", "^-")):
+        ys = [r["burst"]["latency"][key] for r in sizes]
+        if any(y is not None for y in ys):
+            lat_ax.plot(xs, ys, style, label=f"burst {key}")
+    floors = {f["tasks"]: f for f in results.get("floor", [])}
+    fys = [floors[x]["latency"]["p99"] if x in floors else None for x in xs]
+    if any(y is not None for y in fys):
+        lat_ax.plot(xs, fys, "x:", color="grey", label="floor p99")
+    lat_ax.set_xlabel("tasks created at once")
+    lat_ax.set_ylabel("task -> Secret (s)")
+    lat_ax.set_title("Burst latency percentiles")
+    if xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
+        lat_ax.set_xscale("log")
+    lat_ax.grid(True, alpha=0.3)
+    if xs:
+        lat_ax.legend()
+
+    samples = results.get("rss_samples", [])
+    if samples:
+        phases = sorted({s["phase"].split("-")[0] for s in samples})
+        for phase in phases:
+            pts = [s for s in samples if s["phase"].split("-")[0] == phase]
+            rss_ax.scatter(
+                [p["active"] for p in pts], [p["rss_mib"] for p in pts], s=6, label=phase
+            )
+        rss_ax.axhline(150, color="red", linestyle=":", label="target 150 MiB @5,000")
+        idle = results["idle"]["rss_mib"]
+        if idle:
+            rss_ax.axhline(1.2 * idle, color="orange", linestyle=":", label="1.2x idle")
+    rss_ax.set_xlabel("active tasks (generated Secrets that exist)")
+    rss_ax.set_ylabel("operator RSS (MiB)")
+    rss_ax.set_title("Operator RSS against active tasks")
+    rss_ax.grid(True, alpha=0.3)
+    if samples:
+        rss_ax.legend(fontsize=7)
+    fig.suptitle(f"agentcred bench {results['meta']['stamp']} ({results['meta']['machine']})")
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.report results.json [out-folder]``: re-render the table and plot."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m bench.report <results.json> [out folder]", file=sys.stderr)
+        return 2
+    results = json.loads(Path(args[0]).read_text())
+    out = Path(args[1]) if len(args) > 1 else Path(args[0]).parent
+    (out / "table.md").write_text(markdown(results))
+    plot(results, out / "plot.png")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
