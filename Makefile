@@ -4,11 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-<<<<<<< HEAD
-.PHONY: setup dev test test-azure unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries tools argocd-cm clean
-=======
-.PHONY: bench setup dev test test-azure unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries clean
->>>>>>> bench
+.PHONY: bench setup dev test test-azure unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries tools argocd-cm clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
