@@ -37,11 +37,11 @@ class Settings:
     liveness_endpoint: str | None = None
     metrics_port: int = 0  # 0: no metrics server
     sweep_interval: timedelta = timedelta(seconds=60)
-    backend_concurrency: int = 16  # threads per backend kind (one pool per SDK)
+    backend_concurrency: int = 32  # threads per backend kind (one pool per SDK)
     # Fairness: concurrent calls to one backend address, and from one namespace, so a slow
     # or tarpitting backend (or a busy tenant) cannot take every thread of the pool.
-    target_concurrency: int = 8
-    namespace_concurrency: int = 8
+    target_concurrency: int = 16  # half a kind's pool: a stuck backend leaves the rest
+    namespace_concurrency: int = 16
     backend_timeout: timedelta = timedelta(seconds=30)  # connect and read, each
     client_cache_size: int = 64  # SDK clients / HTTP pools kept per backend kind (LRU)
     reissue_overlap: timedelta = timedelta(seconds=30)
@@ -146,9 +146,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         namespace=_get(env, "NAMESPACE") or "agentcred-system",
         excluded_namespaces=_list(env, "EXCLUDE_NAMESPACES", SYSTEM_NAMESPACES),
         sweep_interval=sweep,
-        backend_concurrency=_int(env, "BACKEND_CONCURRENCY", 16, minimum=1),
-        target_concurrency=_int(env, "BACKEND_TARGET_CONCURRENCY", 8, minimum=1),
-        namespace_concurrency=_int(env, "NAMESPACE_CONCURRENCY", 8, minimum=1),
+        backend_concurrency=_int(env, "BACKEND_CONCURRENCY", 32, minimum=1),
+        target_concurrency=_int(env, "BACKEND_TARGET_CONCURRENCY", 16, minimum=1),
+        namespace_concurrency=_int(env, "NAMESPACE_CONCURRENCY", 16, minimum=1),
         backend_timeout=_duration(env, "BACKEND_TIMEOUT", "30s"),
         client_cache_size=_int(env, "CLIENT_CACHE_SIZE", 64, minimum=1),
         reissue_overlap=overlap,

@@ -6,6 +6,7 @@ import asyncio
 
 from agentcred.services.coalesce import Coalescer
 from agentcred.services.limits import Limits
+from agentcred.services.lookups import Lookups
 
 
 def test_a_stuck_target_cannot_take_the_slots_of_another() -> None:
@@ -117,3 +118,26 @@ def test_callers_queued_behind_a_stuck_target_hold_no_namespace_slot() -> None:
         await asyncio.gather(*queued)
 
     asyncio.run(scenario())
+
+
+def test_lookups_share_one_read_per_key_and_expire() -> None:
+    async def scenario() -> tuple[int, int]:
+        now = [0.0]
+        lookups, reads = Lookups(keep=2.0, clock=lambda: now[0]), 0
+
+        async def fetch() -> str:
+            nonlocal reads
+            reads += 1
+            await asyncio.sleep(0.01)
+            return "backend"
+
+        values = await asyncio.gather(*(lookups.get("k", fetch) for _ in range(20)))
+        assert set(values) == {"backend"}
+        burst = reads
+        now[0] = 1.0
+        await lookups.get("k", fetch)  # still fresh
+        now[0] = 2.5
+        await lookups.get("k", fetch)  # expired: read again
+        return burst, reads
+
+    assert asyncio.run(scenario()) == (1, 2)

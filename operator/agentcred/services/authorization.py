@@ -1,6 +1,10 @@
 """Look up an AgentCredential's CredentialBackend and the namespace's labels, then ask
 the pure policy (models/policy.py) whether the request is allowed.
 
+Both lookups are kept for ``LOOKUP_SECONDS`` (2 s, services/lookups.py): a burst of
+tasks in one namespace costs one read of each, and a platform's edit of a backend or a
+namespace's labels applies to every issue that starts 2 s later.
+
 Nothing here talks to a credential backend: a refusal is decided from the cluster's
 objects alone, so a request outside the allow-list never reaches the backend.
 """
@@ -33,7 +37,9 @@ async def resolve_credential(
 ) -> ResolvedCredential:
     """The credential resolved against its backend, or ``Refused`` saying why."""
     backend_name = credential.backend_ref.name
-    body = await resources.get_backend(deps.api, backend_name)
+    body = await deps.lookups.get(
+        ("backend", backend_name), lambda: resources.get_backend(deps.api, backend_name)
+    )
     if body is None:
         raise Refused(
             "BackendNotFound",
@@ -48,7 +54,9 @@ async def resolve_credential(
             f"CredentialBackend {backend_name} cannot be used: {exc}",
             permanent=False,
         ) from None
-    labels = await resources.namespace_labels(deps.api, namespace)
+    labels = await deps.lookups.get(
+        ("namespace", namespace), lambda: resources.namespace_labels(deps.api, namespace)
+    )
     try:
         return authorize(
             backend_name,

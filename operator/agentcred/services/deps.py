@@ -17,6 +17,7 @@ from typing import Any
 from agentcred.backends.registry import BackendRegistry
 from agentcred.services.coalesce import Coalescer
 from agentcred.services.limits import Limits
+from agentcred.services.lookups import Lookups
 from agentcred.services.pod_binding import PodIndex
 from agentcred.services.scheduler import Scheduler
 from agentcred.services.static_reads import StaticReads
@@ -59,3 +60,4 @@ class Deps:
     static_reads: StaticReads = field(default_factory=StaticReads)
     drift: Coalescer = field(default_factory=lambda: Coalescer("drift"))
     limits: Limits = field(default_factory=Limits)
+    lookups: Lookups = field(default_factory=Lookups)

@@ -42,7 +42,7 @@ class _Keyed:
 
 
 class Limits:
-    def __init__(self, per_target: int = 8, per_namespace: int = 8) -> None:
+    def __init__(self, per_target: int = 16, per_namespace: int = 16) -> None:
         self._targets = _Keyed(per_target)
         self._namespaces = _Keyed(per_namespace)
 
