@@ -367,8 +367,11 @@ def render(run: Path, results: dict[str, Any]) -> str:
         if not tasks:
             tasks = int(results.get("snapshot_active", {}).get(label, 0)) or 1
         summary = tracemalloc_summary(idle, path, tasks)
+        title = f"## Memory: {label} vs idle ({tasks} tasks; figures per task)"
+        if tasks == 1:
+            title = f"## Memory: {label} vs idle (what is left, in total; 'per task' = total)"
         lines += [
-            f"## Memory: {label} vs idle ({tasks} tasks)",
+            title,
             "",
             f"Traced Python heap: idle {summary['idle_traced_mib']:.1f} MiB, "
             f"{label} {summary['loaded_traced_mib']:.1f} MiB: "

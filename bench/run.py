@@ -140,8 +140,8 @@ def _machine() -> str:
 
 def _commit() -> str:
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+        head = subprocess.run(  # the last commit that changed the operator's code
+            ["git", "log", "-1", "--format=%h", "--", "operator"],
             cwd=REPO,
             capture_output=True,
             text=True,
