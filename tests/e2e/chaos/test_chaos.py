@@ -112,11 +112,11 @@ def lifecycle(scene: Scenario, i: int, account: str, rng: random.Random) -> str:
         scene.patch_task(name, {"completed": True})
         return "Succeeded"
     if kind == 1:
-        wait_for(lambda: scene.status(name).get("pods", {}).get("seen"), 90, f"{name} pod seen")
+        wait_for(lambda: scene.status(name).get("pods", {}).get("seen"), 180, f"{name} pod seen")
         scene.set_pod_phase(f"{name}-pod", "Succeeded")
         return "Succeeded"
     if kind == 2:
-        wait_for(lambda: scene.status(name).get("pods", {}).get("seen"), 90, f"{name} pod seen")
+        wait_for(lambda: scene.status(name).get("pods", {}).get("seen"), 180, f"{name} pod seen")
         scene.core.delete_namespaced_pod(f"{name}-pod", scene.ns)
         return "Failed"
     scene.delete_task(name)
