@@ -322,6 +322,7 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
     log_start = op.log_size()
     resynced = ctx.recorder.resynced
     patched: dict[str, float] = {}
+    ctx.recorder.resync()  # what exists now, whatever the watch said
     live = [n for n in names if n in ctx.recorder.added and n not in ctx.recorder.deleted]
     spy = _capture_cpu(ctx, f"complete-{scenario}", max(20.0, len(live) / 50))
 
