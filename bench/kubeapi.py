@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 TIMEOUT = 30.0
+ATTEMPTS = 3
 
 
 class KubeError(RuntimeError):
@@ -69,15 +70,26 @@ class Kube:
         headers = {"Accept": accept}
         if data is not None:
             headers["Content-Type"] = content_type
-        response = self._http.request(
-            method,
-            self.server + path,
-            data=data,
-            params=params,
-            headers=headers,
-            timeout=TIMEOUT,
-            verify=self._ca,
-        )
+        for attempt in range(ATTEMPTS):
+            try:
+                response = self._http.request(
+                    method,
+                    self.server + path,
+                    data=data,
+                    params=params,
+                    headers=headers,
+                    timeout=TIMEOUT,
+                    verify=self._ca,
+                )
+                break
+            except (requests.Timeout, requests.ConnectionError):
+                # A loaded API server can take longer than TIMEOUT: every call the
+                # benchmark makes is idempotent or tells (409) that it was done.
+                if attempt == ATTEMPTS - 1:
+                    raise
+                time.sleep(1 + attempt)
+        if attempt and method == "POST" and response.status_code == 409:
+            return {}  # an earlier attempt that timed out did create it
         if response.status_code in ok:
             return None
         if response.status_code >= 300:

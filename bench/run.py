@@ -257,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"idle RSS {results['idle']['rss_mib']:.0f} MiB")
         scenarios.tracemalloc_snapshot(ctx, "idle")
         for size in sizes:
-            results["sizes"].append(_one_size(ctx, size, chosen, results))
+            run: dict[str, Any] = {"size": size}
+            results["sizes"].append(run)  # filled as it goes: a failure keeps what was measured
+            _one_size(ctx, run, chosen, results)
         if "paced" in chosen:
             results["paced"] = scenarios.paced(ctx, args.rate, args.duration)
             _end_all(ctx, "paced", "paced")
@@ -298,10 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-def _one_size(ctx: Ctx, size: int, chosen: set[str], results: dict[str, Any]) -> dict[str, Any]:
-    run: dict[str, Any] = {"size": size}
+def _one_size(ctx: Ctx, run: dict[str, Any], chosen: set[str], results: dict[str, Any]) -> None:
+    size = run["size"]
     if not chosen & {"floor", "burst", "restart", "completion"}:
-        return run
+        return
     identities = ctx.workload.identities(size)
     if "floor" in chosen:
         ctx.progress(f"floor: {size} tasks, 16 threads")
@@ -310,7 +312,7 @@ def _one_size(ctx: Ctx, size: int, chosen: set[str], results: dict[str, Any]) ->
         )
         results["floor"].append(result)
     if not chosen & {"burst", "restart", "completion"}:
-        return run
+        return
     scenario = f"burst-{size}"
     run["burst"] = scenarios.burst(ctx, size, scenario=scenario, identities=identities)
     label = f"active-{size}"
@@ -328,7 +330,6 @@ def _one_size(ctx: Ctx, size: int, chosen: set[str], results: dict[str, Any]) ->
     run["rss_after_end_mib"] = ctx.op().rss()
     ctx.progress(f"RSS after the {size} tasks ended: {run['rss_after_end_mib']:.0f} MiB")
     scenarios.tracemalloc_snapshot(ctx, f"ended-{size}")
-    return run
 
 
 def _end_all(ctx: Ctx, scenario: str, what: str) -> None:
