@@ -113,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
         help="extra environment for the operator (repeatable), e.g. "
         "AGENTCRED_NAMESPACE_CONCURRENCY=16 to try a setting",
     )
+    p.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="only remove what an interrupted run left (tasks, namespace, backend, KV)",
+    )
     p.add_argument("--py-spy", action="store_true", help="record py-spy CPU profiles per scenario")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-latest", action="store_true", help="do not update latest.{json,md,png}")
@@ -200,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         credential=args.credential,
         shared_refresh=f"{args.shared_refresh:g}s",
     )
+    if args.cleanup:
+        problems = workload.teardown(operator_running=False)
+        for problem in problems:
+            progress(f"cleanup: {problem}")
+        return 1 if problems else 0
     recorder = SecretRecorder(kube)
     sampler = Sampler(t0, recorder.active)
     ctx = Ctx(
@@ -287,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         _write(results, args, out, progress)
         progress("teardown: deleting tasks, namespace, backend; stopping the operator")
         op_running = ctx.operator is not None and ctx.operator.alive()
-        with contextlib.suppress(Exception):
-            workload.teardown(operator_running=op_running)
+        for problem in workload.teardown(operator_running=op_running):
+            progress(f"teardown: {problem} (run `python -m bench.run --cleanup` again)")
         if ctx.operator is not None:
             ctx.operator.stop()
         sampler.stop()
