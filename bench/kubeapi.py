@@ -9,6 +9,7 @@ nothing else. The testbed's admin client certificate authenticates.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from requests.adapters import HTTPAdapter
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 TIMEOUT = 30.0
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 ATTEMPTS = 3
 
 
@@ -96,6 +98,28 @@ class Kube:
             raise KubeError(response.status_code, response.text)
         result: dict[str, Any] = response.json() if response.content else {}
         return result
+
+    def text(self, path: str) -> str:
+        """A plain-text GET (the API server's ``/metrics``)."""
+        response = self._http.get(
+            self.server + path, headers={"Accept": "text/plain"}, timeout=TIMEOUT, verify=self._ca
+        )
+        if response.status_code >= 300:
+            raise KubeError(response.status_code, response.text)
+        return response.text
+
+    def request_counts(self) -> dict[str, float]:
+        """``apiserver_request_total`` by "VERB resource[/subresource]" (all clients)."""
+        counts: dict[str, float] = {}
+        for line in self.text("/metrics").splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels = dict(LABEL.findall(line.split("{", 1)[1].rsplit("}", 1)[0]))
+            key = f"{labels.get('verb', '?')} {labels.get('resource', '?')}"
+            if labels.get("subresource"):
+                key += "/" + labels["subresource"]
+            counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+        return counts
 
     def get(self, path: str, **kwargs: Any) -> dict[str, Any] | None:
         return self.call("GET", path, ok=(404,), **kwargs)
