@@ -261,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + 300
         while not op.healthy() and time.monotonic() < deadline and op.alive():
             time.sleep(0.2)
-        ready = workload.wait_credentials_ready([SHARED_CREDENTIAL, workload.per_task_credential()])
+        shared_ones = [SHARED_CREDENTIAL]
+        if args.mode == "identity":  # one AgentCredential for every task
+            shared_ones.append(workload.per_task_credential())
+        ready = workload.wait_credentials_ready(shared_ones)
         progress(f"operator healthy; {ready} shared AgentCredential(s) Ready")
         results["idle"] = scenarios.idle(ctx)
         progress(f"idle RSS {results['idle']['rss_mib']:.0f} MiB")
