@@ -9,6 +9,7 @@ nothing else. The testbed's admin client certificate authenticates.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ from requests.adapters import HTTPAdapter
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 TIMEOUT = 30.0
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+ATTEMPTS = 3
 
 
 class KubeError(RuntimeError):
@@ -69,21 +72,54 @@ class Kube:
         headers = {"Accept": accept}
         if data is not None:
             headers["Content-Type"] = content_type
-        response = self._http.request(
-            method,
-            self.server + path,
-            data=data,
-            params=params,
-            headers=headers,
-            timeout=TIMEOUT,
-            verify=self._ca,
-        )
+        for attempt in range(ATTEMPTS):
+            try:
+                response = self._http.request(
+                    method,
+                    self.server + path,
+                    data=data,
+                    params=params,
+                    headers=headers,
+                    timeout=TIMEOUT,
+                    verify=self._ca,
+                )
+                break
+            except (requests.Timeout, requests.ConnectionError):
+                # A loaded API server can take longer than TIMEOUT: every call the
+                # benchmark makes is idempotent or tells (409) that it was done.
+                if attempt == ATTEMPTS - 1:
+                    raise
+                time.sleep(1 + attempt)
+        if attempt and method == "POST" and response.status_code == 409:
+            return {}  # an earlier attempt that timed out did create it
         if response.status_code in ok:
             return None
         if response.status_code >= 300:
             raise KubeError(response.status_code, response.text)
         result: dict[str, Any] = response.json() if response.content else {}
         return result
+
+    def text(self, path: str) -> str:
+        """A plain-text GET (the API server's ``/metrics``)."""
+        response = self._http.get(
+            self.server + path, headers={"Accept": "text/plain"}, timeout=TIMEOUT, verify=self._ca
+        )
+        if response.status_code >= 300:
+            raise KubeError(response.status_code, response.text)
+        return response.text
+
+    def request_counts(self) -> dict[str, float]:
+        """``apiserver_request_total`` by "VERB resource[/subresource]" (all clients)."""
+        counts: dict[str, float] = {}
+        for line in self.text("/metrics").splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels = dict(LABEL.findall(line.split("{", 1)[1].rsplit("}", 1)[0]))
+            key = f"{labels.get('verb', '?')} {labels.get('resource', '?')}"
+            if labels.get("subresource"):
+                key += "/" + labels["subresource"]
+            counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+        return counts
 
     def get(self, path: str, **kwargs: Any) -> dict[str, Any] | None:
         return self.call("GET", path, ok=(404,), **kwargs)

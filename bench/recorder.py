@@ -104,6 +104,7 @@ class SecretRecorder:
                 task = (item["metadata"].get("labels") or {}).get(TASK_LABEL, name)
                 self._by_name[name] = task
                 changes += task not in self.added
+                changes += self.deleted.pop(task, None) is not None  # it exists: not deleted
                 self.added.setdefault(task, at)
                 self.live.add(name)
             self._cond.notify_all()

@@ -259,6 +259,15 @@ def plot(results: dict[str, Any], target: Path) -> None:
     lat_ax.grid(True, alpha=0.3)
     if xs:
         lat_ax.legend()
+    else:
+        lat_ax.text(
+            0.5,
+            0.5,
+            "no burst results in this run",
+            ha="center",
+            va="center",
+            transform=lat_ax.transAxes,
+        )
 
     samples = results.get("rss_samples", [])
     if samples:

@@ -113,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
         help="extra environment for the operator (repeatable), e.g. "
         "AGENTCRED_NAMESPACE_CONCURRENCY=16 to try a setting",
     )
+    p.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="only remove what an interrupted run left (tasks, namespace, backend, KV)",
+    )
     p.add_argument("--py-spy", action="store_true", help="record py-spy CPU profiles per scenario")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-latest", action="store_true", help="do not update latest.{json,md,png}")
@@ -200,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         credential=args.credential,
         shared_refresh=f"{args.shared_refresh:g}s",
     )
+    if args.cleanup:
+        problems = workload.teardown(operator_running=False)
+        for problem in problems:
+            progress(f"cleanup: {problem}")
+        return 1 if problems else 0
     recorder = SecretRecorder(kube)
     sampler = Sampler(t0, recorder.active)
     ctx = Ctx(
@@ -251,13 +261,18 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + 300
         while not op.healthy() and time.monotonic() < deadline and op.alive():
             time.sleep(0.2)
-        ready = workload.wait_credentials_ready([SHARED_CREDENTIAL, workload.per_task_credential()])
+        shared_ones = [SHARED_CREDENTIAL]
+        if args.mode == "identity":  # one AgentCredential for every task
+            shared_ones.append(workload.per_task_credential())
+        ready = workload.wait_credentials_ready(shared_ones)
         progress(f"operator healthy; {ready} shared AgentCredential(s) Ready")
         results["idle"] = scenarios.idle(ctx)
         progress(f"idle RSS {results['idle']['rss_mib']:.0f} MiB")
         scenarios.tracemalloc_snapshot(ctx, "idle")
         for size in sizes:
-            results["sizes"].append(_one_size(ctx, size, chosen, results))
+            run: dict[str, Any] = {"size": size}
+            results["sizes"].append(run)  # filled as it goes: a failure keeps what was measured
+            _one_size(ctx, run, chosen, results)
         if "paced" in chosen:
             results["paced"] = scenarios.paced(ctx, args.rate, args.duration)
             _end_all(ctx, "paced", "paced")
@@ -285,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         _write(results, args, out, progress)
         progress("teardown: deleting tasks, namespace, backend; stopping the operator")
         op_running = ctx.operator is not None and ctx.operator.alive()
-        with contextlib.suppress(Exception):
-            workload.teardown(operator_running=op_running)
+        for problem in workload.teardown(operator_running=op_running):
+            progress(f"teardown: {problem} (run `python -m bench.run --cleanup` again)")
         if ctx.operator is not None:
             ctx.operator.stop()
         sampler.stop()
@@ -298,10 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-def _one_size(ctx: Ctx, size: int, chosen: set[str], results: dict[str, Any]) -> dict[str, Any]:
-    run: dict[str, Any] = {"size": size}
+def _one_size(ctx: Ctx, run: dict[str, Any], chosen: set[str], results: dict[str, Any]) -> None:
+    size = run["size"]
     if not chosen & {"floor", "burst", "restart", "completion"}:
-        return run
+        return
     identities = ctx.workload.identities(size)
     if "floor" in chosen:
         ctx.progress(f"floor: {size} tasks, 16 threads")
@@ -310,7 +325,7 @@ def _one_size(ctx: Ctx, size: int, chosen: set[str], results: dict[str, Any]) ->
         )
         results["floor"].append(result)
     if not chosen & {"burst", "restart", "completion"}:
-        return run
+        return
     scenario = f"burst-{size}"
     run["burst"] = scenarios.burst(ctx, size, scenario=scenario, identities=identities)
     label = f"active-{size}"
@@ -328,7 +343,6 @@ def _one_size(ctx: Ctx, size: int, chosen: set[str], results: dict[str, Any]) ->
     run["rss_after_end_mib"] = ctx.op().rss()
     ctx.progress(f"RSS after the {size} tasks ended: {run['rss_after_end_mib']:.0f} MiB")
     scenarios.tracemalloc_snapshot(ctx, f"ended-{size}")
-    return run
 
 
 def _end_all(ctx: Ctx, scenario: str, what: str) -> None:

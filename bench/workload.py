@@ -318,23 +318,49 @@ class Workload:
 
     # -- teardown ----------------------------------------------------------------------
 
-    def teardown(self, *, operator_running: bool, timeout: float = 60) -> None:
+    def teardown(self, *, operator_running: bool, timeout: float = 60) -> list[str]:
         """Remove everything the run created, even after a failure or Ctrl-C.
 
         With the operator still running, tasks are deleted first so its finalizer
         revokes what they hold; whatever is left after ``timeout`` (or with no
-        operator) has its finalizer removed, then the namespace and backend go."""
-        names = [t["metadata"]["name"] for t in self.tasks()]
-        if names and operator_running:
-            self.delete_tasks(names, timeout)
-        parallel(
-            lambda name: self.kube.merge_patch(task_path(name), {"metadata": {"finalizers": None}}),
-            [t["metadata"]["name"] for t in self.tasks()],
+        operator) has its finalizer removed, then the namespace and backend go. Each
+        step runs even if an earlier one failed; returns what failed."""
+        failed: list[str] = []
+
+        def step(what: str, fn: Callable[[], Any]) -> None:
+            try:
+                fn()
+            except Exception as exc:  # the next steps still run
+                failed.append(f"{what}: {type(exc).__name__}: {exc}")
+
+        def delete_first() -> None:
+            names = [t["metadata"]["name"] for t in self.tasks()]
+            if names and operator_running:
+                self.delete_tasks(names, timeout)
+
+        def unblock() -> None:
+            names = [t["metadata"]["name"] for t in self.tasks()]
+            parallel(
+                lambda n: self.kube.merge_patch(task_path(n), {"metadata": {"finalizers": None}}),
+                names,
+            )
+
+        def kv() -> None:
+            for key in self.vault.list_keys(f"secret/metadata/{KV_PREFIX}/"):
+                self.vault.kv_delete_all(f"{KV_PREFIX}/{key}")
+
+        def gone() -> None:
+            deadline = time.monotonic() + 2 * timeout
+            while time.monotonic() < deadline and self.kube.get(f"/api/v1/namespaces/{NAMESPACE}"):
+                time.sleep(1)
+
+        step("deleting tasks", delete_first)
+        step("removing finalizers", unblock)
+        step("deleting the namespace", lambda: self.kube.delete(f"/api/v1/namespaces/{NAMESPACE}"))
+        step(
+            "deleting the backend",
+            lambda: self.kube.delete(f"/apis/{GROUP}/{VERSION}/credentialbackends/{BACKEND}"),
         )
-        self.kube.delete(f"/api/v1/namespaces/{NAMESPACE}")
-        self.kube.delete(f"/apis/{GROUP}/{VERSION}/credentialbackends/{BACKEND}")
-        for key in self.vault.list_keys(f"secret/metadata/{KV_PREFIX}/"):
-            self.vault.kv_delete_all(f"{KV_PREFIX}/{key}")
-        deadline = time.monotonic() + 2 * timeout
-        while time.monotonic() < deadline and self.kube.get(f"/api/v1/namespaces/{NAMESPACE}"):
-            time.sleep(1)
+        step("deleting KV secrets", kv)
+        step("waiting for the namespace to go", gone)
+        return failed
