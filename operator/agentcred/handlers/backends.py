@@ -14,6 +14,20 @@ GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "credentialbackends"
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
+async def resume(
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    patch: kopf.Patch,
+    **_: Any,
+) -> None:
+    """At start: the backend's own condition only (every AgentCredential resumes and is
+    checked by its own handler; re-checking them here too would do that work twice)."""
+    deps: Deps = memo["deps"]
+    patch.status.update(await _status(deps, spec, status, meta))
+
+
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 async def check(
@@ -24,9 +38,15 @@ async def check(
     patch: kopf.Patch,
     **_: Any,
 ) -> None:
+    """A new or edited backend: its condition, then the credentials that use it."""
     deps: Deps = memo["deps"]
-    name = str(meta["name"])
-    patch.status.update(
-        await backend_status.evaluate(deps, name, dict(spec), meta.get("generation"), dict(status))
+    patch.status.update(await _status(deps, spec, status, meta))
+    await credential_recheck.recheck_all(deps, backend=str(meta["name"]))
+
+
+async def _status(
+    deps: Deps, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta
+) -> dict[str, Any]:
+    return await backend_status.evaluate(
+        deps, str(meta["name"]), dict(spec), meta.get("generation"), dict(status)
     )
-    await credential_recheck.recheck_all(deps, backend=name)
