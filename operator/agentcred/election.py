@@ -33,8 +33,8 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from kubernetes_asyncio.client import ApiClient
 
+from agentcred.kube.client import ApiClient
 from agentcred.kube.errors import Conflict, KubeError
 from agentcred.kube.lease import create_lease, read_lease, replace_lease
 from agentcred.models.lease import (
