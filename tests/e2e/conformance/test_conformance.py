@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from agentcred_testbed.procs import free_port
 from backends import (
     AwsSecretsManager,
     AwsSts,
@@ -26,7 +27,6 @@ from backends import (
     private_server,
 )
 
-from agentcred.testbed.procs import free_port
 from support.kube import wait_for
 from support.operator import OperatorProcess
 from support.proxy import Forwarder

@@ -31,7 +31,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from agentcred.testbed import kube as testbed_kube
+from agentcred_testbed import kube as testbed_kube
 from support.kube import REPO, wait_for
 from support.monitoring import DASHBOARD, rule_groups
 

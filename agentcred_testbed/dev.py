@@ -17,12 +17,12 @@ from typing import Any
 import hvac
 import yaml
 
-from agentcred.testbed import kube, procs, stack
-from agentcred.testbed.certs import Pair
-from agentcred.testbed.procs import StateDir
+from agentcred_testbed import kube, procs, stack
+from agentcred_testbed.certs import Pair
+from agentcred_testbed.procs import StateDir
 
 NAMES = ("operator",)
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _kube_api(env: dict[str, str]) -> tuple[str, Any]:

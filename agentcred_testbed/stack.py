@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
-from agentcred.testbed import drongo, kube, lowkey, moto, openbao, postgres, procs
-from agentcred.testbed.procs import StateDir, TestbedError
+from agentcred_testbed import drongo, kube, lowkey, moto, openbao, postgres, procs
+from agentcred_testbed.procs import StateDir, TestbedError
 
 CHAINS: tuple[tuple[ModuleType, ...], ...] = (
     (postgres, kube, openbao),
@@ -39,7 +39,7 @@ ENV_FILE = "env"
 
 
 def default_root() -> Path:
-    return Path(__file__).resolve().parents[3] / ".testbed"
+    return Path(__file__).resolve().parents[1] / ".testbed"
 
 
 def read_env(state: StateDir) -> dict[str, str]:

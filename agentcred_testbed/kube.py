@@ -23,12 +23,12 @@ from typing import Any
 
 import yaml
 
-from agentcred.testbed import certs, procs
-from agentcred.testbed.procs import StateDir, TestbedError
+from agentcred_testbed import certs, procs
+from agentcred_testbed.procs import StateDir, TestbedError
 
 NAMES = ("kube-controller-manager", "kube-apiserver", "etcd")
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
-_REPO = Path(__file__).resolve().parents[3]
+_REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = _REPO / "scripts" / "build-kube.sh"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTROLLERS = "garbage-collector-controller,namespace-controller,serviceaccount-controller"
