@@ -169,13 +169,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     return _with_leader_election(settings, env)
 
 
-def _duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
-    try:
-        return parse_duration(_get(env, name) or default)
-    except ValueError as exc:
-        raise SettingsError(f"AGENTCRED_{name}: {exc}") from None
-
-
 def _with_leader_election(settings: Settings, env: Mapping[str, str]) -> Settings:
     """``AGENTCRED_LEADER_ELECTION*``; the three durations must nest as client-go requires
     (retry period < renew deadline < lease duration), or two replicas could both lead."""
