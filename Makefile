@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 setup: $(STAMP)
 
 ## Run the operator against the local stack with the examples applied, and show the result.
+## `make dev NODE=1`: the same on a real node (kubelet + containerd), the operator running
+## in-cluster from its image (manifests/overlays/testbed), two replicas with one leader.
 dev: setup
-	$(PY) -m agentcred_testbed.dev
+	NODE=$(NODE) $(PY) -m agentcred_testbed.dev
 
 ## Lint, type-check, then the whole test suite (starts and stops the testbed itself).
 test: setup lint

@@ -299,7 +299,6 @@ def operator(base_image: Image, log: Path) -> Image:
         _buildah(
             f"""
 $B pull docker-archive:{base_image.archive} >/dev/null
-$B tag $($B images -q --filter reference={base_image.ref} | head -n1) {base_image.ref} || true
 $B bud --isolation chroot --network host --pull never {mounts} \\
   --build-arg PYTHON_IMAGE={base_image.ref} -t {ref} -f {context}/Dockerfile {context}
 rm -f {archive}.tmp

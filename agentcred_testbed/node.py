@@ -534,6 +534,8 @@ def up(state: StateDir, env: dict[str, str], log: Any = print) -> dict[str, str]
     for name, image in built.items():
         alias = {"operator": OPERATOR_IMAGE, "workload": WORKLOAD_IMAGE}.get(name)
         _import(sock, image, alias)
+    layout["operator_ref"] = built["operator"].ref
+    _layout_file(state).write_text(json.dumps(layout))
     log(f"node: containerd up, images imported after {time.monotonic() - started:.1f}s")
     kubelet_yaml = folder / "kubelet.yaml"
     kubelet_yaml.write_text(
@@ -600,6 +602,23 @@ def up(state: StateDir, env: dict[str, str], log: Any = print) -> dict[str, str]
         "NODE_OPERATOR_IMAGE": OPERATOR_IMAGE,
         "NODE_WORKLOAD_IMAGE": WORKLOAD_IMAGE,
     }
+
+
+def refresh_images(state: StateDir, env: dict[str, str], log: Any = print) -> bool:
+    """On a running node: rebuild what changed and import it; True if the operator image
+    behind ``OPERATOR_IMAGE`` is new (its Deployment must then be restarted)."""
+    layout = json.loads(_layout_file(state).read_text())
+    bins = _node_binaries(Path(env["KUBEBUILDER_ASSETS"]))
+    built = images.build_all(_k8s_version(bins), state.logs / "images.log", say=log)
+    if built["operator"].ref == layout.get("operator_ref"):
+        return False
+    sock = _folder(state) / "containerd.sock"
+    for name in ("operator", "workload"):
+        alias = {"operator": OPERATOR_IMAGE, "workload": WORKLOAD_IMAGE}[name]
+        _import(sock, built[name], alias)
+    layout["operator_ref"] = built["operator"].ref
+    _layout_file(state).write_text(json.dumps(layout))
+    return True
 
 
 def _mntns_pids(mntns: str) -> set[int]:
