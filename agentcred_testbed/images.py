@@ -299,7 +299,7 @@ def operator(base_image: Image, log: Path) -> Image:
         _buildah(
             f"""
 $B pull docker-archive:{base_image.archive} >/dev/null
-$B bud --isolation chroot --network host --pull never {mounts} \\
+$B bud --isolation chroot --network=host --pull=never {mounts} \\
   --build-arg PYTHON_IMAGE={base_image.ref} -t {ref} -f {context}/Dockerfile {context}
 rm -f {archive}.tmp
 $B push {ref} docker-archive:{archive}.tmp:{ref}

@@ -29,7 +29,8 @@ testbed's own ports (API server, OpenBao, PostgreSQL, moto, drongo), with
 ``route_localnet`` on the bridge alone. The ``kubernetes`` Service IP (10.0.0.1:443) is
 DNATed to the API server the same way, instead of kube-proxy: a Service endpoint may not
 be a loopback address. One nftables table of our own (``agentcred_<id>``) holds these
-rules plus two guards: pods may reach nothing else on the host, and nothing they send is
+rules plus two guards: pods may reach nothing else on the host (but answer the kubelet's
+probes and the host's own connections), and nothing they send is
 forwarded off the machine (``ip_forward`` is left as found; the bridge plugin's
 ``isGateway`` is off so it does not turn it on). ``down`` deletes the table and bridge.
 
@@ -83,11 +84,12 @@ CGROUP_V1 = (
 )
 WORKLOAD_CONTROLLERS = ",".join(
     (
+        "node-lifecycle-controller",  # lifts the not-ready taint new nodes start with
         "deployment-controller",
         "replicaset-controller",
         "job-controller",
         "disruption-controller",
-        "podgc-controller",
+        "pod-garbage-collector-controller",
         "ttl-after-finished-controller",
         "root-ca-certificate-publisher-controller",
     )
@@ -214,6 +216,7 @@ table ip {table} {{
   }}
   chain input {{
     type filter hook input priority 0; policy accept;
+    iifname "{bridge}" ct state established,related accept
     iifname "{bridge}" ct status dnat accept
     iifname "{bridge}" drop
   }}
@@ -508,6 +511,7 @@ def up(state: StateDir, env: dict[str, str], log: Any = print) -> dict[str, str]
     built = images.build_all(version, state.logs / "images.log", say=log)
     log(f"node: images in {time.monotonic() - started:.1f}s")
     kubelet_port, healthz_port = procs.free_port(), procs.free_port()
+    scheduler_port, kcm_port = procs.free_port(), procs.free_port()
     layout = _network_up(state, env, kubelet_port)
     layout["cgroup"] = f"agentcred-{_node_id(state)}"
     _layout_file(state).write_text(json.dumps(layout))
@@ -568,7 +572,7 @@ def up(state: StateDir, env: dict[str, str], log: Any = print) -> dict[str, str]
             f"--authentication-kubeconfig={env['KUBECONFIG']}",
             f"--authorization-kubeconfig={env['KUBECONFIG']}",
             "--bind-address=127.0.0.1",
-            f"--secure-port={procs.free_port()}",
+            f"--secure-port={scheduler_port}",
             "--leader-elect=false",
         ],
     )
@@ -583,13 +587,18 @@ def up(state: StateDir, env: dict[str, str], log: Any = print) -> dict[str, str]
             f"--authorization-kubeconfig={env['KUBECONFIG']}",
             f"--controllers={WORKLOAD_CONTROLLERS}",
             "--bind-address=127.0.0.1",
-            f"--secure-port={procs.free_port()}",
+            f"--secure-port={kcm_port}",
             f"--cert-dir={state.data('kcm-workloads-certs')}",
             "--leader-elect=false",
             f"--root-ca-file={pki / 'ca.crt'}",
             "--use-service-account-credentials=false",
         ],
     )
+    for name, port in (
+        ("kube-scheduler", scheduler_port),
+        ("kube-controller-manager-workloads", kcm_port),
+    ):
+        procs.wait_until(state, name, lambda p=port: procs.port_open(p), timeout=90, what="serving")
     _wait_node_ready(state, env)
     log(f"node: {NODE_NAME} Ready after {time.monotonic() - started:.1f}s")
     vault_port = _port_of(env.get("VAULT_ADDR", ""))
