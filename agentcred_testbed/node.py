@@ -26,7 +26,9 @@ the node suites and the testbed overlay's operator tolerate it.
 listen on 127.0.0.1 only; pods reach them through the bridge's address (the "host IP"
 of the node, exported as ``NODE_HOST_IP``) by DNAT to 127.0.0.1, for exactly the
 testbed's own ports (API server, OpenBao, PostgreSQL, moto, drongo), with
-``route_localnet`` on the bridge alone. The ``kubernetes`` Service IP (10.0.0.1:443) is
+``route_localnet`` on the bridge alone, and from 127.0.0.1 (SNAT), so that the servers
+see the loopback clients they were configured for (PostgreSQL's pg_hba.conf admits
+127.0.0.1 only). The ``kubernetes`` Service IP (10.0.0.1:443) is
 DNATed to the API server the same way, instead of kube-proxy: a Service endpoint may not
 be a loopback address. One nftables table of our own (``agentcred_<id>``) holds these
 rules plus two guards: pods may reach nothing else on the host (but answer the kubelet's
@@ -209,6 +211,10 @@ table ip {table} {{
     type nat hook prerouting priority -100; policy accept;
     iifname "{bridge}" ip daddr {SERVICE_IP} tcp dport 443 dnat to 127.0.0.1:{api_port}
     iifname "{bridge}" ip daddr {gateway} tcp dport {{ {ports} }} dnat to 127.0.0.1
+  }}
+  chain from_pods {{
+    type nat hook input priority 100; policy accept;
+    iifname "{bridge}" ct status dnat snat to 127.0.0.1
   }}
   chain output {{
     type nat hook output priority -100; policy accept;

@@ -153,6 +153,15 @@ class NodeScenario(Scenario):
             f"pod {name} phase {phase} (now {self.pod_phase(name)})",
         )
 
+    def describe_pods(self) -> str:
+        """Pods and Events of the namespace, for a failure message (no Secret data)."""
+        pods = [
+            (p.metadata.name, p.status.phase, [c.state for c in p.status.container_statuses or []])
+            for p in self.core.list_namespaced_pod(self.ns).items
+        ]
+        events = [(e.involved_object.name, e.reason, e.message) for e in self.events()]
+        return f"pods: {pods}; events: {events[-15:]}"
+
     def job_pods(self, job: str) -> list[Any]:
         return list(self.core.list_namespaced_pod(self.ns, label_selector=f"job-name={job}").items)
 
