@@ -44,6 +44,7 @@ kubelet is kept from retuning the shared machine's kernel (see ``KUBELET_CONFIG`
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import json
@@ -604,7 +605,9 @@ def up(state: StateDir, env: dict[str, str], log: Any = print) -> dict[str, str]
         ("kube-scheduler", scheduler_port),
         ("kube-controller-manager-workloads", kcm_port),
     ):
-        procs.wait_until(state, name, lambda p=port: procs.port_open(p), timeout=90, what="serving")
+        procs.wait_until(
+            state, name, functools.partial(procs.port_open, port), timeout=90, what="serving"
+        )
     _wait_node_ready(state, env)
     log(f"node: {NODE_NAME} Ready after {time.monotonic() - started:.1f}s")
     vault_port = _port_of(env.get("VAULT_ADDR", ""))

@@ -18,7 +18,8 @@ from agentcred_testbed import incluster, node, stack
 from agentcred_testbed.procs import StateDir
 from kubernetes import client
 
-from support.node import NodeScenario, operator_logs
+from support.kube import wait_for
+from support.node import NodeScenario, operator_logs, operator_pods
 
 
 @pytest.fixture(scope="session")
@@ -53,9 +54,29 @@ def in_cluster(node_env: dict[str, str], crds: None) -> Iterator[dict[str, str]]
 
 
 @pytest.fixture
+def steady(kube: client.ApiClient, in_cluster: dict[str, str]) -> dict[str, str]:
+    """The operator at rest: both replicas Ready (none terminating) and one leader, as a
+    test that kills replicas may have left it a moment ago."""
+
+    def at_rest() -> bool:
+        pods = operator_pods(kube)
+        ready = [
+            p
+            for p in pods
+            if all(c.ready for c in p.status.container_statuses or [False])  # type: ignore[attr-defined]
+            and p.status.phase == "Running"
+        ]
+        return len(pods) == 2 and len(ready) == 2 and incluster.leader(in_cluster) is not None
+
+    wait_for(at_rest, 180, "two Ready operator replicas and a leader")
+    return in_cluster
+
+
+@pytest.fixture
 def node_scenario(
-    kube: client.ApiClient, namespace: str, in_cluster: dict[str, str]
+    kube: client.ApiClient, namespace: str, steady: dict[str, str]
 ) -> Iterator[NodeScenario]:
+    in_cluster = steady
     scene = NodeScenario(kube, namespace, in_cluster)
     yield scene
     # No credential value in what the in-cluster operators logged, in Events or in status.

@@ -48,7 +48,7 @@ def test_a_job_logs_in_with_database_url_from_env_and_its_completion_ends_the_ta
         lambda: (j := scene.batch.read_namespaced_job("migrate", scene.ns)).status.succeeded and j,
         120,
         "Job migrate succeeded",
-        describe=lambda: scene.describe_pods(),
+        describe=scene.describe_pods,
     )
     assert job.status.succeeded == 1
     (pod,) = scene.job_pods("migrate")

@@ -24,7 +24,7 @@ SA = f"system:serviceaccount:{NS}:agentcred"
 
 
 def test_the_image_starts_non_root_on_a_read_only_root_filesystem(
-    kube: client.ApiClient, in_cluster: dict[str, str]
+    kube: client.ApiClient, steady: dict[str, str]
 ) -> None:
     pods = operator_pods(kube)
     assert len(pods) == 2
@@ -32,7 +32,7 @@ def test_the_image_starts_non_root_on_a_read_only_root_filesystem(
         status = pod.status.container_statuses[0]
         assert status.ready, f"{pod.metadata.name} not Ready (readiness probe)"
         assert status.image.startswith("localhost/agentcred/operator")
-        pids = container_pids(pod, in_cluster)
+        pids = container_pids(pod, steady)
         assert pids, f"no process found for {pod.metadata.name}"
         for pid in pids:
             uids = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[:4]
@@ -51,9 +51,9 @@ def test_the_image_starts_non_root_on_a_read_only_root_filesystem(
 
 
 def test_the_image_holds_the_operator_and_no_test_stack(
-    kube: client.ApiClient, in_cluster: dict[str, str]
+    kube: client.ApiClient, steady: dict[str, str]
 ) -> None:
-    pid = container_pids(operator_pods(kube)[0], in_cluster)[0]
+    pid = container_pids(operator_pods(kube)[0], steady)[0]
     site = next(Path(f"/proc/{pid}/root/opt/venv/lib").glob("python3*/site-packages"))
     names = {p.name.split("-")[0].lower() for p in site.iterdir()}
     assert "agentcred" in names
@@ -62,7 +62,7 @@ def test_the_image_holds_the_operator_and_no_test_stack(
 
 
 def test_the_pods_meet_the_restricted_pod_security_standard(
-    kube: client.ApiClient, in_cluster: dict[str, str]
+    kube: client.ApiClient, steady: dict[str, str]
 ) -> None:
     ns = client.CoreV1Api(kube).read_namespace(NS)
     assert ns.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -73,7 +73,7 @@ def test_the_pods_meet_the_restricted_pod_security_standard(
 
 
 def test_the_operator_runs_with_the_shipped_rbac_and_nothing_more(
-    kube: client.ApiClient, in_cluster: dict[str, str]
+    kube: client.ApiClient, steady: dict[str, str]
 ) -> None:
     assert {p.spec.service_account_name for p in operator_pods(kube)} == {"agentcred"}
     rbac = client.RbacAuthorizationV1Api(kube)
@@ -142,14 +142,14 @@ def _rules(rules: list[client.V1PolicyRule]) -> set[tuple[str, ...]]:
 
 
 def test_probes_pass_and_the_leader_serves_metrics(
-    kube: client.ApiClient, in_cluster: dict[str, str]
+    kube: client.ApiClient, steady: dict[str, str]
 ) -> None:
     for pod in operator_pods(kube):
         ready = {c.type: c.status for c in pod.status.conditions}
         assert ready["Ready"] == "True"
         with urllib.request.urlopen(f"http://{pod.status.pod_ip}:8080/healthz", timeout=5) as r:
             assert r.status == 200
-    leader = leader_pod(kube, in_cluster)
+    leader = leader_pod(kube, steady)
     with urllib.request.urlopen(f"http://{leader.status.pod_ip}:9090/metrics", timeout=5) as r:
         body = r.read().decode()
     assert "agentcred_" in body
