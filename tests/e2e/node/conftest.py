@@ -1,7 +1,7 @@
 """Fixtures for the suites on the testbed node: the node itself (started on first use,
-stopped at the end of the session if this session started it, with a check that it left
-nothing behind), the operator deployed in-cluster from its image by the testbed overlay,
-and helpers to run pods that consume the generated Secrets.
+stopped after the last test of this package if it was started for them, with a check
+that it left nothing behind), the operator deployed in-cluster from its image by the
+testbed overlay, and a scenario whose pods consume the generated Secrets.
 
 Pods here carry the node's toleration (the node is tainted so that the pods other suites
 create without a node stay unscheduled) and the label their task's ``podSelector`` uses.
@@ -22,7 +22,7 @@ from support.kube import wait_for
 from support.node import NodeScenario, operator_logs, operator_pods
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node_env(testbed_env: dict[str, str]) -> Iterator[dict[str, str]]:
     state = StateDir(stack.default_root())
     started = not node.running(state)
@@ -42,7 +42,7 @@ def node_env(testbed_env: dict[str, str]) -> Iterator[dict[str, str]]:
             assert not left, f"the node left behind: {left}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def in_cluster(node_env: dict[str, str], crds: None) -> Iterator[dict[str, str]]:
     """The operator as shipped (manifests/overlays/testbed), two replicas, one leader.
     Removed at the end: later suites run operators of their own, which it would race."""
