@@ -13,9 +13,11 @@ testbed is plain processes on 127.0.0.1. What runs, all recorded by PID:
   namespace and vanishes with its last process. Nothing is mounted on the host.
 * **kubelet**, configured below, each setting explained.
 * **kube-scheduler**, and a second **kube-controller-manager** running only the workload
-  controllers a node needs (Deployments, ReplicaSets, Jobs, disruption budgets, pod GC,
-  the ``kube-root-ca.crt`` publisher that projected ServiceAccount volumes read). The
-  base testbed's controller manager keeps its own three controllers.
+  controllers a node needs (node lifecycle, Deployments, ReplicaSets, Jobs, disruption
+  budgets, pod GC, the ``kube-root-ca.crt`` publisher that projected ServiceAccount
+  volumes read). The base testbed's controller manager keeps its own three controllers.
+  Both, and the kubelet, use the testbed's admin kubeconfig, as the base controller
+  manager does (a testbed shortcut: a real node has its own ``system:node`` identity).
 
 The node is **tainted** ``agentcred.io/testbed-node:NoSchedule``: pods that other suites
 create without a node (and whose phase they set by hand) stay unscheduled; the pods of
@@ -38,7 +40,8 @@ forwarded off the machine (``ip_forward`` is left as found; the bridge plugin's
 
 **Kernel settings.** Sessions here are root in a container with cgroup v1, no swap and
 without ``CAP_SYS_RESOURCE``; the kubelet and containerd are configured for that, and the
-kubelet is kept from retuning the shared machine's kernel (see ``KUBELET_CONFIG``).
+kubelet is kept from retuning the shared machine's kernel (see ``KERNEL_VIEW`` and
+``kubelet_config``).
 """
 
 from __future__ import annotations
