@@ -43,7 +43,10 @@ def get_json(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 def deploy(env: dict[str, str], *, restart: bool = False, timeout: float = 240) -> None:
     """Apply the overlay and wait until both replicas are Ready and one holds the Lease."""
-    kubectl(env, "apply", "-k", str(OVERLAY))
+    # Server-side, as the field manager "kubectl" that the other suites' server-side
+    # applies of the same shipped files (admission policy, tenant roles) use too; take
+    # over fields an earlier `make dev` applied under its own manager.
+    kubectl(env, "apply", "--server-side", "--force-conflicts", "-k", str(OVERLAY))
     if restart:  # the image behind the same tag changed (make dev after a code change)
         kubectl(env, "-n", NAMESPACE, "rollout", "restart", f"deployment/{DEPLOYMENT}")
     kubectl(
