@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agentcred_testbed import incluster, node, procs, stack
-from agentcred_testbed.procs import StateDir
 from kubernetes import client, config
 
+from agentcred_testbed import incluster, node, procs, stack
+from agentcred_testbed.procs import StateDir
 from support.kube import apply_crds
 
 REPO = Path(__file__).resolve().parents[1]

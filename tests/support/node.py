@@ -9,10 +9,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from agentcred_testbed import incluster, node
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred_testbed import incluster, node
 from support import vault
 from support.kube import wait_for
 from support.scenario import Scenario

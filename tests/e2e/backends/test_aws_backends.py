@@ -36,8 +36,6 @@ from typing import Any
 
 import boto3
 import pytest
-from agentcred_testbed import moto
-from agentcred_testbed.procs import StateDir, free_port, http_ok, start, stop, wait_until
 from kubernetes import client
 
 from agentcred.backends.aws_secrets_manager import AwsSecretsManagerBackend
@@ -53,6 +51,8 @@ from agentcred.backends.base import (
     Unavailable,
 )
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
+from agentcred_testbed import moto
+from agentcred_testbed.procs import StateDir, free_port, http_ok, start, stop, wait_until
 
 pytestmark = pytest.mark.e2e
 

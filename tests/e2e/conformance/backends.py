@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from agentcred_testbed import drongo, moto, openbao
-from agentcred_testbed.procs import PORT_OVERRIDE, StateDir, free_port
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
+from agentcred_testbed import drongo, moto, openbao
+from agentcred_testbed.procs import PORT_OVERRIDE, StateDir, free_port
 from support import vault
 from support.scenario import Scenario, default_block
 

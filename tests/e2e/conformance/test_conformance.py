@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agentcred_testbed.procs import free_port
 from backends import (
     AwsSecretsManager,
     AwsSts,
@@ -27,6 +26,7 @@ from backends import (
     private_server,
 )
 
+from agentcred_testbed.procs import free_port
 from support.kube import wait_for
 from support.operator import OperatorProcess
 from support.proxy import Forwarder

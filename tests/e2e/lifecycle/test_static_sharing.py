@@ -8,9 +8,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from agentcred_testbed.procs import free_port
 from kubernetes import client
 
+from agentcred_testbed.procs import free_port
 from support import vault
 from support.kube import wait_for
 from support.operator import operator_env, running_operator

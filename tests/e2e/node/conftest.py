@@ -14,10 +14,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from agentcred_testbed import incluster, node, stack
-from agentcred_testbed.procs import StateDir
 from kubernetes import client
 
+from agentcred_testbed import incluster, node, stack
+from agentcred_testbed.procs import StateDir
 from support.kube import wait_for
 from support.node import NodeScenario, operator_logs, operator_pods
 

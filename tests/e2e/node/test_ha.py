@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from agentcred_testbed import incluster, stack
 from kubernetes import client
 
+from agentcred_testbed import incluster, stack
 from support import postgres, vault
 from support.kube import wait_for
 from support.node import NodeScenario, container_pids, leader_pod, operator_pods, unique

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from agentcred_testbed import incluster
 from kubernetes import client
 
+from agentcred_testbed import incluster
 from support.kube import REPO
 from support.node import container_pids, leader_pod, operator_pods
 
