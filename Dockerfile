@@ -5,7 +5,9 @@
 #   docker build -t ghcr.io/agentcred/agentcred:0.1.0 .
 #
 # Two stages on the same base image (the venv's interpreter symlink points at the
-# base image's /usr/local/bin/python3.11, so both stages must match).
+# base image's python3.11, so both stages must match). PYTHON_IMAGE may be any image
+# with Python 3.11 and its venv module: the testbed node builds on a Debian bookworm
+# image made by mmdebstrap (agentcred_testbed/images.py), as no registry is reachable.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # --- builder: install agentcred with every backend into a self-contained venv ---
@@ -35,10 +37,14 @@ LABEL org.opencontainers.image.title="agentcred" \
       org.opencontainers.image.source="https://github.com/agentcred/agentcred" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# USER: the numeric UID below has no passwd entry, and Kopf asks getpass.getuser() for
+# its identity at start, which then fails ("uid not found: 65532") unless USER is set
+# (found by running the image on the testbed node, issue #11).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
-    HOME=/tmp
+    HOME=/tmp \
+    USER=agentcred
 
 COPY --from=builder /opt/venv /opt/venv
 

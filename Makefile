@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 setup: $(STAMP)
 
 ## Run the operator against the local stack with the examples applied, and show the result.
+## `make dev NODE=1`: the same on a real node (kubelet + containerd), the operator running
+## in-cluster from its image (manifests/overlays/testbed), two replicas with one leader.
 dev: setup
-	$(PY) -m agentcred.testbed.dev
+	NODE=$(NODE) $(PY) -m agentcred_testbed.dev
 
 ## Lint, type-check, then the whole test suite (starts and stops the testbed itself).
 test: setup lint
@@ -26,31 +28,31 @@ unit: setup
 e2e: setup
 	$(PY) -m pytest tests/e2e
 
-## Azure Key Vault against Lowkey Vault; needs LOWKEY_VAULT_JAR (see testbed/lowkey.py).
+## Azure Key Vault against Lowkey Vault; needs LOWKEY_VAULT_JAR (see agentcred_testbed/lowkey.py).
 test-azure: setup
 	AGENTCRED_TESTBED_AZURE=1 $(PY) -m pytest tests/azure
 
 lint: setup
-	$(VENV)/bin/ruff check operator tests bench
-	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/ruff check operator agentcred_testbed tests bench
+	$(VENV)/bin/ruff format --check operator agentcred_testbed tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy bench
 	$(VENV)/bin/lint-imports
 
 fmt: setup
-	$(VENV)/bin/ruff format operator tests bench
-	$(VENV)/bin/ruff check --fix operator tests bench
+	$(VENV)/bin/ruff format operator agentcred_testbed tests bench
+	$(VENV)/bin/ruff check --fix operator agentcred_testbed tests bench
 
 ## Start etcd, kube-apiserver, kube-controller-manager, OpenBao, PostgreSQL and the
 ## cloud emulators in the background; writes .testbed/env.
 testbed-up: setup
-	$(PY) -m agentcred.testbed up
+	$(PY) -m agentcred_testbed up
 
 testbed-down:
-	@if [[ -x $(PY) ]]; then $(PY) -m agentcred.testbed down; fi
+	@if [[ -x $(PY) ]]; then $(PY) -m agentcred_testbed down; fi
 
 testbed-status: setup
-	$(PY) -m agentcred.testbed status
+	$(PY) -m agentcred_testbed status
 
 kube-binaries:
 	bash scripts/build-kube.sh

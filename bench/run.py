@@ -29,8 +29,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agentcred.testbed import stack
-from agentcred.testbed.procs import StateDir
+from agentcred_testbed import stack
+from agentcred_testbed.procs import StateDir
 from bench import floor, report, scenarios
 from bench.kubeapi import Kube
 from bench.operator_proc import Sampler

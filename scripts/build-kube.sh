@@ -3,7 +3,10 @@
 # the Go module proxy (no Docker, no GitHub access needed) into a flat,
 # envtest-like directory that can be used as KUBEBUILDER_ASSETS.
 #
-# Usage: scripts/build-kube.sh
+# Usage: scripts/build-kube.sh          # control plane: kube-apiserver, kube-controller-manager,
+#                                       # kubectl, etcd
+#        scripts/build-kube.sh node     # a node: kubelet, kube-scheduler (same version, same
+#                                       # folder; the testbed node, issue #11)
 #
 # Environment:
 #   K8S_VERSION      Kubernetes release to build (default pinned below)
@@ -59,7 +62,15 @@ STAGING_VERSION="v0.${K8S_VERSION#v1.}"
 CACHE_ROOT=${AGENTCRED_CACHE:-${HOME:?HOME is not set}/.cache/agentcred}
 KUBE_ROOT="$CACHE_ROOT/kube"
 OUT_DIR="$KUBE_ROOT/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}"
-BINARIES=(kube-apiserver kube-controller-manager kubectl etcd)
+PART=${1:-control-plane}
+case $PART in
+  control-plane) BINARIES=(kube-apiserver kube-controller-manager kubectl etcd) ;;
+  # kube-proxy is not built: the testbed's pods reach the `kubernetes` Service through
+  # the node's own DNAT rule (agentcred_testbed/node.py), as the API server is bound to
+  # 127.0.0.1 and so cannot be a Service endpoint kube-proxy would route to.
+  node) BINARIES=(kubelet kube-scheduler) ;;
+  *) printf '[build-kube] usage: %s [control-plane|node]\n' "$0" >&2; exit 2 ;;
+esac
 
 have_all() {
   local b
@@ -158,7 +169,7 @@ TMP_OUT=$(mktemp -d "$KUBE_ROOT/.tmp-k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}.XXX
 cleanup() { rm -rf "$TMP_OUT"; }
 trap cleanup EXIT
 
-log "building kube-apiserver, kube-controller-manager $K8S_VERSION and etcd $ETCD_VERSION with go$GO_VERSION"
+log "building ${BINARIES[*]} ($K8S_VERSION, etcd $ETCD_VERSION) with go$GO_VERSION"
 log "output: $OUT_DIR"
 
 ########################################################################
@@ -216,17 +227,31 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   K8S_LDFLAGS+=" -X '$pkg.buildDate=${K8S_DATE:-1970-01-01T00:00:00Z}'"
 done
 
-log "compiling kube-apiserver, kube-controller-manager and kubectl (slow on a cold cache)..."
+K8S_CMDS=()
+for b in "${BINARIES[@]}"; do
+  [[ $b == etcd ]] || K8S_CMDS+=("k8s.io/kubernetes/cmd/$b")
+done
+log "compiling ${K8S_CMDS[*]##*/} (slow on a cold cache)..."
 (
   cd "$K8S_WRAP"
   # Same build tags as upstream release binaries (hack/lib/golang.sh).
   go build -trimpath -tags=selinux,notest,grpcnotrace \
-    -ldflags="$K8S_LDFLAGS" -o "$TMP_OUT/" \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kubectl
+    -ldflags="$K8S_LDFLAGS" -o "$TMP_OUT/" "${K8S_CMDS[@]}"
 ) || die "building Kubernetes $K8S_VERSION failed (wrapper module: $K8S_WRAP)"
 log "kubernetes binaries done after $((SECONDS - START))s"
+
+if [[ $PART == node ]]; then
+  for b in "${BINARIES[@]}"; do
+    [[ -x "$TMP_OUT/$b" ]] || die "expected binary $b was not produced"
+  done
+  "$TMP_OUT/kubelet" --version >&2 || die "built kubelet does not run"
+  mkdir -p "$OUT_DIR"
+  for b in "${BINARIES[@]}"; do
+    mv -f "$TMP_OUT/$b" "$OUT_DIR/$b"   # same filesystem: each rename is atomic
+  done
+  log "done in $((SECONDS - START))s"
+  finish
+fi
 
 ########################################################################
 # etcd
@@ -274,11 +299,12 @@ done
 "$TMP_OUT/etcd" --version >&2 || die "built etcd does not run"
 
 chmod 0755 "$TMP_OUT"
-# A leftover incomplete output dir (e.g. manual tampering) is replaced.
-if [[ -e $OUT_DIR ]] && ! have_all; then
-  rm -rf "$OUT_DIR"
-fi
-if ! mv -T "$TMP_OUT" "$OUT_DIR" 2>/dev/null; then
+# The folder may already hold the node's binaries (built first): add ours beside them.
+if [[ -d $OUT_DIR ]]; then
+  for b in "${BINARIES[@]}"; do
+    mv -f "$TMP_OUT/$b" "$OUT_DIR/$b"
+  done
+elif ! mv -T "$TMP_OUT" "$OUT_DIR" 2>/dev/null; then
   # Lost a race against a concurrent build (only possible without flock).
   have_all || die "could not move $TMP_OUT into place at $OUT_DIR"
 fi

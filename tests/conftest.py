@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from agentcred.testbed import procs, stack
-from agentcred.testbed.procs import StateDir
+from agentcred_testbed import incluster, node, procs, stack
+from agentcred_testbed.procs import StateDir
 from support.kube import apply_crds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,8 +30,11 @@ def testbed_env() -> Iterator[dict[str, str]]:
     state = StateDir(stack.default_root())
     reuse = (state.root / stack.ENV_FILE).exists() and stack.all_running(state)
     env = stack.up(state, log=lambda m: print(f"[testbed] {m}"))
-    # A `make dev` operator watches every namespace and would race the tests' own.
+    # A `make dev` operator watches every namespace and would race the tests' own; so
+    # would the in-cluster one of `make dev NODE=1` (tests/e2e/node deploys its own).
     procs.stop(state, "operator")
+    if node.running(state):
+        incluster.remove(env)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from agentcred.models.duration import parse_duration
@@ -53,6 +53,15 @@ class Settings:
     azure_verify_challenge_resource: bool = True
     azure_ca_bundle: str | None = None
     azure_api_version: str | None = None
+    # Leader election between replicas (agentcred.election): off for a single local
+    # process, on in the Deployment. client-go's durations: a Lease is valid for
+    # lease_duration without renewal, a leader gives up after renew_deadline without a
+    # successful renewal, and everyone polls every retry_period.
+    leader_election: bool = False
+    leader_election_lease_name: str = "agentcred-operator"
+    leader_election_lease_duration: timedelta = timedelta(seconds=15)
+    leader_election_renew_deadline: timedelta = timedelta(seconds=10)
+    leader_election_retry_period: timedelta = timedelta(seconds=2)
 
     def serves(self, namespace: str) -> bool:
         """Whether tasks and credentials of ``namespace`` are this operator's to handle."""
@@ -137,7 +146,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     except ValueError as exc:
         raise SettingsError(f"AGENTCRED_REISSUE_OVERLAP: {exc}") from None
     namespaces = tuple(n.strip() for n in (_get(env, "NAMESPACES") or "").split(",") if n.strip())
-    return Settings(
+    settings = Settings(
         log_format=_choice(env, "LOG_FORMAT", "json", ("json", "text")),
         log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         namespaces=namespaces,
@@ -156,4 +165,28 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         azure_verify_challenge_resource=_bool(env, "AZURE_VERIFY_CHALLENGE_RESOURCE", True),
         azure_ca_bundle=_file(env, "AZURE_CA_BUNDLE"),
         azure_api_version=_get(env, "AZURE_API_VERSION"),
+    )
+    return _with_leader_election(settings, env)
+
+
+def _with_leader_election(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """``AGENTCRED_LEADER_ELECTION*``; the three durations must nest as client-go requires
+    (retry period < renew deadline < lease duration), or two replicas could both lead."""
+    lease = _duration(env, "LEADER_ELECTION_LEASE_DURATION", "15s")
+    deadline = _duration(env, "LEADER_ELECTION_RENEW_DEADLINE", "10s")
+    retry = _duration(env, "LEADER_ELECTION_RETRY_PERIOD", "2s")
+    if not retry < deadline < lease:
+        raise SettingsError(
+            "AGENTCRED_LEADER_ELECTION_RETRY_PERIOD < _RENEW_DEADLINE < _LEASE_DURATION "
+            f"must hold (got {retry.total_seconds():g}s, {deadline.total_seconds():g}s, "
+            f"{lease.total_seconds():g}s)"
+        )
+    return replace(
+        settings,
+        leader_election=_bool(env, "LEADER_ELECTION", False),
+        leader_election_lease_name=_get(env, "LEADER_ELECTION_LEASE_NAME")
+        or settings.leader_election_lease_name,
+        leader_election_lease_duration=lease,
+        leader_election_renew_deadline=deadline,
+        leader_election_retry_period=retry,
     )

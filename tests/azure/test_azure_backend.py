@@ -1,7 +1,7 @@
 """The Azure Key Vault backend against Lowkey Vault (opt-in: ``make test-azure``).
 
 Not part of ``make test``: the Lowkey Vault app jar is not on the Maven Central these
-machines reach (see agentcred.testbed.lowkey). With ``LOWKEY_VAULT_JAR`` set the
+machines reach (see agentcred_testbed.lowkey). With ``LOWKEY_VAULT_JAR`` set the
 testbed starts it and this suite runs; without it, the suite fails loudly instead of
 skipping.
 
@@ -50,7 +50,7 @@ TTL = datetime.timedelta(minutes=5)
 def azure_env(testbed_env: dict[str, str]) -> dict[str, str]:
     assert "AZURE_KEYVAULT_URL" in testbed_env, (
         "no Azure Key Vault emulator: set LOWKEY_VAULT_JAR or AGENTCRED_TESTBED_AZURE=1 "
-        "(see agentcred.testbed.lowkey)"
+        "(see agentcred_testbed.lowkey)"
     )
     return testbed_env
 

@@ -27,7 +27,7 @@ def test_azure_key_vault_set_then_get_over_verified_https(
 ) -> None:
     assert "AZURE_KEYVAULT_URL" in testbed_env, (
         "no Azure Key Vault emulator: set LOWKEY_VAULT_JAR or AGENTCRED_TESTBED_AZURE=1 "
-        "(see agentcred.testbed.lowkey)"
+        "(see agentcred_testbed.lowkey)"
     )
     # The same credential class production uses; the testbed's token host stands in for IMDS.
     monkeypatch.setenv(

@@ -10,7 +10,7 @@ call Azure (another api-version, another path, another query), never silently
 answered.
 
 The vault (HTTPS on 127.0.0.1, a free port, a certificate from
-:mod:`agentcred.testbed.certs`; clients trust :attr:`AzureReplay.ca_bundle`):
+:mod:`agentcred_testbed.certs`; clients trust :attr:`AzureReplay.ca_bundle`):
 
 * A request is matched on its method, its exact path (the latest version of a secret
   is ``/secrets/{name}/``, with a trailing slash, while ``/secrets/{name}`` is PUT and
@@ -46,7 +46,7 @@ Instance Metadata Service protocol (``GET /metadata/identity/oauth2/token?api-ve
 2018-02-01&resource=...`` with ``Metadata: true``). azure-identity's
 ``ManagedIdentityCredential``, and so the ``DefaultAzureCredential`` the operator uses,
 asks ``$AZURE_POD_IDENTITY_AUTHORITY_HOST`` instead of 169.254.169.254 when it is set
-(and then skips its IMDS probe), the same trick ``agentcred.testbed.lowkey`` uses with
+(and then skips its IMDS probe), the same trick ``agentcred_testbed.lowkey`` uses with
 Lowkey Vault's token port. Tokens are random strings the vault then accepts; a token
 request for another resource, or without ``Metadata: true``, is remembered as unmatched.
 
@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from agentcred.testbed import certs
+from agentcred_testbed import certs
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "azure-keyvault-recordings"
 PYTHON_API_VERSION = "2025-07-01"  # the Python SDK's recordings

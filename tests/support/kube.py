@@ -21,6 +21,7 @@ def wait_for(
     timeout: float = 30.0,
     what: str = "condition",
     interval: float = 0.2,
+    describe: Callable[[], object] | None = None,
 ) -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -33,7 +34,8 @@ def wait_for(
         if last and not isinstance(last, AssertionError):
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    more = f"; {describe()}" if describe else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}){more}")
 
 
 def apply_crds(api: client.ApiClient) -> None:

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from agentcred.testbed import procs
+from agentcred_testbed import procs
 from support.kube import REPO
 
 BUILD_SCRIPT = REPO / "scripts" / "build-tools.sh"

@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from agentcred.testbed import procs
-from agentcred.testbed.procs import StateDir
+from agentcred_testbed import procs
+from agentcred_testbed.procs import StateDir
 
 
 def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:

@@ -56,3 +56,6 @@ def _in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.isfile(
         SERVICE_TOKEN_FILENAME
     )
+
+
+__all__ = ["POOL_SIZE", "REQUEST_TIMEOUT", "USER_AGENT", "ApiClient", "make_api_client"]

@@ -51,8 +51,8 @@ from agentcred.backends.base import (
     Unavailable,
 )
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
-from agentcred.testbed import moto
-from agentcred.testbed.procs import StateDir, free_port, http_ok, start, stop, wait_until
+from agentcred_testbed import moto
+from agentcred_testbed.procs import StateDir, free_port, http_ok, start, stop, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
-from agentcred.testbed import drongo, moto, openbao
-from agentcred.testbed.procs import PORT_OVERRIDE, StateDir, free_port
+from agentcred_testbed import drongo, moto, openbao
+from agentcred_testbed.procs import PORT_OVERRIDE, StateDir, free_port
 from support import vault
 from support.scenario import Scenario, default_block
 

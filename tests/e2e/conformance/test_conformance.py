@@ -26,7 +26,7 @@ from backends import (
     private_server,
 )
 
-from agentcred.testbed.procs import free_port
+from agentcred_testbed.procs import free_port
 from support.kube import wait_for
 from support.operator import OperatorProcess
 from support.proxy import Forwarder

@@ -31,7 +31,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from agentcred.testbed import kube as testbed_kube
+from agentcred_testbed import kube as testbed_kube
 from support.kube import REPO, wait_for
 from support.monitoring import DASHBOARD, rule_groups
 
@@ -106,9 +106,10 @@ def without_helm_additions(obj: dict[str, Any]) -> dict[str, Any]:
         k: v for k, v in (meta.get("annotations") or {}).items() if k != "helm.sh/resource-policy"
     }
     meta["annotations"] = annotations
-    if obj["kind"] == "Deployment":
+    if obj["kind"] in ("Deployment", "PodDisruptionBudget"):
         spec = obj["spec"]
         spec["selector"]["matchLabels"] = strip(spec["selector"]["matchLabels"])
+    if obj["kind"] == "Deployment":
         spec["template"]["metadata"]["labels"] = strip(spec["template"]["metadata"]["labels"])
     for field in ("labels", "annotations"):
         if not meta[field]:
@@ -178,7 +179,7 @@ def test_chart_ships_the_monitoring_files(helm: Path, helm_env: dict[str, str]) 
         monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     )
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
-    assert objs["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1
+    assert objs["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
     env = {
         e["name"]: e.get("value")
         for e in objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from agentcred.testbed.procs import free_port
+from agentcred_testbed.procs import free_port
 from support import vault
 from support.kube import wait_for
 from support.operator import operator_env, running_operator

@@ -29,8 +29,8 @@ import hvac
 import yaml
 from hvac.exceptions import VaultError
 
-from agentcred.testbed import procs
-from agentcred.testbed.procs import StateDir, TestbedError
+from agentcred_testbed import procs
+from agentcred_testbed.procs import StateDir, TestbedError
 
 NAME = "openbao"
 NAMES: tuple[str, ...] = (NAME,)

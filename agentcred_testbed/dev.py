@@ -17,12 +17,12 @@ from typing import Any
 import hvac
 import yaml
 
-from agentcred.testbed import kube, procs, stack
-from agentcred.testbed.certs import Pair
-from agentcred.testbed.procs import StateDir
+from agentcred_testbed import incluster, kube, node, procs, stack
+from agentcred_testbed.certs import Pair
+from agentcred_testbed.procs import StateDir
 
 NAMES = ("operator",)
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _kube_api(env: dict[str, str]) -> tuple[str, Any]:
@@ -165,6 +165,8 @@ def main() -> int:
     apply_file(server, ctx, REPO / "manifests" / "base" / "admission.yaml")
     configure_vault_for_example(env)
     procs.stop(state, "operator")
+    if node.wanted():
+        return _main_in_cluster(state, env, server, ctx)
     operator_env = {
         **env,
         "AGENTCRED_LOG_FORMAT": "json",
@@ -185,6 +187,32 @@ def main() -> int:
     )
     print("Stop everything: make testbed-down")
     return 0 if os.path.exists(state.pids / "operator.pid") else 1
+
+
+def _main_in_cluster(state: StateDir, env: dict[str, str], server: str, ctx: Any) -> int:
+    """``make dev NODE=1``: the operator from its image, deployed by the testbed overlay."""
+    changed = node.refresh_images(state, env, log=lambda m: print(f"[node] {m}", file=sys.stderr))
+    started = time.monotonic()
+    incluster.deploy(env, restart=changed)
+    print(f"[node] operator deployed in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    _fresh_example_task(server, ctx)
+    # The operator runs in a pod: it reaches OpenBao through the node's address.
+    apply_file(server, ctx, REPO / "examples" / "research-db.yaml", env["NODE_VAULT_ADDR"])
+    _wait_for_phase(server, ctx, SETTLED, timeout=90)
+    show(server, ctx)
+    print("\nThe operator runs in-cluster on the testbed node (two replicas, one leader):")
+    print(incluster.kubectl(env, "-n", incluster.NAMESPACE, "get", "pods", "-o", "wide"))
+    print(f"Leader: {incluster.leader(env)}")
+    print(
+        f"Logs: kubectl -n {incluster.NAMESPACE} logs deploy/{incluster.DEPLOYMENT}   "
+        f"(or {env['NODE_POD_LOGS']})"
+    )
+    print(
+        f"Use the cluster: export KUBECONFIG={env['KUBECONFIG']}   (all variables: "
+        f"source {state.root / stack.ENV_FILE})"
+    )
+    print("Stop everything (containers included): make testbed-down")
+    return 0
 
 
 if __name__ == "__main__":

@@ -16,14 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
-from agentcred.testbed import drongo, kube, lowkey, moto, openbao, postgres, procs
-from agentcred.testbed.procs import StateDir, TestbedError
+from agentcred_testbed import drongo, kube, lowkey, moto, node, openbao, postgres, procs
+from agentcred_testbed.procs import StateDir, TestbedError
 
 CHAINS: tuple[tuple[ModuleType, ...], ...] = (
     (postgres, kube, openbao),
     (moto, drongo),
 )
-ALL: tuple[ModuleType, ...] = (*(m for chain in CHAINS for m in chain), lowkey)
+# The node (node.py) is started on demand (node.up), after the rest; listed last so that
+# ``down`` stops it first.
+ALL: tuple[ModuleType, ...] = (*(m for chain in CHAINS for m in chain), lowkey, node)
 
 
 def chains() -> tuple[tuple[ModuleType, ...], ...]:
@@ -32,14 +34,15 @@ def chains() -> tuple[tuple[ModuleType, ...], ...]:
 
 
 def started(state: StateDir) -> tuple[ModuleType, ...]:
-    return tuple(m for chain in chains() for m in chain)
+    extra = (node,) if node.wanted() else ()
+    return (*(m for chain in chains() for m in chain), *extra)
 
 
 ENV_FILE = "env"
 
 
 def default_root() -> Path:
-    return Path(__file__).resolve().parents[3] / ".testbed"
+    return Path(__file__).resolve().parents[1] / ".testbed"
 
 
 def read_env(state: StateDir) -> dict[str, str]:
@@ -81,6 +84,8 @@ def up(state: StateDir, log: Callable[[str], None] = print) -> dict[str, str]:
         with ThreadPoolExecutor(len(chains())) as pool:
             for result in [pool.submit(_run_chain, state, c, log) for c in chains()]:
                 env.update(result.result())
+        if node.wanted():
+            env.update(node.up(state, env, log))
     except BaseException:
         down(state)
         raise
@@ -107,7 +112,8 @@ def down(state: StateDir) -> None:
 def leftovers(state: StateDir) -> list[str]:
     """Names of recorded processes that are still alive (should be empty after down)."""
     names = ["operator", *(n for m in ALL for n in m.NAMES)]
-    return [n for n in names if procs.running(state, n)]
+    left = [n for n in names if procs.running(state, n)]
+    return left + [x for x in node.leftovers(state) if x not in left]
 
 
 __all__ = ["TestbedError", "default_root", "down", "leftovers", "read_env", "up"]

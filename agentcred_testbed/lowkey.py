@@ -71,7 +71,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agentcred.testbed.procs import (
+from agentcred_testbed.procs import (
     StateDir,
     TestbedError,
     cache_dir,

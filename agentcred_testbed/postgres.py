@@ -28,8 +28,8 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from agentcred.testbed import procs
-from agentcred.testbed.procs import StateDir, TestbedError
+from agentcred_testbed import procs
+from agentcred_testbed.procs import StateDir, TestbedError
 
 NAME = "postgres"
 NAMES: tuple[str, ...] = (NAME,)

@@ -1,4 +1,4 @@
-"""``python -m agentcred.testbed up|down|status``: what ``make testbed-up/down`` run."""
+"""``python -m agentcred_testbed up|down|status``: what ``make testbed-up/down`` run."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from agentcred.testbed import stack
-from agentcred.testbed.procs import StateDir, TestbedError
+from agentcred_testbed import stack
+from agentcred_testbed.procs import StateDir, TestbedError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agentcred.testbed")
+    parser = argparse.ArgumentParser(prog="python -m agentcred_testbed")
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument(
         "--state",

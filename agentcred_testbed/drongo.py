@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from agentcred.testbed.procs import (
+from agentcred_testbed.procs import (
     StateDir,
     TestbedError,
     http_ok,

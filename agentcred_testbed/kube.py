@@ -23,12 +23,12 @@ from typing import Any
 
 import yaml
 
-from agentcred.testbed import certs, procs
-from agentcred.testbed.procs import StateDir, TestbedError
+from agentcred_testbed import certs, procs
+from agentcred_testbed.procs import StateDir, TestbedError
 
 NAMES = ("kube-controller-manager", "kube-apiserver", "etcd")
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
-_REPO = Path(__file__).resolve().parents[3]
+_REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = _REPO / "scripts" / "build-kube.sh"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTROLLERS = "garbage-collector-controller,namespace-controller,serviceaccount-controller"
@@ -89,6 +89,14 @@ def _pki(state: StateDir) -> dict[str, certs.Pair]:
             server_ips=("127.0.0.1", "10.0.0.1"),
         ),
         "admin": certs.make_leaf(folder, "admin", ca, common_name="admin", org="system:masters"),
+        # How the apiserver authenticates to a kubelet (logs, exec) when the node runs.
+        "kubelet-client": certs.make_leaf(
+            folder,
+            "apiserver-kubelet-client",
+            ca,
+            common_name="kube-apiserver-kubelet-client",
+            org="system:masters",
+        ),
         "sa": certs.make_signing_keypair(folder),
     }
 
@@ -138,6 +146,11 @@ def _start_apiserver(state: StateDir, bins: Path, pki: dict[str, certs.Pair], et
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
+            # For the testbed node (node.py): reach its kubelet by IP (its host name
+            # resolves nowhere) with a client certificate the kubelet trusts.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={pki['kubelet-client'].cert}",
+            f"--kubelet-client-key={pki['kubelet-client'].key}",
         ],
     )
     ctx = admin_ssl_context(pki)

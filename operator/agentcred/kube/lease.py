@@ -1,0 +1,70 @@
+"""Read and write the leader-election Lease (``coordination.k8s.io/v1``).
+
+Three calls, each one request: read (None when absent), create, and replace at the
+read ``resourceVersion`` so that of two replicas taking over at the same moment exactly
+one wins (the other gets ``Conflict``). The decisions are in ``agentcred.models.lease``.
+"""
+
+from __future__ import annotations
+
+from kubernetes_asyncio.client import ApiClient, CoordinationV1Api
+
+from agentcred.kube.calls import call, get_or_none
+from agentcred.kube.errors import subject
+from agentcred.models.lease import LeaseRecord
+
+LABELS = {"app.kubernetes.io/name": "agentcred", "app.kubernetes.io/component": "operator"}
+
+
+async def read_lease(api: ApiClient, namespace: str, name: str) -> LeaseRecord | None:
+    body = await get_or_none(
+        subject("Lease", namespace, name),
+        CoordinationV1Api(api).read_namespaced_lease,
+        name,
+        namespace,
+    )
+    return None if body is None else LeaseRecord.from_body(body)
+
+
+async def create_lease(
+    api: ApiClient, namespace: str, name: str, record: LeaseRecord
+) -> LeaseRecord:
+    """Create the Lease holding ``record``; ``Conflict`` if another replica was first."""
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": namespace, "labels": LABELS},
+        "spec": record.spec(),
+    }
+    created = await call(
+        subject("Lease", namespace, name),
+        CoordinationV1Api(api).create_namespaced_lease,
+        namespace,
+        body,
+    )
+    return LeaseRecord.from_body(created)
+
+
+async def replace_lease(
+    api: ApiClient, namespace: str, name: str, record: LeaseRecord
+) -> LeaseRecord:
+    """Write ``record`` over the version it was read at; ``Conflict`` if it changed since."""
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": LABELS,
+            "resourceVersion": record.resource_version,
+        },
+        "spec": record.spec(),
+    }
+    replaced = await call(
+        subject("Lease", namespace, name),
+        CoordinationV1Api(api).replace_namespaced_lease,
+        name,
+        namespace,
+        body,
+    )
+    return LeaseRecord.from_body(replaced)
