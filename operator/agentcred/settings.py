@@ -42,6 +42,9 @@ class Settings:
     # or tarpitting backend (or a busy tenant) cannot take every thread of the pool.
     target_concurrency: int = 16  # half a kind's pool: a stuck backend leaves the rest
     namespace_concurrency: int = 16
+    # Task handlers (start, complete, delete) running at once; the rest wait their turn in
+    # arrival order, so a burst finishes tasks one after another instead of all at the end.
+    task_concurrency: int = 48
     backend_timeout: timedelta = timedelta(seconds=30)  # connect and read, each
     client_cache_size: int = 64  # SDK clients / HTTP pools kept per backend kind (LRU)
     reissue_overlap: timedelta = timedelta(seconds=30)
@@ -158,6 +161,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         backend_concurrency=_int(env, "BACKEND_CONCURRENCY", 32, minimum=1),
         target_concurrency=_int(env, "BACKEND_TARGET_CONCURRENCY", 16, minimum=1),
         namespace_concurrency=_int(env, "NAMESPACE_CONCURRENCY", 16, minimum=1),
+        task_concurrency=_int(env, "TASK_CONCURRENCY", 48, minimum=1),
         backend_timeout=_duration(env, "BACKEND_TIMEOUT", "30s"),
         client_cache_size=_int(env, "CLIENT_CACHE_SIZE", 64, minimum=1),
         reissue_overlap=overlap,

@@ -539,6 +539,9 @@ class VaultBackend:
     def _http(self, address: str, ca_bundle: str | None) -> requests.Session:
         def make() -> requests.Session:
             http = requests.Session()
+            # No per-call environment lookups (~/.netrc, proxy and CA variables): the
+            # address and its CA are the platform's, written on the CredentialBackend.
+            http.trust_env = False
             http.verify = _ca_file(ca_bundle) if ca_bundle else self._verify
             http.max_redirects = 0
             pool = self._transport()

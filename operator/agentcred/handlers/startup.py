@@ -75,8 +75,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         credential_recheck.run_forever(deps, stopped),
         deps.scheduler.run(step, stop),
     ]
+
+    async def watch_generated_secrets(namespace: str | None) -> None:
+        await drift.seed(deps, namespace)
+        await watch.watch_secrets(api, drift.SELECTOR, on_secret, stop, namespace)
+
     for namespace in config.namespaces or (None,):
-        background.append(watch.watch_secrets(api, drift.SELECTOR, on_secret, stop, namespace))
+        background.append(watch_generated_secrets(namespace))
         background.append(watch.watch_pods(api, config.pod_selector, on_pod, stop, namespace))
     memo["watchers"] = [asyncio.create_task(c) for c in background]
 

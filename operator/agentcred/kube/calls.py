@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -22,6 +22,7 @@ from agentcred.kube.objects import Body
 
 Method = Callable[..., Awaitable[Any]]
 PAGE_SIZE = 500
+T = TypeVar("T")
 
 
 async def call(what: str, method: Method, *args: Any, **kwargs: Any) -> Body:
@@ -83,17 +84,34 @@ async def list_all(
     Items of core lists come without ``apiVersion``/``kind``; they are filled in from
     the list so that listed objects look exactly like watched ones.
     """
-    items: list[Body] = []
+    return await list_kept(what, method, *args, keep=_whole, label_selector=label_selector)
+
+
+async def list_kept(
+    what: str,
+    method: Method,
+    *args: Any,
+    keep: Callable[[Body], T],
+    label_selector: str | None = None,
+) -> tuple[list[T], str]:
+    """``list_all``, keeping only ``keep(item)`` of each item as each page arrives: with
+    thousands of objects, whole pages are never held at once (a restart's peak)."""
+    items: list[T] = []
     options: dict[str, Any] = {"limit": PAGE_SIZE}
     if label_selector:
         options["label_selector"] = label_selector
     while True:
         page = await call(what, method, *args, **options)
-        items.extend(_with_kind(item, page) for item in page.get("items") or [])
+        items.extend(keep(_with_kind(item, page)) for item in page.get("items") or [])
         meta = page.get("metadata") or {}
         if not meta.get("continue"):
             return items, str(meta.get("resourceVersion") or "")
         options["_continue"] = meta["continue"]
+        del page
+
+
+def _whole(item: Body) -> Body:
+    return item
 
 
 def _with_kind(item: Body, page: Body) -> Body:

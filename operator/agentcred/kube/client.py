@@ -6,7 +6,15 @@ library's own default path is frozen when it is first imported, which is too ear
 for a process (or a test session) that sets the variable later.
 
 The client library applies no timeout of its own; ``REQUEST_TIMEOUT`` is what
-``agentcred.kube.calls`` passes with every request, and watches use their own.
+``agentcred.kube.calls`` passes with every request, and watches use their own. It bounds
+connecting and each read, never the wait for a free pooled connection: under a burst,
+queueing for the pool is back-pressure, not a failure to retry from the top.
+
+The library's HTTP session reads the environment on every request (``trust_env``:
+``~/.netrc`` in a thread, proxy variables), which was 10-20 % of the operator's CPU in a
+burst (docs/performance.md). The session is rebuilt on the same connector without it;
+a proxy to the API server comes from the kubeconfig (``proxy-url``), which the library
+passes with each request.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from kubernetes_asyncio.config.incluster_config import (
 from agentcred.kube.errors import KubeError
 
 POOL_SIZE = 64  # concurrent connections to the API server
-REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=10, sock_read=30)
+READ_BUFFER = 2**21  # a watch event may carry a large object (the library's own figure)
 USER_AGENT = "agentcred"
 
 
@@ -48,6 +57,12 @@ async def make_api_client(*, pool_size: int = POOL_SIZE) -> ApiClient:
     configuration.connection_pool_maxsize = pool_size
     api = ApiClient(configuration)
     api.user_agent = USER_AGENT
+    rest = api.rest_client
+    connector = rest.pool_manager.connector
+    rest.pool_manager.detach()  # keeps the connector (TLS settings, pool size) open
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=connector, trust_env=False, read_bufsize=READ_BUFFER
+    )
     return api
 
 

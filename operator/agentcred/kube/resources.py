@@ -13,12 +13,12 @@ patch then fails with ``Conflict`` instead of overwriting a newer list.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from kubernetes_asyncio.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi
 
-from agentcred.kube.calls import call, get_or_none, list_all
+from agentcred.kube.calls import call, get_or_none, list_all, list_kept
 from agentcred.kube.errors import subject
 from agentcred.kube.objects import Body
 
@@ -28,6 +28,7 @@ CREDENTIALS = "agentcredentials"
 TASKS = "agenttasks"
 BACKENDS = "credentialbackends"
 MERGE_PATCH = "application/merge-patch+json"
+T = TypeVar("T")
 _KINDS = {CREDENTIALS: "AgentCredential", TASKS: "AgentTask", BACKENDS: "CredentialBackend"}
 
 
@@ -80,6 +81,24 @@ async def get_task(api: ApiClient, namespace: str, name: str) -> Body | None:
 async def list_tasks(api: ApiClient, namespace: str | None = None) -> list[Body]:
     """Every AgentTask, in one namespace or all of them."""
     return await _list(api, "AgentTasks", TASKS, namespace)
+
+
+async def list_task_parts(
+    api: ApiClient, keep: Callable[[Body], T], namespace: str | None = None
+) -> list[T]:
+    """``keep(task)`` of every AgentTask (of ``namespace`` or all), page by page: the
+    bodies of thousands of tasks are never held at once."""
+    custom = CustomObjectsApi(api)
+    what = subject("AgentTasks", namespace)
+    if namespace is None:
+        parts, _ = await list_kept(
+            what, custom.list_cluster_custom_object, GROUP, VERSION, TASKS, keep=keep
+        )
+    else:
+        parts, _ = await list_kept(
+            what, custom.list_namespaced_custom_object, GROUP, VERSION, namespace, TASKS, keep=keep
+        )
+    return parts
 
 
 async def list_credentials(api: ApiClient, namespace: str | None = None) -> list[Body]:

@@ -26,7 +26,7 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from agentcred.kube.calls import Method, list_all, open_stream
+from agentcred.kube.calls import Method, list_kept, open_stream
 from agentcred.kube.errors import Gone, KubeError, Unavailable, subject, translate
 from agentcred.kube.objects import Body
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 OnEvent = Callable[[str, Body], Awaitable[None]]
 WATCH_SECONDS = 300  # the server ends each watch request after this; we resume from there
-STREAM_TIMEOUT = aiohttp.ClientTimeout(connect=10, sock_read=WATCH_SECONDS + 30)
+STREAM_TIMEOUT = aiohttp.ClientTimeout(sock_connect=10, sock_read=WATCH_SECONDS + 30)
 T = TypeVar("T")
 
 
@@ -183,14 +183,18 @@ class _Watcher:
         await _until(stop, asyncio.sleep(self.backoff.next_delay(retry_after)))
 
     async def _relist(self, stop: asyncio.Future[Any]) -> None:
-        listing = list_all(
-            self.what, self.list_method, *self.args, label_selector=self.label_selector
+        listing = list_kept(
+            self.what,
+            self.list_method,
+            *self.args,
+            keep=skeleton,
+            label_selector=self.label_selector,
         )
         result = await _until(stop, listing)
         if result is None:
             return
         items, version = result
-        listed = {_uid(item): skeleton(item) for item in items}
+        listed = {_uid(item): item for item in items}
         events = relist_events(self.known, listed)
         self.known, self.version = listed, version
         self.backoff.reset()

@@ -61,3 +61,8 @@ class Deps:
     drift: Coalescer = field(default_factory=lambda: Coalescer("drift"))
     limits: Limits = field(default_factory=Limits)
     lookups: Lookups = field(default_factory=Lookups)
+    # Task handlers in flight (settings.task_concurrency); waiters are served in order.
+    admission: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = asyncio.Semaphore(self.settings.task_concurrency)

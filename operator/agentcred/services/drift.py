@@ -23,6 +23,7 @@ from typing import Any
 
 from agentcred.backends.base import BackendError
 from agentcred.kube import resources
+from agentcred.kube.errors import KubeError
 from agentcred.models.errors import SpecError
 from agentcred.models.status import Phase
 from agentcred.services import issuance, lifecycle, maintenance, report, task_status
@@ -35,6 +36,35 @@ SELECTOR = "app.kubernetes.io/managed-by=agentcred,agentcred.io/credential"
 
 
 REISSUE_MIN_INTERVAL = datetime.timedelta(seconds=30)  # per credential: a storm stays a drizzle
+
+
+async def seed(deps: Deps, namespace: str | None) -> None:
+    """Before the Secret watch starts: learn from the tasks' statuses which version of
+    each generated Secret the operator wrote, so that the watch's first list (every
+    generated Secret, after a restart) queues a check only for Secrets that changed
+    while no operator watched, instead of two task reads per Secret."""
+    try:
+        parts = await resources.list_task_parts(deps.api, written_versions, namespace)
+    except KubeError as exc:
+        log.warning("Could not list AgentTasks to seed drift detection (%s); checking each", exc)
+        return
+    for versions in parts:
+        deps.written.update(versions)
+
+
+def written_versions(task: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """(namespace, Secret name) -> resourceVersion recorded in the status of an active task."""
+    meta, status = task.get("metadata") or {}, task.get("status") or {}
+    if status.get("phase") != Phase.ACTIVE.value or meta.get("deletionTimestamp"):
+        return {}
+    namespace = str(meta.get("namespace") or "")
+    return {
+        (namespace, str(entry["secretName"])): str(entry["secretResourceVersion"])
+        for entry in status.get("credentials") or []
+        if entry.get("state") == task_status.ISSUED
+        and entry.get("secretName")
+        and entry.get("secretResourceVersion")
+    }
 
 
 def _owner_task(meta: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -65,7 +65,10 @@ class Resolved:
 async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
     """The AgentCredential of the task's namespace named by ``ref``, allowed by its
     CredentialBackend for this task's namespace and ServiceAccount, parsed and checked."""
-    body = await resources.get_credential(deps.api, task.namespace, ref.name)
+    body = await deps.lookups.get(
+        ("AgentCredential", task.namespace, ref.name),
+        lambda: resources.get_credential(deps.api, task.namespace, ref.name),
+    )
     if body is None:
         raise TaskRetry(
             "CredentialNotFound",
@@ -200,8 +203,13 @@ async def _issue_lease(
     request = request_for(deps, task, resolved, cid)
     backend = resolved.backend
     session: Session | None = None
-    await _retire_stale(deps, task, session_key)
     target = resolved.spec.target
+    if keeps_no_session(resolved):
+        async with deps.limits.slot(task.namespace, target):
+            issued = await backend.issue(request)
+        _render_or_fail(resolved, issued)
+        return issued
+    await _retire_stale(deps, task, session_key)
     if isinstance(backend, SessionBackend):
         async with deps.limits.slot(task.namespace, target):
             session = await backend.login(request)
@@ -226,16 +234,31 @@ async def _issue_lease(
         else:
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue(request)
-        render(resolved.spec.template, issued.data)  # fail before anything is written
-    except BaseException as exc:
+        _render_or_fail(resolved, issued)  # fail before anything is written
+    except BaseException:
         if session is not None:
             await discard(deps, task, resolved, session, session_key, cid)
-        if isinstance(exc, TemplateError):
-            raise TaskFailed(
-                "TemplateError", f"AgentCredential {resolved.ref.name}: {exc}"
-            ) from None
         raise
     return issued
+
+
+def keeps_no_session(resolved: Resolved) -> bool:
+    """A static read, or a backend without sessions: nothing to record before issuing.
+
+    A static read's login (Vault: a token used for one read) is revoked by the backend
+    right after the read and never leaves the process, so it gets no write-ahead record:
+    if the operator dies between that login and its revocation, the token expires at
+    the end of its role's TTL, unused. This saves a session Secret's create, delete and
+    three reads per task on the most common credential."""
+    backend = resolved.backend
+    return backend.capabilities(resolved.spec).static or not isinstance(backend, SessionBackend)
+
+
+def _render_or_fail(resolved: Resolved, issued: Issued) -> None:
+    try:
+        render(resolved.spec.template, issued.data)
+    except TemplateError as exc:
+        raise TaskFailed("TemplateError", f"AgentCredential {resolved.ref.name}: {exc}") from None
 
 
 async def _retire_stale(deps: Deps, task: TaskView, key: str) -> None:

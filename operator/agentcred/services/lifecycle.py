@@ -81,7 +81,7 @@ async def resume(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
 async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
     """Create/resume: issue what is missing; end the task if it is already over."""
     task = TaskView.from_body(body)
-    async with deps.locks.hold(task.uid):
+    async with deps.admission, deps.locks.hold(task.uid):
         fresh = await reload(deps, task)
         if fresh is None or fresh.deleting:
             return
@@ -108,22 +108,28 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> None:
     if task.deadline is not None and task.deadline <= now:
         await end(deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed")
         return
-    if task.phase is None:
-        task = await patch(deps, task, task_status.pending(task.status, task.generation, now))
-    for ref in task.spec.credentials:
-        if await _already_issued(deps, task, ref):
-            continue
+    # A new task's Pending fields ride on its first status patch (the first credential's
+    # entry, or the reason it waits), and the last credential's patch makes it Active:
+    # one status write per credential, none of their own.
+    starting = task_status.pending(task.status, task.generation, now) if task.phase is None else {}
+    todo = [ref for ref in task.spec.credentials if not await _already_issued(deps, task, ref)]
+    for ref in todo:
         try:
-            task = await _issue_into_status(deps, task, ref)
+            task = await _issue_into_status(
+                deps, task, ref, starting, activate=ref is todo[-1] and task.phase != Phase.ACTIVE
+            )
         except TaskFailed as failure:
+            if starting:
+                task = await patch(deps, task, starting)
             await report.event(deps.api, task, report.ISSUE_FAILED, failure.message, warning=True)
             await end(deps, task, Phase.FAILED, failure.reason, failure.message)
             return
         except TaskRetry as retry:
-            await _waiting(deps, task, ref, retry.reason, retry.message)
+            await _waiting(deps, task, ref, retry.reason, retry.message, starting)
             raise TaskRetry(
                 retry.reason, retry.message, retry.delay or backoff(attempt, deps.rng)
             ) from None
+        starting = {}
     if task.phase != Phase.ACTIVE:
         task = await patch(
             deps, task, task_status.active(task.status, task.entries, task.generation, deps.clock())
@@ -163,7 +169,16 @@ async def _already_issued(deps: Deps, task: TaskView, ref: CredentialRef) -> boo
     return info is not None
 
 
-async def _issue_into_status(deps: Deps, task: TaskView, ref: CredentialRef) -> TaskView:
+async def _issue_into_status(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    starting: Mapping[str, Any],
+    *,
+    activate: bool,
+) -> TaskView:
+    """Issue one credential and record it, with ``starting`` fields (a new task's Pending)
+    and, when ``activate``, the task's move to Active, in the same status patch."""
     cid = audit.new_correlation_id()
     backend_kind = "unknown"
     try:
@@ -209,9 +224,16 @@ async def _issue_into_status(deps: Deps, task: TaskView, ref: CredentialRef) -> 
     await report.event(
         deps.api, task, report.ISSUED, f"{ref.name}: issued into Secret {task.secret_name(ref)}"
     )
-    return await patch(
-        deps, task, {"credentials": entries, "expiresAt": task_status.nearest_expiry(entries)}
-    )
+    status: dict[str, Any] = {
+        **starting,
+        "credentials": entries,
+        "expiresAt": task_status.nearest_expiry(entries),
+    }
+    if activate:
+        status.update(
+            task_status.active({**task.status, **starting}, entries, task.generation, deps.clock())
+        )
+    return await patch(deps, task, status)
 
 
 def _as_task_error(exc: Exception, ref: CredentialRef) -> TaskRetry | TaskFailed:
@@ -226,16 +248,22 @@ def _as_task_error(exc: Exception, ref: CredentialRef) -> TaskRetry | TaskFailed
 
 
 async def _waiting(
-    deps: Deps, task: TaskView, ref: CredentialRef, reason: str, message: str
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    reason: str,
+    message: str,
+    starting: Mapping[str, Any],
 ) -> None:
     now = deps.clock()
     await patch(
         deps,
         task,
         {
+            **starting,
             "conditions": task_status.ready(
                 task.status, False, reason, message, task.generation, now
-            )
+            ),
         },
     )
     # A name conflict is the user's to fix and says so under its own reason.
@@ -246,7 +274,7 @@ async def _waiting(
 async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
     """``spec.completed`` became true: the task succeeded."""
     task = TaskView.from_body(body)
-    async with deps.locks.hold(task.uid):
+    async with deps.admission, deps.locks.hold(task.uid):
         fresh = await reload(deps, task)
         if fresh is not None and not fresh.ended:
             await end(deps, fresh, Phase.SUCCEEDED, "Completed", "spec.completed is true")
@@ -258,7 +286,7 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
     """The task is being deleted: revoke and clean up before the finalizer is released."""
     task = TaskView.from_body(body)
     deps.pods.unregister(task.namespace, task.uid)
-    async with deps.locks.hold(task.uid):
+    async with deps.admission, deps.locks.hold(task.uid):
         fresh = await reload(deps, task) or task
         if not fresh.ended:
             reason, message = await _deletion_cause(deps, fresh)
@@ -322,7 +350,8 @@ async def cleanup(deps: Deps, task: TaskView) -> None:
     for key, record in records.items():
         if not await _revoke(deps, task, record):
             remaining[key] = record
-    await sessions.save(deps, task, remaining)
+    if records:  # no session Secret (a static read, STS): nothing to rewrite or delete
+        await sessions.save(deps, task, remaining)
     for ref in task.spec.credentials:
         await issuance.delete_secret(deps, task, ref)
     if not task.deleting:

@@ -1,8 +1,9 @@
 """Very short-lived reads shared by concurrent callers (a burst of tasks): one GET per key
 per ``LOOKUP_SECONDS``, and concurrent misses wait for the same GET (single flight).
 
-Only for objects whose change may take a moment to apply (a CredentialBackend, a
-namespace's labels); never for a task or a Secret, which are always read fresh.
+Only for objects whose change may take a moment to apply (an AgentCredential, a
+CredentialBackend, a namespace's labels); never for a task or a Secret, which are always
+read fresh. A burst of 1,000 tasks on one AgentCredential costs one GET of each, not 1,000.
 """
 
 from __future__ import annotations

@@ -216,16 +216,9 @@ async def reissue(
     cid = audit.new_correlation_id()
     next_key = ref.name + sessions.NEXT
     issued, info = await issuance.issue(deps, task, resolved, session_key=next_key, cid=cid)
-    records = await sessions.load(deps, task.uid)
-    old, new = records.pop(ref.name, None), records.pop(next_key, None)
-    stale = records.pop(ref.name + sessions.PREVIOUS, None)
-    if stale is not None:
-        await lifecycle._revoke(deps, task, stale)
-    if old is not None:
-        records[ref.name + sessions.PREVIOUS] = old
-    if new is not None:
-        records[ref.name] = new
-    await sessions.save(deps, task, records)
+    old = None
+    if not issuance.keeps_no_session(resolved):
+        old = await _rotate_sessions(deps, task, ref)
     now = deps.clock()
     caps = resolved.backend.capabilities(resolved.spec)
     next_at = issuance.next_action_at(deps, resolved, issued)
@@ -266,6 +259,25 @@ async def reissue(
     if old is not None and overlap <= datetime.timedelta(0):
         task = await retire_previous(deps, task, ref)
     return task
+
+
+async def _rotate_sessions(
+    deps: Deps, task: TaskView, ref: CredentialRef
+) -> sessions.SessionRecord | None:
+    """After a re-issue: the new session becomes current, the old one is kept as previous
+    (retired after the overlap), an older previous is revoked now. Returns the old one."""
+    next_key = ref.name + sessions.NEXT
+    records = await sessions.load(deps, task.uid)
+    old, new = records.pop(ref.name, None), records.pop(next_key, None)
+    stale = records.pop(ref.name + sessions.PREVIOUS, None)
+    if stale is not None:
+        await lifecycle._revoke(deps, task, stale)
+    if old is not None:
+        records[ref.name + sessions.PREVIOUS] = old
+    if new is not None:
+        records[ref.name] = new
+    await sessions.save(deps, task, records)
+    return old
 
 
 async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> TaskView:
