@@ -1,6 +1,7 @@
 """The operator under test: started as a local process, watched from ``/proc``, stopped by PID.
 
-The benchmark starts ``agentcred run`` itself (never a Deployment) with the environment
+The benchmark starts ``agentcred run`` itself (never a Deployment), through
+``bench/as_installed.py`` so that only the image's packages are importable, with the environment
 ``make dev`` uses, JSON logs at INFO to a file, a metrics port and a liveness endpoint,
 and records its PID so that cleanup stops exactly that process and nothing else.
 Resident memory comes from ``/proc/<pid>/status`` (VmRSS), CPU time from
@@ -37,6 +38,7 @@ ADMIN_ONLY = ("VAULT_TOKEN", "PGPASSWORD", "PGUSER")
 METRIC_LINE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 TRACED = Path(__file__).with_name("traced_operator.py")
+AS_INSTALLED = Path(__file__).with_name("as_installed.py")  # the image's packages only
 NUMBERS = re.compile(r"\d+")
 
 
@@ -230,7 +232,7 @@ def start(
         env["BENCH_TRACEMALLOC_DIR"] = str(log_path.parent)
         env["BENCH_TRACEMALLOC_FRAMES"] = str(tracemalloc_frames)
     else:
-        argv = [str(Path(sys.executable).parent / "agentcred"), "run"]
+        argv = [sys.executable, str(AS_INSTALLED), "run"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     try:

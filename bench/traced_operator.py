@@ -28,11 +28,15 @@ import tracemalloc
 from pathlib import Path
 from types import FrameType
 
-import hvac  # noqa: F401
-import kopf  # noqa: F401
+from as_installed import hide_dev_packages  # type: ignore[import-not-found]  # beside this script
 
-import agentcred.backends.vault  # noqa: F401  (imported before tracing starts)
-from agentcred.cli import main
+hide_dev_packages()  # before Kopf looks for the sync client (bench/as_installed.py)
+
+import hvac  # noqa: E402, F401
+import kopf  # noqa: E402, F401
+
+import agentcred.backends.vault  # noqa: E402, F401  (imported before tracing starts)
+from agentcred.cli import main  # noqa: E402
 
 _count = 0
 
