@@ -145,7 +145,14 @@ def next_action_at(deps: Deps, resolved: Resolved, issued: Issued) -> datetime.d
     """When to look at a fresh credential again: re-read a static one every refresh
     interval, renew (or re-issue) a lease at its renewal percent, never if it has no expiry."""
     if resolved.backend.capabilities(resolved.spec).static:
-        return refresh_at(deps.clock(), resolved.spec.refresh_interval, deps.rng)
+        # From the time of the read itself, which every task sharing it got from the same
+        # cache entry: their next refreshes fall within one jitter window (10 % of the
+        # interval), so the first of them reads afresh and the rest share that read: one
+        # backend read per refresh. From each task's own clock they would drift apart
+        # and the cache (half an interval) would serve them with two reads.
+        now, interval = deps.clock(), resolved.spec.refresh_interval
+        read_at = issued.issued_at if now - interval <= issued.issued_at <= now else now
+        return refresh_at(read_at, interval, deps.rng)
     if issued.expires_at is not None:
         return renew_at(
             issued.issued_at, issued.expires_at, resolved.spec.renewal_percent, deps.rng
