@@ -14,7 +14,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from support import postgres, vault
+from support import postgres
+from support.credentials import vault_database
 from support.kube import REPO, wait_for
 from support.leaks import assert_no_leaks
 from support.operator import operator_env, running_operator
@@ -131,25 +132,14 @@ def test_the_operator_works_under_the_namespace_scoped_rbac(
     kubectl(testbed_env, "apply", "--server-side", "--force-conflicts", "-f", str(manifest))
     kubeconfig = token_kubeconfig(kube, testbed_env, tmp_path)
     scene = Scenario(kube, namespace)
-    account = scene.service_account("agent")
-    role = vault.kubernetes_role(testbed_env, namespace, account)
-    scene.credential("db", vault={"role": role, "dynamic": {"path": "database/creds/readonly"}})
+    account = vault_database(scene, testbed_env)
     env = {**operator_env(testbed_env), "KUBECONFIG": str(kubeconfig)}
     with running_operator(env, tmp_path / "op.log", "--namespace", namespace) as op:
-        scene.task("scoped", ["db"], serviceAccountName=account)
-        scene.wait_phase("scoped", "Active")
-        data = scene.read_secret("scoped-db")
-        assert data is not None and postgres.can_login(
-            testbed_env, data["username"], data["password"]
-        )
-        scene.patch_task("scoped", {"completed": True})
-        scene.wait_phase("scoped", "Succeeded")
+        _, data = scene.issue("scoped", "db", serviceAccountName=account)
+        assert postgres.can_login(testbed_env, data["username"], data["password"])
+        scene.complete("scoped")
         wait_for(lambda: scene.read_secret("scoped-db") is None, 30, "Secret deleted")
-        wait_for(
-            lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-            30,
-            "lease revoked",
-        )
+        postgres.wait_refused(testbed_env, data, 30, "lease revoked")
         forbidden = [line for line in op.log_lines() if re.search(r"\b403\b|Forbidden", line)]
         assert forbidden == [], forbidden[:3]
     assert_no_leaks(scene, [op])

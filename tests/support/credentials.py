@@ -2,7 +2,7 @@
 
 ``vault_database`` is the Vault database dynamic credential most lifecycle tests issue: a
 ServiceAccount for the agent, a kubernetes-auth role bound to it, and an AgentCredential
-for ``database/creds/readonly`` (or a short-lease role from ``short_lease_role``) on the
+for ``database/creds/readonly`` (or a role with its own TTLs from ``own_db_role``) on the
 namespace's testbed Vault backend. ``kv_secret`` writes a KV v2 value as the admin.
 """
 
@@ -26,9 +26,19 @@ class DbRole:
     rules: str
 
 
-def short_lease_role(env: dict[str, str], *, default_ttl: str, max_ttl: str) -> DbRole:
+def own_db_role(
+    env: dict[str, str],
+    *,
+    default_ttl: str,
+    max_ttl: str,
+    name: str = "",
+    connection: str = "testbed-postgres",
+) -> DbRole:
     """A fresh database role granting leases of ``default_ttl``, capped at ``max_ttl``."""
-    path = f"database/creds/{vault.db_role(env, default_ttl=default_ttl, max_ttl=max_ttl)}"
+    name = vault.db_role(
+        env, default_ttl=default_ttl, max_ttl=max_ttl, name=name, connection=connection
+    )
+    path = f"database/creds/{name}"
     return DbRole(path, f'path "{path}" {{ capabilities = ["read"] }}')
 
 

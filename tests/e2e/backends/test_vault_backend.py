@@ -39,6 +39,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.vault import VaultBackend
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
+from support import postgres
 from support.kube import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -141,15 +142,7 @@ def backend() -> Iterator[VaultBackend]:
 
 
 def connect(env: dict[str, str], user: str, password: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        host=env["PGHOST"],
-        port=env["PGPORT"],
-        dbname=env["PGDATABASE"],
-        user=user,
-        password=password,
-        connect_timeout=5,
-        autocommit=True,
-    )
+    return postgres.connect(env, user, password, autocommit=True)
 
 
 def role_exists(env: dict[str, str], name: str) -> bool:

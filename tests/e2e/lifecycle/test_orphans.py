@@ -24,7 +24,7 @@ from agentcred.services.deps import Deps
 from agentcred.services.task_view import TaskView
 from agentcred.settings import Settings
 from support import postgres
-from support.credentials import DYNAMIC, short_lease_role, vault_database
+from support.credentials import DYNAMIC, own_db_role, vault_database
 from support.kube import wait_for
 from support.operator import operator_env, running_operator
 from support.orphans import orphan_a_task
@@ -161,7 +161,7 @@ def test_credential_dies_at_its_ttl_while_the_operator_is_down(
 ) -> None:
     scene = Scenario(kube, namespace)
     # The Vault role caps every lease at 8 s.
-    db_role = short_lease_role(testbed_env, default_ttl="8s", max_ttl="8s")
+    db_role = own_db_role(testbed_env, default_ttl="8s", max_ttl="8s")
     account = vault_database(scene, testbed_env, db_role=db_role)
     with running_operator(
         operator_env(testbed_env), tmp_path / "op.log", "--namespace", namespace

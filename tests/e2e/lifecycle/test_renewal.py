@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from support import postgres
-from support.credentials import short_lease_role, vault_database
+from support.credentials import own_db_role, vault_database
 from support.kube import wait_for
 from support.scenario import Scenario
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[str, str]) -> None:
     # The ttl floor is 60 s; the database role grants a shorter first lease (10 s), so
     # the first renewal comes after 5 s and asks for the credential's 60 s.
-    db_role = short_lease_role(testbed_env, default_ttl="10s", max_ttl="1h")
+    db_role = own_db_role(testbed_env, default_ttl="10s", max_ttl="1h")
     account = vault_database(scenario, testbed_env, db_role=db_role, ttl="60s", renewalPercent=50)
     status, data = scenario.issue("renewing", "db", serviceAccountName=account)
     first = status["credentials"][0]
@@ -44,7 +44,7 @@ def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[s
 def test_capped_lease_is_reissued_and_the_old_role_dropped_after_the_overlap(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    db_role = short_lease_role(testbed_env, default_ttl="12s", max_ttl="12s")
+    db_role = own_db_role(testbed_env, default_ttl="12s", max_ttl="12s")
     # ttl: the floor; the database role caps every lease at 12 s
     account = vault_database(scenario, testbed_env, db_role=db_role, ttl="60s", renewalPercent=50)
     status, first = scenario.issue("capped", "db", serviceAccountName=account)

@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 
 from support import postgres, vault
-from support.credentials import short_lease_role, vault_database
+from support.credentials import own_db_role, vault_database
 from support.kube import wait_for
 from support.leaks import assert_no_leaks
 from support.operator import operator_env, running_operator
@@ -25,7 +25,7 @@ def test_sigkill_and_restart_neither_reissues_nor_loses_the_renewal_schedule(
     tmp_path: Path,
 ) -> None:
     scene = Scenario(kube, namespace)
-    db_role = short_lease_role(testbed_env, default_ttl="20s", max_ttl="1h")  # a short 1st lease
+    db_role = own_db_role(testbed_env, default_ttl="20s", max_ttl="1h")  # a short 1st lease
     account = vault_database(scene, testbed_env, db_role=db_role, ttl="60s", renewalPercent=50)
     env = operator_env(testbed_env)
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
