@@ -124,17 +124,18 @@ def token_kubeconfig(kube: client.ApiClient, env: dict[str, str], folder: Path) 
 
 
 def test_the_operator_works_under_the_namespace_scoped_rbac(
-    kube: client.ApiClient, namespace: str, crds: None, testbed_env: dict[str, str], tmp_path: Path
+    scene: Scenario,
+    testbed_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
-    docs = scoped_rbac_for(testbed_env, namespace)
+    docs = scoped_rbac_for(testbed_env, scene.ns)
     manifest = tmp_path / "rbac.yaml"
     manifest.write_text(yaml.safe_dump_all(docs))
     kubectl(testbed_env, "apply", "--server-side", "--force-conflicts", "-f", str(manifest))
-    kubeconfig = token_kubeconfig(kube, testbed_env, tmp_path)
-    scene = Scenario(kube, namespace)
+    kubeconfig = token_kubeconfig(scene.api, testbed_env, tmp_path)
     account = vault_database(scene, testbed_env)
     env = {**operator_env(testbed_env), "KUBECONFIG": str(kubeconfig)}
-    with running_operator(env, tmp_path / "op.log", "--namespace", namespace) as op:
+    with running_operator(env, tmp_path / "op.log", "--namespace", scene.ns) as op:
         _, data = scene.issue("scoped", "db", serviceAccountName=account)
         assert postgres.can_login(testbed_env, data["username"], data["password"])
         scene.complete("scoped")

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from support import postgres, vault
 from support.credentials import own_db_role, vault_database
@@ -118,19 +117,16 @@ def lifecycle(scene: Scenario, i: int, account: str, rng: random.Random) -> str:
 
 
 def test_no_lease_outlives_its_task_under_random_operator_kills(
-    kube: client.ApiClient,
-    namespace: str,
-    crds: None,
+    scene: Scenario,
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     rng = random.Random(4711)
-    scene = Scenario(kube, namespace)
     marker = f"cx{uuid.uuid4().hex[:6]}"  # Vault puts the first 8 chars of the role in usernames
     db_role = own_db_role(testbed_env, default_ttl="5m", max_ttl="10m", name=marker)
     account = vault_database(scene, testbed_env, db_role=db_role, ttl="2m")
 
-    chaos = Chaos(operator_env(testbed_env), namespace, tmp_path, rng)
+    chaos = Chaos(operator_env(testbed_env), scene.ns, tmp_path, rng)
     chaos.thread.start()
     started = time.monotonic()
     try:

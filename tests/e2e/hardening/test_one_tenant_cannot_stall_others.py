@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from support import postgres, vault
 from support.credentials import DYNAMIC, own_db_role, vault_database
@@ -25,9 +24,10 @@ pytestmark = pytest.mark.e2e
 
 
 def test_a_poison_session_record_does_not_stop_the_sweep(
-    kube: client.ApiClient, namespace: str, crds: None, testbed_env: dict[str, str], tmp_path: Path
+    scene: Scenario,
+    testbed_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
-    scene = Scenario(kube, namespace)
     account = vault_database(scene, testbed_env)
     own = testbed_env["AGENTCRED_NAMESPACE"]
     env = operator_env(testbed_env)
@@ -37,18 +37,18 @@ def test_a_poison_session_record_does_not_stop_the_sweep(
         own,
         {
             "metadata": {
-                "name": f"agentcred-session-0-poison-{namespace}"[:253],
+                "name": f"agentcred-session-0-poison-{scene.ns}"[:253],
                 "labels": {
                     "agentcred.io/session": "true",
-                    "agentcred.io/task-namespace": namespace,
-                    "agentcred.io/test-namespace": namespace,
+                    "agentcred.io/task-namespace": scene.ns,
+                    "agentcred.io/test-namespace": scene.ns,
                 },
                 "annotations": {"agentcred.io/task-name": "poison"},
             },
             "stringData": {"db": "{not json"},
         },
     )
-    with running_operator(env, tmp_path / "second.log", "--namespace", namespace) as second:
+    with running_operator(env, tmp_path / "second.log", "--namespace", scene.ns) as second:
         postgres.wait_refused(
             testbed_env, data, 30, "the orphan revoked by the same sweep that met the poison record"
         )
@@ -57,14 +57,15 @@ def test_a_poison_session_record_does_not_stop_the_sweep(
 
 
 def test_a_tarpit_backend_does_not_starve_a_healthy_one(
-    kube: client.ApiClient, namespace: str, crds: None, testbed_env: dict[str, str], tmp_path: Path
+    scene: Scenario,
+    testbed_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     """Four threads for Vault in all, at most two per backend address: six tasks stuck on a
     backend that never answers leave the healthy backend its share."""
-    scene = Scenario(kube, namespace)
     account = scene.service_account("agent")
     short = own_db_role(testbed_env, default_ttl="10s", max_ttl="1h")
-    role = vault.kubernetes_role(testbed_env, namespace, account, rules=short.rules)
+    role = vault.kubernetes_role(testbed_env, scene.ns, account, rules=short.rules)
     env = {
         **operator_env(testbed_env),
         "AGENTCRED_BACKEND_CONCURRENCY": "4",
@@ -73,7 +74,7 @@ def test_a_tarpit_backend_does_not_starve_a_healthy_one(
     }
     with (
         listening(tarpit=True) as tarpit,
-        running_operator(env, tmp_path / "op.log", "--namespace", namespace) as op,
+        running_operator(env, tmp_path / "op.log", "--namespace", scene.ns) as op,
     ):
         stuck = scene.backend(
             "vault",

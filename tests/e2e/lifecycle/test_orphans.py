@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from agentcred.backends.base import Identity, IssueRequest
 from agentcred.backends.registry import BackendRegistry
@@ -34,13 +33,10 @@ pytestmark = pytest.mark.e2e
 
 
 def test_task_deleted_behind_the_operators_back_is_swept(
-    kube: client.ApiClient,
-    namespace: str,
-    crds: None,
+    scene: Scenario,
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    scene = Scenario(kube, namespace)
     account = vault_database(scene, testbed_env)
     env = operator_env(testbed_env)
     data, uid, _ = orphan_a_task(scene, testbed_env, tmp_path / "first.log", account)
@@ -48,12 +44,12 @@ def test_task_deleted_behind_the_operators_back_is_swept(
     own = testbed_env["AGENTCRED_NAMESPACE"]
     assert scene.core.read_namespaced_secret(f"agentcred-session-{uid}", own) is not None
 
-    with running_operator(env, tmp_path / "second.log", "--namespace", namespace):
+    with running_operator(env, tmp_path / "second.log", "--namespace", scene.ns):
         postgres.wait_refused(testbed_env, data, 30, "orphaned lease revoked by the sweep")
         wait_for(
             lambda: (
                 scene.core.list_namespaced_secret(
-                    own, label_selector=f"agentcred.io/task-namespace={namespace}"
+                    own, label_selector=f"agentcred.io/task-namespace={scene.ns}"
                 ).items
                 == []
             ),
@@ -63,19 +59,16 @@ def test_task_deleted_behind_the_operators_back_is_swept(
 
 
 def test_lease_issued_but_never_recorded_is_found_and_revoked(
-    kube: client.ApiClient,
-    namespace: str,
-    crds: None,
+    scene: Scenario,
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """Reproduce the state an operator leaves when it dies right after issuing: the
     session is written (write-ahead), the lease exists, the task's status knows nothing
     and the task is gone."""
-    scene = Scenario(kube, namespace)
     account = vault_database(scene, testbed_env)
     role = scene.custom.get_namespaced_custom_object(
-        "agentcred.io", "v1alpha1", namespace, "agentcredentials", "db"
+        "agentcred.io", "v1alpha1", scene.ns, "agentcredentials", "db"
     )["spec"]["vault"]["role"]
     spec_dict = {  # the credential resolved against its backend, as a session record keeps it
         "allowInsecureHTTP": True,
@@ -86,7 +79,7 @@ def test_lease_issued_but_never_recorded_is_found_and_revoked(
         },
     }
     ghost = TaskView(
-        namespace=namespace,
+        namespace=scene.ns,
         name="ghost",
         uid="00000000-dead-beef-0000-000000000000",
         generation=1,
@@ -98,7 +91,7 @@ def test_lease_issued_but_never_recorded_is_found_and_revoked(
     scene.values.update(data.values())
     assert postgres.can_login(testbed_env, data["username"], data["password"])
 
-    with running_operator(operator_env(testbed_env), tmp_path / "op.log", "--namespace", namespace):
+    with running_operator(operator_env(testbed_env), tmp_path / "op.log", "--namespace", scene.ns):
         postgres.wait_refused(testbed_env, data, 30, "unrecorded lease revoked by the sweep")
         assert not postgres.role_exists(testbed_env, data["username"])
 
@@ -153,18 +146,15 @@ async def _issue_like_a_dying_operator(
 
 
 def test_credential_dies_at_its_ttl_while_the_operator_is_down(
-    kube: client.ApiClient,
-    namespace: str,
-    crds: None,
+    scene: Scenario,
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    scene = Scenario(kube, namespace)
     # The Vault role caps every lease at 8 s.
     db_role = own_db_role(testbed_env, default_ttl="8s", max_ttl="8s")
     account = vault_database(scene, testbed_env, db_role=db_role)
     with running_operator(
-        operator_env(testbed_env), tmp_path / "op.log", "--namespace", namespace
+        operator_env(testbed_env), tmp_path / "op.log", "--namespace", scene.ns
     ) as op:
         status, data = scene.issue("abandoned", "db", serviceAccountName=account)
         entry = status["credentials"][0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from support import postgres, vault
 from support.credentials import own_db_role, vault_database
@@ -18,24 +17,21 @@ pytestmark = pytest.mark.e2e
 
 
 def test_sigkill_and_restart_neither_reissues_nor_loses_the_renewal_schedule(
-    kube: client.ApiClient,
-    namespace: str,
-    crds: None,
+    scene: Scenario,
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    scene = Scenario(kube, namespace)
     db_role = own_db_role(testbed_env, default_ttl="20s", max_ttl="1h")  # a short 1st lease
     account = vault_database(scene, testbed_env, db_role=db_role, ttl="60s", renewalPercent=50)
     env = operator_env(testbed_env)
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    with running_operator(env, logs[0], "--namespace", namespace) as first:
+    with running_operator(env, logs[0], "--namespace", scene.ns) as first:
         status, data = scene.issue("survivor", "db", serviceAccountName=account)
         entry = status["credentials"][0]
         first.kill()
     leases_before = vault.leases(testbed_env, f"{db_role.path}/")
 
-    with running_operator(env, logs[1], "--namespace", namespace) as second:
+    with running_operator(env, logs[1], "--namespace", scene.ns) as second:
         renewed = wait_for(
             lambda: (e := scene.status("survivor")["credentials"][0]).get("renewals", 0) >= 1 and e,
             45,
