@@ -3,9 +3,7 @@ namespace-scoped install's own RBAC (a token of its ServiceAccount, not the admi
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from kubernetes.client.rest import ApiException
 from support import postgres
 from support.credentials import vault_database
 from support.kube import REPO, wait_for
+from support.kube import kubectl as run_kubectl
 from support.leaks import assert_no_leaks
 from support.operator import operator_env, running_operator
 from support.scenario import Scenario
@@ -26,14 +25,7 @@ SCOPED = REPO / "manifests" / "overlays" / "namespaced"
 
 
 def kubectl(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [env["KUBECTL"], *args],
-        env=dict(os.environ, KUBECONFIG=env["KUBECONFIG"]),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_kubectl(env, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
