@@ -16,7 +16,8 @@ def vault_block(env: dict[str, str]) -> dict[str, object]:
 
 
 def assert_issued_and_working(scene: Scenario, env: dict[str, str], task: str) -> None:
-    data = scene.read_secret(f"{task}-db") if scene.wait_phase(task, "Active") else None
+    scene.wait_phase(task, "Active")
+    data = scene.read_secret(f"{task}-db")
     assert data is not None
     assert postgres.can_login(env, data["username"], data["password"])
 
