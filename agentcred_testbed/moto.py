@@ -15,18 +15,10 @@ is set in the server's environment.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from agentcred_testbed.procs import (
-    StateDir,
-    TestbedError,
-    http_ok,
-    port_for,
-    start,
-    stop,
-    wait_until,
-)
+from agentcred_testbed import procs
+from agentcred_testbed.procs import StateDir
 
 NAME = "moto"
 NAMES: tuple[str, ...] = (NAME,)
@@ -41,26 +33,17 @@ STARTUP_TIMEOUT = 60.0
 
 def executable() -> Path:
     """``moto_server`` from the same virtualenv as the running Python, never from PATH."""
-    path = Path(sys.executable).parent / "moto_server"
-    if not path.is_file():
-        raise TestbedError(f"{path} not found: install the dev extra (moto[server]) in this venv")
-    return path
+    return procs.venv_tool("moto_server", "moto[server]")
+
+
+def command(port: int) -> list[str]:
+    return [str(executable()), "-H", "127.0.0.1", "-p", str(port)]
 
 
 def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
     """Start moto on 127.0.0.1 on a free port; return the AWS SDK variables to export."""
-    stop(state, NAME)  # never orphan a server an earlier `up` left recorded
-    port = port_for(env)
-    endpoint = f"http://127.0.0.1:{port}"
-    start(state, NAME, [str(executable()), "-H", "127.0.0.1", "-p", str(port)])
     # /moto-api/ is moto's own dashboard: it answers once the server routes requests.
-    wait_until(
-        state,
-        NAME,
-        lambda: http_ok(f"{endpoint}/moto-api/"),
-        timeout=STARTUP_TIMEOUT,
-        what=f"serving on {endpoint}",
-    )
+    endpoint = procs.serve_local(state, NAME, env, command, "/moto-api/", timeout=STARTUP_TIMEOUT)
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
@@ -70,5 +53,4 @@ def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
 
 
 def down(state: StateDir) -> None:
-    for name in NAMES:
-        stop(state, name)
+    procs.stop(state, NAME)

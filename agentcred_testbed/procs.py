@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +50,14 @@ class StateDir:
     def ensure(self) -> None:
         for sub in (self.pids, self.logs):
             sub.mkdir(parents=True, exist_ok=True)
+
+
+def venv_tool(name: str, extra: str) -> Path:
+    """``name`` from the same virtualenv as the running Python, never from PATH."""
+    path = Path(sys.executable).parent / name
+    if not path.is_file():
+        raise TestbedError(f"{path} not found: install the dev extra ({extra}) in this venv")
+    return path
 
 
 def cache_dir() -> Path:
@@ -203,6 +212,49 @@ def wait_until(
             raise TestbedError(f"{name} exited before {what}:\n{log_tail(state, name)}")
         time.sleep(0.2)
     raise TestbedError(f"{name} not {what} after {timeout:.0f}s:\n{log_tail(state, name)}")
+
+
+def serve(
+    state: StateDir,
+    name: str,
+    argv: Sequence[str],
+    ready_url: str,
+    *,
+    timeout: float,
+    what: str,
+    context: ssl.SSLContext | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> None:
+    """Start the server ``argv`` as ``name`` and wait until ``ready_url`` answers."""
+    start(state, name, argv, env=env, cwd=cwd)
+    wait_until(state, name, lambda: http_ok(ready_url, context=context), timeout=timeout, what=what)
+
+
+def serve_local(
+    state: StateDir,
+    name: str,
+    env: Mapping[str, str],
+    command: Callable[[int], Sequence[str]],
+    ready_path: str,
+    *,
+    timeout: float,
+) -> str:
+    """Start ``command(port)`` as ``name`` on 127.0.0.1 (on :func:`port_for`'s port) and wait
+    until ``ready_path`` answers; return its ``http://`` endpoint. A server an earlier
+    start left recorded under ``name`` is stopped first, never orphaned."""
+    stop(state, name)
+    port = port_for(env)
+    endpoint = f"http://127.0.0.1:{port}"
+    serve(
+        state,
+        name,
+        command(port),
+        f"{endpoint}{ready_path}",
+        timeout=timeout,
+        what=f"serving on {endpoint}",
+    )
+    return endpoint
 
 
 def http_ok(url: str, *, context: ssl.SSLContext | None = None, ok: Sequence[int] = ()) -> bool:

@@ -75,21 +75,8 @@ def markdown(results: dict[str, Any]) -> str:
         + (f" with {meta['operator_env']}" if meta.get("operator_env") else "")
         + f". Idle RSS {_mib(results['idle']['rss_mib'])}.",
         "",
-        _row(
-            *[
-                "scenario",
-                "tasks",
-                "throughput",
-                "vs floor",
-                "p50",
-                "p90",
-                "p99",
-                "CPU/task",
-                "RSS after",
-                "target",
-            ]
-        ),
-        _row(*["---"] * 10),
+        _row(*HEADER),
+        _row(*["---"] * len(HEADER)),
     ]
     floors = {f["tasks"]: f for f in results.get("floor", [])}
     for run in results.get("sizes", []):

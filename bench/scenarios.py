@@ -96,6 +96,13 @@ def _ticker(ctx: Ctx, what: Callable[[], str], stop: threading.Event, every: flo
         ctx.progress(f"{what()}, operator RSS {rss or 0:.0f} MiB")
 
 
+def _start_ticker(ctx: Ctx, what: Callable[[], str]) -> threading.Event:
+    """Report ``what()`` every 5 s in a daemon thread until the returned event is set."""
+    stop = threading.Event()
+    threading.Thread(target=_ticker, args=(ctx, what, stop), daemon=True).start()
+    return stop
+
+
 def _create_all(
     ctx: Ctx, names: Sequence[str], identities: Sequence[Identity], scenario: str
 ) -> tuple[dict[str, float], int]:
@@ -162,21 +169,14 @@ def burst(
     resynced = ctx.recorder.resynced
     timeout = ctx.burst_timeout or max(300.0, 0.4 * size)
     spy = _capture_cpu(ctx, scenario, min(timeout, max(30.0, size / 20)))
-    stop = threading.Event()
     started = time.monotonic()
-    ticker = threading.Thread(
-        target=_ticker,
-        args=(
-            ctx,
-            lambda: (
-                f"{scenario}: {ctx.recorder.count_added(names)}/{size} Secrets after "
-                f"{time.monotonic() - started:.0f}s"
-            ),
-            stop,
+    stop = _start_ticker(
+        ctx,
+        lambda: (
+            f"{scenario}: {ctx.recorder.count_added(names)}/{size} Secrets after "
+            f"{time.monotonic() - started:.0f}s"
         ),
-        daemon=True,
     )
-    ticker.start()
     try:
         created, errors = _create_all(ctx, names, identities, scenario)
         created_at = time.monotonic()
@@ -284,20 +284,12 @@ def paced(ctx: Ctx, rate: float, seconds: float) -> dict[str, Any]:
             return
         created[names[i]] = time.monotonic()
 
-    stop = threading.Event()
-    ticker = threading.Thread(
-        target=_ticker,
-        args=(
-            ctx,
-            lambda: (
-                f"paced {rate:g}/s: {len(created)} created, "
-                f"{ctx.recorder.count_added(names)} Secrets"
-            ),
-            stop,
+    stop = _start_ticker(
+        ctx,
+        lambda: (
+            f"paced {rate:g}/s: {len(created)} created, {ctx.recorder.count_added(names)} Secrets"
         ),
-        daemon=True,
     )
-    ticker.start()
     try:
         with ThreadPoolExecutor(THREADS) as pool:
             list(pool.map(one, range(count)))
@@ -360,20 +352,12 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
         patched[name] = time.monotonic()
 
     started = time.monotonic()
-    stop = threading.Event()
-    ticker = threading.Thread(
-        target=_ticker,
-        args=(
-            ctx,
-            lambda: (
-                f"complete {scenario}: {ctx.recorder.count_deleted(live)}/{len(live)} "
-                "Secrets deleted"
-            ),
-            stop,
+    stop = _start_ticker(
+        ctx,
+        lambda: (
+            f"complete {scenario}: {ctx.recorder.count_deleted(live)}/{len(live)} Secrets deleted"
         ),
-        daemon=True,
     )
-    ticker.start()
     try:
         parallel(one, live)
         done = ctx.recorder.wait(

@@ -20,6 +20,7 @@ from kubernetes import client, config
 from agentcred_testbed import incluster, node, procs, stack
 from agentcred_testbed.procs import StateDir
 from support.kube import apply_crds
+from support.scenario import Scenario
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,6 +63,12 @@ def kube(testbed_env: dict[str, str]) -> Iterator[client.ApiClient]:
 @pytest.fixture(scope="session")
 def crds(kube: client.ApiClient) -> None:
     apply_crds(kube)
+
+
+@pytest.fixture
+def scene(kube: client.ApiClient, namespace: str, crds: None) -> Scenario:
+    """The test's namespace, for a test that runs (and kills) the operator itself."""
+    return Scenario(kube, namespace)
 
 
 @pytest.fixture

@@ -33,17 +33,13 @@ from azure.keyvault.secrets import SecretClient
 
 from agentcred.backends.azure_key_vault import AzureKeyVaultBackend
 from agentcred.backends.base import (
-    Identity,
     InvalidConfig,
-    Issued,
-    IssueRequest,
     NotFound,
     Unavailable,
 )
 from agentcred.backends.registry import BackendRegistry
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
-
-TTL = datetime.timedelta(minutes=5)
+from support.azure_issue import issue
 
 
 @pytest.fixture(scope="module")
@@ -95,21 +91,6 @@ def backend(azure_env: dict[str, str], identity_host: None) -> Iterator[AzureKey
 def spec(env: dict[str, str], name: str, **block: Any) -> ResolvedCredential:
     kv = {"vaultUrl": env["AZURE_KEYVAULT_URL"], "name": name, **block}
     return parse_resolved({"azureKeyVault": kv})
-
-
-def request(credential_spec: ResolvedCredential) -> IssueRequest:
-    async def token_for(audience: str) -> str:
-        raise AssertionError("the Azure backend reads with the operator's identity")
-
-    async def secret_value(name: str, key: str) -> str:
-        raise AssertionError("the Azure backend reads no Kubernetes Secret")
-
-    identity = Identity("team-a", "agent", "claim-4711", str(uuid.uuid4()), token_for, secret_value)
-    return IssueRequest("llm", credential_spec, identity, TTL, f"test-{uuid.uuid4().hex[:8]}")
-
-
-def issue(backend: AzureKeyVaultBackend, credential_spec: ResolvedCredential) -> Issued:
-    return asyncio.run(backend.issue(request(credential_spec)))
 
 
 def unique(prefix: str = "llm-key") -> str:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from support.kube import REPO
+from support.kube import REPO, kubectl
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +21,7 @@ def test_kustomize_base_passes_server_side_dry_run(
     except ApiException as exc:
         if exc.status != 409:
             raise
-    result = subprocess.run(
-        [testbed_env["KUBECTL"], "apply", "-k", str(REPO / "manifests"), "--dry-run=server"],
-        env=dict(os.environ, KUBECONFIG=testbed_env["KUBECONFIG"]),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = kubectl(testbed_env, "apply", "-k", str(REPO / "manifests"), "--dry-run=server")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for kind_name in (

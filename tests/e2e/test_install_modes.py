@@ -3,9 +3,7 @@ namespace-scoped install's own RBAC (a token of its ServiceAccount, not the admi
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +12,10 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from support import postgres, vault
+from support import postgres
+from support.credentials import vault_database
 from support.kube import REPO, wait_for
+from support.kube import kubectl as run_kubectl
 from support.leaks import assert_no_leaks
 from support.operator import operator_env, running_operator
 from support.scenario import Scenario
@@ -25,14 +25,7 @@ SCOPED = REPO / "manifests" / "overlays" / "namespaced"
 
 
 def kubectl(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [env["KUBECTL"], *args],
-        env=dict(os.environ, KUBECONFIG=env["KUBECONFIG"]),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_kubectl(env, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -123,33 +116,23 @@ def token_kubeconfig(kube: client.ApiClient, env: dict[str, str], folder: Path) 
 
 
 def test_the_operator_works_under_the_namespace_scoped_rbac(
-    kube: client.ApiClient, namespace: str, crds: None, testbed_env: dict[str, str], tmp_path: Path
+    scene: Scenario,
+    testbed_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
-    docs = scoped_rbac_for(testbed_env, namespace)
+    docs = scoped_rbac_for(testbed_env, scene.ns)
     manifest = tmp_path / "rbac.yaml"
     manifest.write_text(yaml.safe_dump_all(docs))
     kubectl(testbed_env, "apply", "--server-side", "--force-conflicts", "-f", str(manifest))
-    kubeconfig = token_kubeconfig(kube, testbed_env, tmp_path)
-    scene = Scenario(kube, namespace)
-    account = scene.service_account("agent")
-    role = vault.kubernetes_role(testbed_env, namespace, account)
-    scene.credential("db", vault={"role": role, "dynamic": {"path": "database/creds/readonly"}})
+    kubeconfig = token_kubeconfig(scene.api, testbed_env, tmp_path)
+    account = vault_database(scene, testbed_env)
     env = {**operator_env(testbed_env), "KUBECONFIG": str(kubeconfig)}
-    with running_operator(env, tmp_path / "op.log", "--namespace", namespace) as op:
-        scene.task("scoped", ["db"], serviceAccountName=account)
-        scene.wait_phase("scoped", "Active")
-        data = scene.read_secret("scoped-db")
-        assert data is not None and postgres.can_login(
-            testbed_env, data["username"], data["password"]
-        )
-        scene.patch_task("scoped", {"completed": True})
-        scene.wait_phase("scoped", "Succeeded")
+    with running_operator(env, tmp_path / "op.log", "--namespace", scene.ns) as op:
+        _, data = scene.issue("scoped", "db", serviceAccountName=account)
+        assert postgres.can_login(testbed_env, data["username"], data["password"])
+        scene.complete("scoped")
         wait_for(lambda: scene.read_secret("scoped-db") is None, 30, "Secret deleted")
-        wait_for(
-            lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-            30,
-            "lease revoked",
-        )
+        postgres.wait_refused(testbed_env, data, 30, "lease revoked")
         forbidden = [line for line in op.log_lines() if re.search(r"\b403\b|Forbidden", line)]
         assert forbidden == [], forbidden[:3]
     assert_no_leaks(scene, [op])

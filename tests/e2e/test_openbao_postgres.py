@@ -16,6 +16,8 @@ import psycopg
 import pytest
 from hvac.exceptions import InvalidPath
 
+from support import postgres
+
 pytestmark = pytest.mark.e2e
 
 
@@ -28,19 +30,11 @@ def vault(testbed_env: dict[str, str]) -> Iterator[Any]:
 
 
 def _connect(env: dict[str, str], user: str, password: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        host=env["PGHOST"],
-        port=env["PGPORT"],
-        dbname=env["PGDATABASE"],
-        user=user,
-        password=password,
-        connect_timeout=5,
-        autocommit=True,
-    )
+    return postgres.connect(env, user, password, autocommit=True)
 
 
 def _superuser(env: dict[str, str]) -> psycopg.Connection[Any]:
-    return _connect(env, env["PGUSER"], env["PGPASSWORD"])
+    return postgres.superuser(env, autocommit=True)
 
 
 def _issue(vault: Any, env: dict[str, str]) -> dict[str, Any]:

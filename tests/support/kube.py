@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,3 +83,15 @@ def get(api: client.ApiClient, namespace: str, kind: str, name: str) -> dict[str
         GROUP, VERSION, namespace, kind.lower() + "s", name
     )
     return result
+
+
+def kubectl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the testbed's kubectl against its cluster (2 minutes at most); never raises."""
+    return subprocess.run(
+        [env["KUBECTL"], *args],
+        env=dict(os.environ, KUBECONFIG=env["KUBECONFIG"]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

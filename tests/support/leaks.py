@@ -8,6 +8,7 @@ namespace and in every AgentTask/AgentCredential object's status.
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Iterable
 
 from support.kube import GROUP, VERSION
@@ -37,3 +38,15 @@ def assert_no_leaks(scene: Scenario, operators: Iterable[OperatorProcess]) -> No
         if value in text
     ]
     assert not found, f"credential values leaked into: {found}"
+
+
+def exception_texts(errors: Iterable[BaseException]) -> list[str]:
+    """Everything an error could show a user: its traceback, repr, and every cause's."""
+    texts: list[str] = []
+    for exc in errors:
+        texts += ["".join(traceback.format_exception(exc)), repr(exc)]
+        cause = exc.__cause__
+        while cause is not None:
+            texts += [str(cause), repr(cause)]
+            cause = cause.__cause__
+    return texts

@@ -119,6 +119,18 @@ class NodeScenario(Scenario):
             template={"DATABASE_URL": url},
         )
 
+    def db_task_bound_to_pods(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """``research-db`` for ServiceAccount ``research-agent``, and an Active task using it
+        that is bound to the pods labelled for it: the task's name, that label and the
+        values of its Secret ``<task>-research-db``."""
+        account = self.service_account("research-agent")
+        self.db_credential("research-db", account)
+        task = unique("claim")
+        labels = task_label(task)
+        selector = {"matchLabels": labels}
+        _, data = self.issue(task, "research-db", serviceAccountName=account, podSelector=selector)
+        return task, labels, data
+
     def run_pod(self, name: str, labels: dict[str, str], command: str, **extra: Any) -> Any:
         return self.core.create_namespaced_pod(
             self.ns,

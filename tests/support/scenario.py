@@ -122,31 +122,35 @@ class Scenario:
         if backend is None:
             kind = next(k for k in KINDS if k in spec)
             backend = self.backend(kind)
-        return create(
-            self.api,
-            self.ns,
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "AgentCredential",
-                "metadata": {"name": name},
-                "spec": {"backendRef": {"name": backend}, **spec},
-            },
+        return self._create(
+            "AgentCredential", {"name": name}, {"backendRef": {"name": backend}, **spec}
         )
 
     def task(
         self, name: str, credentials: list[str] | list[dict[str, str]], **spec: Any
     ) -> dict[str, Any]:
         refs = [c if isinstance(c, dict) else {"name": c} for c in credentials]
-        return create(
-            self.api,
-            self.ns,
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "AgentTask",
-                "metadata": {"name": name},
-                "spec": {"credentials": refs, **spec},
-            },
-        )
+        return self._create("AgentTask", {"name": name}, {"credentials": refs, **spec})
+
+    def _create(self, kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": metadata}
+        return create(self.api, self.ns, {**body, "spec": spec})
+
+    def issue(
+        self, task: str, credential: str, **spec: Any
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Create ``task`` for ``credential`` and wait until it is Active: its status and the
+        values of its Secret ``<task>-<credential>``."""
+        self.task(task, [credential], **spec)
+        status = self.wait_phase(task, "Active")
+        data = self.read_secret(f"{task}-{credential}")
+        assert data is not None, f"task {task} is Active without its Secret"
+        return status, data
+
+    def complete(self, name: str, timeout: float = 60) -> dict[str, Any]:
+        """Mark the task completed; its status once Succeeded."""
+        self.patch_task(name, {"completed": True})
+        return self.wait_phase(name, "Succeeded", timeout)
 
     def pod(self, name: str, labels: dict[str, str], owner: dict[str, str] | None = None) -> Any:
         """A pod with no node: it stays Pending (no kubelet) until a test sets its phase."""
@@ -167,15 +171,9 @@ class Scenario:
     def create_task_with_owner(
         self, name: str, credentials: list[str], owner: dict[str, str], **spec: Any
     ) -> dict[str, Any]:
-        return create(
-            self.api,
-            self.ns,
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "AgentTask",
-                "metadata": {"name": name, "ownerReferences": [owner]},
-                "spec": {"credentials": [{"name": c} for c in credentials], **spec},
-            },
+        refs = [{"name": c} for c in credentials]
+        return self._create(
+            "AgentTask", {"name": name, "ownerReferences": [owner]}, {"credentials": refs, **spec}
         )
 
     def get_task(self, name: str) -> dict[str, Any] | None:

@@ -16,8 +16,6 @@ from the recordings, and is reported.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,20 +42,17 @@ from recorded import (
 
 from agentcred.backends.azure_key_vault import AzureKeyVaultBackend
 from agentcred.backends.base import (
-    Identity,
     InvalidConfig,
-    Issued,
-    IssueRequest,
     NotFound,
     Unavailable,
 )
 from agentcred.backends.registry import BackendRegistry
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
+from support.azure_issue import issue
 from support.azure_replay import AzureReplay
 
 pytestmark = pytest.mark.e2e
 
-TTL = datetime.timedelta(minutes=5)
 Backends = Callable[..., AzureKeyVaultBackend]
 
 
@@ -85,21 +80,6 @@ def spec(replay: AzureReplay, name: str, version: str | None = None) -> Resolved
     if version is not None:
         block["version"] = version
     return parse_resolved({"azureKeyVault": block})
-
-
-def request(credential_spec: ResolvedCredential) -> IssueRequest:
-    async def token_for(audience: str) -> str:
-        raise AssertionError("the Azure backend reads with the operator's identity")
-
-    async def secret_value(name: str, key: str) -> str:
-        raise AssertionError("the Azure backend reads no Kubernetes Secret")
-
-    identity = Identity("team-a", "agent", "claim-4711", str(uuid.uuid4()), token_for, secret_value)
-    return IssueRequest("llm", credential_spec, identity, TTL, f"test-{uuid.uuid4().hex[:8]}")
-
-
-def issue(backend: AzureKeyVaultBackend, credential_spec: ResolvedCredential) -> Issued:
-    return asyncio.run(backend.issue(request(credential_spec)))
 
 
 # -- what the recordings say, through the backend --------------------------------------

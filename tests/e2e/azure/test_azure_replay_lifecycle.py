@@ -189,6 +189,19 @@ def test_refresh_re_reads_the_recorded_answer(
     assert scenario.status("refreshed")["phase"] == "Active"
 
 
+def assert_failed_visibly(scenario: Scenario, task: str, reason: str, says: str) -> None:
+    """The task ended Failed with ``reason``, and says so (``says``) in its message, its
+    Ready condition and an IssueFailed Warning; no Secret was written."""
+    status = scenario.wait_phase(task, "Failed")
+    assert status["reason"] == reason, status
+    assert says in status["message"]
+    ready = condition(status)
+    assert (ready["status"], ready["reason"]) == ("False", reason)
+    events = warnings(scenario, task, "IssueFailed")
+    assert any(says in m for m in events), events
+    assert scenario.read_secret(f"{task}-llm") is None
+
+
 def test_a_missing_secret_fails_the_task_with_not_found(
     scenario: Scenario,
     azure_replay: AzureReplay,
@@ -198,15 +211,7 @@ def test_a_missing_secret_fails_the_task_with_not_found(
     start_operator()
     azure_credential(scenario, backend_name, MISSING)
     scenario.task("missing", ["llm"])
-    status = scenario.wait_phase("missing", "Failed")
-
-    assert status["reason"] == "NotFound", status
-    assert "SecretNotFound" in status["message"]
-    ready = condition(status)
-    assert (ready["status"], ready["reason"]) == ("False", "NotFound")
-    events = warnings(scenario, "missing", "IssueFailed")
-    assert any("SecretNotFound" in m for m in events), events
-    assert scenario.read_secret("missing-llm") is None
+    assert_failed_visibly(scenario, "missing", "NotFound", "SecretNotFound")
     assert azure_replay.served("GET", f"/secrets/{MISSING}/", status=404) >= 1
 
 
@@ -220,15 +225,7 @@ def test_a_disabled_secret_is_never_served_and_fails_the_task(
     start_operator(JS_API_VERSION)  # the only recording of a disabled secret is the JS SDK's
     azure_credential(scenario, backend_name, DISABLED)
     scenario.task("disabled", ["llm"])
-    status = scenario.wait_phase("disabled", "Failed")
-
-    assert status["reason"] == "InvalidConfig", status
-    assert "disabled secret" in status["message"]
-    ready = condition(status)
-    assert (ready["status"], ready["reason"]) == ("False", "InvalidConfig")
-    events = warnings(scenario, "disabled", "IssueFailed")
-    assert any("disabled secret" in m for m in events), events
-    assert scenario.read_secret("disabled-llm") is None
+    assert_failed_visibly(scenario, "disabled", "InvalidConfig", "disabled secret")
     assert azure_replay.served("GET", f"/secrets/{DISABLED}/", status=403) >= 1
 
 

@@ -52,7 +52,7 @@ from agentcred.backends.base import (
 )
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from agentcred_testbed import moto
-from agentcred_testbed.procs import StateDir, free_port, http_ok, start, stop, wait_until
+from agentcred_testbed.procs import StateDir, free_port, serve, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -257,20 +257,16 @@ def private_moto(root: Path) -> Iterator[PrivateMoto]:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     name = f"moto-private-{port}"
-    start(
-        state,
-        name,
-        [str(moto.executable()), "-H", "127.0.0.1", "-p", str(port)],
-        env={"MOTO_RECORDER_FILEPATH": str(root / "recording.jsonl")},
-        cwd=root,
-    )
     try:
-        wait_until(
+        serve(
             state,
             name,
-            lambda: http_ok(f"{endpoint}/moto-api/"),
+            moto.command(port),
+            f"{endpoint}/moto-api/",
             timeout=moto.STARTUP_TIMEOUT,
             what=f"serving on {endpoint}",
+            env={"MOTO_RECORDER_FILEPATH": str(root / "recording.jsonl")},
+            cwd=root,
         )
         yield PrivateMoto(endpoint)
     finally:

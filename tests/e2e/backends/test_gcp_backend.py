@@ -29,7 +29,6 @@ import datetime
 import json
 import logging
 import socket
-import traceback
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -51,6 +50,7 @@ from agentcred.backends.base import (
 from agentcred.backends.gcp_secret_manager import GcpSecretManagerBackend
 from agentcred.backends.registry import BackendRegistry
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
+from support.leaks import exception_texts
 
 pytestmark = pytest.mark.e2e
 
@@ -304,13 +304,7 @@ def test_no_value_in_any_repr_message_or_log(
             errors.append(exc)
 
     assert [type(e) for e in errors] == [InvalidConfig, Unavailable]
-    texts = [str(issued), repr(issued), caplog.text]
-    for exc in errors:
-        texts += ["".join(traceback.format_exception(exc)), repr(exc)]
-        cause = exc.__cause__
-        while cause is not None:
-            texts += [str(cause), repr(cause)]
-            cause = cause.__cause__
+    texts = [str(issued), repr(issued), caplog.text, *exception_texts(errors)]
     encoded = base64.b64encode(value.encode()).decode()
     for text in texts:
         assert value not in text

@@ -12,7 +12,6 @@ import base64
 import datetime
 import logging
 import socket
-import traceback
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +38,9 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.vault import VaultBackend
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
+from support import postgres
 from support.kube import wait_for
+from support.leaks import exception_texts
 
 pytestmark = pytest.mark.e2e
 
@@ -141,15 +142,7 @@ def backend() -> Iterator[VaultBackend]:
 
 
 def connect(env: dict[str, str], user: str, password: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        host=env["PGHOST"],
-        port=env["PGPORT"],
-        dbname=env["PGDATABASE"],
-        user=user,
-        password=password,
-        connect_timeout=5,
-        autocommit=True,
-    )
+    return postgres.connect(env, user, password, autocommit=True)
 
 
 def role_exists(env: dict[str, str], name: str) -> bool:
@@ -539,12 +532,6 @@ def test_no_secret_in_any_repr_message_or_log(
     )
 
     assert [type(e) for e in errors] == [InvalidConfig, Denied, Denied, Denied, Denied]
-    texts = [str(issued), repr(issued), str(session.ref), caplog.text]
-    for exc in errors:
-        texts += ["".join(traceback.format_exception(exc)), repr(exc)]
-        cause = exc.__cause__
-        while cause is not None:
-            texts += [str(cause), repr(cause)]
-            cause = cause.__cause__
+    texts = [str(issued), repr(issued), str(session.ref), caplog.text, *exception_texts(errors)]
     for secret in secrets:
         assert not any(secret in text for text in texts)

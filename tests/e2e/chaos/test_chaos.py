@@ -17,11 +17,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg
 import pytest
-from kubernetes import client
 
-from support import vault
+from support import postgres, vault
+from support.credentials import own_db_role, vault_database
 from support.kube import wait_for
 from support.operator import OperatorProcess, operator_env, start_operator
 from support.scenario import Scenario
@@ -80,13 +79,7 @@ class Chaos:
 
 
 def pg_roles(env: dict[str, str], marker: str) -> list[str]:
-    with psycopg.connect(
-        host=env["PGHOST"],
-        port=env["PGPORT"],
-        dbname=env["PGDATABASE"],
-        user=env["PGUSER"],
-        password=env["PGPASSWORD"],
-    ) as conn:
+    with postgres.superuser(env) as conn:
         rows = conn.execute(
             "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"%-{marker}-%",)
         ).fetchall()
@@ -124,29 +117,16 @@ def lifecycle(scene: Scenario, i: int, account: str, rng: random.Random) -> str:
 
 
 def test_no_lease_outlives_its_task_under_random_operator_kills(
-    kube: client.ApiClient,
-    namespace: str,
-    crds: None,
+    scene: Scenario,
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     rng = random.Random(4711)
-    scene = Scenario(kube, namespace)
     marker = f"cx{uuid.uuid4().hex[:6]}"  # Vault puts the first 8 chars of the role in usernames
-    db_role = vault.db_role(testbed_env, default_ttl="5m", max_ttl="10m", name=marker)
-    account = scene.service_account("agent")
-    rules = f'path "database/creds/{db_role}" {{ capabilities = ["read"] }}'
-    role = vault.kubernetes_role(testbed_env, namespace, account, rules=rules)
-    scene.credential(
-        "db",
-        ttl="2m",
-        vault={
-            "role": role,
-            "dynamic": {"path": f"database/creds/{db_role}"},
-        },
-    )
+    db_role = own_db_role(testbed_env, default_ttl="5m", max_ttl="10m", name=marker)
+    account = vault_database(scene, testbed_env, db_role=db_role, ttl="2m")
 
-    chaos = Chaos(operator_env(testbed_env), namespace, tmp_path, rng)
+    chaos = Chaos(operator_env(testbed_env), scene.ns, tmp_path, rng)
     chaos.thread.start()
     started = time.monotonic()
     try:
@@ -177,7 +157,7 @@ def test_no_lease_outlives_its_task_under_random_operator_kills(
                     waiting.append(f"t{i:03d}:{status.get('phase')}:{status.get('reason')}")
             if waiting:
                 return False
-            return not vault.leases(testbed_env, f"database/creds/{db_role}/")
+            return not vault.leases(testbed_env, f"{db_role.path}/")
 
         wait_for(converged, 180, "every task final and every lease gone", interval=1)
         converge_seconds = time.monotonic() - calm_at
@@ -187,7 +167,7 @@ def test_no_lease_outlives_its_task_under_random_operator_kills(
             status = (scene.get_task(f"t{i:03d}") or {}).get("status", {})
             if phase and (status.get("phase") != phase or not status.get("completionTime")):
                 wrong.append((f"t{i:03d}", phase, status.get("phase"), status.get("reason")))
-        leaked_leases = vault.leases(testbed_env, f"database/creds/{db_role}/")
+        leaked_leases = vault.leases(testbed_env, f"{db_role.path}/")
         with contextlib.suppress(AssertionError):  # measured below either way
             wait_for(lambda: pg_roles(testbed_env, marker) == [], 30, "roles dropped", interval=1)
         leaked_roles = pg_roles(testbed_env, marker)

@@ -29,6 +29,7 @@ import yaml
 from kubernetes import client
 
 from support import vault
+from support.credentials import DYNAMIC
 from support.kube import GROUP, REPO, VERSION, wait_for
 from support.operator import operator_env, running_operator
 from support.scenario import Scenario
@@ -38,7 +39,6 @@ pytestmark = pytest.mark.e2e
 
 CUSTOMIZATIONS = REPO / "argocd" / "resource_customizations" / GROUP
 CAPTURE = os.environ.get("AGENTCRED_CAPTURE_TESTDATA") == "1"
-DYNAMIC = {"path": "database/creds/readonly"}
 # Kopf's bookkeeping (it stores handler progress and the last handled spec under the
 # operator's prefix on the custom resources) and kubectl's: not what a health check reads.
 NOISE_ANNOTATION_PREFIXES = ("agentcred.io/", "kopf.zalando.org/", "kubectl.kubernetes.io/")

@@ -17,8 +17,6 @@ renewals happen within the test. Then the operator issues, renews and re-issues,
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from support import vault
-from support.kube import GROUP, REPO, VERSION, wait_for
+from support.kube import GROUP, REPO, VERSION, kubectl, wait_for
 from support.operator import operator_env, running_operator
 
 pytestmark = pytest.mark.e2e
@@ -72,17 +70,6 @@ def overlay(docs: list[dict[str, Any]], namespace: str, vault_addr: str) -> list
             doc["spec"]["renewalPercent"] = 10
         out.append(argocd_tracked(doc))
     return out
-
-
-def kubectl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [env["KUBECTL"], *args],
-        env=dict(os.environ, KUBECONFIG=env["KUBECONFIG"]),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def changed_paths(old: Any, new: Any, prefix: str = "") -> set[str]:

@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from support import postgres, vault
+from support.credentials import DYNAMIC, own_db_role, vault_database
 from support.kube import wait_for
 from support.leaks import assert_no_leaks
 from support.listener import listening
@@ -21,21 +21,14 @@ from support.orphans import orphan_a_task
 from support.scenario import Scenario, default_block
 
 pytestmark = pytest.mark.e2e
-DYNAMIC = {"path": "database/creds/readonly"}
-
-
-def db_credential(scene: Scenario, env: dict[str, str], name: str = "db", **extra: object) -> str:
-    account = scene.service_account("agent")
-    role = vault.kubernetes_role(env, scene.ns, account)
-    scene.credential(name, vault={"role": role, "dynamic": DYNAMIC}, **extra)
-    return account
 
 
 def test_a_poison_session_record_does_not_stop_the_sweep(
-    kube: client.ApiClient, namespace: str, crds: None, testbed_env: dict[str, str], tmp_path: Path
+    scene: Scenario,
+    testbed_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
-    scene = Scenario(kube, namespace)
-    account = db_credential(scene, testbed_env)
+    account = vault_database(scene, testbed_env)
     own = testbed_env["AGENTCRED_NAMESPACE"]
     env = operator_env(testbed_env)
     data, _, first = orphan_a_task(scene, testbed_env, tmp_path / "first.log", account)
@@ -44,37 +37,35 @@ def test_a_poison_session_record_does_not_stop_the_sweep(
         own,
         {
             "metadata": {
-                "name": f"agentcred-session-0-poison-{namespace}"[:253],
+                "name": f"agentcred-session-0-poison-{scene.ns}"[:253],
                 "labels": {
                     "agentcred.io/session": "true",
-                    "agentcred.io/task-namespace": namespace,
-                    "agentcred.io/test-namespace": namespace,
+                    "agentcred.io/task-namespace": scene.ns,
+                    "agentcred.io/test-namespace": scene.ns,
                 },
                 "annotations": {"agentcred.io/task-name": "poison"},
             },
             "stringData": {"db": "{not json"},
         },
     )
-    with running_operator(env, tmp_path / "second.log", "--namespace", namespace) as second:
-        wait_for(
-            lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-            30,
-            "the orphan revoked by the same sweep that met the poison record",
+    with running_operator(env, tmp_path / "second.log", "--namespace", scene.ns) as second:
+        postgres.wait_refused(
+            testbed_env, data, 30, "the orphan revoked by the same sweep that met the poison record"
         )
         assert any("skipped" in line for line in second.log_lines())
     assert_no_leaks(scene, [first, second])
 
 
 def test_a_tarpit_backend_does_not_starve_a_healthy_one(
-    kube: client.ApiClient, namespace: str, crds: None, testbed_env: dict[str, str], tmp_path: Path
+    scene: Scenario,
+    testbed_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     """Four threads for Vault in all, at most two per backend address: six tasks stuck on a
     backend that never answers leave the healthy backend its share."""
-    scene = Scenario(kube, namespace)
     account = scene.service_account("agent")
-    short = vault.db_role(testbed_env, default_ttl="10s", max_ttl="1h")
-    rules = f'path "database/creds/{short}" {{ capabilities = ["read"] }}'
-    role = vault.kubernetes_role(testbed_env, namespace, account, rules=rules)
+    short = own_db_role(testbed_env, default_ttl="10s", max_ttl="1h")
+    role = vault.kubernetes_role(testbed_env, scene.ns, account, rules=short.rules)
     env = {
         **operator_env(testbed_env),
         "AGENTCRED_BACKEND_CONCURRENCY": "4",
@@ -83,7 +74,7 @@ def test_a_tarpit_backend_does_not_starve_a_healthy_one(
     }
     with (
         listening(tarpit=True) as tarpit,
-        running_operator(env, tmp_path / "op.log", "--namespace", namespace) as op,
+        running_operator(env, tmp_path / "op.log", "--namespace", scene.ns) as op,
     ):
         stuck = scene.backend(
             "vault",
@@ -96,7 +87,7 @@ def test_a_tarpit_backend_does_not_starve_a_healthy_one(
         wait_for(lambda: tarpit.connections >= 2, 30, "the tarpit holding its calls")
         scene.credential(
             "db",
-            vault={"role": role, "dynamic": {"path": f"database/creds/{short}"}},
+            vault={"role": role, "dynamic": {"path": short.path}},
             ttl="60s",
             renewalPercent=50,
         )
@@ -117,7 +108,7 @@ def test_a_tarpit_backend_does_not_starve_a_healthy_one(
 def test_a_forged_secret_claiming_a_task_triggers_nothing(
     scenario: Scenario, operator: OperatorProcess, testbed_env: dict[str, str]
 ) -> None:
-    account = db_credential(scenario, testbed_env)
+    account = vault_database(scenario, testbed_env)
     task = scenario.task("victim", ["db"], serviceAccountName=account)
     lease = scenario.wait_phase("victim", "Active")["credentials"][0]["leaseId"]
     for name, uid in (("victim-db-copy", task["metadata"]["uid"]), ("victim-db-2", "not-the-uid")):
@@ -160,7 +151,7 @@ def test_a_deleted_secret_is_restored_at_most_once_per_30_seconds(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
     """Deleting the Secret again and again (a storm) re-issues at most once per 30 s."""
-    account = db_credential(scenario, testbed_env)
+    account = vault_database(scenario, testbed_env)
     scenario.task("storm", ["db"], serviceAccountName=account)
     issued = [scenario.wait_phase("storm", "Active")["credentials"][0]["issuedAt"]]
     for _ in range(2):
@@ -203,21 +194,10 @@ def test_a_long_task_name_and_a_password_full_of_url_syntax_still_work(
         password_policy=policy,
         allowed_roles=["*"],
     )
-    db_role = vault.db_role(testbed_env, default_ttl="10m", max_ttl="1h", connection=connection)
-    account = scenario.service_account("agent")
-    role = vault.kubernetes_role(
-        testbed_env,
-        scenario.ns,
-        account,
-        rules=f'path "database/creds/{db_role}" {{ capabilities = ["read"] }}',
-    )
+    db_role = own_db_role(testbed_env, default_ttl="10m", max_ttl="1h", connection=connection)
     where = f"{pg['PGHOST']}:{pg['PGPORT']}/{pg['PGDATABASE']}"
     url = "postgresql://{{ username | urlquery }}:{{ password | urlquery }}@" + where
-    scenario.credential(
-        "db",
-        vault={"role": role, "dynamic": {"path": f"database/creds/{db_role}"}},
-        template={"DATABASE_URL": url},
-    )
+    account = vault_database(scenario, testbed_env, db_role=db_role, template={"DATABASE_URL": url})
     name = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
     assert len(name) == 253
     scenario.task(name, ["db"], serviceAccountName=account)
@@ -229,8 +209,7 @@ def test_a_long_task_name_and_a_password_full_of_url_syntax_still_work(
     assert postgres.can_login_url(data["DATABASE_URL"])
     labels = scenario.secret_object(secret_name).metadata.labels
     assert len(labels["agentcred.io/task"]) <= 63
-    scenario.patch_task(name, {"completed": True})
-    scenario.wait_phase(name, "Succeeded")
+    scenario.complete(name)
     wait_for(lambda: not postgres.can_login_url(data["DATABASE_URL"]), 30, "revoked")
     admin.delete(f"database/config/{connection}")
     assert json.dumps(scenario.status(name)).count(data["password"]) == 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from support import postgres, vault
+from support.credentials import DYNAMIC
 from support.scenario import Scenario, default_block
 
 pytestmark = pytest.mark.e2e
-DYNAMIC = {"path": "database/creds/readonly"}
 
 
 def vault_block(env: dict[str, str]) -> dict[str, object]:
@@ -56,8 +56,7 @@ def test_token_auth_issues_through_a_child_token(
     scenario.task("by-token", ["db"])
     assert_issued_and_working(scenario, testbed_env, "by-token")
     # Completing the task revokes the child, never the user's own token.
-    scenario.patch_task("by-token", {"completed": True})
-    scenario.wait_phase("by-token", "Succeeded")
+    scenario.complete("by-token")
     looked_up = vault.admin(testbed_env).auth.token.lookup(token["client_token"])
     assert looked_up["data"]["id"] == token["client_token"]
 

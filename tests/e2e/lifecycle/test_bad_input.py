@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from support import vault
+from support.credentials import DYNAMIC, vault_database
 from support.kube import wait_for
 from support.operator import OperatorProcess
 from support.scenario import Scenario, default_block
 
 pytestmark = pytest.mark.e2e
-DYNAMIC = {"path": "database/creds/readonly"}
 
 
 def k8s_role(scene: Scenario, env: dict[str, str]) -> str:
@@ -54,12 +54,7 @@ def test_credential_of_another_namespace_is_not_found(
 def test_unreachable_vault_shows_and_the_operator_keeps_running(
     scenario: Scenario, testbed_env: dict[str, str], operator: OperatorProcess
 ) -> None:
-    role = k8s_role(scenario, testbed_env)
-    scenario.credential(
-        "db",
-        backend=unreachable_vault(scenario, testbed_env),
-        vault={"role": role, "dynamic": DYNAMIC},
-    )
+    vault_database(scenario, testbed_env, backend=unreachable_vault(scenario, testbed_env))
     scenario.task("offline", ["db"], serviceAccountName="agent")
     cond = scenario.wait_condition("offline", "BackendUnavailable")
     assert cond["status"] == "False"
@@ -70,12 +65,7 @@ def test_unreachable_vault_shows_and_the_operator_keeps_running(
 def test_template_with_an_unknown_field_fails_the_task(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    role = k8s_role(scenario, testbed_env)
-    scenario.credential(
-        "db",
-        vault={"role": role, "dynamic": DYNAMIC},
-        template={"URL": "postgresql://{{ user }}@db"},
-    )
+    vault_database(scenario, testbed_env, template={"URL": "postgresql://{{ user }}@db"})
     scenario.task("templated", ["db"], serviceAccountName="agent")
     status = scenario.wait_phase("templated", "Failed")
     assert status["reason"] == "TemplateError"
@@ -86,9 +76,8 @@ def test_template_with_an_unknown_field_fails_the_task(
 def test_secret_name_collision_never_overwrites_a_foreign_secret(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    role = k8s_role(scenario, testbed_env)
     scenario.secret("collide-db", {"mine": "do-not-touch-this-value"})
-    scenario.credential("db", vault={"role": role, "dynamic": DYNAMIC})
+    vault_database(scenario, testbed_env)
     scenario.task("collide", ["db"], serviceAccountName="agent")
     cond = scenario.wait_condition("collide", "SecretConflict")
     assert "collide-db" in cond["message"] and "never overwrites" in cond["message"]

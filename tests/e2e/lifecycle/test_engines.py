@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from support import vault
+from support.credentials import kv_rules, vault_kv
 from support.kube import wait_for
 from support.scenario import Scenario
 
@@ -30,9 +31,7 @@ def test_kv_secret_keys_become_secret_keys_and_a_pinned_version_stays(
     admin.secrets.kv.v2.create_or_update_secret(
         path=path, secret={"api_key": "key-two-0002", "org": "acme"}
     )
-    role = agent_role(
-        scenario, testbed_env, f'path "secret/data/{path}" {{ capabilities = ["read"] }}'
-    )
+    role = agent_role(scenario, testbed_env, kv_rules(path))
     scenario.credential(
         "latest",
         vault={"role": role, "kv": {"path": path}},
@@ -64,20 +63,12 @@ def test_kv_rotation_reaches_the_secret_within_the_refresh_interval(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
     path = f"agents/{scenario.ns}/rotating"
-    admin = vault.admin(testbed_env)
-    admin.secrets.kv.v2.create_or_update_secret(path=path, secret={"token": "before-rotation"})
-    role = agent_role(
-        scenario, testbed_env, f'path "secret/data/{path}" {{ capabilities = ["read"] }}'
+    before = {"token": "before-rotation"}
+    account = vault_kv(scenario, testbed_env, "rot", path, before, refreshInterval="10s")
+    assert scenario.issue("rotator", "rot", serviceAccountName=account)[1] == before
+    vault.admin(testbed_env).secrets.kv.v2.create_or_update_secret(
+        path=path, secret={"token": "after-rotation"}
     )
-    scenario.credential(
-        "rot",
-        refreshInterval="10s",
-        vault={"role": role, "kv": {"path": path}},
-    )
-    scenario.task("rotator", ["rot"], serviceAccountName="agent")
-    scenario.wait_phase("rotator", "Active")
-    assert scenario.read_secret("rotator-rot") == {"token": "before-rotation"}
-    admin.secrets.kv.v2.create_or_update_secret(path=path, secret={"token": "after-rotation"})
     wait_for(
         lambda: scenario.read_secret("rotator-rot") == {"token": "after-rotation"},
         25,

@@ -4,41 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from support import postgres, vault
+from support import postgres
+from support.credentials import vault_database
 from support.kube import wait_for
 from support.scenario import Scenario
 
 pytestmark = pytest.mark.e2e
+TEMPLATE = {"DATABASE_URL": "postgresql://{{ username }}:{{ password }}@127.0.0.1:5432/app"}
 
 
-def db_credential(
-    scene: Scenario, env: dict[str, str], name: str = "research-db", **extra: object
-) -> str:
-    account = scene.service_account("research-agent")
-    role = vault.kubernetes_role(env, scene.ns, account)
-    spec = {
-        "vault": {
-            "role": role,
-            "dynamic": {"path": "database/creds/readonly"},
-        },
-        "template": {
-            "DATABASE_URL": "postgresql://{{ username }}:{{ password }}@127.0.0.1:5432/app"
-        },
-        **extra,
-    }
-    scene.credential(name, **spec)
-    return account
+def research_db(scene: Scenario, env: dict[str, str]) -> str:
+    """The README's research-db: a database credential with a DATABASE_URL template."""
+    return vault_database(scene, env, "research-db", account="research-agent", template=TEMPLATE)
 
 
 def test_issued_password_logs_in_and_is_refused_after_completion(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    account = db_credential(scenario, testbed_env)
-    scenario.task("claim-4711", ["research-db"], serviceAccountName=account)
-    status = scenario.wait_phase("claim-4711", "Active")
+    account = research_db(scenario, testbed_env)
+    status, data = scenario.issue("claim-4711", "research-db", serviceAccountName=account)
 
-    data = scenario.read_secret("claim-4711-research-db")
-    assert data is not None
     assert {"username", "password", "DATABASE_URL"} <= set(data)
     assert data["DATABASE_URL"] == (
         f"postgresql://{data['username']}:{data['password']}@127.0.0.1:5432/app"
@@ -60,8 +45,7 @@ def test_issued_password_logs_in_and_is_refused_after_completion(
     assert status["startTime"] and status["expiresAt"]
     assert {"CredentialIssued"} <= scenario.event_reasons("claim-4711")
 
-    scenario.patch_task("claim-4711", {"completed": True})
-    final = scenario.wait_phase("claim-4711", "Succeeded")
+    final = scenario.complete("claim-4711")
     assert final["completionTime"]
     wait_for(lambda: scenario.read_secret("claim-4711-research-db") is None, 30, "Secret deleted")
     wait_for(lambda: not postgres.role_exists(testbed_env, data["username"]), 30, "role dropped")
@@ -77,32 +61,24 @@ def test_issued_password_logs_in_and_is_refused_after_completion(
 def test_deadline_expires_the_task_and_revokes(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    account = db_credential(scenario, testbed_env)
-    scenario.task("short", ["research-db"], serviceAccountName=account, activeDeadlineSeconds=20)
-    scenario.wait_phase("short", "Active")
-    data = scenario.read_secret("short-research-db")
-    assert data is not None
+    account = research_db(scenario, testbed_env)
+    _, data = scenario.issue(
+        "short", "research-db", serviceAccountName=account, activeDeadlineSeconds=20
+    )
     status = scenario.wait_phase("short", "Expired", timeout=60)
     assert status["reason"] == "DeadlineExceeded" and status["completionTime"]
     wait_for(lambda: scenario.read_secret("short-research-db") is None, 30, "Secret deleted")
-    wait_for(
-        lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-        30,
-        "login refused",
-    )
+    postgres.wait_refused(testbed_env, data)
 
 
 def test_deleting_a_task_revokes_before_the_finalizer_lets_go(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    account = db_credential(scenario, testbed_env)
-    scenario.task("doomed", ["research-db"], serviceAccountName=account)
-    scenario.wait_phase("doomed", "Active")
+    account = research_db(scenario, testbed_env)
+    _, data = scenario.issue("doomed", "research-db", serviceAccountName=account)
     assert scenario.get_task("doomed")["metadata"]["finalizers"] == [
         "agentcred.io/revoke-credentials"
     ]
-    data = scenario.read_secret("doomed-research-db")
-    assert data is not None
     scenario.delete_task("doomed")
     wait_for(lambda: scenario.get_task("doomed") is None, 60, "task deleted")
     assert not postgres.role_exists(testbed_env, data["username"])
@@ -112,11 +88,8 @@ def test_deleting_a_task_revokes_before_the_finalizer_lets_go(
 def test_drift_deleted_or_edited_secret_is_restored_with_a_fresh_credential(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    account = db_credential(scenario, testbed_env)
-    scenario.task("drift", ["research-db"], serviceAccountName=account)
-    scenario.wait_phase("drift", "Active")
-    first = scenario.read_secret("drift-research-db")
-    assert first is not None
+    account = research_db(scenario, testbed_env)
+    _, first = scenario.issue("drift", "research-db", serviceAccountName=account)
 
     scenario.core.delete_namespaced_secret("drift-research-db", scenario.ns)
     second = wait_for(
@@ -129,11 +102,7 @@ def test_drift_deleted_or_edited_secret_is_restored_with_a_fresh_credential(
         "Secret restored",
     )
     assert postgres.can_login(testbed_env, second["username"], second["password"])
-    wait_for(
-        lambda: not postgres.can_login(testbed_env, first["username"], first["password"]),
-        30,
-        "the exposed credential revoked",
-    )
+    postgres.wait_refused(testbed_env, first, 30, "the exposed credential revoked")
 
     scenario.core.patch_namespaced_secret(
         "drift-research-db", scenario.ns, {"stringData": {"password": "tampered-value"}}

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from agentcred.backends.base import Identity, IssueRequest
 from agentcred.backends.registry import BackendRegistry
@@ -23,56 +22,34 @@ from agentcred.services import sessions
 from agentcred.services.deps import Deps
 from agentcred.services.task_view import TaskView
 from agentcred.settings import Settings
-from support import postgres, vault
+from support import postgres
+from support.credentials import DYNAMIC, own_db_role, vault_database
 from support.kube import wait_for
 from support.operator import operator_env, running_operator
 from support.orphans import orphan_a_task
 from support.scenario import Scenario
 
 pytestmark = pytest.mark.e2e
-DYNAMIC = {"path": "database/creds/readonly"}
-
-
-def setup_credential(
-    scene: Scenario, env: dict[str, str], lease: str | None = None, **extra: object
-) -> str:
-    """A database credential; ``lease`` makes the Vault role cap every lease at that."""
-    account = scene.service_account("agent")
-    dynamic, rules = DYNAMIC, vault.DB_POLICY
-    if lease is not None:
-        db_role = vault.db_role(env, default_ttl=lease, max_ttl=lease)
-        dynamic = {"path": f"database/creds/{db_role}"}
-        rules = f'path "database/creds/{db_role}" {{ capabilities = ["read"] }}'
-    role = vault.kubernetes_role(env, scene.ns, account, rules=rules)
-    scene.credential("db", vault={"role": role, "dynamic": dynamic}, **extra)
-    return account
 
 
 def test_task_deleted_behind_the_operators_back_is_swept(
-    kube: client.ApiClient,
-    namespace: str,
-    crds: None,
+    scene: Scenario,
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    scene = Scenario(kube, namespace)
-    account = setup_credential(scene, testbed_env)
+    account = vault_database(scene, testbed_env)
     env = operator_env(testbed_env)
     data, uid, _ = orphan_a_task(scene, testbed_env, tmp_path / "first.log", account)
     assert postgres.can_login(testbed_env, data["username"], data["password"])
     own = testbed_env["AGENTCRED_NAMESPACE"]
     assert scene.core.read_namespaced_secret(f"agentcred-session-{uid}", own) is not None
 
-    with running_operator(env, tmp_path / "second.log", "--namespace", namespace):
-        wait_for(
-            lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-            30,
-            "orphaned lease revoked by the sweep",
-        )
+    with running_operator(env, tmp_path / "second.log", "--namespace", scene.ns):
+        postgres.wait_refused(testbed_env, data, 30, "orphaned lease revoked by the sweep")
         wait_for(
             lambda: (
                 scene.core.list_namespaced_secret(
-                    own, label_selector=f"agentcred.io/task-namespace={namespace}"
+                    own, label_selector=f"agentcred.io/task-namespace={scene.ns}"
                 ).items
                 == []
             ),
@@ -82,19 +59,16 @@ def test_task_deleted_behind_the_operators_back_is_swept(
 
 
 def test_lease_issued_but_never_recorded_is_found_and_revoked(
-    kube: client.ApiClient,
-    namespace: str,
-    crds: None,
+    scene: Scenario,
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """Reproduce the state an operator leaves when it dies right after issuing: the
     session is written (write-ahead), the lease exists, the task's status knows nothing
     and the task is gone."""
-    scene = Scenario(kube, namespace)
-    account = setup_credential(scene, testbed_env)
+    account = vault_database(scene, testbed_env)
     role = scene.custom.get_namespaced_custom_object(
-        "agentcred.io", "v1alpha1", namespace, "agentcredentials", "db"
+        "agentcred.io", "v1alpha1", scene.ns, "agentcredentials", "db"
     )["spec"]["vault"]["role"]
     spec_dict = {  # the credential resolved against its backend, as a session record keeps it
         "allowInsecureHTTP": True,
@@ -105,7 +79,7 @@ def test_lease_issued_but_never_recorded_is_found_and_revoked(
         },
     }
     ghost = TaskView(
-        namespace=namespace,
+        namespace=scene.ns,
         name="ghost",
         uid="00000000-dead-beef-0000-000000000000",
         generation=1,
@@ -117,12 +91,8 @@ def test_lease_issued_but_never_recorded_is_found_and_revoked(
     scene.values.update(data.values())
     assert postgres.can_login(testbed_env, data["username"], data["password"])
 
-    with running_operator(operator_env(testbed_env), tmp_path / "op.log", "--namespace", namespace):
-        wait_for(
-            lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-            30,
-            "unrecorded lease revoked by the sweep",
-        )
+    with running_operator(operator_env(testbed_env), tmp_path / "op.log", "--namespace", scene.ns):
+        postgres.wait_refused(testbed_env, data, 30, "unrecorded lease revoked by the sweep")
         assert not postgres.role_exists(testbed_env, data["username"])
 
 
@@ -176,28 +146,23 @@ async def _issue_like_a_dying_operator(
 
 
 def test_credential_dies_at_its_ttl_while_the_operator_is_down(
-    kube: client.ApiClient,
-    namespace: str,
-    crds: None,
+    scene: Scenario,
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    scene = Scenario(kube, namespace)
-    account = setup_credential(scene, testbed_env, lease="8s")
+    # The Vault role caps every lease at 8 s.
+    db_role = own_db_role(testbed_env, default_ttl="8s", max_ttl="8s")
+    account = vault_database(scene, testbed_env, db_role=db_role)
     with running_operator(
-        operator_env(testbed_env), tmp_path / "op.log", "--namespace", namespace
+        operator_env(testbed_env), tmp_path / "op.log", "--namespace", scene.ns
     ) as op:
-        scene.task("abandoned", ["db"], serviceAccountName=account)
-        entry = scene.wait_phase("abandoned", "Active")["credentials"][0]
-        data = scene.read_secret("abandoned-db")
-        assert data is not None
+        status, data = scene.issue("abandoned", "db", serviceAccountName=account)
+        entry = status["credentials"][0]
         op.kill()
     expires = datetime.datetime.fromisoformat(entry["expiresAt"].replace("Z", "+00:00"))
     assert expires - datetime.datetime.now(datetime.UTC) <= datetime.timedelta(seconds=9)
     assert postgres.can_login(testbed_env, data["username"], data["password"])
-    wait_for(
-        lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-        30,
-        "credential dead at its TTL with no operator running",
+    postgres.wait_refused(
+        testbed_env, data, 30, "credential dead at its TTL with no operator running"
     )
     assert time.time() >= expires.timestamp() - 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from support import postgres, vault
+from support import postgres
+from support.credentials import vault_database
 from support.kube import wait_for
 from support.scenario import Scenario
 
@@ -12,15 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 def bound_task(scene: Scenario, env: dict[str, str], name: str) -> dict[str, str]:
-    account = scene.service_account(f"{name}-agent")
-    role = vault.kubernetes_role(env, scene.ns, account)
-    scene.credential(
-        f"{name}-db",
-        vault={
-            "role": role,
-            "dynamic": {"path": "database/creds/readonly"},
-        },
-    )
+    account = vault_database(scene, env, f"{name}-db", account=f"{name}-agent")
     scene.pod(f"{name}-pod", {"agentcred.io/task": name})
     scene.task(
         name,
@@ -40,11 +33,7 @@ def test_deleting_the_only_pod_revokes_the_credential(
 ) -> None:
     data = bound_task(scenario, testbed_env, "gone")
     scenario.core.delete_namespaced_pod("gone-pod", scenario.ns)
-    wait_for(
-        lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-        20,
-        "login refused after the pod was deleted",
-    )
+    postgres.wait_refused(testbed_env, data, 20, "login refused after the pod was deleted")
     status = scenario.wait_phase("gone", "Failed")
     assert status["reason"] == "PodsDeleted"
     assert scenario.read_secret("gone-gone-db") is None
@@ -57,11 +46,7 @@ def test_pod_succeeded_ends_the_task_as_succeeded(
     scenario.set_pod_phase("done-pod", "Succeeded")
     status = scenario.wait_phase("done", "Succeeded", timeout=20)
     assert status["reason"] == "PodsSucceeded" and status["completionTime"]
-    wait_for(
-        lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-        20,
-        "login refused",
-    )
+    postgres.wait_refused(testbed_env, data, 20)
 
 
 def test_pod_failed_ends_the_task_as_failed(
@@ -73,15 +58,7 @@ def test_pod_failed_ends_the_task_as_failed(
 
 
 def test_task_waits_for_its_first_pod(scenario: Scenario, testbed_env: dict[str, str]) -> None:
-    account = scenario.service_account("agent")
-    role = vault.kubernetes_role(testbed_env, scenario.ns, account)
-    scenario.credential(
-        "db",
-        vault={
-            "role": role,
-            "dynamic": {"path": "database/creds/readonly"},
-        },
-    )
+    account = vault_database(scenario, testbed_env)
     scenario.task(
         "patient", ["db"], serviceAccountName=account, podSelector={"matchLabels": {"app": "later"}}
     )
@@ -95,15 +72,7 @@ def test_task_waits_for_its_first_pod(scenario: Scenario, testbed_env: dict[str,
 def test_task_owned_by_a_pod_is_collected_with_it_and_revoked_first(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    account = scenario.service_account("agent")
-    role = vault.kubernetes_role(testbed_env, scenario.ns, account)
-    scenario.credential(
-        "db",
-        vault={
-            "role": role,
-            "dynamic": {"path": "database/creds/readonly"},
-        },
-    )
+    account = vault_database(scenario, testbed_env)
     pod = scenario.pod("owner", {"app": "agent"})
     owner = {"apiVersion": "v1", "kind": "Pod", "name": "owner", "uid": pod.metadata.uid}
     scenario.create_task_with_owner("owned", ["db"], owner, serviceAccountName=account)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from support import postgres, vault
+from support import postgres
+from support.credentials import own_db_role, vault_database
 from support.kube import wait_for
 from support.scenario import Scenario
 
@@ -12,25 +13,12 @@ pytestmark = pytest.mark.e2e
 
 
 def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[str, str]) -> None:
-    account = scenario.service_account("agent")
     # The ttl floor is 60 s; the database role grants a shorter first lease (10 s), so
     # the first renewal comes after 5 s and asks for the credential's 60 s.
-    db_role = vault.db_role(testbed_env, default_ttl="10s", max_ttl="1h")
-    rules = f'path "database/creds/{db_role}" {{ capabilities = ["read"] }}'
-    role = vault.kubernetes_role(testbed_env, scenario.ns, account, rules=rules)
-    scenario.credential(
-        "db",
-        ttl="60s",
-        renewalPercent=50,
-        vault={
-            "role": role,
-            "dynamic": {"path": f"database/creds/{db_role}"},
-        },
-    )
-    scenario.task("renewing", ["db"], serviceAccountName=account)
-    first = scenario.wait_phase("renewing", "Active")["credentials"][0]
-    data = scenario.read_secret("renewing-db")
-    assert data is not None
+    db_role = own_db_role(testbed_env, default_ttl="10s", max_ttl="1h")
+    account = vault_database(scenario, testbed_env, db_role=db_role, ttl="60s", renewalPercent=50)
+    status, data = scenario.issue("renewing", "db", serviceAccountName=account)
+    first = status["credentials"][0]
 
     renewed = wait_for(
         lambda: (e := scenario.status("renewing")["credentials"][0]).get("renewals", 0) >= 2 and e,
@@ -56,23 +44,11 @@ def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[s
 def test_capped_lease_is_reissued_and_the_old_role_dropped_after_the_overlap(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
-    account = scenario.service_account("agent")
-    db_role = vault.db_role(testbed_env, default_ttl="12s", max_ttl="12s")
-    rules = f'path "database/creds/{db_role}" {{ capabilities = ["read"] }}'
-    role = vault.kubernetes_role(testbed_env, scenario.ns, account, rules=rules)
-    scenario.credential(
-        "db",
-        ttl="60s",  # the floor; the database role caps every lease at 12 s
-        renewalPercent=50,
-        vault={
-            "role": role,
-            "dynamic": {"path": f"database/creds/{db_role}"},
-        },
-    )
-    scenario.task("capped", ["db"], serviceAccountName=account)
-    first_entry = scenario.wait_phase("capped", "Active")["credentials"][0]
-    first = scenario.read_secret("capped-db")
-    assert first is not None
+    db_role = own_db_role(testbed_env, default_ttl="12s", max_ttl="12s")
+    # ttl: the floor; the database role caps every lease at 12 s
+    account = vault_database(scenario, testbed_env, db_role=db_role, ttl="60s", renewalPercent=50)
+    status, first = scenario.issue("capped", "db", serviceAccountName=account)
+    first_entry = status["credentials"][0]
 
     entry = wait_for(
         lambda: (e := scenario.status("capped")["credentials"][0]).get("reissues", 0) >= 1 and e,

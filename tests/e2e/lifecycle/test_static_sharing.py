@@ -8,10 +8,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from agentcred_testbed.procs import free_port
-from support import vault
+from support.credentials import vault_kv
 from support.kube import wait_for
 from support.operator import operator_env, running_operator
 from support.scenario import Scenario
@@ -33,39 +32,29 @@ def backend_reads(port: int) -> float:
 
 
 def test_hundred_tasks_on_one_static_secret_read_it_at_most_twice_per_interval(
-    kube: client.ApiClient,
-    namespace: str,
-    crds: None,
+    scene: Scenario,
     testbed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    scene = Scenario(kube, namespace)
-    path = f"agents/{namespace}/shared"
-    vault.admin(testbed_env).secrets.kv.v2.create_or_update_secret(
-        path=path, secret={"api_key": "shared-key-123456"}
-    )
-    account = scene.service_account("agent")
-    role = vault.kubernetes_role(
+    value = {"api_key": "shared-key-123456"}
+    account = vault_kv(
+        scene,
         testbed_env,
-        namespace,
-        account,
-        rules=f'path "secret/data/{path}" {{ capabilities = ["read"] }}',
-    )
-    scene.credential(
         "shared",
+        f"agents/{scene.ns}/shared",
+        value,
         refreshInterval=f"{int(INTERVAL)}s",
-        vault={"role": role, "kv": {"path": path}},
     )
     port = free_port()
     env = {**operator_env(testbed_env), "AGENTCRED_METRICS_PORT": str(port)}
-    with running_operator(env, tmp_path / "op.log", "--namespace", namespace):
+    with running_operator(env, tmp_path / "op.log", "--namespace", scene.ns):
         started = time.monotonic()
         for i in range(TASKS):
             scene.task(f"s{i:03d}", ["shared"], serviceAccountName=account)
 
         def all_refreshed_once() -> bool:
             items = scene.custom.list_namespaced_custom_object(
-                "agentcred.io", "v1alpha1", namespace, "agenttasks"
+                "agentcred.io", "v1alpha1", scene.ns, "agenttasks"
             )["items"]
             return len(items) == TASKS and all(
                 (i.get("status") or {}).get("credentials", [{}])[0].get("renewals", 0) >= 1
@@ -81,4 +70,4 @@ def test_hundred_tasks_on_one_static_secret_read_it_at_most_twice_per_interval(
         f"({reads / windows:.2f} per {INTERVAL:.0f}s interval)"
     )
     assert 1 <= reads <= 2 * windows
-    assert scene.read_secret("s042-shared") == {"api_key": "shared-key-123456"}
+    assert scene.read_secret("s042-shared") == value

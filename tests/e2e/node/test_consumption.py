@@ -27,16 +27,7 @@ def test_a_job_logs_in_with_database_url_from_env_and_its_completion_ends_the_ta
     node_scenario: NodeScenario, testbed_env: dict[str, str]
 ) -> None:
     scene = node_scenario
-    account = scene.service_account("research-agent")
-    scene.db_credential("research-db", account)
-    task = unique("claim")
-    labels = task_label(task)
-    scene.task(
-        task, ["research-db"], serviceAccountName=account, podSelector={"matchLabels": labels}
-    )
-    scene.wait_phase(task, "Active", timeout=60)
-    data = scene.read_secret(f"{task}-research-db")
-    assert data is not None
+    task, labels, data = scene.db_task_bound_to_pods()
 
     scene.run_job(
         "migrate",
@@ -114,16 +105,7 @@ def test_deleting_a_running_pod_revokes_its_credentials(
     node_scenario: NodeScenario, testbed_env: dict[str, str]
 ) -> None:
     scene = node_scenario
-    account = scene.service_account("research-agent")
-    scene.db_credential("research-db", account)
-    task = unique("claim")
-    labels = task_label(task)
-    scene.task(
-        task, ["research-db"], serviceAccountName=account, podSelector={"matchLabels": labels}
-    )
-    scene.wait_phase(task, "Active", timeout=60)
-    data = scene.read_secret(f"{task}-research-db")
-    assert data is not None
+    task, labels, data = scene.db_task_bound_to_pods()
 
     # A long-running agent, holding a PostgreSQL session open with its credential.
     scene.run_pod(

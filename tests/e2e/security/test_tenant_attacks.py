@@ -12,6 +12,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from support import postgres, vault
+from support.credentials import DYNAMIC, vault_database
 from support.kube import GROUP, VERSION, wait_for
 from support.listener import Listener
 from support.operator import OperatorProcess
@@ -286,7 +287,7 @@ def test_session_records_are_out_of_the_tenants_reach(
     backend = scenario.backend("vault")
     spec = {
         "backendRef": {"name": backend},
-        "vault": {"role": role, "dynamic": {"path": "database/creds/readonly"}},
+        "vault": {"role": role, "dynamic": DYNAMIC},
     }
     tenant_create(tenant, scenario.ns, "AgentCredential", spec, name="db")
     tenant_create(
@@ -366,19 +367,10 @@ def test_renewal_and_revocation_use_the_address_a_lease_was_issued_under(
 ) -> None:
     """Even the platform re-pointing a backend never sends a live lease's token elsewhere:
     renewal and revocation use the connection recorded at issue."""
-    scenario.service_account(AGENT)
-    role = vault.kubernetes_role(testbed_env, scenario.ns, AGENT)
     backend = scenario.backend("vault")
-    scenario.credential(
-        "db",
-        backend=backend,
-        vault={"role": role, "dynamic": {"path": "database/creds/readonly"}},
-        ttl="60s",
-    )
-    scenario.task("t", ["db"], serviceAccountName=AGENT)
-    scenario.wait_phase("t", "Active")
-    data = scenario.read_secret("t-db")
-    assert data is not None and postgres.can_login(testbed_env, data["username"], data["password"])
+    vault_database(scenario, testbed_env, account=AGENT, backend=backend, ttl="60s")
+    _, data = scenario.issue("t", "db", serviceAccountName=AGENT)
+    assert postgres.can_login(testbed_env, data["username"], data["password"])
     moved = {**default_block("vault", testbed_env), "address": attacker.http_url}
     scenario.custom.patch_cluster_custom_object(
         GROUP, VERSION, "credentialbackends", backend, {"spec": {"vault": moved}}
@@ -388,13 +380,8 @@ def test_renewal_and_revocation_use_the_address_a_lease_was_issued_under(
         75,
         "a renewal after the backend was re-pointed",
     )
-    scenario.patch_task("t", {"completed": True})
-    scenario.wait_phase("t", "Succeeded")
-    wait_for(
-        lambda: not postgres.can_login(testbed_env, data["username"], data["password"]),
-        30,
-        "the lease revoked at the Vault it came from",
-    )
+    scenario.complete("t")
+    postgres.wait_refused(testbed_env, data, 30, "the lease revoked at the Vault it came from")
     # The re-pointed backend's Ready check may probe the new address (unauthenticated
     # health checks); no token, renewal or revocation ever goes there.
     assert all(
