@@ -12,7 +12,7 @@ from ``AGENTCRED_AZURE_*`` (here: the CA bundle, the api version Lowkey serves, 
 the challenge check off because the vault is not under ``*.vault.azure.net``).
 
 Known difference: Key Vault answers a read of a disabled secret with 403
-``SecretDisabled`` (``InvalidConfig``); Lowkey Vault answers 404 (``NotFound``).
+``SecretDisabled`` (``BackendInvalidConfig``); Lowkey Vault answers 404 (``BackendNotFound``).
 Expired and not-yet-valid versions are served by both, and refused by the backend.
 """
 
@@ -33,12 +33,12 @@ from azure.keyvault.secrets import SecretClient
 
 from agentcred.backends.azure_key_vault import AzureKeyVaultBackend
 from agentcred.backends.base import (
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Identity,
-    InvalidConfig,
     Issued,
     IssueRequest,
-    NotFound,
-    Unavailable,
 )
 from agentcred.backends.registry import BackendRegistry
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
@@ -160,23 +160,23 @@ def test_disabled_expired_and_not_yet_valid_versions_are_never_served(
     admin.set_secret(early, "sk-early", not_before=now + datetime.timedelta(hours=1))
     time.sleep(3)  # let `expired` pass its expiry (Key Vault keeps serving it)
 
-    with pytest.raises((InvalidConfig, NotFound), match="disabled") as caught:
+    with pytest.raises((BackendInvalidConfig, BackendNotFound), match="disabled") as caught:
         issue(backend, spec(azure_env, disabled))
     assert "sk-disabled" not in str(caught.value)
-    with pytest.raises(InvalidConfig, match="expired at") as caught:
+    with pytest.raises(BackendInvalidConfig, match="expired at") as caught:
         issue(backend, spec(azure_env, expired))
     assert "sk-expired" not in str(caught.value)
-    with pytest.raises(InvalidConfig, match="not valid before") as caught:
+    with pytest.raises(BackendInvalidConfig, match="not valid before") as caught:
         issue(backend, spec(azure_env, early))
     assert "sk-early" not in str(caught.value)
-    with pytest.raises(InvalidConfig, match="expired at"):
+    with pytest.raises(BackendInvalidConfig, match="expired at"):
         asyncio.run(backend.check(spec(azure_env, expired)))
 
 
 def test_a_missing_secret_is_not_found(
     azure_env: dict[str, str], backend: AzureKeyVaultBackend
 ) -> None:
-    with pytest.raises(NotFound, match="Azure Key Vault found nothing"):
+    with pytest.raises(BackendNotFound, match="Azure Key Vault found nothing"):
         issue(backend, spec(azure_env, unique("missing")))
 
 
@@ -194,7 +194,7 @@ def test_requests_ca_bundle_is_honoured_and_an_untrusted_vault_is_unavailable(
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     untrusting = AzureKeyVaultBackend(client_options=options)
     try:
-        with pytest.raises(Unavailable, match="cannot reach Azure Key Vault"):
+        with pytest.raises(BackendUnavailable, match="cannot reach Azure Key Vault"):
             issue(untrusting, spec(azure_env, name))
     finally:
         untrusting.close()
@@ -216,5 +216,5 @@ def test_a_vault_that_is_down_is_unavailable(
     down = parse_resolved(
         {"azureKeyVault": {"vaultUrl": f"https://127.0.0.1:{port}", "name": "llm-key"}}
     )
-    with pytest.raises(Unavailable, match="cannot reach Azure Key Vault"):
+    with pytest.raises(BackendUnavailable, match="cannot reach Azure Key Vault"):
         issue(backend, down)

@@ -26,13 +26,13 @@ from azure.keyvault.secrets._generated.models import SecretAttributes
 from agentcred.backends import azure_key_vault as akv
 from agentcred.backends.azure_key_vault import AzureKeyVaultBackend, azure_error, unusable
 from agentcred.backends.base import (
+    BackendDenied,
     BackendError,
-    Denied,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Identity,
-    InvalidConfig,
     IssueRequest,
-    NotFound,
-    Unavailable,
 )
 from agentcred.backends.registry import BackendRegistry
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
@@ -70,28 +70,52 @@ MISSING = kv_error("SecretNotFound", "A secret with (name/id) llm-key was not fo
 @pytest.mark.parametrize(
     ("exc", "expected", "text"),
     [
-        (az_exc.ResourceNotFoundError(response=response(404, MISSING)), NotFound, "SecretNotFound"),
-        (az_exc.HttpResponseError(response=response(404, MISSING)), NotFound, "was not found"),
-        (az_exc.HttpResponseError(response=response(403, DISABLED)), InvalidConfig, "disabled"),
-        (az_exc.HttpResponseError(response=response(403, NO_ACCESS)), Denied, "not authorized"),
-        (az_exc.HttpResponseError(response=response(401, {})), Denied, "HTTP 401"),
-        (az_exc.ClientAuthenticationError("token request failed"), Denied, "token request"),
-        (CredentialUnavailableError("no managed identity endpoint"), Denied, "managed identity"),
-        (az_exc.HttpResponseError(response=response(429, {})), Unavailable, "HTTP 429"),
-        (az_exc.HttpResponseError(response=response(500, {})), Unavailable, "now"),
-        (az_exc.HttpResponseError(response=response(503, {})), Unavailable, "now"),
+        (
+            az_exc.ResourceNotFoundError(response=response(404, MISSING)),
+            BackendNotFound,
+            "SecretNotFound",
+        ),
+        (
+            az_exc.HttpResponseError(response=response(404, MISSING)),
+            BackendNotFound,
+            "was not found",
+        ),
+        (
+            az_exc.HttpResponseError(response=response(403, DISABLED)),
+            BackendInvalidConfig,
+            "disabled",
+        ),
+        (
+            az_exc.HttpResponseError(response=response(403, NO_ACCESS)),
+            BackendDenied,
+            "not authorized",
+        ),
+        (az_exc.HttpResponseError(response=response(401, {})), BackendDenied, "HTTP 401"),
+        (az_exc.ClientAuthenticationError("token request failed"), BackendDenied, "token request"),
+        (
+            CredentialUnavailableError("no managed identity endpoint"),
+            BackendDenied,
+            "managed identity",
+        ),
+        (az_exc.HttpResponseError(response=response(429, {})), BackendUnavailable, "HTTP 429"),
+        (az_exc.HttpResponseError(response=response(500, {})), BackendUnavailable, "now"),
+        (az_exc.HttpResponseError(response=response(503, {})), BackendUnavailable, "now"),
         (
             az_exc.HttpResponseError(
                 response=response(400, kv_error("BadParameter", "api-version"))
             ),
-            InvalidConfig,
+            BackendInvalidConfig,
             "BadParameter",
         ),
-        (az_exc.HttpResponseError(response=response(409, {})), InvalidConfig, "rejected"),
-        (az_exc.ServiceRequestError("Connection refused"), Unavailable, "cannot reach"),
-        (az_exc.ServiceRequestTimeoutError("connect timeout"), Unavailable, "timeout"),
-        (az_exc.ServiceResponseError("connection reset"), Unavailable, "reset"),
-        (ValueError("challenge resource 'x' does not match"), InvalidConfig, "does not match"),
+        (az_exc.HttpResponseError(response=response(409, {})), BackendInvalidConfig, "rejected"),
+        (az_exc.ServiceRequestError("Connection refused"), BackendUnavailable, "cannot reach"),
+        (az_exc.ServiceRequestTimeoutError("connect timeout"), BackendUnavailable, "timeout"),
+        (az_exc.ServiceResponseError("connection reset"), BackendUnavailable, "reset"),
+        (
+            ValueError("challenge resource 'x' does not match"),
+            BackendInvalidConfig,
+            "does not match",
+        ),
     ],
 )
 def test_each_failure_maps_to_one_typed_error(
@@ -114,7 +138,7 @@ def test_a_disabled_secret_is_a_config_problem_not_a_refusal() -> None:
 def test_retry_after_is_kept() -> None:
     exc = az_exc.HttpResponseError(response=response(429, {}, {"Retry-After": "12"}))
     mapped = azure_error(exc, ACTION)
-    assert isinstance(mapped, Unavailable)
+    assert isinstance(mapped, BackendUnavailable)
     assert mapped.retry_after == 12.0
 
 
@@ -254,7 +278,7 @@ def test_a_json_object_becomes_keys() -> None:
 def test_unusable_versions_are_refused_without_their_value(
     kwargs: dict[str, Any], problem: str
 ) -> None:
-    with pytest.raises(InvalidConfig, match=problem) as caught:
+    with pytest.raises(BackendInvalidConfig, match=problem) as caught:
         issue(secret(**kwargs))
     assert "llm-key/0123456789abcdef" in str(caught.value)
     assert VALUE not in str(caught.value)
@@ -264,14 +288,14 @@ def test_unusable_versions_are_refused_without_their_value(
 def test_check_refuses_them_too() -> None:
     backend = backend_returning(secret(enabled=False), [])
     try:
-        with pytest.raises(InvalidConfig, match="is disabled"):
+        with pytest.raises(BackendInvalidConfig, match="is disabled"):
             asyncio.run(backend.check(spec()))
     finally:
         backend.close()
 
 
 def test_sdk_failures_are_mapped_and_chained() -> None:
-    with pytest.raises(Denied, match="llm-key") as caught:
+    with pytest.raises(BackendDenied, match="llm-key") as caught:
         issue(az_exc.HttpResponseError(response=response(403, NO_ACCESS)))
     assert isinstance(caught.value.__cause__, az_exc.HttpResponseError)
 
@@ -280,7 +304,7 @@ def test_renew_is_refused_and_revoke_does_nothing() -> None:
     backend = AzureKeyVaultBackend()
     caps = backend.capabilities(spec())
     assert (caps.renewable, caps.revocable, caps.static) == (False, False, True)
-    with pytest.raises(InvalidConfig, match="renewed"):
+    with pytest.raises(BackendInvalidConfig, match="renewed"):
         asyncio.run(backend.renew(spec(), "id", None, datetime.timedelta(minutes=5), "c"))
     assert asyncio.run(backend.revoke(spec(), "id", None, "c")) is None
     backend.close()
@@ -302,7 +326,7 @@ def test_renew_is_refused_and_revoke_does_nothing() -> None:
     ],
 )
 def test_validate_refuses_bad_blocks(block: dict[str, str], where: str) -> None:
-    with pytest.raises(InvalidConfig, match=f"spec.azureKeyVault.{where}") as caught:
+    with pytest.raises(BackendInvalidConfig, match=f"spec.azureKeyVault.{where}") as caught:
         AzureKeyVaultBackend().validate(spec(**block))
     assert "hunter2" not in str(caught.value)
 

@@ -6,6 +6,8 @@ What a backend can do is declared in ``Capabilities`` rather than discovered fro
 "not supported" errors, so the lifecycle code plans renewals and re-issues up front.
 Backends never import kopf or the Kubernetes layer: what they need from the cluster
 (a ServiceAccount token, a referenced Secret's value) arrives in ``IssueRequest``.
+Every error here is named ``Backend*`` (the Kubernetes layer's are ``Kube*``), so both
+can be imported side by side; ``reason`` is what conditions, Events and the audit show.
 """
 
 from __future__ import annotations
@@ -24,25 +26,25 @@ class BackendError(Exception):
     reason = "BackendError"
 
 
-class Denied(BackendError):
+class BackendDenied(BackendError):
     """The backend refused this identity or path (403, access denied). Needs a config change."""
 
     reason = "Denied"
 
 
-class NotFound(BackendError):
+class BackendNotFound(BackendError):
     """The path, role, secret or version does not exist. Needs a config change."""
 
     reason = "NotFound"
 
 
-class InvalidConfig(BackendError):
+class BackendInvalidConfig(BackendError):
     """The backend block cannot work as written (e.g. malformed response, bad mount)."""
 
     reason = "InvalidConfig"
 
 
-class Unavailable(BackendError):
+class BackendUnavailable(BackendError):
     """The backend could not be reached or answered 5xx/429: retry with backoff."""
 
     reason = "BackendUnavailable"
@@ -52,7 +54,7 @@ class Unavailable(BackendError):
         self.retry_after = retry_after
 
 
-PERMANENT: tuple[type[BackendError], ...] = (Denied, NotFound, InvalidConfig)
+PERMANENT: tuple[type[BackendError], ...] = (BackendDenied, BackendNotFound, BackendInvalidConfig)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class Backend(Protocol):
         """What this backend can do for this spec (Vault dynamic vs. KV differ)."""
 
     def validate(self, spec: ResolvedCredential) -> None:
-        """Pure checks beyond the schema; raise InvalidConfig."""
+        """Pure checks beyond the schema; raise BackendInvalidConfig."""
 
     async def check(self, spec: ResolvedCredential) -> None:
         """Live reachability check for the Ready condition; raise a BackendError."""
@@ -189,7 +191,7 @@ class NoLeaseLifecycle:
         ttl: datetime.timedelta,
         correlation_id: str,
     ) -> Renewed:
-        raise InvalidConfig(
+        raise BackendInvalidConfig(
             f"{self.what_cannot_renew} cannot be renewed: the operator "
             "re-reads or re-issues them instead"
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentcred.backends.base import Backend, InvalidConfig
+from agentcred.backends.base import Backend, BackendInvalidConfig
 from agentcred.backends.instrumented import instrument
 from agentcred.backends.lru import DEFAULT_SIZE
 from agentcred.models.resolved import ResolvedCredential
@@ -83,4 +83,4 @@ class BackendRegistry:
                 cache_size=self._common["cache_size"],
                 client_options=self.azure_client_options(),
             )
-        raise InvalidConfig(f"backend {kind!r} is not available in this operator build")
+        raise BackendInvalidConfig(f"backend {kind!r} is not available in this operator build")

@@ -13,7 +13,7 @@ import datetime
 import logging
 
 from agentcred import audit
-from agentcred.backends.base import BackendError, Denied, NotFound, Unavailable
+from agentcred.backends.base import BackendDenied, BackendError, BackendNotFound, BackendUnavailable
 from agentcred.kube import resources
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
@@ -163,7 +163,7 @@ async def refresh_one(
                 renewed = await resolved.backend.renew(
                     issued_under, entry.get("leaseId", ""), record.session, ttl, cid
                 )
-        except (Denied, NotFound, SpecError):
+        except (BackendDenied, BackendNotFound, SpecError):
             renewed = None
         if renewed is None or renewed.capped:
             return await reissue(
@@ -174,7 +174,7 @@ async def refresh_one(
                 overlap=deps.settings.reissue_overlap,
                 reason=report.REISSUED,
             )
-    except Unavailable as exc:
+    except BackendUnavailable as exc:
         return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
     except BackendError as exc:
         return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")

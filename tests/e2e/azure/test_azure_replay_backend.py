@@ -44,12 +44,12 @@ from recorded import (
 
 from agentcred.backends.azure_key_vault import AzureKeyVaultBackend
 from agentcred.backends.base import (
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Identity,
-    InvalidConfig,
     Issued,
     IssueRequest,
-    NotFound,
-    Unavailable,
 )
 from agentcred.backends.registry import BackendRegistry
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
@@ -143,7 +143,9 @@ def test_a_pinned_version_is_read_by_its_own_path(
 
 
 def test_a_missing_secret_is_not_found(azure_replay: AzureReplay, backends: Backends) -> None:
-    with pytest.raises(NotFound, match=r"\(SecretNotFound\) A secret with \(name/id\) secret-th"):
+    with pytest.raises(
+        BackendNotFound, match=r"\(SecretNotFound\) A secret with \(name/id\) secret-th"
+    ):
         issue(backends(), spec(azure_replay, MISSING))
     assert azure_replay.served("GET", f"/secrets/{MISSING}/", status=404) == 1
 
@@ -151,12 +153,12 @@ def test_a_missing_secret_is_not_found(azure_replay: AzureReplay, backends: Back
 def test_a_disabled_secret_is_never_served(azure_replay: AzureReplay, backends: Backends) -> None:
     backend = backends(JS_API_VERSION)
 
-    with pytest.raises(InvalidConfig, match="will not serve a disabled secret") as caught:
+    with pytest.raises(BackendInvalidConfig, match="will not serve a disabled secret") as caught:
         issue(backend, spec(azure_replay, DISABLED))
     assert f"reading secret {DISABLED}" in str(caught.value)
     assert DISABLED_VALUE not in str(caught.value)
     # The readiness check reads the same way, and refuses the same way.
-    with pytest.raises(InvalidConfig, match="disabled secret"):
+    with pytest.raises(BackendInvalidConfig, match="disabled secret"):
         asyncio.run(backend.check(spec(azure_replay, DISABLED)))
     assert azure_replay.served("GET", f"/secrets/{DISABLED}/", status=403) == 2
 
@@ -182,7 +184,7 @@ def test_refresh_re_reads_the_vault(azure_replay: AzureReplay, backends: Backend
 def test_another_api_version_is_not_answered_from_the_recordings(
     azure_replay: AzureReplay, backends: Backends
 ) -> None:
-    with pytest.raises(Unavailable, match="UnrecordedRequest") as caught:
+    with pytest.raises(BackendUnavailable, match="UnrecordedRequest") as caught:
         issue(backends("7.6"), spec(azure_replay, CRUD))
     assert CRUD_VALUE not in str(caught.value)
 
@@ -196,7 +198,7 @@ def test_a_version_nobody_read_is_not_made_up(
 ) -> None:
     # The version exists in the recording (the first PUT created it) but was never read:
     # the replay has no answer for it, rather than inventing one.
-    with pytest.raises(Unavailable, match="UnrecordedRequest"):
+    with pytest.raises(BackendUnavailable, match="UnrecordedRequest"):
         issue(backends(), spec(azure_replay, CRUD, CRUD_FIRST_VERSION))
 
     unmatched = azure_replay.take_unmatched()

@@ -27,15 +27,15 @@ from kubernetes import client
 from requests.adapters import HTTPAdapter
 
 from agentcred.backends.base import (
+    BackendDenied,
     BackendError,
-    Denied,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Identity,
-    InvalidConfig,
     Issued,
     IssueRequest,
-    NotFound,
     SessionBackend,
-    Unavailable,
 )
 from agentcred.backends.vault import VaultBackend
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
@@ -333,7 +333,7 @@ def test_token_secret_ref_without_token_create_is_denied_with_a_hint(
     agent.put_secret("vault-token", "token", parent["client_token"])
     spec = agent.spec({"tokenSecretRef": {"name": "vault-token", "key": "token"}})
     try:
-        with pytest.raises(Denied, match=r"auth/token/create") as caught:
+        with pytest.raises(BackendDenied, match=r"auth/token/create") as caught:
             asyncio.run(backend.issue(agent.request(spec)))
         assert parent["client_token"] not in str(caught.value)
     finally:
@@ -417,19 +417,19 @@ def test_a_service_account_the_role_does_not_bind_is_denied(
 ) -> None:
     agent.core.create_namespaced_service_account(agent.namespace, {"metadata": {"name": "other"}})
     request = agent.request(agent.spec(), sa="other")
-    with pytest.raises(Denied, match="service account name not authorized"):
+    with pytest.raises(BackendDenied, match="service account name not authorized"):
         asyncio.run(backend.issue(request))
 
 
 def test_an_unknown_role_is_denied_with_vaults_reason(agent: Agent, backend: VaultBackend) -> None:
     spec = agent.spec({"kubernetes": {"role": "no-such-role"}})
-    with pytest.raises(Denied, match='invalid role name "no-such-role"'):
+    with pytest.raises(BackendDenied, match='invalid role name "no-such-role"'):
         asyncio.run(backend.issue(agent.request(spec)))
 
 
 def test_a_missing_kv_secret_is_not_found(agent: Agent, backend: VaultBackend) -> None:
     spec = agent.spec(kv={"path": agent.kv_path("missing")})
-    with pytest.raises(NotFound):
+    with pytest.raises(BackendNotFound):
         asyncio.run(backend.issue(agent.request(spec)))
 
 
@@ -441,7 +441,7 @@ def test_a_path_outside_the_policy_is_denied_and_its_token_revoked(
     spec = agent.spec(dynamic={"path": "database/creds/nope"})
     request = agent.request(spec)
     session = asyncio.run(backend.login(request))
-    with pytest.raises(Denied, match="permission denied"):
+    with pytest.raises(BackendDenied, match="permission denied"):
         asyncio.run(backend.issue_with(request, session))
     assert not token_alive(agent.root, session.ref)
 
@@ -450,9 +450,9 @@ def test_an_unreachable_vault_is_unavailable(agent: Agent, backend: VaultBackend
     address = f"http://127.0.0.1:{closed_port()}"
     vault = {"address": address, "auth": {"kubernetes": {"role": "r"}}, "dynamic": {"path": "p"}}
     spec = parse_resolved({"vault": vault, "allowInsecureHTTP": True})
-    with pytest.raises(Unavailable, match="cannot reach Vault"):
+    with pytest.raises(BackendUnavailable, match="cannot reach Vault"):
         asyncio.run(backend.check(spec))
-    with pytest.raises(Unavailable):
+    with pytest.raises(BackendUnavailable):
         asyncio.run(backend.issue(agent.request(spec)))
 
 
@@ -538,7 +538,13 @@ def test_no_secret_in_any_repr_message_or_log(
         )
     )
 
-    assert [type(e) for e in errors] == [InvalidConfig, Denied, Denied, Denied, Denied]
+    assert [type(e) for e in errors] == [
+        BackendInvalidConfig,
+        BackendDenied,
+        BackendDenied,
+        BackendDenied,
+        BackendDenied,
+    ]
     texts = [str(issued), repr(issued), str(session.ref), caplog.text]
     for exc in errors:
         texts += ["".join(traceback.format_exception(exc)), repr(exc)]
