@@ -67,9 +67,9 @@ _NOT_JSON = object()
 
 
 class AwsSecretsManagerBackend(NoLeaseLifecycle):
-    what_cannot_renew = "AWS Secrets Manager values"
-
     """The Backend for AWS Secrets Manager; one instance per operator."""
+
+    what_cannot_renew = "AWS Secrets Manager values"
 
     kind = KIND
 

@@ -89,9 +89,9 @@ _NOT_JSON = object()
 
 
 class AwsStsBackend(NoLeaseLifecycle):
-    what_cannot_renew = "STS sessions"
-
     """The Backend for AWS STS (AssumeRole, AssumeRoleWithWebIdentity); one per operator."""
+
+    what_cannot_renew = "STS sessions"
 
     kind = KIND
 

@@ -169,9 +169,9 @@ def unusable(properties: Any, now: datetime.datetime) -> str | None:
 
 
 class AzureKeyVaultBackend(NoLeaseLifecycle):
-    what_cannot_renew = "Azure Key Vault secrets"
-
     """The Backend for Azure Key Vault secrets; one instance per operator."""
+
+    what_cannot_renew = "Azure Key Vault secrets"
 
     kind = KIND
 

@@ -196,9 +196,9 @@ class _Endpoint:
 
 
 class GcpSecretManagerBackend(NoLeaseLifecycle):
-    what_cannot_renew = "GCP Secret Manager values"
-
     """The Backend for GCP Secret Manager; one instance per operator."""
+
+    what_cannot_renew = "GCP Secret Manager values"
 
     kind = KIND
 
