@@ -45,6 +45,7 @@ from agentcred.backends.base import (
     BackendUnavailable,
     Identity,
     IssueRequest,
+    Lease,
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.registry import BackendRegistry
@@ -442,8 +443,8 @@ def test_renew_is_refused_and_revoke_does_nothing() -> None:
     ttl = datetime.timedelta(minutes=5)
     for backend, spec in ((AwsSecretsManagerBackend(), sm_spec()), (AwsStsBackend(), sts_spec())):
         with pytest.raises(BackendInvalidConfig, match="renewed"):
-            asyncio.run(backend.renew(spec, "lease", None, ttl, "c"))
-        assert asyncio.run(backend.revoke(spec, "lease", None, "c")) is None
+            asyncio.run(backend.renew(Lease(spec, "lease", None, "c"), ttl))
+        assert asyncio.run(backend.revoke(Lease(spec, "lease", None, "c"))) is None
         backend.close()
 
 

@@ -33,6 +33,7 @@ from agentcred.backends.base import (
     BackendUnavailable,
     Identity,
     IssueRequest,
+    Lease,
 )
 from agentcred.backends.registry import BackendRegistry
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
@@ -305,8 +306,8 @@ def test_renew_is_refused_and_revoke_does_nothing() -> None:
     caps = backend.capabilities(spec())
     assert (caps.renewable, caps.revocable, caps.static) == (False, False, True)
     with pytest.raises(BackendInvalidConfig, match="renewed"):
-        asyncio.run(backend.renew(spec(), "id", None, datetime.timedelta(minutes=5), "c"))
-    assert asyncio.run(backend.revoke(spec(), "id", None, "c")) is None
+        asyncio.run(backend.renew(Lease(spec(), "id", None, "c"), datetime.timedelta(minutes=5)))
+    assert asyncio.run(backend.revoke(Lease(spec(), "id", None, "c"))) is None
     backend.close()
 
 

@@ -28,6 +28,7 @@ from agentcred.backends.base import (
     BackendInvalidConfig,
     BackendNotFound,
     BackendUnavailable,
+    Lease,
 )
 from agentcred.backends.gcp_secret_manager import GcpSecretManagerBackend, crc32c, gcp_error
 from agentcred.backends.registry import BackendRegistry
@@ -289,8 +290,8 @@ def test_static_capabilities_refused_renew_and_no_op_revoke() -> None:
     caps = backend.capabilities(spec())
     assert (caps.renewable, caps.revocable, caps.static) == (False, False, True)
     with pytest.raises(BackendInvalidConfig, match="renewed"):
-        asyncio.run(backend.renew(spec(), "v", None, datetime.timedelta(minutes=5), "c"))
-    assert asyncio.run(backend.revoke(spec(), "v", None, "c")) is None
+        asyncio.run(backend.renew(Lease(spec(), "v", None, "c"), datetime.timedelta(minutes=5)))
+    assert asyncio.run(backend.revoke(Lease(spec(), "v", None, "c"))) is None
     backend.close()
 
 

@@ -16,6 +16,7 @@ from agentcred.backends.base import (
     BackendInvalidConfig,
     BackendNotFound,
     BackendUnavailable,
+    Lease,
     Session,
 )
 from agentcred.backends.vault import VaultBackend, vault_error
@@ -167,7 +168,7 @@ def test_the_adapter_gives_the_mapping_statuses_hvac_has_no_class_for() -> None:
     session = Session(ref="accessor", secret="hvs.token")
     try:
         with pytest.raises(BackendInvalidConfig, match=r"HTTP 405\): unsupported") as caught:
-            asyncio.run(backend.revoke(spec(), "lease", session, "cid"))
+            asyncio.run(backend.revoke(Lease(spec(), "lease", session, "cid")))
     finally:
         backend.close()
     assert isinstance(caught.value.__cause__, vault_exc.UnexpectedError)
@@ -176,7 +177,7 @@ def test_the_adapter_gives_the_mapping_statuses_hvac_has_no_class_for() -> None:
 def test_a_403_on_revoke_means_already_gone() -> None:
     backend = VaultBackend(transport=lambda: Answering(403, b'{"errors": ["permission denied"]}'))
     try:
-        asyncio.run(backend.revoke(spec(), "lease", Session(ref="a", secret="hvs.x"), "cid"))
+        asyncio.run(backend.revoke(Lease(spec(), "lease", Session(ref="a", secret="hvs.x"), "cid")))
     finally:
         backend.close()
 

@@ -115,6 +115,23 @@ class Issued:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """An issued credential as ``renew`` and ``revoke`` need it: what was recorded at issue.
+
+    ``spec``: the credential as it was resolved at issue (the connection it was issued
+    under, never a later-edited backend's); ``lease_id``: ``Issued.lease_id`` (the
+    backend's lease or version id; ``""`` when there is none yet, e.g. undoing a login);
+    ``session``: ``Issued.session`` (None when the backend keeps none); ``correlation_id``:
+    the id of the operation renewing or revoking, sent along where the backend allows.
+    """
+
+    spec: ResolvedCredential
+    lease_id: str
+    session: Session | None = field(repr=False)
+    correlation_id: str
+
+
+@dataclass(frozen=True)
 class Renewed:
     expires_at: datetime.datetime
     capped: bool  # the backend granted less than asked (max TTL reached)
@@ -135,23 +152,10 @@ class Backend(Protocol):
     async def issue(self, request: IssueRequest) -> Issued:
         """Issue (or read) a credential as ``request.identity``."""
 
-    async def renew(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
+    async def renew(self, lease: Lease, ttl: datetime.timedelta) -> Renewed:
         """Extend a lease (only if capabilities.renewable)."""
 
-    async def revoke(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
+    async def revoke(self, lease: Lease) -> None:
         """End a credential; already gone counts as success (only if capabilities.revocable)."""
 
 
@@ -183,24 +187,11 @@ class NoLeaseLifecycle:
 
     what_cannot_renew = "this backend's credentials"
 
-    async def renew(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
+    async def renew(self, lease: Lease, ttl: datetime.timedelta) -> Renewed:
         raise BackendInvalidConfig(
             f"{self.what_cannot_renew} cannot be renewed: the operator "
             "re-reads or re-issues them instead"
         )
 
-    async def revoke(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
+    async def revoke(self, lease: Lease) -> None:
         return None

@@ -75,6 +75,7 @@ from agentcred.backends.base import (
     Capabilities,
     Issued,
     IssueRequest,
+    Lease,
     Renewed,
     Session,
 )
@@ -194,7 +195,7 @@ class _Token:
 
 
 @dataclass(frozen=True)
-class _Lease:
+class _LeasedRead:
     data: Mapping[str, str] = field(repr=False)
     lease_id: str
     duration: int  # seconds; 0: no expiry
@@ -284,19 +285,13 @@ class VaultBackend:
 
     # -- renew and revoke ----------------------------------------------------------------
 
-    async def renew(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
-        vault, _ = self._target(spec)
+    async def renew(self, lease: Lease, ttl: datetime.timedelta) -> Renewed:
+        vault, _ = self._target(lease.spec)
+        session, issued_lease = lease.session, lease.lease_id
         if session is None:
             raise BackendInvalidConfig("a Vault lease can only be renewed with its session token")
         seconds = _seconds(ttl)
-        client = self._client(vault, correlation_id, session.secret)
+        client = self._client(vault, lease.correlation_id, session.secret)
         started = _now()
         action = "renewing the credential's token (auth/token/renew-self)"
         body = await self._call(
@@ -315,19 +310,14 @@ class VaultBackend:
             capped=shortest < CAPPED_BELOW * seconds,
         )
 
-    async def revoke(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
+    async def revoke(self, lease: Lease) -> None:
+        session = lease.session
         if session is None:
             return  # static KV read: its token was revoked right after the read
-        vault, _ = self._target(spec)
-        client = self._client(vault, correlation_id, session.secret)
+        vault, _ = self._target(lease.spec)
+        client = self._client(vault, lease.correlation_id, session.secret)
         await self._revoke_token(client)
-        log.debug("Vault session %s revoked with lease %s", session.ref, issued_lease)
+        log.debug("Vault session %s revoked with lease %s", session.ref, lease.lease_id)
 
     def close(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""
@@ -625,9 +615,9 @@ def _token_from(response: Any, action: str) -> _Token:
         raise BackendInvalidConfig(f"Vault's answer to {action} holds no token") from None
 
 
-def _lease_from(response: Any, action: str) -> _Lease:
+def _lease_from(response: Any, action: str) -> _LeasedRead:
     body = _body(response, action)
-    return _Lease(
+    return _LeasedRead(
         data=_fields(body.get("data"), action),
         lease_id=str(body.get("lease_id") or ""),
         duration=_int(body.get("lease_duration")),

@@ -21,6 +21,7 @@ from agentcred.backends.base import (
     Identity,
     Issued,
     IssueRequest,
+    Lease,
     Session,
     SessionBackend,
 )
@@ -265,7 +266,7 @@ async def discard(
     """Undo a login whose issuance failed: revoke the session, forget it."""
     try:
         async with deps.limits.slot(task.namespace, resolved.spec.target):
-            await resolved.backend.revoke(resolved.spec, "", session, cid)
+            await resolved.backend.revoke(Lease(resolved.spec, "", session, cid))
     except Exception:
         return
     await sessions.drop(deps, task, key)

@@ -13,7 +13,13 @@ import datetime
 import logging
 
 from agentcred import audit
-from agentcred.backends.base import BackendDenied, BackendError, BackendNotFound, BackendUnavailable
+from agentcred.backends.base import (
+    BackendDenied,
+    BackendError,
+    BackendNotFound,
+    BackendUnavailable,
+    Lease,
+)
 from agentcred.kube import resources
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
@@ -161,7 +167,7 @@ async def refresh_one(
             issued_under = parse_resolved(record.spec)
             async with deps.limits.slot(task.namespace, issued_under.target):
                 renewed = await resolved.backend.renew(
-                    issued_under, entry.get("leaseId", ""), record.session, ttl, cid
+                    Lease(issued_under, entry.get("leaseId", ""), record.session, cid), ttl
                 )
         except (BackendDenied, BackendNotFound, SpecError):
             renewed = None

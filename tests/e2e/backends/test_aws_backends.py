@@ -49,6 +49,7 @@ from agentcred.backends.base import (
     Identity,
     Issued,
     IssueRequest,
+    Lease,
 )
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from agentcred_testbed import moto
@@ -302,7 +303,7 @@ def test_a_json_secret_becomes_one_key_per_field(
     assert (issued.expires_at, issued.renewable, issued.session) == (None, False, None)
     assert before <= issued.issued_at <= datetime.datetime.now(datetime.UTC)
     asyncio.run(sm.check(spec))
-    asyncio.run(sm.revoke(spec, issued.lease_id, None, "c"))  # nothing to do
+    asyncio.run(sm.revoke(Lease(spec, issued.lease_id, None, "c")))  # nothing to do
 
 
 def test_a_plain_string_is_one_key_named_value_or_the_spec_key(
@@ -461,7 +462,7 @@ def test_assume_role_issues_named_credentials_that_work(agent: Agent, sts: AwsSt
     assert record["role_arn"] == role
     assert record["policy"] is None
     asyncio.run(sts.check(spec))  # the operator's credentials work
-    asyncio.run(sts.revoke(spec, issued.lease_id, None, "c"))  # nothing to do
+    asyncio.run(sts.revoke(Lease(spec, issued.lease_id, None, "c")))  # nothing to do
 
 
 def test_the_duration_is_the_spec_or_the_ttl_raised_to_15_minutes(

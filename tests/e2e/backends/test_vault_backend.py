@@ -35,6 +35,7 @@ from agentcred.backends.base import (
     Identity,
     Issued,
     IssueRequest,
+    Lease,
     SessionBackend,
 )
 from agentcred.backends.vault import VaultBackend
@@ -187,7 +188,7 @@ def closed_port() -> int:
 
 
 def revoke(backend: VaultBackend, spec: ResolvedCredential, issued: Issued) -> None:
-    asyncio.run(backend.revoke(spec, issued.lease_id, issued.session, "test-revoke"))
+    asyncio.run(backend.revoke(Lease(spec, issued.lease_id, issued.session, "test-revoke")))
 
 
 # -- kubernetes auth, dynamic PostgreSQL credentials --------------------------------------
@@ -240,7 +241,9 @@ def test_renew_extends_the_lease_and_its_token(agent: Agent, backend: VaultBacke
     try:
         assert 50 < seconds_left(issued.expires_at) <= 60
         renewed = asyncio.run(
-            backend.renew(spec, issued.lease_id, issued.session, datetime.timedelta(minutes=5), "r")
+            backend.renew(
+                Lease(spec, issued.lease_id, issued.session, "r"), datetime.timedelta(minutes=5)
+            )
         )
         assert not renewed.capped
         assert issued.expires_at is not None and renewed.expires_at > issued.expires_at
@@ -267,7 +270,7 @@ def test_renew_beyond_the_token_max_ttl_reports_capped(agent: Agent, backend: Va
     try:
         # The lease itself got 2m, but it ends with its token, which may live 30s at most.
         assert seconds_left(issued.expires_at) <= 30
-        renewed = asyncio.run(backend.renew(spec, issued.lease_id, issued.session, TTL, "r"))
+        renewed = asyncio.run(backend.renew(Lease(spec, issued.lease_id, issued.session, "r"), TTL))
         assert renewed.capped
         assert seconds_left(renewed.expires_at) <= 30
     finally:
@@ -365,7 +368,7 @@ def test_kv_reads_the_latest_and_a_pinned_version(agent: Agent, backend: VaultBa
         assert not token_alive(agent.root, session.ref)  # a static read keeps no token
         assert dict(first.data) == {"api_key": "sk-one", "n": "1"}
         assert first.lease_id == f"kv:secret/{path}#1"
-        asyncio.run(backend.revoke(latest, issued.lease_id, None, "r"))  # nothing to do
+        asyncio.run(backend.revoke(Lease(latest, issued.lease_id, None, "r")))  # nothing to do
     finally:
         kv.delete_metadata_and_all_versions(path=path)
 
@@ -482,10 +485,9 @@ def test_every_request_carries_the_correlation_id(agent: Agent) -> None:
         spec = agent.spec()
         request = agent.request(spec)
         issued = asyncio.run(backend.issue(request))
-        asyncio.run(
-            backend.renew(spec, issued.lease_id, issued.session, TTL, request.correlation_id)
-        )
-        asyncio.run(backend.revoke(spec, issued.lease_id, issued.session, request.correlation_id))
+        lease = Lease(spec, issued.lease_id, issued.session, request.correlation_id)
+        asyncio.run(backend.renew(lease, TTL))
+        asyncio.run(backend.revoke(lease))
     finally:
         backend.close()
     paths = [path for path, _ in seen]
@@ -520,9 +522,9 @@ def test_no_secret_in_any_repr_message_or_log(
         except BackendError as exc:
             errors.append(exc)
 
-    collect(backend.renew(spec, "database/creds/readonly/bogus", session, TTL, "r"))
+    collect(backend.renew(Lease(spec, "database/creds/readonly/bogus", session, "r"), TTL))
     revoke(backend, spec, issued)
-    collect(backend.renew(spec, issued.lease_id, session, TTL, "r"))
+    collect(backend.renew(Lease(spec, issued.lease_id, session, "r"), TTL))
     collect(backend.issue_with(request, session))
     bad_secret_id = f"bad-{uuid.uuid4()}"
     secrets.append(bad_secret_id)
