@@ -40,7 +40,7 @@ from agentcred.backends.base import (
     Issued,
     IssueRequest,
 )
-from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 
 TTL = datetime.timedelta(minutes=5)
@@ -64,7 +64,7 @@ def identity_host(azure_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) ->
 
 def registry_options(env: dict[str, str]) -> dict[str, Any]:
     """What the operator passes with AGENTCRED_AZURE_* set for this vault."""
-    return BackendRegistry(
+    return BackendSettings(
         azure_verify_challenge_resource=False,
         azure_ca_bundle=env["AZURE_CA_BUNDLE"],
         azure_api_version=env["AZURE_KEYVAULT_API_VERSION"],
@@ -89,7 +89,7 @@ def admin(azure_env: dict[str, str], identity_host: None) -> Iterator[SecretClie
 def backend(azure_env: dict[str, str], identity_host: None) -> Iterator[AzureKeyVaultBackend]:
     akv = AzureKeyVaultBackend(concurrency=4, client_options=registry_options(azure_env))
     yield akv
-    akv.close()
+    asyncio.run(akv.aclose())
 
 
 def spec(env: dict[str, str], name: str, **block: Any) -> ResolvedCredential:
@@ -197,14 +197,14 @@ def test_requests_ca_bundle_is_honoured_and_an_untrusted_vault_is_unavailable(
         with pytest.raises(BackendUnavailable, match="cannot reach Azure Key Vault"):
             issue(untrusting, spec(azure_env, name))
     finally:
-        untrusting.close()
+        asyncio.run(untrusting.aclose())
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", azure_env["AZURE_CA_BUNDLE"])
     trusting = AzureKeyVaultBackend(client_options=options)
     try:
         assert issue(trusting, spec(azure_env, name)).data == {"value": "sk-tls"}
     finally:
-        trusting.close()
+        asyncio.run(trusting.aclose())
 
 
 def test_a_vault_that_is_down_is_unavailable(

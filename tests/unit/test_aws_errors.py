@@ -49,6 +49,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 
 ROLE = "arn:aws:iam::123456789012:role/agent"
@@ -445,11 +446,11 @@ def test_renew_is_refused_and_revoke_does_nothing() -> None:
         with pytest.raises(BackendInvalidConfig, match="renewed"):
             asyncio.run(backend.renew(Lease(spec, "lease", None, "c"), ttl))
         assert asyncio.run(backend.revoke(Lease(spec, "lease", None, "c"))) is None
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 def test_the_registry_builds_both_aws_backends() -> None:
-    registry = BackendRegistry(concurrency=2)
+    registry = BackendRegistry(BackendSettings(concurrency=2))
     assert registry.for_kind("awsSecretsManager").kind == "awsSecretsManager"
     assert registry.for_kind("awsSts").kind == "awsSts"
     assert registry.for_spec(sts_spec()) is registry.for_kind("awsSts")
@@ -523,8 +524,8 @@ def test_without_credentials_the_operator_says_so() -> None:
         with pytest.raises(BackendUnavailable, match="cannot reach AWS"):
             asyncio.run(sts.issue(_request(web)))
     finally:
-        sm.close()
-        sts.close()
+        asyncio.run(sm.aclose())
+        asyncio.run(sts.aclose())
 
 
 @pytest.mark.usefixtures("no_aws_credentials")
@@ -536,7 +537,7 @@ def test_without_a_region_the_operator_says_so(monkeypatch: pytest.MonkeyPatch) 
         with pytest.raises(BackendInvalidConfig, match="no AWS region"):
             asyncio.run(sm.issue(_request(sm_spec())))
     finally:
-        sm.close()
+        asyncio.run(sm.aclose())
 
 
 def test_clients_are_cached_per_target(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,12 @@ from azure.keyvault.secrets import KeyVaultSecret, SecretProperties
 from azure.keyvault.secrets._generated.models import SecretAttributes
 
 from agentcred.backends import azure_key_vault as akv
-from agentcred.backends.azure_key_vault import AzureKeyVaultBackend, azure_error, unusable
+from agentcred.backends.azure_key_vault import (
+    DEFAULT_CLIENT_OPTIONS,
+    AzureKeyVaultBackend,
+    azure_error,
+    unusable,
+)
 from agentcred.backends.base import (
     BackendDenied,
     BackendError,
@@ -35,7 +40,10 @@ from agentcred.backends.base import (
     IssueRequest,
     Lease,
 )
+from agentcred.backends.instrumented import InstrumentedBackend
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
+from agentcred.handlers.startup import backend_settings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from agentcred.settings import Settings, SettingsError, load
 
@@ -245,7 +253,7 @@ def issue(found: Any, credential_spec: ResolvedCredential | None = None) -> Any:
     try:
         return asyncio.run(backend.issue(request(credential_spec or spec()))), asked
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 def test_a_plain_value_is_one_key_and_the_lease_is_the_versioned_id() -> None:
@@ -292,7 +300,7 @@ def test_check_refuses_them_too() -> None:
         with pytest.raises(BackendInvalidConfig, match="is disabled"):
             asyncio.run(backend.check(spec()))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 def test_sdk_failures_are_mapped_and_chained() -> None:
@@ -308,7 +316,7 @@ def test_renew_is_refused_and_revoke_does_nothing() -> None:
     with pytest.raises(BackendInvalidConfig, match="renewed"):
         asyncio.run(backend.renew(Lease(spec(), "id", None, "c"), datetime.timedelta(minutes=5)))
     assert asyncio.run(backend.revoke(Lease(spec(), "id", None, "c"))) is None
-    backend.close()
+    asyncio.run(backend.aclose())
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -348,7 +356,7 @@ def test_client_options_default_to_no_sdk_retries_and_short_timeouts() -> None:
         "connection_timeout": 10,
         "read_timeout": 30,
     }
-    backend.close()
+    asyncio.run(backend.aclose())
 
 
 def test_given_client_options_reach_the_secret_client() -> None:
@@ -361,7 +369,7 @@ def test_given_client_options_reach_the_secret_client() -> None:
         assert client.api_version == "7.6"
         assert backend._client(VAULT) is client
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 def test_settings_feed_the_registrys_azure_options(tmp_path: Path) -> None:
@@ -374,24 +382,29 @@ def test_settings_feed_the_registrys_azure_options(tmp_path: Path) -> None:
             "AGENTCRED_AZURE_API_VERSION": "7.6",
         }
     )
-    registry = BackendRegistry(
-        azure_verify_challenge_resource=settings.azure_verify_challenge_resource,
-        azure_ca_bundle=settings.azure_ca_bundle,
-        azure_api_version=settings.azure_api_version,
-    )
-    assert registry.azure_client_options() == {
+    registry = BackendRegistry(backend_settings(settings))
+    assert registry.settings.azure_client_options() == {
         "verify_challenge_resource": False,
         "connection_verify": str(bundle),
         "api_version": "7.6",
     }
     assert registry.for_kind("azureKeyVault").kind == "azureKeyVault"
+    built = registry.for_kind("azureKeyVault")
+    assert isinstance(built, InstrumentedBackend)
+    assert isinstance(built.inner, AzureKeyVaultBackend)
+    assert built.inner.client_options == {
+        **DEFAULT_CLIENT_OPTIONS,
+        **registry.settings.azure_client_options(),
+    }
+    asyncio.run(registry.aclose())
 
 
 def test_by_default_the_sdk_defaults_stand() -> None:
     settings = load({})
     assert settings == Settings()
     assert settings.azure_verify_challenge_resource is True
-    assert BackendRegistry().azure_client_options() == {}
+    assert backend_settings(settings).azure_client_options() == {}
+    assert BackendSettings().azure_client_options() == {}
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.gcp_secret_manager import GcpSecretManagerBackend, crc32c, gcp_error
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 
 ACTION = "accessing projects/p/secrets/s/versions/latest"
@@ -159,7 +160,7 @@ def test_the_sdk_error_is_chained_as_the_cause() -> None:
         with pytest.raises(BackendDenied, match=r"secretmanager\.viewer") as caught:
             asyncio.run(backend._call(endpoint, "reading x", refuse, "n", hint=gcp.METADATA_HINT))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
     assert isinstance(caught.value.__cause__, gexc.PermissionDenied)
 
 
@@ -206,7 +207,7 @@ def test_other_endpoints_use_adc_and_fail_clearly_without_it(
         with pytest.raises(BackendInvalidConfig, match="Workload Identity"):
             asyncio.run(backend.check(spec(transport=transport, endpoint=endpoint)))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
     assert asked, "the library's ADC lookup was used"
 
 
@@ -219,7 +220,7 @@ def test_clients_are_shared_per_transport_and_endpoint() -> None:
         assert first is again
         assert other is not first
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 # -- endpoints and validation ----------------------------------------------------------------
@@ -292,11 +293,11 @@ def test_static_capabilities_refused_renew_and_no_op_revoke() -> None:
     with pytest.raises(BackendInvalidConfig, match="renewed"):
         asyncio.run(backend.renew(Lease(spec(), "v", None, "c"), datetime.timedelta(minutes=5)))
     assert asyncio.run(backend.revoke(Lease(spec(), "v", None, "c"))) is None
-    backend.close()
+    asyncio.run(backend.aclose())
 
 
 def test_the_registry_builds_it_once() -> None:
-    registry = BackendRegistry(concurrency=2)
+    registry = BackendRegistry(BackendSettings(concurrency=2))
     assert registry.for_kind("gcpSecretManager").kind == "gcpSecretManager"
     assert registry.for_spec(spec()) is registry.for_kind("gcpSecretManager")
 

@@ -159,7 +159,7 @@ def test_the_sdk_error_is_chained_as_the_cause() -> None:
         with pytest.raises(BackendUnavailable, match=r"vault\.example") as caught:
             asyncio.run(backend.check(spec()))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
 
 
@@ -170,7 +170,7 @@ def test_the_adapter_gives_the_mapping_statuses_hvac_has_no_class_for() -> None:
         with pytest.raises(BackendInvalidConfig, match=r"HTTP 405\): unsupported") as caught:
             asyncio.run(backend.revoke(Lease(spec(), "lease", session, "cid")))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
     assert isinstance(caught.value.__cause__, vault_exc.UnexpectedError)
 
 
@@ -179,7 +179,7 @@ def test_a_403_on_revoke_means_already_gone() -> None:
     try:
         asyncio.run(backend.revoke(Lease(spec(), "lease", Session(ref="a", secret="hvs.x"), "cid")))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 # -- pure checks ----------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import AwsSecretsManagerSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,15 @@ class AwsSecretsManagerBackend(NoLeaseLifecycle):
         self._owns_runner = runner is None
         self._runner = runner or BlockingRunner(KIND, concurrency)
         self._clients = AwsClients(self._runner, timeout=timeout, cache_size=cache_size)
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> AwsSecretsManagerBackend:
+        """The operator's instance (``registry.FACTORIES``)."""
+        return cls(
+            concurrency=settings.concurrency,
+            cache_size=settings.cache_size,
+            timeout=settings.timeout,
+        )
 
     # -- declared abilities and checks ------------------------------------------------
 
@@ -146,7 +156,7 @@ class AwsSecretsManagerBackend(NoLeaseLifecycle):
             session=None,
         )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""
         self._clients.close()
         if self._owns_runner:

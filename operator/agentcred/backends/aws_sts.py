@@ -67,6 +67,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import AwsStsSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,15 @@ class AwsStsBackend(NoLeaseLifecycle):
         self._owns_runner = runner is None
         self._runner = runner or BlockingRunner(KIND, concurrency)
         self._clients = AwsClients(self._runner, timeout=timeout, cache_size=cache_size)
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> AwsStsBackend:
+        """The operator's instance (``registry.FACTORIES``)."""
+        return cls(
+            concurrency=settings.concurrency,
+            cache_size=settings.cache_size,
+            timeout=settings.timeout,
+        )
 
     # -- declared abilities and checks ------------------------------------------------
 
@@ -169,7 +179,7 @@ class AwsStsBackend(NoLeaseLifecycle):
         )
         return issued
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""
         self._clients.close()
         if self._owns_runner:

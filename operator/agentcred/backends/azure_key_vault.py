@@ -75,6 +75,7 @@ from agentcred.backends.base import (
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
 from agentcred.backends.payload import fields_from_text
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import AzureKeyVaultSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,15 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
         """What every ``SecretClient`` of this backend is built with (no secrets in it)."""
         return dict(self._client_options)
 
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> AzureKeyVaultBackend:
+        """The operator's instance (``registry.FACTORIES``)."""
+        return cls(
+            concurrency=settings.concurrency,
+            cache_size=settings.cache_size,
+            client_options=settings.azure_client_options(),
+        )
+
     # -- declared abilities and checks ------------------------------------------------
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
@@ -239,7 +249,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
             session=None,
         )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the clients and the credential, and the thread pool unless it was given."""
         with self._lock:
             closing = [*self._clients.drain(), self._credential]

@@ -138,6 +138,9 @@ class Renewed:
 
 
 class Backend(Protocol):
+    """One credential backend kind. Its module also offers a factory taking
+    ``BackendSettings`` (``<Class>.from_settings``), named in ``registry.FACTORIES``."""
+
     kind: str
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
@@ -157,6 +160,9 @@ class Backend(Protocol):
 
     async def revoke(self, lease: Lease) -> None:
         """End a credential; already gone counts as success (only if capabilities.revocable)."""
+
+    async def aclose(self) -> None:
+        """Release the SDK clients and the thread pool (operator shutdown); idempotent."""
 
 
 @runtime_checkable

@@ -86,6 +86,7 @@ from agentcred.backends.base import (
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
 from agentcred.backends.payload import fields_from_bytes
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import GcpSecretManagerSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,15 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
         self._clients: LruCache[tuple[str, str], Any] = LruCache(cache_size)
         self._lock = threading.Lock()  # client creation runs in the pool's threads
 
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> GcpSecretManagerBackend:
+        """The operator's instance (``registry.FACTORIES``)."""
+        return cls(
+            concurrency=settings.concurrency,
+            cache_size=settings.cache_size,
+            timeout=settings.timeout,
+        )
+
     # -- declared abilities and checks ------------------------------------------------
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
@@ -257,7 +267,7 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
             session=None,
         )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close every client's transport, and the thread pool unless it was given."""
         clients = self._clients.drain()
         for client in clients:

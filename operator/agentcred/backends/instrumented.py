@@ -69,6 +69,9 @@ class InstrumentedBackend:
     async def revoke(self, lease: Lease) -> None:
         await _counted(self.kind, "revoke", self.inner.revoke(lease))
 
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
 
 class InstrumentedSessionBackend(InstrumentedBackend):
     def __init__(self, inner: SessionBackend) -> None:

@@ -81,6 +81,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.errors import NotAllowed, SpecError
 from agentcred.models.policy import check_url
 from agentcred.models.resolved import (
@@ -228,6 +229,15 @@ class VaultBackend:
         self._sessions: LruCache[tuple[str, str | None], requests.Session] = LruCache(cache_size)
         self._transport = transport or self._pooled_transport
 
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> VaultBackend:
+        """The operator's instance (``registry.FACTORIES``)."""
+        return cls(
+            concurrency=settings.concurrency,
+            cache_size=settings.cache_size,
+            timeout=settings.timeout,
+        )
+
     # -- declared abilities and checks ------------------------------------------------
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
@@ -319,7 +329,7 @@ class VaultBackend:
         await self._revoke_token(client)
         log.debug("Vault session %s revoked with lease %s", session.ref, lease.lease_id)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""
         if self._owns_runner:
             self._runner.close(wait=False)

@@ -12,6 +12,7 @@ import kopf
 
 from agentcred import metrics
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.kube import client, watch
 from agentcred.services import credential_recheck, drift, maintenance, pod_events, sweep
 from agentcred.services.deps import Deps
@@ -21,6 +22,18 @@ from agentcred.settings import Settings
 
 CONFIG: list[Settings] = []
 log = logging.getLogger("agentcred")
+
+
+def backend_settings(config: Settings) -> BackendSettings:
+    """What the backends need of the operator's settings."""
+    return BackendSettings(
+        concurrency=config.backend_concurrency,
+        cache_size=config.client_cache_size,
+        timeout=config.backend_timeout.total_seconds(),
+        azure_verify_challenge_resource=config.azure_verify_challenge_resource,
+        azure_ca_bundle=config.azure_ca_bundle,
+        azure_api_version=config.azure_api_version,
+    )
 
 
 @kopf.on.startup()
@@ -41,14 +54,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     deps = Deps(
         api=api,
         settings=config,
-        backends=BackendRegistry(
-            concurrency=config.backend_concurrency,
-            cache_size=config.client_cache_size,
-            timeout=config.backend_timeout.total_seconds(),
-            azure_verify_challenge_resource=config.azure_verify_challenge_resource,
-            azure_ca_bundle=config.azure_ca_bundle,
-            azure_api_version=config.azure_api_version,
-        ),
+        backends=BackendRegistry(backend_settings(config)),
     )
     deps.limits = Limits(config.target_concurrency, config.namespace_concurrency)
     memo["deps"] = deps
@@ -90,6 +96,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
         task.cancel()
     deps: Deps | None = memo.get("deps")
     if deps is not None:
+        await deps.backends.aclose()
         await deps.api.close()
 
 

@@ -51,7 +51,7 @@ from agentcred.backends.base import (
     Issued,
     IssueRequest,
 )
-from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from support.azure_replay import AzureReplay
 
@@ -67,7 +67,7 @@ def backends(azure_replay: AzureReplay, managed_identity: None) -> Iterator[Back
     made: list[AzureKeyVaultBackend] = []
 
     def make(api_version: str = PYTHON_API_VERSION) -> AzureKeyVaultBackend:
-        options = BackendRegistry(
+        options = BackendSettings(
             azure_verify_challenge_resource=False,
             azure_ca_bundle=str(azure_replay.ca_bundle),
             azure_api_version=api_version,
@@ -77,7 +77,7 @@ def backends(azure_replay: AzureReplay, managed_identity: None) -> Iterator[Back
 
     yield make
     for backend in made:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 def spec(replay: AzureReplay, name: str, version: str | None = None) -> ResolvedCredential:

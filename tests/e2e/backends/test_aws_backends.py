@@ -158,14 +158,14 @@ def agent(kube: client.ApiClient, namespace: str, testbed_env: dict[str, str]) -
 def sm() -> Iterator[AwsSecretsManagerBackend]:
     backend = AwsSecretsManagerBackend(concurrency=4, timeout=10)
     yield backend
-    backend.close()
+    asyncio.run(backend.aclose())
 
 
 @pytest.fixture
 def sts() -> Iterator[AwsStsBackend]:
     backend = AwsStsBackend(concurrency=4, timeout=10)
     yield backend
-    backend.close()
+    asyncio.run(backend.aclose())
 
 
 def sm_spec(secret_id: str, **block: Any) -> ResolvedCredential:
@@ -567,7 +567,7 @@ def test_refusals_are_denied_and_no_secret_shows_anywhere(
         collect(with_auth_off[1].issue(agent.request(assume)))
         collect(with_auth_off[1].issue(agent.request(web)))
         for backend in with_auth_off:
-            backend.close()
+            asyncio.run(backend.aclose())
         assert [type(e) for e in errors] == [BackendInvalidConfig]
         assert len(issued_all) == 3
 
@@ -582,7 +582,7 @@ def test_refusals_are_denied_and_no_secret_shows_anywhere(
         collect(unknown[1].issue(agent.request(assume)))
         collect(unknown[1].check(assume))
         for backend in unknown:
-            backend.close()
+            asyncio.run(backend.aclose())
 
         # A known user without any policy: authenticated, then not authorized.
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
@@ -591,7 +591,7 @@ def test_refusals_are_denied_and_no_secret_shows_anywhere(
         collect(nobody[0].issue(agent.request(read)))
         collect(nobody[1].issue(agent.request(assume)))
         for backend in nobody:
-            backend.close()
+            asyncio.run(backend.aclose())
 
     refusals = errors[1:]
     assert [type(e) for e in refusals] == [BackendDenied] * 6, [str(e) for e in refusals]

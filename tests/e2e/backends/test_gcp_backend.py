@@ -50,6 +50,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.gcp_secret_manager import GcpSecretManagerBackend
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 
 pytestmark = pytest.mark.e2e
@@ -116,7 +117,7 @@ def drongo(testbed_env: dict[str, str]) -> Iterator[Drongo]:
 def backend() -> Iterator[GcpSecretManagerBackend]:
     gcp = GcpSecretManagerBackend(concurrency=4, timeout=10)
     yield gcp
-    gcp.close()
+    asyncio.run(gcp.aclose())
 
 
 def request(spec: ResolvedCredential) -> IssueRequest:
@@ -276,7 +277,7 @@ def test_check_passes_for_an_existing_secret(
 
 def test_the_registry_serves_it_and_counts_the_calls(drongo: Drongo) -> None:
     secret_id = drongo.secret(b'{"token": "t"}')
-    registry = BackendRegistry(concurrency=2)
+    registry = BackendRegistry(BackendSettings(concurrency=2))
     spec = drongo.spec(secret_id)
 
     backend = registry.for_spec(spec)

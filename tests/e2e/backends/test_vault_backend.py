@@ -138,7 +138,7 @@ def agent(kube: client.ApiClient, namespace: str, testbed_env: dict[str, str]) -
 def backend() -> Iterator[VaultBackend]:
     vault = VaultBackend(concurrency=4, timeout=10)
     yield vault
-    vault.close()
+    asyncio.run(vault.aclose())
 
 
 def connect(env: dict[str, str], user: str, password: str) -> psycopg.Connection[Any]:
@@ -489,7 +489,7 @@ def test_every_request_carries_the_correlation_id(agent: Agent) -> None:
         asyncio.run(backend.renew(lease, TTL))
         asyncio.run(backend.revoke(lease))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
     paths = [path for path, _ in seen]
     assert paths == [
         "/v1/auth/kubernetes/login",
