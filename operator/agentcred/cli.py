@@ -1,8 +1,9 @@
 """The ``agentcred`` command: ``agentcred run`` starts the operator.
 
 Kopf does the watching; this module loads the settings, configures logging,
-imports the handlers (which registers them) and runs Kopf's operator until SIGTERM
-or SIGINT, on which Kopf stops its watchers and the process exits 0.
+imports the handlers (which registers them) and runs Kopf's operator, the settings
+in its typed memo (``handlers.OperatorMemo``), until SIGTERM or SIGINT, on which Kopf
+stops its watchers and the process exits 0.
 
 With ``AGENTCRED_LEADER_ELECTION=true`` (the Deployment's two replicas) Kopf starts only
 once this replica holds the leader Lease (``agentcred.election``); a leader that loses
@@ -55,7 +56,6 @@ def run(namespaces: list[str]) -> int:
     logs.configure(config.log_format, config.log_level)
     watched = tuple(namespaces) or config.namespaces
     config = dataclasses.replace(config, namespaces=watched)
-    handlers.install(config)
     log.info("agentcred %s starting", __version__, extra={"namespaces": ",".join(watched) or "*"})
     if config.leader_election:
         try:
@@ -71,6 +71,7 @@ def run(namespaces: list[str]) -> int:
 
 async def _operator(config: settings_mod.Settings) -> None:
     await kopf.operator(
+        memo=handlers.OperatorMemo(settings=config),
         standalone=True,
         clusterwide=not config.namespaces,
         namespaces=config.namespaces,

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from agentcred.kube.client import ApiClient
-from agentcred.kube.errors import Conflict, KubeError
+from agentcred.kube.errors import KubeConflict, KubeError
 from agentcred.kube.lease import create_lease, read_lease, replace_lease
 from agentcred.models.lease import (
     Action,
@@ -104,7 +104,7 @@ class LeaderElector:
                 written = await create_lease(self.api, self.namespace, self.name, wanted)
             else:
                 written = await replace_lease(self.api, self.namespace, self.name, wanted)
-        except Conflict:
+        except KubeConflict:
             return False  # another replica wrote first; read again next round
         self._observe(written)
         if action is not Action.RENEW:

@@ -37,8 +37,24 @@ ERRORS = Counter(
 )
 
 
+LAYER_PREFIXES = ("Backend", "Kube")
+
+
+def error_name(exc: BaseException) -> str:
+    """How metrics and the audit trail name an error: its class name without the layer
+    prefix that tells the backends' errors from the Kubernetes layer's (``KubeNotFound``
+    and ``BackendNotFound`` are both ``NotFound``, as before the prefixes existed), so
+    dashboards and alerts keep their labels. The two bases keep their full names."""
+    name = type(exc).__name__
+    for prefix in LAYER_PREFIXES:
+        rest = name.removeprefix(prefix)
+        if rest not in (name, "Error"):
+            return rest
+    return name
+
+
 def count_error(loop: str, exc: BaseException) -> None:
-    ERRORS.labels(loop, type(exc).__name__).inc()
+    ERRORS.labels(loop, error_name(exc)).inc()
 
 
 # Buckets from 10 ms to 1 min: a credential is issued or revoked in well under a second

@@ -12,7 +12,7 @@ from ``AGENTCRED_AZURE_*`` (here: the CA bundle, the api version Lowkey serves, 
 the challenge check off because the vault is not under ``*.vault.azure.net``).
 
 Known difference: Key Vault answers a read of a disabled secret with 403
-``SecretDisabled`` (``InvalidConfig``); Lowkey Vault answers 404 (``NotFound``).
+``SecretDisabled`` (``BackendInvalidConfig``); Lowkey Vault answers 404 (``BackendNotFound``).
 Expired and not-yet-valid versions are served by both, and refused by the backend.
 """
 
@@ -33,11 +33,11 @@ from azure.keyvault.secrets import SecretClient
 
 from agentcred.backends.azure_key_vault import AzureKeyVaultBackend
 from agentcred.backends.base import (
-    InvalidConfig,
-    NotFound,
-    Unavailable,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
 )
-from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from support.azure_issue import issue
 
@@ -60,7 +60,7 @@ def identity_host(azure_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) ->
 
 def registry_options(env: dict[str, str]) -> dict[str, Any]:
     """What the operator passes with AGENTCRED_AZURE_* set for this vault."""
-    return BackendRegistry(
+    return BackendSettings(
         azure_verify_challenge_resource=False,
         azure_ca_bundle=env["AZURE_CA_BUNDLE"],
         azure_api_version=env["AZURE_KEYVAULT_API_VERSION"],
@@ -85,7 +85,7 @@ def admin(azure_env: dict[str, str], identity_host: None) -> Iterator[SecretClie
 def backend(azure_env: dict[str, str], identity_host: None) -> Iterator[AzureKeyVaultBackend]:
     akv = AzureKeyVaultBackend(concurrency=4, client_options=registry_options(azure_env))
     yield akv
-    akv.close()
+    asyncio.run(akv.aclose())
 
 
 def spec(env: dict[str, str], name: str, **block: Any) -> ResolvedCredential:
@@ -141,23 +141,23 @@ def test_disabled_expired_and_not_yet_valid_versions_are_never_served(
     admin.set_secret(early, "sk-early", not_before=now + datetime.timedelta(hours=1))
     time.sleep(3)  # let `expired` pass its expiry (Key Vault keeps serving it)
 
-    with pytest.raises((InvalidConfig, NotFound), match="disabled") as caught:
+    with pytest.raises((BackendInvalidConfig, BackendNotFound), match="disabled") as caught:
         issue(backend, spec(azure_env, disabled))
     assert "sk-disabled" not in str(caught.value)
-    with pytest.raises(InvalidConfig, match="expired at") as caught:
+    with pytest.raises(BackendInvalidConfig, match="expired at") as caught:
         issue(backend, spec(azure_env, expired))
     assert "sk-expired" not in str(caught.value)
-    with pytest.raises(InvalidConfig, match="not valid before") as caught:
+    with pytest.raises(BackendInvalidConfig, match="not valid before") as caught:
         issue(backend, spec(azure_env, early))
     assert "sk-early" not in str(caught.value)
-    with pytest.raises(InvalidConfig, match="expired at"):
+    with pytest.raises(BackendInvalidConfig, match="expired at"):
         asyncio.run(backend.check(spec(azure_env, expired)))
 
 
 def test_a_missing_secret_is_not_found(
     azure_env: dict[str, str], backend: AzureKeyVaultBackend
 ) -> None:
-    with pytest.raises(NotFound, match="Azure Key Vault found nothing"):
+    with pytest.raises(BackendNotFound, match="Azure Key Vault found nothing"):
         issue(backend, spec(azure_env, unique("missing")))
 
 
@@ -175,17 +175,17 @@ def test_requests_ca_bundle_is_honoured_and_an_untrusted_vault_is_unavailable(
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     untrusting = AzureKeyVaultBackend(client_options=options)
     try:
-        with pytest.raises(Unavailable, match="cannot reach Azure Key Vault"):
+        with pytest.raises(BackendUnavailable, match="cannot reach Azure Key Vault"):
             issue(untrusting, spec(azure_env, name))
     finally:
-        untrusting.close()
+        asyncio.run(untrusting.aclose())
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", azure_env["AZURE_CA_BUNDLE"])
     trusting = AzureKeyVaultBackend(client_options=options)
     try:
         assert issue(trusting, spec(azure_env, name)).data == {"value": "sk-tls"}
     finally:
-        trusting.close()
+        asyncio.run(trusting.aclose())
 
 
 def test_a_vault_that_is_down_is_unavailable(
@@ -197,5 +197,5 @@ def test_a_vault_that_is_down_is_unavailable(
     down = parse_resolved(
         {"azureKeyVault": {"vaultUrl": f"https://127.0.0.1:{port}", "name": "llm-key"}}
     )
-    with pytest.raises(Unavailable, match="cannot reach Azure Key Vault"):
+    with pytest.raises(BackendUnavailable, match="cannot reach Azure Key Vault"):
         issue(backend, down)

@@ -38,16 +38,18 @@ from agentcred.backends.aws_sts import (
     tag_value,
 )
 from agentcred.backends.base import (
+    BackendDenied,
     BackendError,
-    Denied,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Identity,
-    InvalidConfig,
     IssueRequest,
-    NotFound,
-    Unavailable,
+    Lease,
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 
 ROLE = "arn:aws:iam::123456789012:role/agent"
@@ -71,37 +73,61 @@ def client_error(
 @pytest.mark.parametrize(
     ("exc", "expected", "text"),
     [
-        (client_error("ResourceNotFoundException", "can't find", 400), NotFound, "can't find"),
-        (client_error("NoSuchEntity", "role r", 404), NotFound, "NoSuchEntity: role r"),
-        (client_error("AccessDeniedException", "not authorized", 400), Denied, "not authorized"),
-        (client_error("AccessDenied", "User u", 403), Denied, "AccessDenied: User u"),
-        (client_error("UnrecognizedClientException", "bad key", 400), Denied, "bad key"),
-        (client_error("InvalidClientTokenId", "invalid", 403), Denied, "InvalidClientTokenId"),
-        (client_error("ExpiredToken", "expired", 400), Denied, "expired"),
-        (client_error("InvalidIdentityToken", "no OIDC", 400), Denied, "no OIDC"),
-        (client_error("DecryptionFailure", "KMS", 400), Denied, "KMS"),
-        (client_error("ValidationException", "bad", 400), InvalidConfig, "AWS rejected"),
-        (client_error("ValidationError", "duration", 400), InvalidConfig, "duration"),
-        (client_error("InvalidParameterException", "p", 400), InvalidConfig, "p"),
-        (client_error("MalformedPolicyDocument", "policy", 400), InvalidConfig, "policy"),
-        (client_error("InvalidRequestException", "deleted", 400), InvalidConfig, "deleted"),
-        (client_error("ThrottlingException", "slow down", 400), Unavailable, "slow down"),
-        (client_error("Throttling", "Rate exceeded", 400), Unavailable, "Rate exceeded"),
-        (client_error("InternalServiceError", "oops", 500), Unavailable, "HTTP 500"),
-        (client_error("SomethingNew", "", 503), Unavailable, "HTTP 503"),
-        (client_error("SomethingNew", "", 429), Unavailable, "HTTP 429"),
-        (client_error("SomethingNew", "who", 403), Denied, "HTTP 403"),
-        (client_error("SomethingNew", "", 404), NotFound, "HTTP 404"),
-        (client_error("SomethingNew", "odd", 400), InvalidConfig, "SomethingNew: odd"),
-        (EndpointConnectionError(endpoint_url="http://127.0.0.1:9/"), Unavailable, "127.0.0.1:9"),
-        (ConnectTimeoutError(endpoint_url="http://x/"), Unavailable, "cannot reach AWS"),
-        (ReadTimeoutError(endpoint_url="http://x/"), Unavailable, "Read timeout"),
-        (ConnectionClosedError(endpoint_url="http://x/"), Unavailable, "closed"),
-        (NoCredentialsError(), InvalidConfig, "operator has no AWS credentials"),
-        (PartialCredentialsError(provider="env", cred_var="k"), InvalidConfig, "no AWS cred"),
-        (NoRegionError(), InvalidConfig, "no AWS region"),
-        (UnknownServiceError(service_name="x", known_service_names="y"), InvalidConfig, "x"),
-        (ValueError("boom"), InvalidConfig, "unexpected answer to reading secret s (ValueError)"),
+        (
+            client_error("ResourceNotFoundException", "can't find", 400),
+            BackendNotFound,
+            "can't find",
+        ),
+        (client_error("NoSuchEntity", "role r", 404), BackendNotFound, "NoSuchEntity: role r"),
+        (
+            client_error("AccessDeniedException", "not authorized", 400),
+            BackendDenied,
+            "not authorized",
+        ),
+        (client_error("AccessDenied", "User u", 403), BackendDenied, "AccessDenied: User u"),
+        (client_error("UnrecognizedClientException", "bad key", 400), BackendDenied, "bad key"),
+        (
+            client_error("InvalidClientTokenId", "invalid", 403),
+            BackendDenied,
+            "InvalidClientTokenId",
+        ),
+        (client_error("ExpiredToken", "expired", 400), BackendDenied, "expired"),
+        (client_error("InvalidIdentityToken", "no OIDC", 400), BackendDenied, "no OIDC"),
+        (client_error("DecryptionFailure", "KMS", 400), BackendDenied, "KMS"),
+        (client_error("ValidationException", "bad", 400), BackendInvalidConfig, "AWS rejected"),
+        (client_error("ValidationError", "duration", 400), BackendInvalidConfig, "duration"),
+        (client_error("InvalidParameterException", "p", 400), BackendInvalidConfig, "p"),
+        (client_error("MalformedPolicyDocument", "policy", 400), BackendInvalidConfig, "policy"),
+        (client_error("InvalidRequestException", "deleted", 400), BackendInvalidConfig, "deleted"),
+        (client_error("ThrottlingException", "slow down", 400), BackendUnavailable, "slow down"),
+        (client_error("Throttling", "Rate exceeded", 400), BackendUnavailable, "Rate exceeded"),
+        (client_error("InternalServiceError", "oops", 500), BackendUnavailable, "HTTP 500"),
+        (client_error("SomethingNew", "", 503), BackendUnavailable, "HTTP 503"),
+        (client_error("SomethingNew", "", 429), BackendUnavailable, "HTTP 429"),
+        (client_error("SomethingNew", "who", 403), BackendDenied, "HTTP 403"),
+        (client_error("SomethingNew", "", 404), BackendNotFound, "HTTP 404"),
+        (client_error("SomethingNew", "odd", 400), BackendInvalidConfig, "SomethingNew: odd"),
+        (
+            EndpointConnectionError(endpoint_url="http://127.0.0.1:9/"),
+            BackendUnavailable,
+            "127.0.0.1:9",
+        ),
+        (ConnectTimeoutError(endpoint_url="http://x/"), BackendUnavailable, "cannot reach AWS"),
+        (ReadTimeoutError(endpoint_url="http://x/"), BackendUnavailable, "Read timeout"),
+        (ConnectionClosedError(endpoint_url="http://x/"), BackendUnavailable, "closed"),
+        (NoCredentialsError(), BackendInvalidConfig, "operator has no AWS credentials"),
+        (
+            PartialCredentialsError(provider="env", cred_var="k"),
+            BackendInvalidConfig,
+            "no AWS cred",
+        ),
+        (NoRegionError(), BackendInvalidConfig, "no AWS region"),
+        (UnknownServiceError(service_name="x", known_service_names="y"), BackendInvalidConfig, "x"),
+        (
+            ValueError("boom"),
+            BackendInvalidConfig,
+            "unexpected answer to reading secret s (ValueError)",
+        ),
     ],
 )
 def test_each_failure_maps_to_one_typed_error(
@@ -123,7 +149,7 @@ def test_an_unparsed_xml_error_body_yields_its_code_and_message() -> None:
         "</Errors></ErrorResponse>"
     )
     mapped = aws_error(client_error("403", body, 403), "reading secret s")
-    assert type(mapped) is Denied
+    assert type(mapped) is BackendDenied
     assert str(mapped) == (
         "AWS denied reading secret s: AccessDenied: User: arn:aws:iam::1:user/u is not "
         "authorized to perform: secretsmanager:GetSecretValue"
@@ -132,10 +158,10 @@ def test_an_unparsed_xml_error_body_yields_its_code_and_message() -> None:
 
 def test_throttling_keeps_a_retry_after_hint() -> None:
     mapped = aws_error(client_error("ThrottlingException", "", 400, {"retry-after": "7"}), "x")
-    assert isinstance(mapped, Unavailable)
+    assert isinstance(mapped, BackendUnavailable)
     assert mapped.retry_after == 7.0
     plain = aws_error(client_error("ThrottlingException", "", 400), "x")
-    assert isinstance(plain, Unavailable)
+    assert isinstance(plain, BackendUnavailable)
     assert plain.retry_after is None
 
 
@@ -153,7 +179,7 @@ def test_the_parameter_report_shows_no_values() -> None:
         "valid types: <class 'str'>\nMissing required parameter in input: \"RoleArn\""
     )
     mapped = aws_error(ParamValidationError(report=report), "assuming r")
-    assert type(mapped) is InvalidConfig
+    assert type(mapped) is BackendInvalidConfig
     assert "s3cr3t-value" not in str(mapped)
     assert "Invalid type for parameter Policy (value not shown)" in str(mapped)
     assert 'Missing required parameter in input: "RoleArn"' in str(mapped)
@@ -162,7 +188,7 @@ def test_the_parameter_report_shows_no_values() -> None:
 def test_a_credential_provider_failure_does_not_quote_the_provider() -> None:
     exc = CredentialRetrievalError(provider="custom-process", error_msg="leaked AKIA/secret")
     mapped = aws_error(exc, "reading secret s")
-    assert type(mapped) is Unavailable
+    assert type(mapped) is BackendUnavailable
     assert "custom-process" in str(mapped)
     assert "leaked" not in str(mapped)
 
@@ -188,7 +214,7 @@ class _Failing(AwsClients):
 def test_a_call_whose_error_echoes_a_redacted_value_drops_the_sdk_error() -> None:
     token = "eyJ.the-token.sig"
     clients = _Failing(client_error("ValidationError", f"bad token {token}"))
-    with pytest.raises(InvalidConfig) as caught:
+    with pytest.raises(BackendInvalidConfig) as caught:
         asyncio.run(clients.call("assuming r", Target("sts", None, None), "x", redact=[token]))
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
@@ -201,12 +227,12 @@ def test_a_call_whose_error_echoes_a_redacted_value_drops_the_sdk_error() -> Non
         # botocore's parser quotes the whole answer (an STS answer holds credentials).
         (
             ResponseParserError("invalid XML received:\n<SessionToken>FQoG-secret</Sess"),
-            Unavailable,
+            BackendUnavailable,
             "could not be parsed",
         ),
         # Not botocore's own: moto routes an unsigned GetCallerIdentity to S3, whose
         # answer makes the STS parser raise KeyError('GetCallerIdentityResult').
-        (KeyError("FQoG-secret"), InvalidConfig, "unexpected answer to x (KeyError)"),
+        (KeyError("FQoG-secret"), BackendInvalidConfig, "unexpected answer to x (KeyError)"),
     ],
 )
 def test_an_error_that_may_quote_the_answer_is_mapped_and_dropped(
@@ -223,7 +249,7 @@ def test_an_error_that_may_quote_the_answer_is_mapped_and_dropped(
 def test_a_parameter_error_is_not_kept_as_cause() -> None:
     report = "Invalid type for parameter Policy, value: s3cr3t-value, type: <class 'int'>"
     clients = _Failing(ParamValidationError(report=report))
-    with pytest.raises(InvalidConfig) as caught:
+    with pytest.raises(BackendInvalidConfig) as caught:
         asyncio.run(clients.call("assuming r", Target("sts", None, None), "x"))
     assert (caught.value.__cause__, caught.value.__context__) == (None, None)
     assert "s3cr3t-value" not in "".join(traceback.format_exception(caught.value))
@@ -231,7 +257,7 @@ def test_a_parameter_error_is_not_kept_as_cause() -> None:
 
 def test_a_call_whose_error_holds_nothing_secret_keeps_the_sdk_error_as_cause() -> None:
     clients = _Failing(client_error("ResourceNotFoundException", "can't find"))
-    with pytest.raises(NotFound) as caught:
+    with pytest.raises(BackendNotFound) as caught:
         asyncio.run(clients.call("reading s", Target("secretsmanager", None, None), "x"))
     assert isinstance(caught.value.__cause__, ClientError)
 
@@ -326,7 +352,7 @@ def test_anything_but_a_json_object_is_one_field(text: str) -> None:
 
 def test_a_malformed_json_object_is_refused_without_quoting_it() -> None:
     value = '{"api_key": "sk-do-not-show", oops'
-    with pytest.raises(InvalidConfig, match="not valid JSON") as caught:
+    with pytest.raises(BackendInvalidConfig, match="not valid JSON") as caught:
         secret_fields({"SecretString": value}, "value", "secret s (stage AWSCURRENT)")
     error = caught.value
     assert "sk-do-not-show" not in "".join(traceback.format_exception(error))
@@ -335,9 +361,9 @@ def test_a_malformed_json_object_is_refused_without_quoting_it() -> None:
 
 
 def test_an_empty_json_object_and_bad_field_names_are_refused() -> None:
-    with pytest.raises(InvalidConfig, match="empty JSON object"):
+    with pytest.raises(BackendInvalidConfig, match="empty JSON object"):
         secret_fields({"SecretString": "{}"}, "value", "s")
-    with pytest.raises(InvalidConfig, match="2 field name") as caught:
+    with pytest.raises(BackendInvalidConfig, match="2 field name") as caught:
         secret_fields({"SecretString": '{"ok": "1", "a b": "sk-x", "c/d": "2"}'}, "value", "s")
     assert "a b" not in str(caught.value)
 
@@ -350,7 +376,7 @@ def test_a_binary_secret_is_text_when_utf8_else_base64() -> None:
 
 
 def test_an_answer_without_a_value_is_refused() -> None:
-    with pytest.raises(InvalidConfig, match="neither SecretString nor SecretBinary"):
+    with pytest.raises(BackendInvalidConfig, match="neither SecretString nor SecretBinary"):
         secret_fields({"ARN": "arn", "VersionId": "v"}, "value", "s")
 
 
@@ -375,7 +401,7 @@ def sts_spec(**block: Any) -> ResolvedCredential:
     ],
 )
 def test_secrets_manager_validate_refuses(block: dict[str, Any], text: str) -> None:
-    with pytest.raises(InvalidConfig, match=text):
+    with pytest.raises(BackendInvalidConfig, match=text):
         AwsSecretsManagerBackend().validate(sm_spec(**block))
 
 
@@ -392,14 +418,14 @@ def test_secrets_manager_validate_refuses(block: dict[str, Any], text: str) -> N
     ],
 )
 def test_sts_validate_refuses(block: dict[str, Any], text: str) -> None:
-    with pytest.raises(InvalidConfig, match=text):
+    with pytest.raises(BackendInvalidConfig, match=text):
         AwsStsBackend().validate(sts_spec(**block))
 
 
 def test_each_backend_refuses_the_other_backends_spec() -> None:
-    with pytest.raises(InvalidConfig, match="not an AWS Secrets Manager credential"):
+    with pytest.raises(BackendInvalidConfig, match="not an AWS Secrets Manager credential"):
         AwsSecretsManagerBackend().validate(sts_spec())
-    with pytest.raises(InvalidConfig, match="not an AWS STS credential"):
+    with pytest.raises(BackendInvalidConfig, match="not an AWS STS credential"):
         AwsStsBackend().validate(sm_spec())
 
 
@@ -417,14 +443,14 @@ def test_valid_specs_pass_and_capabilities_are_declared() -> None:
 def test_renew_is_refused_and_revoke_does_nothing() -> None:
     ttl = datetime.timedelta(minutes=5)
     for backend, spec in ((AwsSecretsManagerBackend(), sm_spec()), (AwsStsBackend(), sts_spec())):
-        with pytest.raises(InvalidConfig, match="renewed"):
-            asyncio.run(backend.renew(spec, "lease", None, ttl, "c"))
-        assert asyncio.run(backend.revoke(spec, "lease", None, "c")) is None
-        backend.close()
+        with pytest.raises(BackendInvalidConfig, match="renewed"):
+            asyncio.run(backend.renew(Lease(spec, "lease", None, "c"), ttl))
+        assert asyncio.run(backend.revoke(Lease(spec, "lease", None, "c"))) is None
+        asyncio.run(backend.aclose())
 
 
 def test_the_registry_builds_both_aws_backends() -> None:
-    registry = BackendRegistry(concurrency=2)
+    registry = BackendRegistry(BackendSettings(concurrency=2))
     assert registry.for_kind("awsSecretsManager").kind == "awsSecretsManager"
     assert registry.for_kind("awsSts").kind == "awsSts"
     assert registry.for_spec(sts_spec()) is registry.for_kind("awsSts")
@@ -489,17 +515,17 @@ def test_without_credentials_the_operator_says_so() -> None:
     sm = AwsSecretsManagerBackend(timeout=1)
     sts = AwsStsBackend(timeout=1)
     try:
-        with pytest.raises(InvalidConfig, match="operator has no AWS credentials"):
+        with pytest.raises(BackendInvalidConfig, match="operator has no AWS credentials"):
             asyncio.run(sm.issue(_request(sm_spec(region="us-east-1", endpoint=endpoint))))
-        with pytest.raises(InvalidConfig, match="operator has no AWS credentials"):
+        with pytest.raises(BackendInvalidConfig, match="operator has no AWS credentials"):
             asyncio.run(sts.issue(_request(sts_spec(region="us-east-1", endpoint=endpoint))))
         # Web identity is unsigned: no credentials needed; it gets as far as the network.
         web = sts_spec(region="us-east-1", endpoint=endpoint, webIdentity={})
-        with pytest.raises(Unavailable, match="cannot reach AWS"):
+        with pytest.raises(BackendUnavailable, match="cannot reach AWS"):
             asyncio.run(sts.issue(_request(web)))
     finally:
-        sm.close()
-        sts.close()
+        asyncio.run(sm.aclose())
+        asyncio.run(sts.aclose())
 
 
 @pytest.mark.usefixtures("no_aws_credentials")
@@ -508,10 +534,10 @@ def test_without_a_region_the_operator_says_so(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     sm = AwsSecretsManagerBackend(timeout=1)
     try:
-        with pytest.raises(InvalidConfig, match="no AWS region"):
+        with pytest.raises(BackendInvalidConfig, match="no AWS region"):
             asyncio.run(sm.issue(_request(sm_spec())))
     finally:
-        sm.close()
+        asyncio.run(sm.aclose())
 
 
 def test_clients_are_cached_per_target(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,17 +24,26 @@ from azure.keyvault.secrets import KeyVaultSecret, SecretProperties
 from azure.keyvault.secrets._generated.models import SecretAttributes
 
 from agentcred.backends import azure_key_vault as akv
-from agentcred.backends.azure_key_vault import AzureKeyVaultBackend, azure_error, unusable
-from agentcred.backends.base import (
-    BackendError,
-    Denied,
-    Identity,
-    InvalidConfig,
-    IssueRequest,
-    NotFound,
-    Unavailable,
+from agentcred.backends.azure_key_vault import (
+    DEFAULT_CLIENT_OPTIONS,
+    AzureKeyVaultBackend,
+    azure_error,
+    unusable,
 )
+from agentcred.backends.base import (
+    BackendDenied,
+    BackendError,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
+    Identity,
+    IssueRequest,
+    Lease,
+)
+from agentcred.backends.instrumented import InstrumentedBackend
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
+from agentcred.handlers.startup import backend_settings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from agentcred.settings import Settings, SettingsError, load
 
@@ -70,28 +79,52 @@ MISSING = kv_error("SecretNotFound", "A secret with (name/id) llm-key was not fo
 @pytest.mark.parametrize(
     ("exc", "expected", "text"),
     [
-        (az_exc.ResourceNotFoundError(response=response(404, MISSING)), NotFound, "SecretNotFound"),
-        (az_exc.HttpResponseError(response=response(404, MISSING)), NotFound, "was not found"),
-        (az_exc.HttpResponseError(response=response(403, DISABLED)), InvalidConfig, "disabled"),
-        (az_exc.HttpResponseError(response=response(403, NO_ACCESS)), Denied, "not authorized"),
-        (az_exc.HttpResponseError(response=response(401, {})), Denied, "HTTP 401"),
-        (az_exc.ClientAuthenticationError("token request failed"), Denied, "token request"),
-        (CredentialUnavailableError("no managed identity endpoint"), Denied, "managed identity"),
-        (az_exc.HttpResponseError(response=response(429, {})), Unavailable, "HTTP 429"),
-        (az_exc.HttpResponseError(response=response(500, {})), Unavailable, "now"),
-        (az_exc.HttpResponseError(response=response(503, {})), Unavailable, "now"),
+        (
+            az_exc.ResourceNotFoundError(response=response(404, MISSING)),
+            BackendNotFound,
+            "SecretNotFound",
+        ),
+        (
+            az_exc.HttpResponseError(response=response(404, MISSING)),
+            BackendNotFound,
+            "was not found",
+        ),
+        (
+            az_exc.HttpResponseError(response=response(403, DISABLED)),
+            BackendInvalidConfig,
+            "disabled",
+        ),
+        (
+            az_exc.HttpResponseError(response=response(403, NO_ACCESS)),
+            BackendDenied,
+            "not authorized",
+        ),
+        (az_exc.HttpResponseError(response=response(401, {})), BackendDenied, "HTTP 401"),
+        (az_exc.ClientAuthenticationError("token request failed"), BackendDenied, "token request"),
+        (
+            CredentialUnavailableError("no managed identity endpoint"),
+            BackendDenied,
+            "managed identity",
+        ),
+        (az_exc.HttpResponseError(response=response(429, {})), BackendUnavailable, "HTTP 429"),
+        (az_exc.HttpResponseError(response=response(500, {})), BackendUnavailable, "now"),
+        (az_exc.HttpResponseError(response=response(503, {})), BackendUnavailable, "now"),
         (
             az_exc.HttpResponseError(
                 response=response(400, kv_error("BadParameter", "api-version"))
             ),
-            InvalidConfig,
+            BackendInvalidConfig,
             "BadParameter",
         ),
-        (az_exc.HttpResponseError(response=response(409, {})), InvalidConfig, "rejected"),
-        (az_exc.ServiceRequestError("Connection refused"), Unavailable, "cannot reach"),
-        (az_exc.ServiceRequestTimeoutError("connect timeout"), Unavailable, "timeout"),
-        (az_exc.ServiceResponseError("connection reset"), Unavailable, "reset"),
-        (ValueError("challenge resource 'x' does not match"), InvalidConfig, "does not match"),
+        (az_exc.HttpResponseError(response=response(409, {})), BackendInvalidConfig, "rejected"),
+        (az_exc.ServiceRequestError("Connection refused"), BackendUnavailable, "cannot reach"),
+        (az_exc.ServiceRequestTimeoutError("connect timeout"), BackendUnavailable, "timeout"),
+        (az_exc.ServiceResponseError("connection reset"), BackendUnavailable, "reset"),
+        (
+            ValueError("challenge resource 'x' does not match"),
+            BackendInvalidConfig,
+            "does not match",
+        ),
     ],
 )
 def test_each_failure_maps_to_one_typed_error(
@@ -114,7 +147,7 @@ def test_a_disabled_secret_is_a_config_problem_not_a_refusal() -> None:
 def test_retry_after_is_kept() -> None:
     exc = az_exc.HttpResponseError(response=response(429, {}, {"Retry-After": "12"}))
     mapped = azure_error(exc, ACTION)
-    assert isinstance(mapped, Unavailable)
+    assert isinstance(mapped, BackendUnavailable)
     assert mapped.retry_after == 12.0
 
 
@@ -220,7 +253,7 @@ def issue(found: Any, credential_spec: ResolvedCredential | None = None) -> Any:
     try:
         return asyncio.run(backend.issue(request(credential_spec or spec()))), asked
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 def test_a_plain_value_is_one_key_and_the_lease_is_the_versioned_id() -> None:
@@ -254,7 +287,7 @@ def test_a_json_object_becomes_keys() -> None:
 def test_unusable_versions_are_refused_without_their_value(
     kwargs: dict[str, Any], problem: str
 ) -> None:
-    with pytest.raises(InvalidConfig, match=problem) as caught:
+    with pytest.raises(BackendInvalidConfig, match=problem) as caught:
         issue(secret(**kwargs))
     assert "llm-key/0123456789abcdef" in str(caught.value)
     assert VALUE not in str(caught.value)
@@ -264,14 +297,14 @@ def test_unusable_versions_are_refused_without_their_value(
 def test_check_refuses_them_too() -> None:
     backend = backend_returning(secret(enabled=False), [])
     try:
-        with pytest.raises(InvalidConfig, match="is disabled"):
+        with pytest.raises(BackendInvalidConfig, match="is disabled"):
             asyncio.run(backend.check(spec()))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 def test_sdk_failures_are_mapped_and_chained() -> None:
-    with pytest.raises(Denied, match="llm-key") as caught:
+    with pytest.raises(BackendDenied, match="llm-key") as caught:
         issue(az_exc.HttpResponseError(response=response(403, NO_ACCESS)))
     assert isinstance(caught.value.__cause__, az_exc.HttpResponseError)
 
@@ -280,10 +313,10 @@ def test_renew_is_refused_and_revoke_does_nothing() -> None:
     backend = AzureKeyVaultBackend()
     caps = backend.capabilities(spec())
     assert (caps.renewable, caps.revocable, caps.static) == (False, False, True)
-    with pytest.raises(InvalidConfig, match="renewed"):
-        asyncio.run(backend.renew(spec(), "id", None, datetime.timedelta(minutes=5), "c"))
-    assert asyncio.run(backend.revoke(spec(), "id", None, "c")) is None
-    backend.close()
+    with pytest.raises(BackendInvalidConfig, match="renewed"):
+        asyncio.run(backend.renew(Lease(spec(), "id", None, "c"), datetime.timedelta(minutes=5)))
+    assert asyncio.run(backend.revoke(Lease(spec(), "id", None, "c"))) is None
+    asyncio.run(backend.aclose())
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -302,7 +335,7 @@ def test_renew_is_refused_and_revoke_does_nothing() -> None:
     ],
 )
 def test_validate_refuses_bad_blocks(block: dict[str, str], where: str) -> None:
-    with pytest.raises(InvalidConfig, match=f"spec.azureKeyVault.{where}") as caught:
+    with pytest.raises(BackendInvalidConfig, match=f"spec.azureKeyVault.{where}") as caught:
         AzureKeyVaultBackend().validate(spec(**block))
     assert "hunter2" not in str(caught.value)
 
@@ -323,7 +356,7 @@ def test_client_options_default_to_no_sdk_retries_and_short_timeouts() -> None:
         "connection_timeout": 10,
         "read_timeout": 30,
     }
-    backend.close()
+    asyncio.run(backend.aclose())
 
 
 def test_given_client_options_reach_the_secret_client() -> None:
@@ -336,7 +369,7 @@ def test_given_client_options_reach_the_secret_client() -> None:
         assert client.api_version == "7.6"
         assert backend._client(VAULT) is client
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 def test_settings_feed_the_registrys_azure_options(tmp_path: Path) -> None:
@@ -349,24 +382,29 @@ def test_settings_feed_the_registrys_azure_options(tmp_path: Path) -> None:
             "AGENTCRED_AZURE_API_VERSION": "7.6",
         }
     )
-    registry = BackendRegistry(
-        azure_verify_challenge_resource=settings.azure_verify_challenge_resource,
-        azure_ca_bundle=settings.azure_ca_bundle,
-        azure_api_version=settings.azure_api_version,
-    )
-    assert registry.azure_client_options() == {
+    registry = BackendRegistry(backend_settings(settings))
+    assert registry.settings.azure_client_options() == {
         "verify_challenge_resource": False,
         "connection_verify": str(bundle),
         "api_version": "7.6",
     }
     assert registry.for_kind("azureKeyVault").kind == "azureKeyVault"
+    built = registry.for_kind("azureKeyVault")
+    assert isinstance(built, InstrumentedBackend)
+    assert isinstance(built.inner, AzureKeyVaultBackend)
+    assert built.inner.client_options == {
+        **DEFAULT_CLIENT_OPTIONS,
+        **registry.settings.azure_client_options(),
+    }
+    asyncio.run(registry.aclose())
 
 
 def test_by_default_the_sdk_defaults_stand() -> None:
     settings = load({})
     assert settings == Settings()
     assert settings.azure_verify_challenge_resource is True
-    assert BackendRegistry().azure_client_options() == {}
+    assert backend_settings(settings).azure_client_options() == {}
+    assert BackendSettings().azure_client_options() == {}
 
 
 @pytest.mark.parametrize(

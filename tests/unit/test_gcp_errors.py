@@ -22,9 +22,17 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
 from agentcred.backends import gcp_secret_manager as gcp
-from agentcred.backends.base import BackendError, Denied, InvalidConfig, NotFound, Unavailable
+from agentcred.backends.base import (
+    BackendDenied,
+    BackendError,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
+    Lease,
+)
 from agentcred.backends.gcp_secret_manager import GcpSecretManagerBackend, crc32c, gcp_error
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 
 ACTION = "accessing projects/p/secrets/s/versions/latest"
@@ -53,32 +61,52 @@ def http_error(cls: type[gexc.GoogleAPICallError], headers: dict[str, str]) -> A
 @pytest.mark.parametrize(
     ("exc", "expected", "text"),
     [
-        (gexc.NotFound("Secret [projects/p/secrets/s] not found."), NotFound, "found nothing"),
-        (gexc.PermissionDenied("Permission denied on resource"), Denied, "Permission denied"),
-        (gexc.Forbidden("403 from REST"), Denied, "403 from REST"),
-        (gexc.Unauthenticated("Request had invalid credentials"), Denied, "invalid credentials"),
-        (gexc.Unauthorized("401 from REST"), Denied, "401 from REST"),
-        (gexc.FailedPrecondition("version is in DISABLED state"), InvalidConfig, "DISABLED"),
-        (gexc.BadRequest(REST_TEXT), InvalidConfig, "refused accessing"),
-        (gexc.InvalidArgument("bad name"), InvalidConfig, "bad name"),
-        (gexc.MethodNotImplemented("no such RPC"), InvalidConfig, "does not implement"),
-        (gexc.Conflict("conflict"), InvalidConfig, "rejected"),
-        (gexc.ServiceUnavailable("try later"), Unavailable, "try later"),
-        (gexc.DeadlineExceeded("took too long"), Unavailable, "took too long"),
-        (gexc.InternalServerError("boom"), Unavailable, "boom"),
-        (gexc.TooManyRequests("quota"), Unavailable, "quota"),
-        (gexc.ResourceExhausted("quota"), Unavailable, "quota"),
-        (gexc.Aborted("aborted"), Unavailable, "aborted"),
-        (gexc.RetryError("Deadline exceeded", cause=None), Unavailable, "Deadline exceeded"),
-        (requests.ConnectionError("Connection refused"), Unavailable, "cannot reach"),
-        (requests.ReadTimeout("read timed out"), Unavailable, "read timed out"),
-        (requests.exceptions.SSLError("certificate verify failed"), Unavailable, "certificate"),
-        (Failing(), Unavailable, "socket closed"),
-        (auth_exc.DefaultCredentialsError("not found"), InvalidConfig, "Application Default"),
-        (auth_exc.TransportError("metadata unreachable"), Unavailable, "access token"),
-        (auth_exc.RefreshError("invalid_grant"), Denied, "invalid_grant"),
-        (auth_exc.RefreshError("try again", retryable=True), Unavailable, "try again"),
-        (ValueError("odd"), InvalidConfig, "ValueError: odd"),
+        (
+            gexc.NotFound("Secret [projects/p/secrets/s] not found."),
+            BackendNotFound,
+            "found nothing",
+        ),
+        (
+            gexc.PermissionDenied("Permission denied on resource"),
+            BackendDenied,
+            "Permission denied",
+        ),
+        (gexc.Forbidden("403 from REST"), BackendDenied, "403 from REST"),
+        (
+            gexc.Unauthenticated("Request had invalid credentials"),
+            BackendDenied,
+            "invalid credentials",
+        ),
+        (gexc.Unauthorized("401 from REST"), BackendDenied, "401 from REST"),
+        (gexc.FailedPrecondition("version is in DISABLED state"), BackendInvalidConfig, "DISABLED"),
+        (gexc.BadRequest(REST_TEXT), BackendInvalidConfig, "refused accessing"),
+        (gexc.InvalidArgument("bad name"), BackendInvalidConfig, "bad name"),
+        (gexc.MethodNotImplemented("no such RPC"), BackendInvalidConfig, "does not implement"),
+        (gexc.Conflict("conflict"), BackendInvalidConfig, "rejected"),
+        (gexc.ServiceUnavailable("try later"), BackendUnavailable, "try later"),
+        (gexc.DeadlineExceeded("took too long"), BackendUnavailable, "took too long"),
+        (gexc.InternalServerError("boom"), BackendUnavailable, "boom"),
+        (gexc.TooManyRequests("quota"), BackendUnavailable, "quota"),
+        (gexc.ResourceExhausted("quota"), BackendUnavailable, "quota"),
+        (gexc.Aborted("aborted"), BackendUnavailable, "aborted"),
+        (gexc.RetryError("Deadline exceeded", cause=None), BackendUnavailable, "Deadline exceeded"),
+        (requests.ConnectionError("Connection refused"), BackendUnavailable, "cannot reach"),
+        (requests.ReadTimeout("read timed out"), BackendUnavailable, "read timed out"),
+        (
+            requests.exceptions.SSLError("certificate verify failed"),
+            BackendUnavailable,
+            "certificate",
+        ),
+        (Failing(), BackendUnavailable, "socket closed"),
+        (
+            auth_exc.DefaultCredentialsError("not found"),
+            BackendInvalidConfig,
+            "Application Default",
+        ),
+        (auth_exc.TransportError("metadata unreachable"), BackendUnavailable, "access token"),
+        (auth_exc.RefreshError("invalid_grant"), BackendDenied, "invalid_grant"),
+        (auth_exc.RefreshError("try again", retryable=True), BackendUnavailable, "try again"),
+        (ValueError("odd"), BackendInvalidConfig, "ValueError: odd"),
     ],
 )
 def test_each_failure_maps_to_one_typed_error(
@@ -113,11 +141,11 @@ def test_server_text_is_cut_at_300_characters() -> None:
 
 def test_retry_after_of_a_rest_answer_is_kept() -> None:
     mapped = gcp_error(http_error(gexc.TooManyRequests, {"Retry-After": "7"}), ACTION)
-    assert isinstance(mapped, Unavailable)
+    assert isinstance(mapped, BackendUnavailable)
     assert mapped.retry_after == 7.0
     dated = {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}
     mapped = gcp_error(http_error(gexc.ServiceUnavailable, dated), ACTION)
-    assert isinstance(mapped, Unavailable)
+    assert isinstance(mapped, BackendUnavailable)
     assert mapped.retry_after is None
 
 
@@ -129,10 +157,10 @@ def test_the_sdk_error_is_chained_as_the_cause() -> None:
 
     try:
         endpoint = gcp._endpoint("rest", "http://127.0.0.1:1", "e")
-        with pytest.raises(Denied, match=r"secretmanager\.viewer") as caught:
+        with pytest.raises(BackendDenied, match=r"secretmanager\.viewer") as caught:
             asyncio.run(backend._call(endpoint, "reading x", refuse, "n", hint=gcp.METADATA_HINT))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
     assert isinstance(caught.value.__cause__, gexc.PermissionDenied)
 
 
@@ -176,10 +204,10 @@ def test_other_endpoints_use_adc_and_fail_clearly_without_it(
     monkeypatch.setattr("google.auth.default", no_adc)
     backend = GcpSecretManagerBackend(concurrency=1)
     try:
-        with pytest.raises(InvalidConfig, match="Workload Identity"):
+        with pytest.raises(BackendInvalidConfig, match="Workload Identity"):
             asyncio.run(backend.check(spec(transport=transport, endpoint=endpoint)))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
     assert asked, "the library's ADC lookup was used"
 
 
@@ -192,7 +220,7 @@ def test_clients_are_shared_per_transport_and_endpoint() -> None:
         assert first is again
         assert other is not first
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 # -- endpoints and validation ----------------------------------------------------------------
@@ -242,7 +270,7 @@ def test_endpoints_become_grpc_targets_or_rest_urls(
 def test_validate_refuses_bad_blocks_without_echoing_credentials(
     block: dict[str, str], where: str
 ) -> None:
-    with pytest.raises(InvalidConfig, match=f"spec.gcpSecretManager.{where}") as caught:
+    with pytest.raises(BackendInvalidConfig, match=f"spec.gcpSecretManager.{where}") as caught:
         GcpSecretManagerBackend().validate(spec(**block))
     assert "hunter2" not in str(caught.value)
 
@@ -254,7 +282,7 @@ def test_validate_accepts_what_the_crd_accepts() -> None:
         spec(version="42", transport="rest", endpoint="https://secretmanager.googleapis.com/api")
     )
     backend.validate(spec(project="example.com:legacy", transport="grpc"))
-    with pytest.raises(InvalidConfig, match="not a GCP"):
+    with pytest.raises(BackendInvalidConfig, match="not a GCP"):
         backend.validate(parse_resolved({"azureKeyVault": {"vaultUrl": "x", "name": "n"}}))
 
 
@@ -262,14 +290,14 @@ def test_static_capabilities_refused_renew_and_no_op_revoke() -> None:
     backend = GcpSecretManagerBackend()
     caps = backend.capabilities(spec())
     assert (caps.renewable, caps.revocable, caps.static) == (False, False, True)
-    with pytest.raises(InvalidConfig, match="renewed"):
-        asyncio.run(backend.renew(spec(), "v", None, datetime.timedelta(minutes=5), "c"))
-    assert asyncio.run(backend.revoke(spec(), "v", None, "c")) is None
-    backend.close()
+    with pytest.raises(BackendInvalidConfig, match="renewed"):
+        asyncio.run(backend.renew(Lease(spec(), "v", None, "c"), datetime.timedelta(minutes=5)))
+    assert asyncio.run(backend.revoke(Lease(spec(), "v", None, "c"))) is None
+    asyncio.run(backend.aclose())
 
 
 def test_the_registry_builds_it_once() -> None:
-    registry = BackendRegistry(concurrency=2)
+    registry = BackendRegistry(BackendSettings(concurrency=2))
     assert registry.for_kind("gcpSecretManager").kind == "gcpSecretManager"
     assert registry.for_spec(spec()) is registry.for_kind("gcpSecretManager")
 
@@ -318,13 +346,13 @@ def test_bytes_that_are_not_utf8_are_served_as_base64() -> None:
 
 
 def test_an_empty_json_object_is_refused() -> None:
-    with pytest.raises(InvalidConfig, match="empty JSON object"):
+    with pytest.raises(BackendInvalidConfig, match="empty JSON object"):
         gcp._payload(response(b"{}"), "src")
 
 
 def test_a_checksum_mismatch_is_retryable_and_names_no_value() -> None:
     data = b"sk-live-not-for-logs"
-    with pytest.raises(Unavailable, match="CRC32C") as caught:
+    with pytest.raises(BackendUnavailable, match="CRC32C") as caught:
         gcp._payload(response(data, crc32c(data) ^ 1), "src")
     assert "sk-live" not in str(caught.value)
     assert gcp._payload(response(data, crc32c(data)), "src") == {"value": data.decode()}
@@ -336,5 +364,5 @@ def test_the_operators_google_token_is_never_sent_outside_google_apis(endpoint: 
     spec = parse_resolved(
         {"gcpSecretManager": {"project": "p", "secret": "s", "endpoint": endpoint}}
     )
-    with pytest.raises(InvalidConfig, match=r"googleapis\.com"):
+    with pytest.raises(BackendInvalidConfig, match=r"googleapis\.com"):
         backend.validate(spec)

@@ -9,14 +9,16 @@ import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from agentcred import metrics
+from agentcred.backends.base import BackendError, BackendNotFound, BackendUnavailable
 from agentcred.kube.errors import (
-    Conflict,
-    Forbidden,
-    Gone,
-    Invalid,
+    KubeConflict,
     KubeError,
-    NotFound,
-    Unavailable,
+    KubeForbidden,
+    KubeGone,
+    KubeInvalid,
+    KubeNotFound,
+    KubeUnavailable,
     translate,
 )
 
@@ -37,20 +39,20 @@ def api_error(status: int, reason: str = "", retry_after: str | None = None) -> 
 @pytest.mark.parametrize(
     ("status", "reason", "kind", "message"),
     [
-        (404, "NotFound", NotFound, f"{WHAT} not found"),
-        (409, "AlreadyExists", Conflict, f"{WHAT} already exists (HTTP 409 AlreadyExists)"),
-        (409, "Conflict", Conflict, f"{WHAT} was changed concurrently (HTTP 409 Conflict)"),
-        (403, "Forbidden", Forbidden, f"{WHAT}: forbidden (HTTP 403 Forbidden)"),
-        (401, "Unauthorized", Forbidden, f"{WHAT}: forbidden (HTTP 401 Unauthorized)"),
-        (422, "Invalid", Invalid, f"{WHAT}: rejected as invalid (HTTP 422 Invalid)"),
-        (410, "Expired", Gone, f"{WHAT}: resource version expired (HTTP 410 Expired)"),
+        (404, "NotFound", KubeNotFound, f"{WHAT} not found"),
+        (409, "AlreadyExists", KubeConflict, f"{WHAT} already exists (HTTP 409 AlreadyExists)"),
+        (409, "Conflict", KubeConflict, f"{WHAT} was changed concurrently (HTTP 409 Conflict)"),
+        (403, "Forbidden", KubeForbidden, f"{WHAT}: forbidden (HTTP 403 Forbidden)"),
+        (401, "Unauthorized", KubeForbidden, f"{WHAT}: forbidden (HTTP 401 Unauthorized)"),
+        (422, "Invalid", KubeInvalid, f"{WHAT}: rejected as invalid (HTTP 422 Invalid)"),
+        (410, "Expired", KubeGone, f"{WHAT}: resource version expired (HTTP 410 Expired)"),
         (
             500,
             "InternalError",
-            Unavailable,
+            KubeUnavailable,
             f"{WHAT}: Kubernetes API unavailable (HTTP 500 InternalError)",
         ),
-        (503, "", Unavailable, f"{WHAT}: Kubernetes API unavailable (HTTP 503)"),
+        (503, "", KubeUnavailable, f"{WHAT}: Kubernetes API unavailable (HTTP 503)"),
         (418, "", KubeError, f"{WHAT}: Kubernetes API error (HTTP 418)"),
     ],
 )
@@ -70,23 +72,32 @@ def test_translate_never_copies_the_response_body() -> None:
 
 def test_throttling_and_server_errors_carry_retry_after() -> None:
     throttled = translate(api_error(429, "TooManyRequests", retry_after="7"), WHAT)
-    assert isinstance(throttled, Unavailable)
+    assert isinstance(throttled, KubeUnavailable)
     assert throttled.retry_after == 7.0
     unavailable = translate(api_error(503, "ServiceUnavailable"), WHAT)
-    assert isinstance(unavailable, Unavailable)
+    assert isinstance(unavailable, KubeUnavailable)
     assert unavailable.retry_after is None
 
 
 def test_connection_errors_and_timeouts_are_unavailable() -> None:
     refused = translate(aiohttp.ServerDisconnectedError(), WHAT)
     timed_out = translate(TimeoutError(), WHAT)
-    assert isinstance(refused, Unavailable)
-    assert isinstance(timed_out, Unavailable)
+    assert isinstance(refused, KubeUnavailable)
+    assert isinstance(timed_out, KubeUnavailable)
     assert str(timed_out) == f"{WHAT}: Kubernetes API unreachable (TimeoutError)"
     assert refused.status is None
 
 
 def test_an_exception_without_a_body_still_translates() -> None:
     error = translate(ApiException(status=404, reason="Not Found"), WHAT)
-    assert isinstance(error, NotFound)
+    assert isinstance(error, KubeNotFound)
     assert error.reason is None
+
+
+def test_metrics_name_errors_without_their_layer_prefix() -> None:
+    assert metrics.error_name(KubeNotFound("x")) == "NotFound"
+    assert metrics.error_name(BackendNotFound("x")) == "NotFound"
+    assert metrics.error_name(BackendUnavailable("x")) == "Unavailable"
+    assert metrics.error_name(KubeError("x")) == "KubeError"
+    assert metrics.error_name(BackendError("x")) == "BackendError"
+    assert metrics.error_name(ValueError("x")) == "ValueError"

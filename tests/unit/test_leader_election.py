@@ -17,7 +17,7 @@ import pytest
 
 from agentcred import election
 from agentcred import settings as settings_mod
-from agentcred.kube.errors import Conflict, Unavailable
+from agentcred.kube.errors import KubeConflict, KubeUnavailable
 from agentcred.models.lease import (
     Action,
     LeaseRecord,
@@ -114,7 +114,7 @@ class FakeLeases:
 
     def _check(self) -> None:
         if self.down:
-            raise Unavailable("Lease: API server down")
+            raise KubeUnavailable("Lease: API server down")
 
     async def read(self, api: Any, namespace: str, name: str) -> LeaseRecord | None:
         self._check()
@@ -123,13 +123,13 @@ class FakeLeases:
     async def create(self, api: Any, namespace: str, name: str, rec: LeaseRecord) -> LeaseRecord:
         self._check()
         if self.record is not None:
-            raise Conflict("exists")
+            raise KubeConflict("exists")
         return self._store(rec)
 
     async def replace(self, api: Any, namespace: str, name: str, rec: LeaseRecord) -> LeaseRecord:
         self._check()
         if self.record is None or rec.resource_version != self.record.resource_version:
-            raise Conflict("stale")
+            raise KubeConflict("stale")
         return self._store(rec)
 
     def _store(self, rec: LeaseRecord) -> LeaseRecord:

@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from agentcred.backends.base import Issued, NotFound
+from agentcred.backends.base import BackendNotFound, Issued
 from agentcred.services.static_reads import StaticReads, read_key
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -72,7 +72,7 @@ def test_a_failed_read_reaches_every_waiter_and_is_not_cached() -> None:
         nonlocal attempts
         attempts += 1
         await asyncio.sleep(0.01)
-        raise NotFound("secret s not found")
+        raise BackendNotFound("secret s not found")
 
     async def main() -> list[BaseException | Issued]:
         return await asyncio.gather(
@@ -80,9 +80,9 @@ def test_a_failed_read_reaches_every_waiter_and_is_not_cached() -> None:
         )
 
     results = asyncio.run(main())
-    assert all(isinstance(r, NotFound) for r in results)
+    assert all(isinstance(r, BackendNotFound) for r in results)
     assert attempts == 1 and len(reads) == 0
-    with pytest.raises(NotFound):
+    with pytest.raises(BackendNotFound):
         asyncio.run(reads.read("k", 60, failing))
     assert attempts == 2
 

@@ -11,12 +11,13 @@ from hvac import exceptions as vault_exc
 from requests.adapters import HTTPAdapter
 
 from agentcred.backends.base import (
+    BackendDenied,
     BackendError,
-    Denied,
-    InvalidConfig,
-    NotFound,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
+    Lease,
     Session,
-    Unavailable,
 )
 from agentcred.backends.vault import VaultBackend, vault_error
 from agentcred.models.resolved import parse_resolved
@@ -32,22 +33,42 @@ def hvac_error(cls: type[vault_exc.VaultError], *errors: str) -> vault_exc.Vault
 @pytest.mark.parametrize(
     ("exc", "login", "expected", "text"),
     [
-        (hvac_error(vault_exc.Forbidden, MULTI), False, Denied, "reading x: permission denied"),
-        (hvac_error(vault_exc.Unauthorized, "missing client token"), False, Denied, "token"),
-        (hvac_error(vault_exc.InvalidPath), False, NotFound, "Vault found nothing for reading x"),
-        (hvac_error(vault_exc.InvalidRequest, 'invalid role name "r"'), True, Denied, "role"),
-        (hvac_error(vault_exc.InvalidRequest, "unknown field"), False, InvalidConfig, "field"),
-        (hvac_error(vault_exc.InternalServerError, "boom"), False, Unavailable, "boom"),
-        (hvac_error(vault_exc.VaultDown, "Vault is sealed"), False, Unavailable, "sealed"),
-        (hvac_error(vault_exc.BadGateway), False, Unavailable, "now"),
-        (hvac_error(vault_exc.RateLimitExceeded, "rate"), False, Unavailable, "rate"),
-        (hvac_error(vault_exc.VaultNotInitialized), False, Unavailable, "now"),
-        (requests.ConnectionError("refused"), False, Unavailable, "cannot reach Vault"),
-        (requests.ConnectTimeout("slow"), False, Unavailable, "slow"),
-        (requests.ReadTimeout("slow"), False, Unavailable, "slow"),
-        (requests.exceptions.SSLError("bad cert"), False, Unavailable, "bad cert"),
-        (requests.exceptions.InvalidURL("bad url"), False, InvalidConfig, "InvalidURL"),
-        (hvac_error(vault_exc.ParamValidationError, "bad"), True, InvalidConfig, "bad"),
+        (
+            hvac_error(vault_exc.Forbidden, MULTI),
+            False,
+            BackendDenied,
+            "reading x: permission denied",
+        ),
+        (hvac_error(vault_exc.Unauthorized, "missing client token"), False, BackendDenied, "token"),
+        (
+            hvac_error(vault_exc.InvalidPath),
+            False,
+            BackendNotFound,
+            "Vault found nothing for reading x",
+        ),
+        (
+            hvac_error(vault_exc.InvalidRequest, 'invalid role name "r"'),
+            True,
+            BackendDenied,
+            "role",
+        ),
+        (
+            hvac_error(vault_exc.InvalidRequest, "unknown field"),
+            False,
+            BackendInvalidConfig,
+            "field",
+        ),
+        (hvac_error(vault_exc.InternalServerError, "boom"), False, BackendUnavailable, "boom"),
+        (hvac_error(vault_exc.VaultDown, "Vault is sealed"), False, BackendUnavailable, "sealed"),
+        (hvac_error(vault_exc.BadGateway), False, BackendUnavailable, "now"),
+        (hvac_error(vault_exc.RateLimitExceeded, "rate"), False, BackendUnavailable, "rate"),
+        (hvac_error(vault_exc.VaultNotInitialized), False, BackendUnavailable, "now"),
+        (requests.ConnectionError("refused"), False, BackendUnavailable, "cannot reach Vault"),
+        (requests.ConnectTimeout("slow"), False, BackendUnavailable, "slow"),
+        (requests.ReadTimeout("slow"), False, BackendUnavailable, "slow"),
+        (requests.exceptions.SSLError("bad cert"), False, BackendUnavailable, "bad cert"),
+        (requests.exceptions.InvalidURL("bad url"), False, BackendInvalidConfig, "InvalidURL"),
+        (hvac_error(vault_exc.ParamValidationError, "bad"), True, BackendInvalidConfig, "bad"),
     ],
 )
 def test_each_failure_maps_to_one_typed_error(
@@ -83,7 +104,8 @@ def test_vaults_text_is_cut_at_300_characters() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "expected"), [(405, InvalidConfig), (409, InvalidConfig), (504, Unavailable)]
+    ("status", "expected"),
+    [(405, BackendInvalidConfig), (409, BackendInvalidConfig), (504, BackendUnavailable)],
 )
 def test_statuses_hvac_has_no_class_for_split_on_4xx_and_5xx(
     status: int, expected: type[BackendError]
@@ -134,10 +156,10 @@ def spec(address: str = "http://vault.example:8200", insecure: bool = True, **va
 def test_the_sdk_error_is_chained_as_the_cause() -> None:
     backend = VaultBackend(transport=Refusing)
     try:
-        with pytest.raises(Unavailable, match=r"vault\.example") as caught:
+        with pytest.raises(BackendUnavailable, match=r"vault\.example") as caught:
             asyncio.run(backend.check(spec()))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
 
 
@@ -145,19 +167,19 @@ def test_the_adapter_gives_the_mapping_statuses_hvac_has_no_class_for() -> None:
     backend = VaultBackend(transport=lambda: Answering(405, b'{"errors": ["unsupported"]}'))
     session = Session(ref="accessor", secret="hvs.token")
     try:
-        with pytest.raises(InvalidConfig, match=r"HTTP 405\): unsupported") as caught:
-            asyncio.run(backend.revoke(spec(), "lease", session, "cid"))
+        with pytest.raises(BackendInvalidConfig, match=r"HTTP 405\): unsupported") as caught:
+            asyncio.run(backend.revoke(Lease(spec(), "lease", session, "cid")))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
     assert isinstance(caught.value.__cause__, vault_exc.UnexpectedError)
 
 
 def test_a_403_on_revoke_means_already_gone() -> None:
     backend = VaultBackend(transport=lambda: Answering(403, b'{"errors": ["permission denied"]}'))
     try:
-        asyncio.run(backend.revoke(spec(), "lease", Session(ref="a", secret="hvs.x"), "cid"))
+        asyncio.run(backend.revoke(Lease(spec(), "lease", Session(ref="a", secret="hvs.x"), "cid")))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 # -- pure checks ----------------------------------------------------------------------------
@@ -165,7 +187,7 @@ def test_a_403_on_revoke_means_already_gone() -> None:
 
 def test_validate_refuses_plain_http_unless_the_backend_allows_it() -> None:
     VaultBackend().validate(spec(insecure=True))
-    with pytest.raises(InvalidConfig, match="allowInsecureHTTP"):
+    with pytest.raises(BackendInvalidConfig, match="allowInsecureHTTP"):
         VaultBackend().validate(spec(insecure=False))
 
 
@@ -178,12 +200,12 @@ def test_validate_refuses_plain_http_unless_the_backend_allows_it() -> None:
     ],
 )
 def test_validate_wants_an_http_url(address: str, where: str) -> None:
-    with pytest.raises(InvalidConfig, match=where):
+    with pytest.raises(BackendInvalidConfig, match=where):
         VaultBackend().validate(spec(address=address))
 
 
 def test_validate_refuses_credentials_in_the_address_without_echoing_them() -> None:
-    with pytest.raises(InvalidConfig) as caught:
+    with pytest.raises(BackendInvalidConfig) as caught:
         VaultBackend().validate(spec(address="https://me:hunter2@vault.example"))
     assert "hunter2" not in str(caught.value)
 

@@ -19,7 +19,7 @@ operator deployed on AWS needs no agentcred-specific settings:
   test suite points the SDK at moto; production code has no test-only switch);
 * retries: botocore's (``standard`` mode, 3 attempts, unless ``AWS_RETRY_MODE`` /
   ``AWS_MAX_ATTEMPTS`` say otherwise); the operator backs off further on
-  :class:`Unavailable`.
+  :class:`BackendUnavailable`.
 
 botocore logs request and response bodies (secret values, credentials) at DEBUG:
 ``agentcred.logs.configure`` keeps the ``botocore`` logger at WARNING.
@@ -54,11 +54,11 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
 from agentcred.backends.base import (
+    BackendDenied,
     BackendError,
-    Denied,
-    InvalidConfig,
-    NotFound,
-    Unavailable,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
@@ -139,49 +139,51 @@ def aws_error(exc: Exception, action: str, *, redact: Iterable[str] = ()) -> Bac
     if isinstance(exc, ClientError):
         return _client_error(exc, action, hidden)
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return InvalidConfig(NO_CREDENTIALS.format(action=action))
+        return BackendInvalidConfig(NO_CREDENTIALS.format(action=action))
     if isinstance(exc, CredentialRetrievalError):  # e.g. the metadata service timed out
         provider = exc.kwargs.get("provider", "?")  # not error_msg: it may quote a process
-        return Unavailable(f"cannot get the operator's AWS credentials ({provider}) for {action}")
+        return BackendUnavailable(
+            f"cannot get the operator's AWS credentials ({provider}) for {action}"
+        )
     if isinstance(exc, NoRegionError):
-        return InvalidConfig(
+        return BackendInvalidConfig(
             f"no AWS region for {action}: set the spec's region, or AWS_REGION for the operator"
         )
     if isinstance(exc, ParamValidationError):
         report = str(exc.kwargs.get("report", ""))
-        return InvalidConfig(f"AWS SDK rejected {action}: {_without_values(report)}")
+        return BackendInvalidConfig(f"AWS SDK rejected {action}: {_without_values(report)}")
     if isinstance(exc, BotoConnectionError | HTTPClientError):
         said = _clean(str(exc), hidden)
-        return Unavailable(f"cannot reach AWS for {action}: {said}")
+        return BackendUnavailable(f"cannot reach AWS for {action}: {said}")
     if isinstance(exc, BotoCoreError):
         said = _clean(str(exc), hidden)
-        return InvalidConfig(f"cannot do {action}: {type(exc).__name__}: {said}")
+        return BackendInvalidConfig(f"cannot do {action}: {type(exc).__name__}: {said}")
     if isinstance(exc, ResponseParserError):  # its text quotes the answer: never shown
-        return Unavailable(f"AWS's answer to {action} could not be parsed")
+        return BackendUnavailable(f"AWS's answer to {action} could not be parsed")
     # Not botocore's own (e.g. a parser tripping over an answer that is not AWS's):
     # the type only, since its text may quote the answer.
-    return InvalidConfig(f"unexpected answer to {action} ({type(exc).__name__})")
+    return BackendInvalidConfig(f"unexpected answer to {action} ({type(exc).__name__})")
 
 
 def _client_error(exc: ClientError, action: str, hidden: list[str]) -> BackendError:
     code, status, text = _client_error_parts(exc)
     said = f": {code}" + (f": {_clean(text, hidden)}" if text else "")
     if code in NOT_FOUND_CODES:
-        return NotFound(f"AWS found nothing for {action}{said}")
+        return BackendNotFound(f"AWS found nothing for {action}{said}")
     if code in DENIED_CODES:
-        return Denied(f"AWS denied {action}{said}")
+        return BackendDenied(f"AWS denied {action}{said}")
     if code in INVALID_CODES:
-        return InvalidConfig(f"AWS rejected {action}{said}")
+        return BackendInvalidConfig(f"AWS rejected {action}{said}")
     if code in UNAVAILABLE_CODES or status == 429 or status >= 500:
-        return Unavailable(
+        return BackendUnavailable(
             f"AWS could not serve {action} now (HTTP {status}){said}",
             retry_after=_retry_after(exc.response),
         )
     if status in (401, 403):
-        return Denied(f"AWS denied {action} (HTTP {status}){said}")
+        return BackendDenied(f"AWS denied {action} (HTTP {status}){said}")
     if status == 404:
-        return NotFound(f"AWS found nothing for {action} (HTTP {status}){said}")
-    return InvalidConfig(f"AWS rejected {action} (HTTP {status or '?'}){said}")
+        return BackendNotFound(f"AWS found nothing for {action} (HTTP {status}){said}")
+    return BackendInvalidConfig(f"AWS rejected {action} (HTTP {status or '?'}){said}")
 
 
 def _client_error_parts(exc: ClientError) -> tuple[str, int, str]:
@@ -248,9 +250,9 @@ def check_endpoint(endpoint: str | None, field_name: str) -> None:
         return
     url = urlsplit(endpoint)
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise InvalidConfig(f"{field_name} must be an http:// or https:// URL")
+        raise BackendInvalidConfig(f"{field_name} must be an http:// or https:// URL")
     if url.username or url.password:
-        raise InvalidConfig(f"{field_name} must not hold credentials")
+        raise BackendInvalidConfig(f"{field_name} must not hold credentials")
 
 
 @dataclass(frozen=True)

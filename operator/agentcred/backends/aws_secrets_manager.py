@@ -2,7 +2,7 @@
 
 A read, not a lease: ``issue`` reads one version of the secret (``GetSecretValue``),
 the operator re-reads it every ``refreshInterval`` and propagates a rotated value.
-Nothing can be renewed or revoked: ``renew`` raises InvalidConfig (the lifecycle never
+Nothing can be renewed or revoked: ``renew`` raises BackendInvalidConfig (the lifecycle never
 calls it for a static backend) and ``revoke`` does nothing (the value stays valid in
 Secrets Manager; ending a task deletes the generated Kubernetes Secret, which is all
 there is to end).
@@ -18,7 +18,7 @@ How the value becomes Secret keys:
 * a ``SecretString`` holding a JSON object (the console's key/value form): one key per
   field; string values as they are, other values as JSON text (``1``, ``true``,
   ``{"a": 1}``). Field names must be valid Kubernetes Secret keys. A string that
-  starts with ``{`` but does not parse is refused (InvalidConfig, "not valid JSON"),
+  starts with ``{`` but does not parse is refused (BackendInvalidConfig, "not valid JSON"),
   rather than handed over as one opaque value;
 * any other ``SecretString`` (plain text, or JSON that is not an object): one key,
   ``spec.awsSecretsManager.key`` (default ``value``), holding the string;
@@ -46,15 +46,16 @@ from typing import Any
 
 from agentcred.backends.aws_common import AwsClients, Target, check_endpoint
 from agentcred.backends.base import (
+    BackendInvalidConfig,
+    BackendNotFound,
     Capabilities,
-    InvalidConfig,
     Issued,
     IssueRequest,
     NoLeaseLifecycle,
-    NotFound,
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import AwsSecretsManagerSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,9 @@ _NOT_JSON = object()
 
 
 class AwsSecretsManagerBackend(NoLeaseLifecycle):
-    what_cannot_renew = "AWS Secrets Manager values"
-
     """The Backend for AWS Secrets Manager; one instance per operator."""
+
+    what_cannot_renew = "AWS Secrets Manager values"
 
     kind = KIND
 
@@ -88,6 +89,15 @@ class AwsSecretsManagerBackend(NoLeaseLifecycle):
         self._runner = runner or BlockingRunner(KIND, concurrency)
         self._clients = AwsClients(self._runner, timeout=timeout, cache_size=cache_size)
 
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> AwsSecretsManagerBackend:
+        """The operator's instance (``registry.FACTORIES``)."""
+        return cls(
+            concurrency=settings.concurrency,
+            cache_size=settings.cache_size,
+            timeout=settings.timeout,
+        )
+
     # -- declared abilities and checks ------------------------------------------------
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
@@ -104,12 +114,12 @@ class AwsSecretsManagerBackend(NoLeaseLifecycle):
             action, _target(sm), "describe_secret", SecretId=sm.secret_id
         )
         if body.get("DeletedDate"):
-            raise InvalidConfig(f"secret {sm.secret_id} is scheduled for deletion")
+            raise BackendInvalidConfig(f"secret {sm.secret_id} is scheduled for deletion")
         if sm.version_id is None:
             stage = sm.version_stage or DEFAULT_STAGE
             stages = body.get("VersionIdsToStages") or {}
             if not any(stage in labels for labels in stages.values()):
-                raise NotFound(f"secret {sm.secret_id} has no version labelled {stage}")
+                raise BackendNotFound(f"secret {sm.secret_id} has no version labelled {stage}")
 
     # -- issue, renew, revoke ------------------------------------------------------------
 
@@ -146,7 +156,7 @@ class AwsSecretsManagerBackend(NoLeaseLifecycle):
             session=None,
         )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""
         self._clients.close()
         if self._owns_runner:
@@ -158,17 +168,17 @@ class AwsSecretsManagerBackend(NoLeaseLifecycle):
         """The awsSecretsManager block of ``spec``, checked without I/O (``validate``)."""
         sm = spec.aws_secrets_manager
         if sm is None:
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 "spec.awsSecretsManager is not set: this is not an AWS Secrets Manager credential"
             )
         if not sm.secret_id:
-            raise InvalidConfig("spec.awsSecretsManager.secretId must not be empty")
+            raise BackendInvalidConfig("spec.awsSecretsManager.secretId must not be empty")
         if sm.version_id is not None and sm.version_stage is not None:
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 "spec.awsSecretsManager: set at most one of versionStage and versionId"
             )
         if not SECRET_KEY.match(sm.key):
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 "spec.awsSecretsManager.key must be a valid Secret key "
                 "(letters, digits, '-', '_', '.')"
             )
@@ -195,15 +205,15 @@ def secret_fields(body: Mapping[str, Any], key: str, what: str) -> dict[str, str
         except ValueError:
             parsed = _NOT_JSON
         if parsed is _NOT_JSON or not isinstance(parsed, dict):
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 f"the value of {what} starts like a JSON object but is not valid JSON"
             )
         if not parsed:
-            raise InvalidConfig(f"the value of {what} is an empty JSON object")
+            raise BackendInvalidConfig(f"the value of {what} is an empty JSON object")
         fields = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()}
         bad = sum(1 for k in fields if not SECRET_KEY.match(k))
         if bad:
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 f"{bad} field name(s) of the JSON object in {what} are not valid Secret keys "
                 "(letters, digits, '-', '_', '.'; at most 253)"
             )
@@ -215,7 +225,9 @@ def secret_fields(body: Mapping[str, Any], key: str, what: str) -> dict[str, str
         except UnicodeDecodeError:
             pass
         return {key: base64.b64encode(raw).decode("ascii")}
-    raise InvalidConfig(f"AWS's answer for {what} holds neither SecretString nor SecretBinary")
+    raise BackendInvalidConfig(
+        f"AWS's answer for {what} holds neither SecretString nor SecretBinary"
+    )
 
 
 def _now() -> datetime.datetime:

@@ -33,9 +33,9 @@ Lifetimes: ``DurationSeconds`` is ``durationSeconds``, else the credential's TTL
 within STS's bounds of 900 to 43200 seconds. STS never issues less than 15 minutes,
 so credentials can outlive a shorter task by up to that; the role's
 ``MaxSessionDuration`` (1 hour unless raised) caps longer asks (STS refuses them:
-InvalidConfig), and role chaining caps every session at 1 hour.
+BackendInvalidConfig), and role chaining caps every session at 1 hour.
 
-Nothing can be renewed or revoked: ``renew`` raises InvalidConfig (the lifecycle
+Nothing can be renewed or revoked: ``renew`` raises BackendInvalidConfig (the lifecycle
 re-issues before expiry instead, then switches the Secret) and ``revoke`` does nothing
 (STS credentials cannot be ended early; they stop working at expiry, so keep durations
 short). ``check`` calls ``GetCallerIdentity`` with the operator's credentials for
@@ -58,15 +58,16 @@ from typing import Any
 
 from agentcred.backends.aws_common import AwsClients, Target, check_endpoint
 from agentcred.backends.base import (
+    BackendInvalidConfig,
     Capabilities,
     Identity,
-    InvalidConfig,
     Issued,
     IssueRequest,
     NoLeaseLifecycle,
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import AwsStsSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,9 @@ _NOT_JSON = object()
 
 
 class AwsStsBackend(NoLeaseLifecycle):
-    what_cannot_renew = "STS sessions"
-
     """The Backend for AWS STS (AssumeRole, AssumeRoleWithWebIdentity); one per operator."""
+
+    what_cannot_renew = "STS sessions"
 
     kind = KIND
 
@@ -109,6 +110,15 @@ class AwsStsBackend(NoLeaseLifecycle):
         self._owns_runner = runner is None
         self._runner = runner or BlockingRunner(KIND, concurrency)
         self._clients = AwsClients(self._runner, timeout=timeout, cache_size=cache_size)
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> AwsStsBackend:
+        """The operator's instance (``registry.FACTORIES``)."""
+        return cls(
+            concurrency=settings.concurrency,
+            cache_size=settings.cache_size,
+            timeout=settings.timeout,
+        )
 
     # -- declared abilities and checks ------------------------------------------------
 
@@ -169,7 +179,7 @@ class AwsStsBackend(NoLeaseLifecycle):
         )
         return issued
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""
         self._clients.close()
         if self._owns_runner:
@@ -181,20 +191,22 @@ class AwsStsBackend(NoLeaseLifecycle):
         """The awsSts block of ``spec``, checked without I/O (``validate``)."""
         sts = spec.aws_sts
         if sts is None:
-            raise InvalidConfig("spec.awsSts is not set: this is not an AWS STS credential")
+            raise BackendInvalidConfig("spec.awsSts is not set: this is not an AWS STS credential")
         if not ROLE_ARN.match(sts.role_arn):
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 "spec.awsSts.roleArn must look like arn:aws:iam::123456789012:role/NAME"
             )
         duration = sts.duration_seconds
         if duration is not None and not MIN_DURATION <= duration <= MAX_DURATION:
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 f"spec.awsSts.durationSeconds must be between {MIN_DURATION} and {MAX_DURATION}"
             )
         if sts.session_policy is not None and not _is_json_object(sts.session_policy):
-            raise InvalidConfig("spec.awsSts.sessionPolicy must be an IAM policy JSON object")
+            raise BackendInvalidConfig(
+                "spec.awsSts.sessionPolicy must be an IAM policy JSON object"
+            )
         if sts.web_identity is not None and not sts.web_identity.audience:
-            raise InvalidConfig("spec.awsSts.webIdentity.audience must not be empty")
+            raise BackendInvalidConfig("spec.awsSts.webIdentity.audience must not be empty")
         check_endpoint(sts.endpoint, "spec.awsSts.endpoint")
         return sts
 
@@ -246,9 +258,9 @@ def _issued(body: Mapping[str, Any], issued_at: datetime.datetime, action: str) 
     expiration = credentials.get("Expiration")
     keys = ("AccessKeyId", "SecretAccessKey", "SessionToken")
     if not all(isinstance(credentials.get(k), str) and credentials.get(k) for k in keys):
-        raise InvalidConfig(f"STS's answer to {action} holds no credentials")
+        raise BackendInvalidConfig(f"STS's answer to {action} holds no credentials")
     if not isinstance(expiration, datetime.datetime) or not user.get("Arn"):
-        raise InvalidConfig(f"STS's answer to {action} has no Expiration or AssumedRoleUser")
+        raise BackendInvalidConfig(f"STS's answer to {action} has no Expiration or AssumedRoleUser")
     if expiration.tzinfo is None:
         expiration = expiration.replace(tzinfo=datetime.UTC)
     expires_at = expiration.astimezone(datetime.UTC)

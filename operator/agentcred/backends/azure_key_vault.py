@@ -6,14 +6,14 @@ sends bearer tokens over TLS only), a secret ``name`` and optionally a ``version
 says: a JSON object gives one key per field, anything else the single key ``value``.
 ``lease_id`` is the secret's id, the URL with its version
 (``https://kv.vault.azure.net/secrets/llm-key/<version>``), so a rotation shows as a
-new lease id. Nothing is renewed (``renew`` raises ``InvalidConfig``) or revoked.
+new lease id. Nothing is renewed (``renew`` raises ``BackendInvalidConfig``) or revoked.
 
 Never served: a secret version that is disabled, expired (``expires_on`` passed) or
 not yet valid (``not_before`` ahead). Key Vault itself refuses a disabled secret (403
-``SecretDisabled``, mapped to ``InvalidConfig`` rather than ``Denied``: it is the
+``SecretDisabled``, mapped to ``BackendInvalidConfig`` rather than ``BackendDenied``: it is the
 secret's state, not the identity's rights; emulators may answer 404 instead), but
 it does serve expired and not-yet-valid ones, so this module refuses those itself,
-with ``InvalidConfig`` naming the secret and the time, never the value. Note that
+with ``BackendInvalidConfig`` naming the secret and the time, never the value. Note that
 ``latest`` is the newest version whatever its dates: a new version staged with a
 future ``not_before`` makes ``latest`` unusable until then. ``Issued.expires_at`` is
 the version's ``expires_on`` when it has one, so the generated Secret is deleted at
@@ -40,7 +40,7 @@ for vaults or emulators that lag behind the SDK's default.
 
 ``client_options`` are keyword arguments of ``SecretClient`` and override this
 module's defaults: no SDK retries (``retry_total=0``: the operator retries
-``Unavailable`` with its own backoff), 10 s to connect, 30 s to read. One client per
+``BackendUnavailable`` with its own backoff), 10 s to connect, 30 s to read. One client per
 vault URL is kept and shared by every task.
 
 The SDK is synchronous: every call runs in this backend's :class:`BlockingRunner`.
@@ -62,19 +62,20 @@ from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 
 from agentcred.backends.base import (
+    BackendDenied,
     BackendError,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Capabilities,
-    Denied,
-    InvalidConfig,
     Issued,
     IssueRequest,
     NoLeaseLifecycle,
-    NotFound,
-    Unavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
 from agentcred.backends.payload import fields_from_text
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import AzureKeyVaultSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -102,23 +103,27 @@ def azure_error(exc: BaseException, action: str) -> BackendError:
     text = _error_text(exc)
     said = f": {text}" if text else ""
     if isinstance(exc, az_exc.ResourceNotFoundError):
-        return NotFound(f"{SERVICE} found nothing for {action}{said}")
+        return BackendNotFound(f"{SERVICE} found nothing for {action}{said}")
     if isinstance(exc, az_exc.ClientAuthenticationError):
-        return Denied(f"{SERVICE} could not authenticate {action}{said}")
+        return BackendDenied(f"{SERVICE} could not authenticate {action}{said}")
     if isinstance(exc, az_exc.HttpResponseError):
         status = exc.status_code
         if status == 403 and _disabled(exc):
-            return InvalidConfig(f"{SERVICE} will not serve a disabled secret for {action}{said}")
+            return BackendInvalidConfig(
+                f"{SERVICE} will not serve a disabled secret for {action}{said}"
+            )
         if status in (401, 403):
-            return Denied(f"{SERVICE} denied {action}{said}")
+            return BackendDenied(f"{SERVICE} denied {action}{said}")
         if status == 404:
-            return NotFound(f"{SERVICE} found nothing for {action}{said}")
+            return BackendNotFound(f"{SERVICE} found nothing for {action}{said}")
         if status is None or status in (408, 429) or status >= 500:
-            return Unavailable(f"{SERVICE} could not serve {action} now{said}", _retry_after(exc))
-        return InvalidConfig(f"{SERVICE} rejected {action}{said}")
+            return BackendUnavailable(
+                f"{SERVICE} could not serve {action} now{said}", _retry_after(exc)
+            )
+        return BackendInvalidConfig(f"{SERVICE} rejected {action}{said}")
     if isinstance(exc, az_exc.ServiceRequestError | az_exc.ServiceResponseError):
-        return Unavailable(f"cannot reach {SERVICE} for {action}{said}")
-    return InvalidConfig(f"cannot do {action}: {type(exc).__name__}{said}")
+        return BackendUnavailable(f"cannot reach {SERVICE} for {action}{said}")
+    return BackendInvalidConfig(f"cannot do {action}: {type(exc).__name__}{said}")
 
 
 def _error_text(exc: BaseException) -> str:
@@ -165,9 +170,9 @@ def unusable(properties: Any, now: datetime.datetime) -> str | None:
 
 
 class AzureKeyVaultBackend(NoLeaseLifecycle):
-    what_cannot_renew = "Azure Key Vault secrets"
-
     """The Backend for Azure Key Vault secrets; one instance per operator."""
+
+    what_cannot_renew = "Azure Key Vault secrets"
 
     kind = KIND
 
@@ -197,6 +202,15 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
     def client_options(self) -> Mapping[str, Any]:
         """What every ``SecretClient`` of this backend is built with (no secrets in it)."""
         return dict(self._client_options)
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> AzureKeyVaultBackend:
+        """The operator's instance (``registry.FACTORIES``)."""
+        return cls(
+            concurrency=settings.concurrency,
+            cache_size=settings.cache_size,
+            client_options=settings.azure_client_options(),
+        )
 
     # -- declared abilities and checks ------------------------------------------------
 
@@ -235,7 +249,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
             session=None,
         )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the clients and the credential, and the thread pool unless it was given."""
         with self._lock:
             closing = [*self._clients.drain(), self._credential]
@@ -264,9 +278,9 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
         source = f"{SERVICE} secret {secret.id or kv.name}"
         problem = unusable(secret.properties, _now())
         if problem is not None:
-            raise InvalidConfig(f"{source} {problem}: it is not served")
+            raise BackendInvalidConfig(f"{source} {problem}: it is not served")
         if not isinstance(secret.value, str) or not secret.id:
-            raise InvalidConfig(f"{SERVICE}'s answer to {action} holds no value or id")
+            raise BackendInvalidConfig(f"{SERVICE}'s answer to {action} holds no value or id")
         return secret, source
 
     def _get(self, vault_url: str, name: str, version: str | None) -> Any:
@@ -286,7 +300,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
         """The block of ``spec`` and its vault URL, checked without I/O (``validate``)."""
         kv = spec.azure_key_vault
         if kv is None:
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 "spec.azureKeyVault is not set: this is not an Azure Key Vault credential"
             )
         where = "spec.azureKeyVault"
@@ -294,17 +308,19 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
         try:
             url.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError:
-            raise InvalidConfig(f"{where}.vaultUrl has an invalid port") from None
+            raise BackendInvalidConfig(f"{where}.vaultUrl has an invalid port") from None
         if url.scheme != "https" or not url.hostname:
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 f"{where}.vaultUrl must be an https:// URL such as https://my-vault.vault.azure.net"
             )
         if url.username or url.password or url.query or url.fragment or url.path not in ("", "/"):
-            raise InvalidConfig(f"{where}.vaultUrl must be https://host[:port] and nothing more")
+            raise BackendInvalidConfig(
+                f"{where}.vaultUrl must be https://host[:port] and nothing more"
+            )
         if not _NAME.match(kv.name):
-            raise InvalidConfig(f"{where}.name must be 1-127 letters, digits or '-'")
+            raise BackendInvalidConfig(f"{where}.name must be 1-127 letters, digits or '-'")
         if kv.version is not None and not _VERSION.match(kv.version):
-            raise InvalidConfig(f"{where}.version must be a version id (letters and digits)")
+            raise BackendInvalidConfig(f"{where}.version must be a version id (letters and digits)")
         return kv, f"https://{url.netloc}"
 
 

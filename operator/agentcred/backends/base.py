@@ -6,6 +6,8 @@ What a backend can do is declared in ``Capabilities`` rather than discovered fro
 "not supported" errors, so the lifecycle code plans renewals and re-issues up front.
 Backends never import kopf or the Kubernetes layer: what they need from the cluster
 (a ServiceAccount token, a referenced Secret's value) arrives in ``IssueRequest``.
+Every error here is named ``Backend*`` (the Kubernetes layer's are ``Kube*``), so both
+can be imported side by side; ``reason`` is what conditions, Events and the audit show.
 """
 
 from __future__ import annotations
@@ -24,25 +26,25 @@ class BackendError(Exception):
     reason = "BackendError"
 
 
-class Denied(BackendError):
+class BackendDenied(BackendError):
     """The backend refused this identity or path (403, access denied). Needs a config change."""
 
     reason = "Denied"
 
 
-class NotFound(BackendError):
+class BackendNotFound(BackendError):
     """The path, role, secret or version does not exist. Needs a config change."""
 
     reason = "NotFound"
 
 
-class InvalidConfig(BackendError):
+class BackendInvalidConfig(BackendError):
     """The backend block cannot work as written (e.g. malformed response, bad mount)."""
 
     reason = "InvalidConfig"
 
 
-class Unavailable(BackendError):
+class BackendUnavailable(BackendError):
     """The backend could not be reached or answered 5xx/429: retry with backoff."""
 
     reason = "BackendUnavailable"
@@ -52,7 +54,7 @@ class Unavailable(BackendError):
         self.retry_after = retry_after
 
 
-PERMANENT: tuple[type[BackendError], ...] = (Denied, NotFound, InvalidConfig)
+PERMANENT: tuple[type[BackendError], ...] = (BackendDenied, BackendNotFound, BackendInvalidConfig)
 
 
 @dataclass(frozen=True)
@@ -113,19 +115,39 @@ class Issued:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """An issued credential as ``renew`` and ``revoke`` need it: what was recorded at issue.
+
+    ``spec``: the credential as it was resolved at issue (the connection it was issued
+    under, never a later-edited backend's); ``lease_id``: ``Issued.lease_id`` (the
+    backend's lease or version id; ``""`` when there is none yet, e.g. undoing a login);
+    ``session``: ``Issued.session`` (None when the backend keeps none); ``correlation_id``:
+    the id of the operation renewing or revoking, sent along where the backend allows.
+    """
+
+    spec: ResolvedCredential
+    lease_id: str
+    session: Session | None = field(repr=False)
+    correlation_id: str
+
+
+@dataclass(frozen=True)
 class Renewed:
     expires_at: datetime.datetime
     capped: bool  # the backend granted less than asked (max TTL reached)
 
 
 class Backend(Protocol):
+    """One credential backend kind. Its module also offers a factory taking
+    ``BackendSettings`` (``<Class>.from_settings``), named in ``registry.FACTORIES``."""
+
     kind: str
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
         """What this backend can do for this spec (Vault dynamic vs. KV differ)."""
 
     def validate(self, spec: ResolvedCredential) -> None:
-        """Pure checks beyond the schema; raise InvalidConfig."""
+        """Pure checks beyond the schema; raise BackendInvalidConfig."""
 
     async def check(self, spec: ResolvedCredential) -> None:
         """Live reachability check for the Ready condition; raise a BackendError."""
@@ -133,24 +155,14 @@ class Backend(Protocol):
     async def issue(self, request: IssueRequest) -> Issued:
         """Issue (or read) a credential as ``request.identity``."""
 
-    async def renew(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
+    async def renew(self, lease: Lease, ttl: datetime.timedelta) -> Renewed:
         """Extend a lease (only if capabilities.renewable)."""
 
-    async def revoke(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
+    async def revoke(self, lease: Lease) -> None:
         """End a credential; already gone counts as success (only if capabilities.revocable)."""
+
+    async def aclose(self) -> None:
+        """Release the SDK clients and the thread pool (operator shutdown); idempotent."""
 
 
 @runtime_checkable
@@ -181,24 +193,11 @@ class NoLeaseLifecycle:
 
     what_cannot_renew = "this backend's credentials"
 
-    async def renew(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
-        raise InvalidConfig(
+    async def renew(self, lease: Lease, ttl: datetime.timedelta) -> Renewed:
+        raise BackendInvalidConfig(
             f"{self.what_cannot_renew} cannot be renewed: the operator "
             "re-reads or re-issues them instead"
         )
 
-    async def revoke(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
+    async def revoke(self, lease: Lease) -> None:
         return None

@@ -3,7 +3,7 @@
 What is read. ``spec.gcpSecretManager`` names ``projects/<project>/secrets/<secret>/
 versions/<version>``, ``version`` being ``latest`` (the default) or a version number.
 Secret Manager itself never serves a disabled or destroyed version: accessing one
-answers FAILED_PRECONDITION (``InvalidConfig`` here). ``latest`` is, as Google
+answers FAILED_PRECONDITION (``BackendInvalidConfig`` here). ``latest`` is, as Google
 documents it, the most recently created version, so a new version reaches tasks at
 their next refresh, and disabling the newest version makes ``latest`` fail rather
 than fall back (roll back by adding a version, or pin one; drongo, the test
@@ -12,10 +12,10 @@ fields as :mod:`agentcred.backends.payload` says: a JSON object gives
 one key per field, anything else the single key ``value`` (base64 text when the bytes
 are not UTF-8). When the response carries ``data_crc32c`` (Secret Manager sets it;
 some emulators do not) the payload is checked against it, and a mismatch is
-``Unavailable`` (corrupted in transit: read again). ``lease_id`` is the resolved
+``BackendUnavailable`` (corrupted in transit: read again). ``lease_id`` is the resolved
 version name the server returns (``projects/<project>/secrets/<secret>/versions/3``;
 Secret Manager may spell the project by number there). There is no lease: nothing
-to renew (``renew`` raises ``InvalidConfig``) or revoke (``revoke`` returns at once).
+to renew (``renew`` raises ``BackendInvalidConfig``) or revoke (``revoke`` returns at once).
 
 Who reads it: Application Default Credentials, i.e. on GKE the Workload Identity of
 the operator's ServiceAccount, elsewhere ``GOOGLE_APPLICATION_CREDENTIALS`` or the
@@ -24,7 +24,7 @@ local emulator or a plaintext hop (TLS is never optional towards Google), so the
 client there uses ``AnonymousCredentials`` and never sends a Google token, whether ADC
 exist or not -- a bearer token must not cross a connection without TLS. An
 ``https://`` endpoint (a Private Service Connect or regional endpoint) and the default
-endpoint always use ADC; without ADC they fail with ``InvalidConfig``. Nothing else
+endpoint always use ADC; without ADC they fail with ``BackendInvalidConfig``. Nothing else
 changes the credentials: this module reads no environment variable of its own.
 
 The ``endpoint`` comes from the platform's CredentialBackend (a tenant cannot write
@@ -41,13 +41,13 @@ shared by every task.
 ``check`` reads the secret's metadata (``get_secret``): it proves the endpoint answers
 and the secret exists, but needs ``secretmanager.secrets.get`` (e.g.
 ``roles/secretmanager.viewer`` on the secret), which ``roles/secretmanager.
-secretAccessor`` alone does not grant; without it the credential shows ``Denied``
+secretAccessor`` alone does not grant; without it the credential shows ``BackendDenied``
 while issuing may still work.
 
 The client library is synchronous: every call runs in this backend's
 :class:`BlockingRunner`. Calls carry a timeout and no SDK retry: a failure goes back
 to the operator at once, typed by :func:`gcp_error`, and the operator retries
-``Unavailable`` with its own backoff.
+``BackendUnavailable`` with its own backoff.
 """
 
 from __future__ import annotations
@@ -73,19 +73,20 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports.gr
 )
 
 from agentcred.backends.base import (
+    BackendDenied,
     BackendError,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Capabilities,
-    Denied,
-    InvalidConfig,
     Issued,
     IssueRequest,
     NoLeaseLifecycle,
-    NotFound,
-    Unavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
 from agentcred.backends.payload import fields_from_bytes
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import GcpSecretManagerSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -135,28 +136,30 @@ def gcp_error(exc: BaseException, action: str, *, hint: str = "") -> BackendErro
     text = _error_text(exc)
     said = f": {text}" if text else ""
     if isinstance(exc, gexc.NotFound):
-        return NotFound(f"{SERVICE} found nothing for {action}{said}")
+        return BackendNotFound(f"{SERVICE} found nothing for {action}{said}")
     if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):  # PermissionDenied, Unauthenticated
-        return Denied(f"{SERVICE} denied {action}{said}{hint}")
+        return BackendDenied(f"{SERVICE} denied {action}{said}{hint}")
     if isinstance(exc, gexc.BadRequest):  # InvalidArgument, FailedPrecondition, OutOfRange
-        return InvalidConfig(f"{SERVICE} refused {action}{said}")
+        return BackendInvalidConfig(f"{SERVICE} refused {action}{said}")
     if isinstance(exc, gexc.MethodNotImplemented):  # 501: this endpoint lacks the method
-        return InvalidConfig(f"{SERVICE} does not implement {action}{said}")
+        return BackendInvalidConfig(f"{SERVICE} does not implement {action}{said}")
     if isinstance(exc, RETRYABLE):
-        return Unavailable(f"{SERVICE} could not serve {action} now{said}", _retry_after(exc))
+        return BackendUnavailable(
+            f"{SERVICE} could not serve {action} now{said}", _retry_after(exc)
+        )
     if isinstance(exc, gexc.GoogleAPICallError):  # another 4xx: e.g. 405, 409, 412
-        return InvalidConfig(f"{SERVICE} rejected {action}{said}")
+        return BackendInvalidConfig(f"{SERVICE} rejected {action}{said}")
     if isinstance(exc, auth_exc.DefaultCredentialsError):
-        return InvalidConfig(f"no Google credentials for {action}{said}{ADC_HINT}")
+        return BackendInvalidConfig(f"no Google credentials for {action}{said}{ADC_HINT}")
     if isinstance(exc, auth_exc.TransportError):  # the token endpoint could not be reached
-        return Unavailable(f"cannot get a Google access token for {action} now{said}")
+        return BackendUnavailable(f"cannot get a Google access token for {action} now{said}")
     if isinstance(exc, auth_exc.RefreshError):
         if getattr(exc, "retryable", False):
-            return Unavailable(f"cannot get a Google access token for {action} now{said}")
-        return Denied(f"Google refused a token for {action}{said}{ADC_HINT}")
+            return BackendUnavailable(f"cannot get a Google access token for {action} now{said}")
+        return BackendDenied(f"Google refused a token for {action}{said}{ADC_HINT}")
     if isinstance(exc, requests.ConnectionError | requests.Timeout | grpc.RpcError):
-        return Unavailable(f"cannot reach {SERVICE} for {action}{said}")
-    return InvalidConfig(f"cannot do {action}: {type(exc).__name__}{said}")
+        return BackendUnavailable(f"cannot reach {SERVICE} for {action}{said}")
+    return BackendInvalidConfig(f"cannot do {action}: {type(exc).__name__}{said}")
 
 
 def _error_text(exc: BaseException) -> str:
@@ -194,9 +197,9 @@ class _Endpoint:
 
 
 class GcpSecretManagerBackend(NoLeaseLifecycle):
-    what_cannot_renew = "GCP Secret Manager values"
-
     """The Backend for GCP Secret Manager; one instance per operator."""
+
+    what_cannot_renew = "GCP Secret Manager values"
 
     kind = KIND
 
@@ -214,6 +217,15 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
         self._runner = runner or BlockingRunner(KIND, concurrency)
         self._clients: LruCache[tuple[str, str], Any] = LruCache(cache_size)
         self._lock = threading.Lock()  # client creation runs in the pool's threads
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> GcpSecretManagerBackend:
+        """The operator's instance (``registry.FACTORIES``)."""
+        return cls(
+            concurrency=settings.concurrency,
+            cache_size=settings.cache_size,
+            timeout=settings.timeout,
+        )
 
     # -- declared abilities and checks ------------------------------------------------
 
@@ -255,7 +267,7 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
             session=None,
         )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close every client's transport, and the thread pool unless it was given."""
         clients = self._clients.drain()
         for client in clients:
@@ -295,20 +307,22 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
         """The block of ``spec`` and its endpoint, checked without I/O (``validate``)."""
         gcp = spec.gcp_secret_manager
         if gcp is None:
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 "spec.gcpSecretManager is not set: this is not a GCP Secret Manager credential"
             )
         where = "spec.gcpSecretManager"
         if not _PROJECT.match(gcp.project):
-            raise InvalidConfig(f"{where}.project must be a project id or number")
+            raise BackendInvalidConfig(f"{where}.project must be a project id or number")
         if not _SECRET.match(gcp.secret):
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 f"{where}.secret must be 1-255 letters, digits, '_' or '-' (a secret id)"
             )
         if not _VERSION.match(gcp.version):
-            raise InvalidConfig(f"{where}.version must be 'latest' or a positive version number")
+            raise BackendInvalidConfig(
+                f"{where}.version must be 'latest' or a positive version number"
+            )
         if gcp.transport not in TRANSPORTS:
-            raise InvalidConfig(f"{where}.transport must be one of {', '.join(TRANSPORTS)}")
+            raise BackendInvalidConfig(f"{where}.transport must be one of {', '.join(TRANSPORTS)}")
         return gcp, _endpoint(gcp.transport, gcp.endpoint, f"{where}.endpoint")
 
 
@@ -325,25 +339,25 @@ def _endpoint(transport: str, raw: str | None, where: str) -> _Endpoint:
     try:
         port = url.port
     except ValueError:
-        raise InvalidConfig(f"{where} has an invalid port") from None
+        raise BackendInvalidConfig(f"{where} has an invalid port") from None
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise InvalidConfig(f"{where} must be an http:// or https:// URL")
+        raise BackendInvalidConfig(f"{where} must be an http:// or https:// URL")
     if url.username or url.password:
-        raise InvalidConfig(f"{where} must not hold credentials")
+        raise BackendInvalidConfig(f"{where} must not hold credentials")
     if url.query or url.fragment:
-        raise InvalidConfig(f"{where} must not have a query or fragment")
+        raise BackendInvalidConfig(f"{where} must not have a query or fragment")
     plaintext = url.scheme == "http"
     if not plaintext and not url.hostname.endswith(GOOGLE_API_DOMAIN):
         # The operator's own Google token goes to every https endpoint it calls, and a
         # tenant writes spec.endpoint: never hand that token to a host outside Google APIs.
-        raise InvalidConfig(
+        raise BackendInvalidConfig(
             f"{where} must be a *{GOOGLE_API_DOMAIN} host (regional or Private Service "
             "Connect endpoint); the operator's Google credentials are not sent elsewhere"
         )
     if transport == "rest":
         return _Endpoint(transport, raw.rstrip("/"), plaintext, target="")
     if url.path not in ("", "/"):
-        raise InvalidConfig(f"{where} must be scheme://host[:port] for the grpc transport")
+        raise BackendInvalidConfig(f"{where} must be scheme://host[:port] for the grpc transport")
     host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
     target = f"{host}:{port or (80 if plaintext else 443)}"
     return _Endpoint(transport, f"{url.scheme}://{target}", plaintext, target)
@@ -377,9 +391,9 @@ def _payload(response: Any, source: str) -> dict[str, str]:
     payload = getattr(response, "payload", None)
     data = getattr(payload, "data", None)
     if payload is None or not isinstance(data, bytes):
-        raise InvalidConfig(f"{source}: the answer holds no payload")
+        raise BackendInvalidConfig(f"{source}: the answer holds no payload")
     if "data_crc32c" in payload and crc32c(data) != int(payload.data_crc32c):
-        raise Unavailable(f"{source}: the payload does not match its CRC32C checksum")
+        raise BackendUnavailable(f"{source}: the payload does not match its CRC32C checksum")
     return fields_from_bytes(data, source)
 
 

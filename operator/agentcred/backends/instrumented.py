@@ -19,6 +19,7 @@ from agentcred.backends.base import (
     Capabilities,
     Issued,
     IssueRequest,
+    Lease,
     Renewed,
     Session,
     SessionBackend,
@@ -62,28 +63,14 @@ class InstrumentedBackend:
     async def issue(self, request: IssueRequest) -> Issued:
         return await _counted(self.kind, "issue", self.inner.issue(request))
 
-    async def renew(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
-        return await _counted(
-            self.kind, "renew", self.inner.renew(spec, issued_lease, session, ttl, correlation_id)
-        )
+    async def renew(self, lease: Lease, ttl: datetime.timedelta) -> Renewed:
+        return await _counted(self.kind, "renew", self.inner.renew(lease, ttl))
 
-    async def revoke(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
-        await _counted(
-            self.kind, "revoke", self.inner.revoke(spec, issued_lease, session, correlation_id)
-        )
+    async def revoke(self, lease: Lease) -> None:
+        await _counted(self.kind, "revoke", self.inner.revoke(lease))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class InstrumentedSessionBackend(InstrumentedBackend):

@@ -18,7 +18,7 @@ import base64
 import json
 from typing import Any
 
-from agentcred.backends.base import InvalidConfig
+from agentcred.backends.base import BackendInvalidConfig
 
 DEFAULT_KEY = "value"
 
@@ -38,7 +38,9 @@ def fields_from_text(text: str, source: str, key: str = DEFAULT_KEY) -> dict[str
     if parsed is None:
         return {key: text}
     if not parsed:
-        raise InvalidConfig(f"{source} holds an empty JSON object: there is no field to serve")
+        raise BackendInvalidConfig(
+            f"{source} holds an empty JSON object: there is no field to serve"
+        )
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()}
 
 

@@ -1,37 +1,64 @@
 """Pick the backend for an AgentCredential spec; SDKs are imported only when first needed.
 
-One instance per backend kind, so each kind has one bounded worker pool and one
-connection pool shared by every task. Each is wrapped in
-:func:`~agentcred.backends.instrumented.instrument`, which counts its calls.
+``FACTORIES`` is the table of kinds: ``kind -> "module:factory"``, the factory taking the
+:class:`~agentcred.backends.settings.BackendSettings` and returning the backend. A module
+is imported when its kind is first asked for, so each SDK stays an optional extra.
+One instance per kind, so each kind has one bounded worker pool and one connection pool
+shared by every task; each is wrapped in :func:`~agentcred.backends.instrumented.instrument`,
+which counts its calls. ``register`` adds a kind (tests register fakes); ``aclose``
+closes every backend built, at operator shutdown.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import logging
+from collections.abc import Callable, Mapping
 
-from agentcred.backends.base import Backend, InvalidConfig
+from agentcred.backends.base import Backend, BackendInvalidConfig
 from agentcred.backends.instrumented import instrument
-from agentcred.backends.lru import DEFAULT_SIZE
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential
+
+log = logging.getLogger(__name__)
+
+Factory = Callable[[BackendSettings], Backend]
+
+FACTORIES: Mapping[str, str] = {
+    "vault": "agentcred.backends.vault:VaultBackend.from_settings",
+    "awsSecretsManager": (
+        "agentcred.backends.aws_secrets_manager:AwsSecretsManagerBackend.from_settings"
+    ),
+    "awsSts": "agentcred.backends.aws_sts:AwsStsBackend.from_settings",
+    "gcpSecretManager": (
+        "agentcred.backends.gcp_secret_manager:GcpSecretManagerBackend.from_settings"
+    ),
+    "azureKeyVault": "agentcred.backends.azure_key_vault:AzureKeyVaultBackend.from_settings",
+}
+
+
+def load_factory(path: str) -> Factory:
+    """The callable named by ``"package.module:Name.attribute"``, its module imported now."""
+    module_name, _, attributes = path.partition(":")
+    found: object = importlib.import_module(module_name)
+    for attribute in attributes.split("."):
+        found = getattr(found, attribute)
+    if not callable(found):
+        raise TypeError(f"{path} is not callable")
+    factory: Factory = found  # the table promises the signature
+    return factory
 
 
 class BackendRegistry:
-    def __init__(
-        self,
-        *,
-        concurrency: int = 16,
-        cache_size: int = DEFAULT_SIZE,
-        timeout: float = 30.0,
-        azure_verify_challenge_resource: bool = True,
-        azure_ca_bundle: str | None = None,
-        azure_api_version: str | None = None,
-    ) -> None:
-        self._concurrency = concurrency
-        self._common: dict[str, Any] = {"cache_size": cache_size, "timeout": timeout}
-        self._azure_verify_challenge_resource = azure_verify_challenge_resource
-        self._azure_ca_bundle = azure_ca_bundle
-        self._azure_api_version = azure_api_version
+    def __init__(self, settings: BackendSettings | None = None) -> None:
+        self.settings = settings or BackendSettings()
+        self._factories: dict[str, str | Factory] = dict(FACTORIES)
         self._instances: dict[str, Backend] = {}
+
+    def register(self, kind: str, factory: str | Factory) -> None:
+        """Serve ``kind`` with ``factory`` (a callable or ``"module:factory"``), from now on."""
+        self._factories[kind] = factory
+        self._instances.pop(kind, None)
 
     def for_kind(self, kind: str) -> Backend:
         if kind not in self._instances:
@@ -41,46 +68,20 @@ class BackendRegistry:
     def for_spec(self, spec: ResolvedCredential) -> Backend:
         return self.for_kind(spec.backend)
 
-    def azure_client_options(self) -> dict[str, Any]:
-        """``SecretClient`` options from the operator's settings; unset ones are left out,
-        so the SDK's defaults (challenge check on, system CAs, its api version) apply."""
-        options: dict[str, Any] = {}
-        if not self._azure_verify_challenge_resource:
-            options["verify_challenge_resource"] = False
-        if self._azure_ca_bundle:
-            options["connection_verify"] = self._azure_ca_bundle
-        if self._azure_api_version:
-            options["api_version"] = self._azure_api_version
-        return options
+    async def aclose(self) -> None:
+        """Close every backend built so far (their SDK clients and thread pools); idempotent.
+        One that fails to close is logged and the others are still closed."""
+        built, self._instances = self._instances, {}
+        for kind, backend in built.items():
+            try:
+                await backend.aclose()
+            except Exception as exc:  # closing is best effort
+                log.warning("closing the %s backend failed: %s", kind, type(exc).__name__)
 
     def _build(self, kind: str) -> Backend:
-        # Each SDK is optional: imported only when its kind is first needed (PLC0415).
-        if kind == "vault":
-            from agentcred.backends.vault import VaultBackend  # noqa: PLC0415
-
-            return VaultBackend(concurrency=self._concurrency, **self._common)
-        if kind == "awsSecretsManager":
-            from agentcred.backends.aws_secrets_manager import (  # noqa: PLC0415
-                AwsSecretsManagerBackend,
-            )
-
-            return AwsSecretsManagerBackend(concurrency=self._concurrency, **self._common)
-        if kind == "awsSts":
-            from agentcred.backends.aws_sts import AwsStsBackend  # noqa: PLC0415
-
-            return AwsStsBackend(concurrency=self._concurrency, **self._common)
-        if kind == "gcpSecretManager":
-            from agentcred.backends.gcp_secret_manager import (  # noqa: PLC0415
-                GcpSecretManagerBackend,
-            )
-
-            return GcpSecretManagerBackend(concurrency=self._concurrency, **self._common)
-        if kind == "azureKeyVault":
-            from agentcred.backends.azure_key_vault import AzureKeyVaultBackend  # noqa: PLC0415
-
-            return AzureKeyVaultBackend(
-                concurrency=self._concurrency,
-                cache_size=self._common["cache_size"],
-                client_options=self.azure_client_options(),
-            )
-        raise InvalidConfig(f"backend {kind!r} is not available in this operator build")
+        factory = self._factories.get(kind)
+        if factory is None:
+            raise BackendInvalidConfig(f"backend {kind!r} is not available in this operator build")
+        if isinstance(factory, str):
+            factory = load_factory(factory)
+        return factory(self.settings)

@@ -20,7 +20,7 @@ What the Vault side must allow:
 
 * auth roles must issue renewable *service* tokens (the default) carrying the
   ``default`` policy (for ``renew-self``, ``revoke-self`` and ``sys/leases/renew``).
-  Batch or non-renewable tokens are refused for dynamic credentials (InvalidConfig):
+  Batch or non-renewable tokens are refused for dynamic credentials (BackendInvalidConfig):
   revoking them cannot end a lease, nor can their TTL be set to the credential's.
 * ``tokenSecretRef``: the token in the Secret only creates a child token
   (``auth/token/create``: renewable, TTL = the credential's, metadata naming the task),
@@ -32,8 +32,8 @@ expired or was revoked, and ``revoke`` counts that as success. Static KV reads k
 session (their login token is revoked right after the read); ``revoke`` of one returns
 at once.
 
-Paths a token has no policy for answer 403 (Denied), before Vault looks whether they
-exist; 404 (NotFound) comes only from paths the policy allows (e.g. a missing KV key).
+Paths a token has no policy for answer 403 (BackendDenied), before Vault looks whether they
+exist; 404 (BackendNotFound) comes only from paths the policy allows (e.g. a missing KV key).
 
 Every request carries ``X-Correlation-Id``; Vault's audit devices record it once it
 is listed with ``vault write sys/config/auditing/request-headers/X-Correlation-Id
@@ -67,19 +67,21 @@ from hvac.adapters import JSONAdapter
 from requests.adapters import HTTPAdapter
 
 from agentcred.backends.base import (
+    BackendDenied,
     BackendError,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Capabilities,
-    Denied,
-    InvalidConfig,
     Issued,
     IssueRequest,
-    NotFound,
+    Lease,
     Renewed,
     Session,
-    Unavailable,
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.errors import NotAllowed, SpecError
 from agentcred.models.policy import check_url
 from agentcred.models.resolved import (
@@ -129,25 +131,27 @@ def vault_error(
     text = _error_text(exc)
     said = f": {text}" if text else ""
     if isinstance(exc, vault_exc.Forbidden | vault_exc.Unauthorized):
-        return Denied(f"Vault denied {action}{said}{hint}")
+        return BackendDenied(f"Vault denied {action}{said}{hint}")
     if isinstance(exc, vault_exc.InvalidPath):
-        return NotFound(f"Vault found nothing for {action}{said}")
+        return BackendNotFound(f"Vault found nothing for {action}{said}")
     if isinstance(exc, vault_exc.InvalidRequest):
         if login:
-            return Denied(f"Vault refused {action}{said}")
+            return BackendDenied(f"Vault refused {action}{said}")
         if _MISSING.search(text):  # engines answer 400 for a role that does not exist
-            return NotFound(f"Vault found nothing for {action}{said}")
-        return InvalidConfig(f"Vault rejected {action}{said}")
+            return BackendNotFound(f"Vault found nothing for {action}{said}")
+        return BackendInvalidConfig(f"Vault rejected {action}{said}")
     if isinstance(exc, RETRYABLE):
-        return Unavailable(f"Vault could not serve {action} now{said}")
+        return BackendUnavailable(f"Vault could not serve {action} now{said}")
     if isinstance(exc, vault_exc.UnexpectedError):  # a status hvac has no class for
         status = getattr(exc, "status_code", None)
         if status is not None and 400 <= status < 500:  # e.g. 405 unsupported operation
-            return InvalidConfig(f"Vault rejected {action} (HTTP {status}){said}")
-        return Unavailable(f"Vault could not serve {action} now (HTTP {status or '?'}){said}")
+            return BackendInvalidConfig(f"Vault rejected {action} (HTTP {status}){said}")
+        return BackendUnavailable(
+            f"Vault could not serve {action} now (HTTP {status or '?'}){said}"
+        )
     if isinstance(exc, requests.ConnectionError | requests.Timeout):
-        return Unavailable(f"cannot reach Vault for {action}{said}")
-    return InvalidConfig(f"cannot do {action}: {type(exc).__name__}{said}")
+        return BackendUnavailable(f"cannot reach Vault for {action}{said}")
+    return BackendInvalidConfig(f"cannot do {action}: {type(exc).__name__}{said}")
 
 
 def _error_text(exc: Exception) -> str:
@@ -192,7 +196,7 @@ class _Token:
 
 
 @dataclass(frozen=True)
-class _Lease:
+class _LeasedRead:
     data: Mapping[str, str] = field(repr=False)
     lease_id: str
     duration: int  # seconds; 0: no expiry
@@ -225,6 +229,15 @@ class VaultBackend:
         self._sessions: LruCache[tuple[str, str | None], requests.Session] = LruCache(cache_size)
         self._transport = transport or self._pooled_transport
 
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> VaultBackend:
+        """The operator's instance (``registry.FACTORIES``)."""
+        return cls(
+            concurrency=settings.concurrency,
+            cache_size=settings.cache_size,
+            timeout=settings.timeout,
+        )
+
     # -- declared abilities and checks ------------------------------------------------
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
@@ -241,7 +254,7 @@ class VaultBackend:
         status = await self._call(f"checking {address}/v1/sys/health", _health_status, client)
         if status not in HEALTHY:
             state = UNHEALTHY.get(status, f"unhealthy (HTTP {status})")
-            raise Unavailable(f"Vault at {address} is {state}")
+            raise BackendUnavailable(f"Vault at {address} is {state}")
 
     # -- issue ---------------------------------------------------------------------------
 
@@ -282,19 +295,13 @@ class VaultBackend:
 
     # -- renew and revoke ----------------------------------------------------------------
 
-    async def renew(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        ttl: datetime.timedelta,
-        correlation_id: str,
-    ) -> Renewed:
-        vault, _ = self._target(spec)
+    async def renew(self, lease: Lease, ttl: datetime.timedelta) -> Renewed:
+        vault, _ = self._target(lease.spec)
+        session, issued_lease = lease.session, lease.lease_id
         if session is None:
-            raise InvalidConfig("a Vault lease can only be renewed with its session token")
+            raise BackendInvalidConfig("a Vault lease can only be renewed with its session token")
         seconds = _seconds(ttl)
-        client = self._client(vault, correlation_id, session.secret)
+        client = self._client(vault, lease.correlation_id, session.secret)
         started = _now()
         action = "renewing the credential's token (auth/token/renew-self)"
         body = await self._call(
@@ -313,21 +320,16 @@ class VaultBackend:
             capped=shortest < CAPPED_BELOW * seconds,
         )
 
-    async def revoke(
-        self,
-        spec: ResolvedCredential,
-        issued_lease: str,
-        session: Session | None,
-        correlation_id: str,
-    ) -> None:
+    async def revoke(self, lease: Lease) -> None:
+        session = lease.session
         if session is None:
             return  # static KV read: its token was revoked right after the read
-        vault, _ = self._target(spec)
-        client = self._client(vault, correlation_id, session.secret)
+        vault, _ = self._target(lease.spec)
+        client = self._client(vault, lease.correlation_id, session.secret)
         await self._revoke_token(client)
-        log.debug("Vault session %s revoked with lease %s", session.ref, issued_lease)
+        log.debug("Vault session %s revoked with lease %s", session.ref, lease.lease_id)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""
         if self._owns_runner:
             self._runner.close(wait=False)
@@ -414,7 +416,7 @@ class VaultBackend:
             if vault.kv is not None:
                 return token  # a static read needs the token for a moment only
             await self._revoke_quietly(client, token.accessor)
-            raise InvalidConfig(
+            raise BackendInvalidConfig(
                 "the Vault auth role issues batch or non-renewable tokens; dynamic credentials "
                 "need renewable service tokens (revoking one ends its leases)"
             )
@@ -475,7 +477,9 @@ class VaultBackend:
         try:
             data, version = body["data"]["data"], int(body["data"]["metadata"]["version"])
         except (KeyError, TypeError, ValueError):
-            raise InvalidConfig(f"Vault's answer to {action} has no data or version") from None
+            raise BackendInvalidConfig(
+                f"Vault's answer to {action} has no data or version"
+            ) from None
         return Issued(
             data=_fields(data, action),
             lease_id=f"kv:{kv.mount}/{kv.path}#{version}",
@@ -491,7 +495,7 @@ class VaultBackend:
         action = "revoking the credential's token (auth/token/revoke-self)"
         try:
             await self._call(action, client.auth.token.revoke_self)
-        except Denied:
+        except BackendDenied:
             return  # 403: the token has expired or was revoked already, and its leases too
 
     async def _revoke_quietly(self, client: Any, accessor: str) -> None:
@@ -558,17 +562,17 @@ class VaultBackend:
         """The Vault block and address of ``spec``, checked without I/O (``validate``)."""
         vault = spec.vault
         if vault is None:
-            raise InvalidConfig("spec.vault is not set: this is not a Vault credential")
+            raise BackendInvalidConfig("spec.vault is not set: this is not a Vault credential")
         address = vault.address.rstrip("/")
         try:  # the same rule the policy applied when the credential was resolved
             check_url("", "vault.address", address, spec.allow_insecure_http)
         except (SpecError, NotAllowed) as exc:
-            raise InvalidConfig(f"the backend's {exc}") from None
+            raise BackendInvalidConfig(f"the backend's {exc}") from None
         auth = vault.auth
         if sum(m is not None for m in (auth.kubernetes, auth.app_role, auth.token_secret_ref)) != 1:
-            raise InvalidConfig("vault.auth needs exactly one of kubernetes, appRole, token")
+            raise BackendInvalidConfig("vault.auth needs exactly one of kubernetes, appRole, token")
         if (vault.dynamic is None) == (vault.kv is None):
-            raise InvalidConfig("spec.vault needs exactly one of dynamic or kv")
+            raise BackendInvalidConfig("spec.vault needs exactly one of dynamic or kv")
         return vault, address
 
 
@@ -607,7 +611,7 @@ def _body(response: Any, action: str) -> dict[str, Any]:
     if getattr(response, "status_code", None) == 204:
         return {}
     status = getattr(response, "status_code", "?")
-    raise InvalidConfig(f"Vault answered {action} with HTTP {status} and no JSON body")
+    raise BackendInvalidConfig(f"Vault answered {action} with HTTP {status} and no JSON body")
 
 
 def _token_from(response: Any, action: str) -> _Token:
@@ -621,12 +625,12 @@ def _token_from(response: Any, action: str) -> _Token:
             batch=auth.get("token_type") == "batch",
         )
     except (KeyError, TypeError, AttributeError):
-        raise InvalidConfig(f"Vault's answer to {action} holds no token") from None
+        raise BackendInvalidConfig(f"Vault's answer to {action} holds no token") from None
 
 
-def _lease_from(response: Any, action: str) -> _Lease:
+def _lease_from(response: Any, action: str) -> _LeasedRead:
     body = _body(response, action)
-    return _Lease(
+    return _LeasedRead(
         data=_fields(body.get("data"), action),
         lease_id=str(body.get("lease_id") or ""),
         duration=_int(body.get("lease_duration")),
@@ -637,7 +641,7 @@ def _lease_from(response: Any, action: str) -> _Lease:
 def _fields(data: Any, action: str) -> dict[str, str]:
     """Credential fields as strings; other JSON values are kept as JSON text."""
     if not isinstance(data, Mapping) or not data:
-        raise InvalidConfig(f"Vault's answer to {action} holds no data fields")
+        raise BackendInvalidConfig(f"Vault's answer to {action} holds no data fields")
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
 
 

@@ -1,14 +1,9 @@
-"""Kopf handlers: parse, delegate to services, map errors. Importing registers them."""
+"""Kopf handlers: parse, delegate to services, map errors. Importing registers them; the
+operator's state reaches them as a typed ``memo`` (:class:`memo.OperatorMemo`)."""
 
 from __future__ import annotations
 
 from agentcred.handlers import backends, credentials, startup, tasks
-from agentcred.settings import Settings
+from agentcred.handlers.memo import OperatorMemo
 
-
-def install(config: Settings) -> None:
-    """Hand the settings to the startup handler (Kopf passes them on through memo)."""
-    startup.CONFIG.append(config)
-
-
-__all__ = ["backends", "credentials", "install", "tasks"]
+__all__ = ["OperatorMemo", "backends", "credentials", "startup", "tasks"]

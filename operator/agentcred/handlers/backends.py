@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 
+from agentcred.handlers.memo import OperatorMemo
 from agentcred.services import backend_status, credential_recheck
 from agentcred.services.deps import Deps
 
@@ -18,13 +19,13 @@ async def resume(
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
-    memo: kopf.Memo,
+    memo: OperatorMemo,
     patch: kopf.Patch,
     **_: Any,
 ) -> None:
     """At start: the backend's own condition only (every AgentCredential resumes and is
     checked by its own handler; re-checking them here too would do that work twice)."""
-    deps: Deps = memo["deps"]
+    deps = memo.deps
     patch.status.update(await _status(deps, spec, status, meta))
 
 
@@ -34,12 +35,12 @@ async def check(
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
-    memo: kopf.Memo,
+    memo: OperatorMemo,
     patch: kopf.Patch,
     **_: Any,
 ) -> None:
     """A new or edited backend: its condition, then the credentials that use it."""
-    deps: Deps = memo["deps"]
+    deps = memo.deps
     patch.status.update(await _status(deps, spec, status, meta))
     await credential_recheck.recheck_all(deps, backend=str(meta["name"]))
 

@@ -8,8 +8,8 @@ from typing import Any
 import kopf
 
 from agentcred.handlers.filters import served
+from agentcred.handlers.memo import OperatorMemo
 from agentcred.services import credential_status
-from agentcred.services.deps import Deps
 
 GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agentcredentials"
 
@@ -21,11 +21,11 @@ async def check(
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
-    memo: kopf.Memo,
+    memo: OperatorMemo,
     patch: kopf.Patch,
     **_: Any,
 ) -> None:
-    deps: Deps = memo["deps"]
+    deps = memo.deps
     new = await credential_status.evaluate(
         deps,
         str(meta["namespace"]),

@@ -6,9 +6,8 @@ import random
 
 import kopf
 
-from agentcred.backends.base import PERMANENT, BackendError, Unavailable
-from agentcred.kube.errors import KubeError
-from agentcred.kube.errors import Unavailable as KubeUnavailable
+from agentcred.backends.base import PERMANENT, BackendError, BackendUnavailable
+from agentcred.kube.errors import KubeError, KubeUnavailable
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.schedule import backoff
 
@@ -23,7 +22,7 @@ def to_kopf(exc: Exception, retry: int) -> kopf.PermanentError | kopf.TemporaryE
         return kopf.PermanentError(str(exc))
     if isinstance(exc, TaskRetry):
         return kopf.TemporaryError(exc.message, delay=exc.delay or backoff(retry, _rng))
-    if isinstance(exc, Unavailable | KubeUnavailable) and exc.retry_after:
+    if isinstance(exc, BackendUnavailable | KubeUnavailable) and exc.retry_after:
         return kopf.TemporaryError(str(exc), delay=exc.retry_after)
     if isinstance(exc, BackendError | KubeError):
         return kopf.TemporaryError(str(exc), delay=backoff(retry, _rng))

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import kopf
+from agentcred.handlers.memo import OperatorMemo
 
 
-def served(namespace: str | None, memo: kopf.Memo, **_: Any) -> bool:
-    deps = memo.get("deps")
-    return deps is None or namespace is None or bool(deps.settings.serves(namespace))
+def served(namespace: str | None, memo: OperatorMemo, **_: Any) -> bool:
+    return namespace is None or memo.settings.serves(namespace)

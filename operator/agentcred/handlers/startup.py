@@ -1,4 +1,7 @@
-"""Operator start and stop: Kopf settings, the API login, shared clients, the Secret watch."""
+"""Operator start and stop: Kopf settings, the API login, shared clients, the Secret watch.
+
+The state they set up lives in the typed ``memo`` (:class:`~agentcred.handlers.memo.
+OperatorMemo`) that ``cli`` passes to Kopf with the settings."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import kopf
 
 from agentcred import metrics
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
+from agentcred.handlers.memo import OperatorMemo
 from agentcred.kube import client, watch
 from agentcred.services import credential_recheck, drift, maintenance, pod_events, sweep
 from agentcred.services.deps import Deps
@@ -19,13 +24,24 @@ from agentcred.services.limits import Limits
 from agentcred.services.scheduler import TaskKey
 from agentcred.settings import Settings
 
-CONFIG: list[Settings] = []
 log = logging.getLogger("agentcred")
 
 
+def backend_settings(config: Settings) -> BackendSettings:
+    """What the backends need of the operator's settings."""
+    return BackendSettings(
+        concurrency=config.backend_concurrency,
+        cache_size=config.client_cache_size,
+        timeout=config.backend_timeout.total_seconds(),
+        azure_verify_challenge_resource=config.azure_verify_challenge_resource,
+        azure_ca_bundle=config.azure_ca_bundle,
+        azure_api_version=config.azure_api_version,
+    )
+
+
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    config = CONFIG[-1] if CONFIG else Settings()
+async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
+    config = memo.settings
     settings.peering.standalone = True
     # Progress and diff-base live in annotations: the status schemas are structural and
     # would prune Kopf's own status fields; Argo CD ignores annotations it did not set.
@@ -41,19 +57,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     deps = Deps(
         api=api,
         settings=config,
-        backends=BackendRegistry(
-            concurrency=config.backend_concurrency,
-            cache_size=config.client_cache_size,
-            timeout=config.backend_timeout.total_seconds(),
-            azure_verify_challenge_resource=config.azure_verify_challenge_resource,
-            azure_ca_bundle=config.azure_ca_bundle,
-            azure_api_version=config.azure_api_version,
-        ),
+        backends=BackendRegistry(backend_settings(config)),
     )
     deps.limits = Limits(config.target_concurrency, config.namespace_concurrency)
-    memo["deps"] = deps
-    stop = asyncio.Event()
-    memo["stop"] = stop
+    memo.started = deps
+    stop = memo.stop
     metrics.serve(config.metrics_port)
 
     async def on_secret(event_type: str, obj: dict[str, Any]) -> None:
@@ -83,18 +91,17 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     for namespace in config.namespaces or (None,):
         background.append(watch_generated_secrets(namespace))
         background.append(watch.watch_pods(api, config.pod_selector, on_pod, stop, namespace))
-    memo["watchers"] = [asyncio.create_task(c) for c in background]
+    memo.watchers.extend(asyncio.create_task(c) for c in background)
 
 
 @kopf.on.cleanup()
-async def shutdown(memo: kopf.Memo, **_: Any) -> None:
-    stop: asyncio.Event | None = memo.get("stop")
-    if stop is not None:
-        stop.set()
-    for task in memo.get("watchers", []):
+async def shutdown(memo: OperatorMemo, **_: Any) -> None:
+    memo.stop.set()
+    for task in memo.watchers:
         task.cancel()
-    deps: Deps | None = memo.get("deps")
+    deps = memo.started
     if deps is not None:
+        await deps.backends.aclose()
         await deps.api.close()
 
 

@@ -11,10 +11,10 @@ import kopf
 from agentcred.backends.base import BackendError
 from agentcred.handlers.errors import to_kopf
 from agentcred.handlers.filters import served
+from agentcred.handlers.memo import OperatorMemo
 from agentcred.kube.errors import KubeError
 from agentcred.models.errors import SpecError
 from agentcred.services import lifecycle
-from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 
 GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agenttasks"
@@ -22,9 +22,9 @@ HANDLED = (TaskRetry, TaskFailed, BackendError, KubeError)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, when=served)
-async def resume(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+async def resume(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     try:
-        await lifecycle.resume(_deps(memo), body, retry)
+        await lifecycle.resume(memo.deps, body, retry)
     except SpecError as exc:
         raise kopf.PermanentError(str(exc)) from None
     except HANDLED as exc:
@@ -32,9 +32,9 @@ async def resume(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL, when=served)
-async def start(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+async def start(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     try:
-        await lifecycle.start(_deps(memo), body, retry)
+        await lifecycle.start(memo.deps, body, retry)
     except SpecError as exc:
         raise kopf.PermanentError(str(exc)) from None
     except HANDLED as exc:
@@ -42,23 +42,18 @@ async def start(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
 
 
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec.completed", new=True, when=served)
-async def complete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+async def complete(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     try:
-        await lifecycle.complete(_deps(memo), body)
+        await lifecycle.complete(memo.deps, body)
     except HANDLED as exc:
         raise to_kopf(exc, retry) from None
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, when=served)
-async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+async def finalize(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     try:
-        await lifecycle.finalize(_deps(memo), body)
+        await lifecycle.finalize(memo.deps, body)
     except SpecError:
         return  # nothing could have been issued for a spec we cannot read
     except HANDLED as exc:
         raise to_kopf(exc, retry) from None
-
-
-def _deps(memo: kopf.Memo) -> Deps:
-    deps: Deps = memo["deps"]
-    return deps

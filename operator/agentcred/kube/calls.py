@@ -17,7 +17,7 @@ import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from agentcred.kube.client import REQUEST_TIMEOUT
-from agentcred.kube.errors import KubeError, NotFound, translate
+from agentcred.kube.errors import KubeError, KubeNotFound, translate
 from agentcred.kube.objects import Body
 
 Method = Callable[..., Awaitable[Any]]
@@ -72,7 +72,7 @@ async def get_or_none(what: str, method: Method, *args: Any, **kwargs: Any) -> B
     """``call`` for reads where a missing object is an answer, not an error."""
     try:
         return await call(what, method, *args, **kwargs)
-    except NotFound:
+    except KubeNotFound:
         return None
 
 

@@ -8,6 +8,8 @@ it, or the API server is down for now. ``translate`` makes that decision once.
 Messages name the object ("Secret team-a/claim-db not found") and the server's short
 reason word, never the response body: a body can echo what was sent, and what we send
 may be a Secret's data. The library's exception stays attached as ``__cause__``.
+Every class is named ``Kube*`` (the backends' errors are ``Backend*``), so a service can
+import both without aliases.
 """
 
 from __future__ import annotations
@@ -29,27 +31,27 @@ class KubeError(Exception):
         self.reason = reason  # the API Status reason word, e.g. "AlreadyExists"
 
 
-class NotFound(KubeError):
+class KubeNotFound(KubeError):
     """The object (or its namespace, or a key in it) does not exist."""
 
 
-class Conflict(KubeError):
+class KubeConflict(KubeError):
     """409: the object already exists, or changed since we read it (stale resourceVersion)."""
 
 
-class Forbidden(KubeError):
+class KubeForbidden(KubeError):
     """401/403: the operator's identity may not do this (RBAC, admission, terminating namespace)."""
 
 
-class Invalid(KubeError):
+class KubeInvalid(KubeError):
     """400/422: the request itself is wrong; repeating it will not help."""
 
 
-class Gone(KubeError):
+class KubeGone(KubeError):
     """410: a watch's resourceVersion or a list's continue token is too old; list again."""
 
 
-class Unavailable(KubeError):
+class KubeUnavailable(KubeError):
     """Unreachable, timed out, throttled (429) or a 5xx: retry later, after ``retry_after``."""
 
     def __init__(
@@ -64,7 +66,7 @@ class Unavailable(KubeError):
         self.retry_after = retry_after
 
 
-class SecretCollision(KubeError):
+class KubeSecretCollision(KubeError):
     """A Secret of the wanted name exists and is not ours: we neither overwrite nor delete it."""
 
 
@@ -81,23 +83,25 @@ def translate(
     """Map a client-library failure about ``what`` to our error type (to be raised ``from exc``)."""
     if not isinstance(exc, ApiException):
         detail = type(exc).__name__ if isinstance(exc, asyncio.TimeoutError) else str(exc)
-        return Unavailable(f"{what}: Kubernetes API unreachable ({detail or type(exc).__name__})")
+        return KubeUnavailable(
+            f"{what}: Kubernetes API unreachable ({detail or type(exc).__name__})"
+        )
     status = int(exc.status or 0)
     reason = _status_reason(exc)
     suffix = f" (HTTP {status}{' ' + reason if reason else ''})"
     if status == 404:
-        return NotFound(f"{what} not found", status=status, reason=reason)
+        return KubeNotFound(f"{what} not found", status=status, reason=reason)
     if status == 409:
         problem = "already exists" if reason == "AlreadyExists" else "was changed concurrently"
-        return Conflict(f"{what} {problem}{suffix}", status=status, reason=reason)
+        return KubeConflict(f"{what} {problem}{suffix}", status=status, reason=reason)
     if status in (401, 403):
-        return Forbidden(f"{what}: forbidden{suffix}", status=status, reason=reason)
+        return KubeForbidden(f"{what}: forbidden{suffix}", status=status, reason=reason)
     if status in (400, 422):
-        return Invalid(f"{what}: rejected as invalid{suffix}", status=status, reason=reason)
+        return KubeInvalid(f"{what}: rejected as invalid{suffix}", status=status, reason=reason)
     if status == 410:
-        return Gone(f"{what}: resource version expired{suffix}", status=status, reason=reason)
+        return KubeGone(f"{what}: resource version expired{suffix}", status=status, reason=reason)
     if status in (408, 429) or status >= 500:
-        return Unavailable(
+        return KubeUnavailable(
             f"{what}: Kubernetes API unavailable{suffix}",
             status=status,
             reason=reason,

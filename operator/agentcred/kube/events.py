@@ -19,7 +19,7 @@ import socket
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from agentcred.kube.calls import call
-from agentcred.kube.errors import Conflict, subject
+from agentcred.kube.errors import KubeConflict, subject
 from agentcred.kube.objects import Body, ObjectRef
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ async def post_event(
     try:
         try:
             await call(what, core.create_namespaced_event, obj.namespace, body)
-        except Conflict:  # seen before: count it on the existing Event
+        except KubeConflict:  # seen before: count it on the existing Event
             current = await call(what, core.read_namespaced_event, name, obj.namespace)
             patch = {
                 "count": int(current.get("count") or 1) + 1,

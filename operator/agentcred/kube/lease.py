@@ -2,7 +2,7 @@
 
 Three calls, each one request: read (None when absent), create, and replace at the
 read ``resourceVersion`` so that of two replicas taking over at the same moment exactly
-one wins (the other gets ``Conflict``). The decisions are in ``agentcred.models.lease``.
+one wins (the other gets ``KubeConflict``). The decisions are in ``agentcred.models.lease``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ async def read_lease(api: ApiClient, namespace: str, name: str) -> LeaseRecord |
 async def create_lease(
     api: ApiClient, namespace: str, name: str, record: LeaseRecord
 ) -> LeaseRecord:
-    """Create the Lease holding ``record``; ``Conflict`` if another replica was first."""
+    """Create the Lease holding ``record``; ``KubeConflict`` if another replica was first."""
     body = {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
@@ -48,7 +48,7 @@ async def create_lease(
 async def replace_lease(
     api: ApiClient, namespace: str, name: str, record: LeaseRecord
 ) -> LeaseRecord:
-    """Write ``record`` over the version it was read at; ``Conflict`` if it changed since."""
+    """Write ``record`` over the version it was read at; ``KubeConflict`` if it changed since."""
     body = {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",

@@ -8,7 +8,7 @@ names ``application/merge-patch+json`` explicitly.
 
 A merge patch replaces lists as a whole (``conditions``, ``finalizers``), so a
 caller that computed a list from what it read can pass ``resource_version``: the
-patch then fails with ``Conflict`` instead of overwriting a newer list.
+patch then fails with ``KubeConflict`` instead of overwriting a newer list.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A generated Secret carries a name the user chose (``spec.credentials[].secretNam
 so that name may already belong to someone else. Ours are recognised by the
 ``app.kubernetes.io/managed-by=agentcred`` label *and*, when an owner is given, by an
 ownerReference to it: we create, replace or delete only those, and report a
-``SecretCollision`` for anything else, leaving it untouched.
+``KubeSecretCollision`` for anything else, leaving it untouched.
 
 Values are decoded here and handed back; they never appear in a log line or an
 exception message. ``SecretInfo`` carries a digest instead, so callers can notice an
@@ -24,7 +24,13 @@ from typing import Any
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from agentcred.kube.calls import call, get_or_none, list_all
-from agentcred.kube.errors import Conflict, Invalid, NotFound, SecretCollision, subject
+from agentcred.kube.errors import (
+    KubeConflict,
+    KubeInvalid,
+    KubeNotFound,
+    KubeSecretCollision,
+    subject,
+)
 from agentcred.kube.objects import Body, OwnerRef
 from agentcred.models.names import label_value
 
@@ -88,14 +94,14 @@ def is_ours(info: SecretInfo, owner_uid: str | None) -> bool:
 
 
 async def read_secret_value(api: ApiClient, namespace: str, name: str, key: str) -> str:
-    """One key of a Secret, decoded; ``NotFound`` names the Secret or the key."""
+    """One key of a Secret, decoded; ``KubeNotFound`` names the Secret or the key."""
     what = subject("Secret", namespace, name)
     obj = await get_or_none(what, CoreV1Api(api).read_namespaced_secret, name, namespace)
     if obj is None:
-        raise NotFound(f"{what} not found")
+        raise KubeNotFound(f"{what} not found")
     raw = obj.get("data") or {}
     if key not in raw:
-        raise NotFound(f"{what} has no key {key!r}")
+        raise KubeNotFound(f"{what} has no key {key!r}")
     return _decode(raw[key], what, key)
 
 
@@ -115,7 +121,7 @@ async def get_secret_info(api: ApiClient, namespace: str, name: str) -> SecretIn
 
 
 async def ensure_secret_free(api: ApiClient, namespace: str, name: str, owner_uid: str) -> None:
-    """Raise ``SecretCollision`` if the name is taken by a Secret that ``owner_uid`` may not use."""
+    """Raise ``KubeSecretCollision`` if the name is taken by a Secret ``owner_uid`` may not use."""
     info = await get_secret_info(api, namespace, name)
     if info is not None and not is_ours(info, owner_uid):
         raise _collision(namespace, name)
@@ -132,7 +138,7 @@ async def write_secret(
     owner: OwnerRef | None,
     controller_owner: bool = True,
 ) -> SecretInfo:
-    """Create the Secret, or replace it if it is ours; ``SecretCollision`` if it is not.
+    """Create the Secret, or replace it if it is ours; ``KubeSecretCollision`` if it is not.
 
     ``labels`` always gain ``app.kubernetes.io/managed-by=agentcred``. A replace
     keeps the Secret's other metadata (ownerReferences, finalizers) and swaps data,
@@ -153,7 +159,7 @@ async def write_secret(
     for _ in range(ATTEMPTS):
         try:
             return secret_info(await call(what, core.create_namespaced_secret, namespace, body))
-        except Conflict:
+        except KubeConflict:
             pass  # it exists: take it over below if it is ours
         current = await get_or_none(what, core.read_namespaced_secret, name, namespace)
         if current is None:
@@ -165,9 +171,9 @@ async def write_secret(
             return secret_info(
                 await call(what, core.replace_namespaced_secret, name, namespace, replacement)
             )
-        except Conflict:
+        except KubeConflict:
             continue  # changed since we read it: read again
-    raise Conflict(f"{what} kept changing while being written; gave up after {ATTEMPTS} tries")
+    raise KubeConflict(f"{what} kept changing while being written; gave up after {ATTEMPTS} tries")
 
 
 async def delete_secret(
@@ -197,12 +203,12 @@ async def delete_secret(
                 namespace,
                 body={"preconditions": preconditions},
             )
-        except NotFound:
+        except KubeNotFound:
             return False
-        except Conflict:
+        except KubeConflict:
             continue  # changed since we read it: check again
         return True
-    raise Conflict(f"{what} kept changing while being deleted; gave up after {ATTEMPTS} tries")
+    raise KubeConflict(f"{what} kept changing while being deleted; gave up after {ATTEMPTS} tries")
 
 
 async def annotate_secret(
@@ -235,7 +241,7 @@ async def annotate_secret(
             patch,
             _content_type="application/merge-patch+json",
         )
-    except (NotFound, Conflict):
+    except (KubeNotFound, KubeConflict):
         return None
     return secret_info(body)
 
@@ -301,7 +307,7 @@ def _decode(encoded: str, what: str, key: str) -> str:
         return base64.b64decode(encoded, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         # "from None": the decode error holds the raw bytes, which are the value
-        raise Invalid(f"{what}: key {key!r} is not UTF-8 text") from None
+        raise KubeInvalid(f"{what}: key {key!r} is not UTF-8 text") from None
 
 
 def _digest(pairs: Iterable[tuple[str, bytes]]) -> str:
@@ -314,8 +320,8 @@ def _digest(pairs: Iterable[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
-def _collision(namespace: str, name: str) -> SecretCollision:
-    return SecretCollision(
+def _collision(namespace: str, name: str) -> KubeSecretCollision:
+    return KubeSecretCollision(
         f"{subject('Secret', namespace, name)} already exists and is not managed by agentcred "
         "for this owner; it is left untouched"
     )

@@ -22,7 +22,7 @@ async def request_token(
     audience: str,
     expiration_seconds: int = 600,
 ) -> str:
-    """A token of ``namespace/service_account`` for ``audience``; NotFound names the SA."""
+    """A token of ``namespace/service_account`` for ``audience``; KubeNotFound names the SA."""
     what = subject("ServiceAccount", namespace, service_account)
     body = {
         "apiVersion": "authentication.k8s.io/v1",

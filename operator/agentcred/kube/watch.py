@@ -27,7 +27,7 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from agentcred.kube.calls import Method, list_kept, open_stream
-from agentcred.kube.errors import Gone, KubeError, Unavailable, subject, translate
+from agentcred.kube.errors import KubeError, KubeGone, KubeUnavailable, subject, translate
 from agentcred.kube.objects import Body
 
 log = logging.getLogger(__name__)
@@ -170,13 +170,13 @@ class _Watcher:
             if self.version and not self.stopped.is_set():
                 await self._stream(stop)
             return
-        except Gone:
+        except KubeGone:
             log.info("Watch of %s: resource version too old, listing again", self.what)
             self.version = ""
             retry_after = None
         except KubeError as exc:
             log.warning("Watch of %s failed: %s", self.what, exc)
-            retry_after = exc.retry_after if isinstance(exc, Unavailable) else None
+            retry_after = exc.retry_after if isinstance(exc, KubeUnavailable) else None
         except Exception:
             log.exception("Watch of %s failed unexpectedly", self.what)
             retry_after = None

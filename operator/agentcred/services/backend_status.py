@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from agentcred.kube import secrets
-from agentcred.kube.errors import KubeError
-from agentcred.kube.errors import NotFound as KubeNotFound
+from agentcred.kube.errors import KubeError, KubeNotFound
 from agentcred.models.backend import CredentialBackendSpec, parse_backend_spec
 from agentcred.models.errors import NotAllowed, SpecError
 from agentcred.models.policy import check_url

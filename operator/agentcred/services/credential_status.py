@@ -15,8 +15,7 @@ from typing import Any, cast
 
 from agentcred.backends.base import BackendError
 from agentcred.kube import secrets
-from agentcred.kube.errors import KubeError
-from agentcred.kube.errors import NotFound as KubeNotFound
+from agentcred.kube.errors import KubeError, KubeNotFound
 from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
 from agentcred.models.policy import ANY

@@ -16,17 +16,17 @@ from typing import Any
 
 from agentcred.backends.base import (
     Backend,
+    BackendInvalidConfig,
+    BackendUnavailable,
     Identity,
-    InvalidConfig,
     Issued,
     IssueRequest,
+    Lease,
     Session,
     SessionBackend,
-    Unavailable,
 )
 from agentcred.kube import resources, secrets, tokens
-from agentcred.kube.errors import KubeError, SecretCollision
-from agentcred.kube.errors import NotFound as KubeNotFound
+from agentcred.kube.errors import KubeError, KubeNotFound, KubeSecretCollision
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
@@ -48,7 +48,7 @@ CREDENTIAL_LABEL = "agentcred.io/credential"
 TOKEN_SECONDS = 600  # TokenRequest lifetime: only long enough to log in
 
 
-class ReferenceMissing(Unavailable):
+class ReferenceMissing(BackendUnavailable):
     """A ServiceAccount or Secret the credential needs does not exist (yet): retry."""
 
     reason = "ReferenceNotFound"
@@ -91,7 +91,7 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
         backend = deps.backends.for_spec(spec)
         backend.validate(spec)
         fields_used(spec.template)
-    except (SpecError, InvalidConfig) as exc:
+    except (SpecError, BackendInvalidConfig) as exc:
         raise TaskFailed("InvalidCredential", f"AgentCredential {ref.name}: {exc}") from None
     except TemplateError as exc:
         raise TaskFailed("TemplateError", f"AgentCredential {ref.name}: {exc}") from None
@@ -108,7 +108,9 @@ def identity(deps: Deps, task: TaskView) -> Identity:
         except KubeNotFound:
             raise ReferenceMissing(f"ServiceAccount {namespace}/{account} not found") from None
         except KubeError as exc:
-            raise Unavailable(f"TokenRequest for {namespace}/{account} failed: {exc}") from None
+            raise BackendUnavailable(
+                f"TokenRequest for {namespace}/{account} failed: {exc}"
+            ) from None
 
     own = deps.settings.namespace  # operator-side Secrets live in the operator's namespace
 
@@ -118,7 +120,7 @@ def identity(deps: Deps, task: TaskView) -> Identity:
         except KubeNotFound as exc:
             raise ReferenceMissing(str(exc)) from None
         except KubeError as exc:
-            raise Unavailable(f"reading Secret {own}/{name} failed: {exc}") from None
+            raise BackendUnavailable(f"reading Secret {own}/{name} failed: {exc}") from None
 
     return Identity(
         namespace=namespace,
@@ -164,7 +166,7 @@ async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> 
     name = task.secret_name(ref)
     try:
         await secrets.ensure_secret_free(deps.api, task.namespace, name, task.uid)
-    except SecretCollision:
+    except KubeSecretCollision:
         raise TaskRetry(
             "SecretConflict",
             f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
@@ -294,7 +296,7 @@ async def discard(
     """Undo a login whose issuance failed: revoke the session, forget it."""
     try:
         async with deps.limits.slot(task.namespace, resolved.spec.target):
-            await resolved.backend.revoke(resolved.spec, "", session, cid)
+            await resolved.backend.revoke(Lease(resolved.spec, "", session, cid))
     except Exception:
         return
     await sessions.drop(deps, task, key)
@@ -322,7 +324,7 @@ async def write_secret(
             annotations={EXPIRES_ANNOTATION: timestamp(expires_at) if expires_at else ""},
             owner=task.owner,
         )
-    except SecretCollision:
+    except KubeSecretCollision:
         raise TaskRetry(
             "SecretConflict",
             f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentcred import audit, metrics
-from agentcred.backends.base import PERMANENT, BackendError, Unavailable
+from agentcred.backends.base import PERMANENT, BackendError, BackendUnavailable
 from agentcred.kube import resources, secrets
 from agentcred.models.status import Phase, TaskStatus
 from agentcred.models.task import CredentialRef
@@ -243,7 +243,7 @@ def _as_task_error(exc: Exception, ref: CredentialRef) -> TaskRetry | TaskFailed
     message = f"{ref.name}: {exc}"
     if isinstance(exc, PERMANENT):
         return TaskFailed(exc.reason, message)
-    delay = exc.retry_after if isinstance(exc, Unavailable) else None
+    delay = exc.retry_after if isinstance(exc, BackendUnavailable) else None
     return TaskRetry(exc.reason, message, delay)
 
 

@@ -13,7 +13,13 @@ import datetime
 import logging
 
 from agentcred import audit
-from agentcred.backends.base import BackendError, Denied, NotFound, Unavailable
+from agentcred.backends.base import (
+    BackendDenied,
+    BackendError,
+    BackendNotFound,
+    BackendUnavailable,
+    Lease,
+)
 from agentcred.kube import resources
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
@@ -161,9 +167,9 @@ async def refresh_one(
             issued_under = parse_resolved(record.spec)
             async with deps.limits.slot(task.namespace, issued_under.target):
                 renewed = await resolved.backend.renew(
-                    issued_under, entry.get("leaseId", ""), record.session, ttl, cid
+                    Lease(issued_under, entry.get("leaseId", ""), record.session, cid), ttl
                 )
-        except (Denied, NotFound, SpecError):
+        except (BackendDenied, BackendNotFound, SpecError):
             renewed = None
         if renewed is None or renewed.capped:
             return await reissue(
@@ -174,7 +180,7 @@ async def refresh_one(
                 overlap=deps.settings.reissue_overlap,
                 reason=report.REISSUED,
             )
-    except Unavailable as exc:
+    except BackendUnavailable as exc:
         return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
     except BackendError as exc:
         return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")

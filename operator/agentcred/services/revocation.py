@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from agentcred import audit, metrics
-from agentcred.backends.base import BackendError, Unavailable
+from agentcred.backends.base import BackendError, BackendUnavailable, Lease
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
 from agentcred.services.deps import Deps
@@ -41,14 +41,14 @@ async def revoke_record(
         backend = deps.backends.for_kind(record.backend)
         async with deps.limits.slot(namespace, spec.target):
             with metrics.REVOKE_DURATION.labels(record.backend).time():
-                await backend.revoke(spec, record.lease_id, record.session, cid)
-    except Unavailable as exc:
+                await backend.revoke(Lease(spec, record.lease_id, record.session, cid))
+    except BackendUnavailable as exc:
         expired = record.expired(deps.clock())
         trail("success" if expired else "failure", "expired" if expired else exc.reason)
         return expired
     except (BackendError, SpecError) as exc:  # can never succeed; its own TTL bounds it
-        log.warning("revocation of %s impossible: %s", record.credential, type(exc).__name__)
-        trail("failure", type(exc).__name__)
+        log.warning("revocation of %s impossible: %s", record.credential, metrics.error_name(exc))
+        trail("failure", metrics.error_name(exc))
         return True
     trail("success")
     return True

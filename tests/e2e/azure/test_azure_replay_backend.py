@@ -42,11 +42,11 @@ from recorded import (
 
 from agentcred.backends.azure_key_vault import AzureKeyVaultBackend
 from agentcred.backends.base import (
-    InvalidConfig,
-    NotFound,
-    Unavailable,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
 )
-from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from support.azure_issue import issue
 from support.azure_replay import AzureReplay
@@ -62,7 +62,7 @@ def backends(azure_replay: AzureReplay, managed_identity: None) -> Iterator[Back
     made: list[AzureKeyVaultBackend] = []
 
     def make(api_version: str = PYTHON_API_VERSION) -> AzureKeyVaultBackend:
-        options = BackendRegistry(
+        options = BackendSettings(
             azure_verify_challenge_resource=False,
             azure_ca_bundle=str(azure_replay.ca_bundle),
             azure_api_version=api_version,
@@ -72,7 +72,7 @@ def backends(azure_replay: AzureReplay, managed_identity: None) -> Iterator[Back
 
     yield make
     for backend in made:
-        backend.close()
+        asyncio.run(backend.aclose())
 
 
 def spec(replay: AzureReplay, name: str, version: str | None = None) -> ResolvedCredential:
@@ -123,7 +123,9 @@ def test_a_pinned_version_is_read_by_its_own_path(
 
 
 def test_a_missing_secret_is_not_found(azure_replay: AzureReplay, backends: Backends) -> None:
-    with pytest.raises(NotFound, match=r"\(SecretNotFound\) A secret with \(name/id\) secret-th"):
+    with pytest.raises(
+        BackendNotFound, match=r"\(SecretNotFound\) A secret with \(name/id\) secret-th"
+    ):
         issue(backends(), spec(azure_replay, MISSING))
     assert azure_replay.served("GET", f"/secrets/{MISSING}/", status=404) == 1
 
@@ -131,12 +133,12 @@ def test_a_missing_secret_is_not_found(azure_replay: AzureReplay, backends: Back
 def test_a_disabled_secret_is_never_served(azure_replay: AzureReplay, backends: Backends) -> None:
     backend = backends(JS_API_VERSION)
 
-    with pytest.raises(InvalidConfig, match="will not serve a disabled secret") as caught:
+    with pytest.raises(BackendInvalidConfig, match="will not serve a disabled secret") as caught:
         issue(backend, spec(azure_replay, DISABLED))
     assert f"reading secret {DISABLED}" in str(caught.value)
     assert DISABLED_VALUE not in str(caught.value)
     # The readiness check reads the same way, and refuses the same way.
-    with pytest.raises(InvalidConfig, match="disabled secret"):
+    with pytest.raises(BackendInvalidConfig, match="disabled secret"):
         asyncio.run(backend.check(spec(azure_replay, DISABLED)))
     assert azure_replay.served("GET", f"/secrets/{DISABLED}/", status=403) == 2
 
@@ -162,7 +164,7 @@ def test_refresh_re_reads_the_vault(azure_replay: AzureReplay, backends: Backend
 def test_another_api_version_is_not_answered_from_the_recordings(
     azure_replay: AzureReplay, backends: Backends
 ) -> None:
-    with pytest.raises(Unavailable, match="UnrecordedRequest") as caught:
+    with pytest.raises(BackendUnavailable, match="UnrecordedRequest") as caught:
         issue(backends("7.6"), spec(azure_replay, CRUD))
     assert CRUD_VALUE not in str(caught.value)
 
@@ -176,7 +178,7 @@ def test_a_version_nobody_read_is_not_made_up(
 ) -> None:
     # The version exists in the recording (the first PUT created it) but was never read:
     # the replay has no answer for it, rather than inventing one.
-    with pytest.raises(Unavailable, match="UnrecordedRequest"):
+    with pytest.raises(BackendUnavailable, match="UnrecordedRequest"):
         issue(backends(), spec(azure_replay, CRUD, CRUD_FIRST_VERSION))
 
     unmatched = azure_replay.take_unmatched()

@@ -41,14 +41,15 @@ from kubernetes import client
 from agentcred.backends.aws_secrets_manager import AwsSecretsManagerBackend
 from agentcred.backends.aws_sts import AwsStsBackend, session_name
 from agentcred.backends.base import (
+    BackendDenied,
     BackendError,
-    Denied,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Identity,
-    InvalidConfig,
     Issued,
     IssueRequest,
-    NotFound,
-    Unavailable,
+    Lease,
 )
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from agentcred_testbed import moto
@@ -157,14 +158,14 @@ def agent(kube: client.ApiClient, namespace: str, testbed_env: dict[str, str]) -
 def sm() -> Iterator[AwsSecretsManagerBackend]:
     backend = AwsSecretsManagerBackend(concurrency=4, timeout=10)
     yield backend
-    backend.close()
+    asyncio.run(backend.aclose())
 
 
 @pytest.fixture
 def sts() -> Iterator[AwsStsBackend]:
     backend = AwsStsBackend(concurrency=4, timeout=10)
     yield backend
-    backend.close()
+    asyncio.run(backend.aclose())
 
 
 def sm_spec(secret_id: str, **block: Any) -> ResolvedCredential:
@@ -298,7 +299,7 @@ def test_a_json_secret_becomes_one_key_per_field(
     assert (issued.expires_at, issued.renewable, issued.session) == (None, False, None)
     assert before <= issued.issued_at <= datetime.datetime.now(datetime.UTC)
     asyncio.run(sm.check(spec))
-    asyncio.run(sm.revoke(spec, issued.lease_id, None, "c"))  # nothing to do
+    asyncio.run(sm.revoke(Lease(spec, issued.lease_id, None, "c")))  # nothing to do
 
 
 def test_a_plain_string_is_one_key_named_value_or_the_spec_key(
@@ -353,11 +354,11 @@ def test_a_version_stage_or_a_version_id_picks_the_version(
     assert (staging.data["k"], staging.lease_id.split("#")[1]) == ("three", third["VersionId"])
     assert (pinned.data["k"], pinned.lease_id.split("#")[1]) == ("one", first["VersionId"])
     asyncio.run(sm.check(sm_spec(name, versionStage="STAGING")))
-    with pytest.raises(NotFound, match="no version labelled NOPE"):
+    with pytest.raises(BackendNotFound, match="no version labelled NOPE"):
         asyncio.run(sm.check(sm_spec(name, versionStage="NOPE")))
-    with pytest.raises(NotFound):
+    with pytest.raises(BackendNotFound):
         read(versionStage="NOPE")
-    with pytest.raises(NotFound):
+    with pytest.raises(BackendNotFound):
         read(versionId=uuid.uuid4().hex)
 
 
@@ -380,9 +381,9 @@ def test_a_rotated_secret_is_read_anew(agent: Agent, sm: AwsSecretsManagerBacken
 
 def test_a_missing_secret_is_not_found(agent: Agent, sm: AwsSecretsManagerBackend) -> None:
     spec = sm_spec(agent.secret_name("missing"))
-    with pytest.raises(NotFound, match="ResourceNotFoundException"):
+    with pytest.raises(BackendNotFound, match="ResourceNotFoundException"):
         asyncio.run(sm.issue(agent.request(spec)))
-    with pytest.raises(NotFound):
+    with pytest.raises(BackendNotFound):
         asyncio.run(sm.check(spec))
 
 
@@ -392,7 +393,7 @@ def test_a_malformed_json_object_is_invalid_config_without_its_content(
     name = agent.secret_name()
     secret = f'{{"api_key": "sk-{uuid.uuid4().hex}", broken'
     agent.aws("secretsmanager").create_secret(Name=name, SecretString=secret)
-    with pytest.raises(InvalidConfig, match="not valid JSON") as caught:
+    with pytest.raises(BackendInvalidConfig, match="not valid JSON") as caught:
         asyncio.run(sm.issue(agent.request(sm_spec(name))))
     assert "sk-" not in "".join(traceback.format_exception(caught.value))
     assert caught.value.__context__ is None
@@ -405,14 +406,14 @@ def test_an_unreachable_endpoint_is_unavailable(
     secret = sm_spec("agents/llm", endpoint=endpoint)
     role = sts_spec(f"arn:aws:iam::{ACCOUNT}:role/r", endpoint=endpoint)
     web = sts_spec(f"arn:aws:iam::{ACCOUNT}:role/r", endpoint=endpoint, webIdentity={})
-    with pytest.raises(Unavailable, match="cannot reach AWS"):
+    with pytest.raises(BackendUnavailable, match="cannot reach AWS"):
         asyncio.run(sm.issue(agent.request(secret)))
-    with pytest.raises(Unavailable, match="cannot reach AWS"):
+    with pytest.raises(BackendUnavailable, match="cannot reach AWS"):
         asyncio.run(sm.check(secret))
     for spec in (role, web):
-        with pytest.raises(Unavailable, match="cannot reach AWS"):
+        with pytest.raises(BackendUnavailable, match="cannot reach AWS"):
             asyncio.run(sts.issue(agent.request(spec)))
-    with pytest.raises(Unavailable, match="cannot reach AWS"):
+    with pytest.raises(BackendUnavailable, match="cannot reach AWS"):
         asyncio.run(sts.check(role))
     asyncio.run(sts.check(web))  # no call without a task's token: nothing to reach
 
@@ -457,7 +458,7 @@ def test_assume_role_issues_named_credentials_that_work(agent: Agent, sts: AwsSt
     assert record["role_arn"] == role
     assert record["policy"] is None
     asyncio.run(sts.check(spec))  # the operator's credentials work
-    asyncio.run(sts.revoke(spec, issued.lease_id, None, "c"))  # nothing to do
+    asyncio.run(sts.revoke(Lease(spec, issued.lease_id, None, "c")))  # nothing to do
 
 
 def test_the_duration_is_the_spec_or_the_ttl_raised_to_15_minutes(
@@ -562,8 +563,8 @@ def test_refusals_are_denied_and_no_secret_shows_anywhere(
         collect(with_auth_off[1].issue(agent.request(assume)))
         collect(with_auth_off[1].issue(agent.request(web)))
         for backend in with_auth_off:
-            backend.close()
-        assert [type(e) for e in errors] == [InvalidConfig]
+            asyncio.run(backend.aclose())
+        assert [type(e) for e in errors] == [BackendInvalidConfig]
         assert len(issued_all) == 3
 
         # The runtime twin of INITIAL_NO_AUTH_ACTION_COUNT=0: from now on moto checks
@@ -577,7 +578,7 @@ def test_refusals_are_denied_and_no_secret_shows_anywhere(
         collect(unknown[1].issue(agent.request(assume)))
         collect(unknown[1].check(assume))
         for backend in unknown:
-            backend.close()
+            asyncio.run(backend.aclose())
 
         # A known user without any policy: authenticated, then not authorized.
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
@@ -586,10 +587,10 @@ def test_refusals_are_denied_and_no_secret_shows_anywhere(
         collect(nobody[0].issue(agent.request(read)))
         collect(nobody[1].issue(agent.request(assume)))
         for backend in nobody:
-            backend.close()
+            asyncio.run(backend.aclose())
 
     refusals = errors[1:]
-    assert [type(e) for e in refusals] == [Denied] * 6, [str(e) for e in refusals]
+    assert [type(e) for e in refusals] == [BackendDenied] * 6, [str(e) for e in refusals]
     assert "InvalidClientTokenId" in str(refusals[0])
     assert "InvalidClientTokenId" in str(refusals[2])
     assert "AccessDenied" in str(refusals[4])

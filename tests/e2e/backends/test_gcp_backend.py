@@ -10,12 +10,12 @@ What drongo 0.8.0 does that real Secret Manager may not:
 
 * ``versions/latest`` resolves to the newest *enabled* version. Google documents
   ``latest`` as the most recently created version; there, disabling the newest
-  version makes ``latest`` fail (FAILED_PRECONDITION, ``InvalidConfig``) instead of
+  version makes ``latest`` fail (FAILED_PRECONDITION, ``BackendInvalidConfig``) instead of
   falling back. Either way a disabled version is never served.
 * a disabled or destroyed version answers HTTP 400 (``BadRequest``; Google answers
-  FAILED_PRECONDITION, also a 400 over REST): both are ``InvalidConfig``.
-* any project id exists, so a wrong project is ``NotFound`` ("Secret [...] not
-  found"); real Secret Manager answers PERMISSION_DENIED (``Denied``) for a project
+  FAILED_PRECONDITION, also a 400 over REST): both are ``BackendInvalidConfig``.
+* any project id exists, so a wrong project is ``BackendNotFound`` ("Secret [...] not
+  found"); real Secret Manager answers PERMISSION_DENIED (``BackendDenied``) for a project
   that does not exist or that the identity cannot see.
 * access responses carry no ``data_crc32c``, so the checksum path is not exercised
   here (tests/unit/test_gcp_errors.py covers it).
@@ -40,15 +40,16 @@ from google.cloud import secretmanager
 
 from agentcred.backends.base import (
     BackendError,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Identity,
-    InvalidConfig,
     Issued,
     IssueRequest,
-    NotFound,
-    Unavailable,
 )
 from agentcred.backends.gcp_secret_manager import GcpSecretManagerBackend
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from support.leaks import exception_texts
 
@@ -116,7 +117,7 @@ def drongo(testbed_env: dict[str, str]) -> Iterator[Drongo]:
 def backend() -> Iterator[GcpSecretManagerBackend]:
     gcp = GcpSecretManagerBackend(concurrency=4, timeout=10)
     yield gcp
-    gcp.close()
+    asyncio.run(gcp.aclose())
 
 
 def request(spec: ResolvedCredential) -> IssueRequest:
@@ -219,7 +220,9 @@ def test_a_disabled_or_destroyed_version_is_never_served(
     drongo.admin.destroy_secret_version(request={"name": drongo.name(secret_id, "3")})
 
     for version, state in (("2", "DISABLED"), ("3", "DESTROYED")):
-        with pytest.raises(InvalidConfig, match=f"versions/{version}.*state {state}") as caught:
+        with pytest.raises(
+            BackendInvalidConfig, match=f"versions/{version}.*state {state}"
+        ) as caught:
             issue(backend, drongo.spec(secret_id, version=version))
         assert "withdrawn" not in str(caught.value)
 
@@ -228,7 +231,7 @@ def test_a_disabled_or_destroyed_version_is_never_served(
     assert (latest.data["value"], latest.lease_id) == ("good", drongo.name(secret_id, "1"))
 
     drongo.admin.disable_secret_version(request={"name": drongo.name(secret_id, "1")})
-    with pytest.raises(NotFound, match="versions/latest"):
+    with pytest.raises(BackendNotFound, match="versions/latest"):
         issue(backend, drongo.spec(secret_id))
 
 
@@ -244,9 +247,11 @@ def test_what_does_not_exist_is_not_found(drongo: Drongo, backend: GcpSecretMana
         drongo.spec(secret_id, project=f"other-{uuid.uuid4().hex[:8]}"),
     ]
     for spec in cases:
-        with pytest.raises(NotFound, match=r"GCP Secret Manager found nothing for accessing"):
+        with pytest.raises(
+            BackendNotFound, match=r"GCP Secret Manager found nothing for accessing"
+        ):
             issue(backend, spec)
-    with pytest.raises(NotFound, match="not found"):
+    with pytest.raises(BackendNotFound, match="not found"):
         asyncio.run(backend.check(cases[0]))
 
 
@@ -256,9 +261,9 @@ def test_an_endpoint_that_is_down_is_unavailable(
 ) -> None:
     spec = drongo.spec("any", transport=transport, endpoint=f"http://127.0.0.1:{closed_port()}")
 
-    with pytest.raises(Unavailable, match="accessing projects/") as caught:
+    with pytest.raises(BackendUnavailable, match="accessing projects/") as caught:
         issue(backend, spec)
-    with pytest.raises(Unavailable, match="reading secret projects/"):
+    with pytest.raises(BackendUnavailable, match="reading secret projects/"):
         asyncio.run(backend.check(spec))
 
     assert caught.value.__cause__ is not None
@@ -272,7 +277,7 @@ def test_check_passes_for_an_existing_secret(
 
 def test_the_registry_serves_it_and_counts_the_calls(drongo: Drongo) -> None:
     secret_id = drongo.secret(b'{"token": "t"}')
-    registry = BackendRegistry(concurrency=2)
+    registry = BackendRegistry(BackendSettings(concurrency=2))
     spec = drongo.spec(secret_id)
 
     backend = registry.for_spec(spec)
@@ -303,7 +308,7 @@ def test_no_value_in_any_repr_message_or_log(
         except BackendError as exc:
             errors.append(exc)
 
-    assert [type(e) for e in errors] == [InvalidConfig, Unavailable]
+    assert [type(e) for e in errors] == [BackendInvalidConfig, BackendUnavailable]
     texts = [str(issued), repr(issued), caplog.text, *exception_texts(errors)]
     encoded = base64.b64encode(value.encode()).decode()
     for text in texts:

@@ -26,15 +26,16 @@ from kubernetes import client
 from requests.adapters import HTTPAdapter
 
 from agentcred.backends.base import (
+    BackendDenied,
     BackendError,
-    Denied,
+    BackendInvalidConfig,
+    BackendNotFound,
+    BackendUnavailable,
     Identity,
-    InvalidConfig,
     Issued,
     IssueRequest,
-    NotFound,
+    Lease,
     SessionBackend,
-    Unavailable,
 )
 from agentcred.backends.vault import VaultBackend
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
@@ -138,7 +139,7 @@ def agent(kube: client.ApiClient, namespace: str, testbed_env: dict[str, str]) -
 def backend() -> Iterator[VaultBackend]:
     vault = VaultBackend(concurrency=4, timeout=10)
     yield vault
-    vault.close()
+    asyncio.run(vault.aclose())
 
 
 def connect(env: dict[str, str], user: str, password: str) -> psycopg.Connection[Any]:
@@ -180,7 +181,7 @@ def closed_port() -> int:
 
 
 def revoke(backend: VaultBackend, spec: ResolvedCredential, issued: Issued) -> None:
-    asyncio.run(backend.revoke(spec, issued.lease_id, issued.session, "test-revoke"))
+    asyncio.run(backend.revoke(Lease(spec, issued.lease_id, issued.session, "test-revoke")))
 
 
 # -- kubernetes auth, dynamic PostgreSQL credentials --------------------------------------
@@ -233,7 +234,9 @@ def test_renew_extends_the_lease_and_its_token(agent: Agent, backend: VaultBacke
     try:
         assert 50 < seconds_left(issued.expires_at) <= 60
         renewed = asyncio.run(
-            backend.renew(spec, issued.lease_id, issued.session, datetime.timedelta(minutes=5), "r")
+            backend.renew(
+                Lease(spec, issued.lease_id, issued.session, "r"), datetime.timedelta(minutes=5)
+            )
         )
         assert not renewed.capped
         assert issued.expires_at is not None and renewed.expires_at > issued.expires_at
@@ -260,7 +263,7 @@ def test_renew_beyond_the_token_max_ttl_reports_capped(agent: Agent, backend: Va
     try:
         # The lease itself got 2m, but it ends with its token, which may live 30s at most.
         assert seconds_left(issued.expires_at) <= 30
-        renewed = asyncio.run(backend.renew(spec, issued.lease_id, issued.session, TTL, "r"))
+        renewed = asyncio.run(backend.renew(Lease(spec, issued.lease_id, issued.session, "r"), TTL))
         assert renewed.capped
         assert seconds_left(renewed.expires_at) <= 30
     finally:
@@ -326,7 +329,7 @@ def test_token_secret_ref_without_token_create_is_denied_with_a_hint(
     agent.put_secret("vault-token", "token", parent["client_token"])
     spec = agent.spec({"tokenSecretRef": {"name": "vault-token", "key": "token"}})
     try:
-        with pytest.raises(Denied, match=r"auth/token/create") as caught:
+        with pytest.raises(BackendDenied, match=r"auth/token/create") as caught:
             asyncio.run(backend.issue(agent.request(spec)))
         assert parent["client_token"] not in str(caught.value)
     finally:
@@ -358,7 +361,7 @@ def test_kv_reads_the_latest_and_a_pinned_version(agent: Agent, backend: VaultBa
         assert not token_alive(agent.root, session.ref)  # a static read keeps no token
         assert dict(first.data) == {"api_key": "sk-one", "n": "1"}
         assert first.lease_id == f"kv:secret/{path}#1"
-        asyncio.run(backend.revoke(latest, issued.lease_id, None, "r"))  # nothing to do
+        asyncio.run(backend.revoke(Lease(latest, issued.lease_id, None, "r")))  # nothing to do
     finally:
         kv.delete_metadata_and_all_versions(path=path)
 
@@ -410,19 +413,19 @@ def test_a_service_account_the_role_does_not_bind_is_denied(
 ) -> None:
     agent.core.create_namespaced_service_account(agent.namespace, {"metadata": {"name": "other"}})
     request = agent.request(agent.spec(), sa="other")
-    with pytest.raises(Denied, match="service account name not authorized"):
+    with pytest.raises(BackendDenied, match="service account name not authorized"):
         asyncio.run(backend.issue(request))
 
 
 def test_an_unknown_role_is_denied_with_vaults_reason(agent: Agent, backend: VaultBackend) -> None:
     spec = agent.spec({"kubernetes": {"role": "no-such-role"}})
-    with pytest.raises(Denied, match='invalid role name "no-such-role"'):
+    with pytest.raises(BackendDenied, match='invalid role name "no-such-role"'):
         asyncio.run(backend.issue(agent.request(spec)))
 
 
 def test_a_missing_kv_secret_is_not_found(agent: Agent, backend: VaultBackend) -> None:
     spec = agent.spec(kv={"path": agent.kv_path("missing")})
-    with pytest.raises(NotFound):
+    with pytest.raises(BackendNotFound):
         asyncio.run(backend.issue(agent.request(spec)))
 
 
@@ -434,7 +437,7 @@ def test_a_path_outside_the_policy_is_denied_and_its_token_revoked(
     spec = agent.spec(dynamic={"path": "database/creds/nope"})
     request = agent.request(spec)
     session = asyncio.run(backend.login(request))
-    with pytest.raises(Denied, match="permission denied"):
+    with pytest.raises(BackendDenied, match="permission denied"):
         asyncio.run(backend.issue_with(request, session))
     assert not token_alive(agent.root, session.ref)
 
@@ -443,9 +446,9 @@ def test_an_unreachable_vault_is_unavailable(agent: Agent, backend: VaultBackend
     address = f"http://127.0.0.1:{closed_port()}"
     vault = {"address": address, "auth": {"kubernetes": {"role": "r"}}, "dynamic": {"path": "p"}}
     spec = parse_resolved({"vault": vault, "allowInsecureHTTP": True})
-    with pytest.raises(Unavailable, match="cannot reach Vault"):
+    with pytest.raises(BackendUnavailable, match="cannot reach Vault"):
         asyncio.run(backend.check(spec))
-    with pytest.raises(Unavailable):
+    with pytest.raises(BackendUnavailable):
         asyncio.run(backend.issue(agent.request(spec)))
 
 
@@ -475,12 +478,11 @@ def test_every_request_carries_the_correlation_id(agent: Agent) -> None:
         spec = agent.spec()
         request = agent.request(spec)
         issued = asyncio.run(backend.issue(request))
-        asyncio.run(
-            backend.renew(spec, issued.lease_id, issued.session, TTL, request.correlation_id)
-        )
-        asyncio.run(backend.revoke(spec, issued.lease_id, issued.session, request.correlation_id))
+        lease = Lease(spec, issued.lease_id, issued.session, request.correlation_id)
+        asyncio.run(backend.renew(lease, TTL))
+        asyncio.run(backend.revoke(lease))
     finally:
-        backend.close()
+        asyncio.run(backend.aclose())
     paths = [path for path, _ in seen]
     assert paths == [
         "/v1/auth/kubernetes/login",
@@ -513,9 +515,9 @@ def test_no_secret_in_any_repr_message_or_log(
         except BackendError as exc:
             errors.append(exc)
 
-    collect(backend.renew(spec, "database/creds/readonly/bogus", session, TTL, "r"))
+    collect(backend.renew(Lease(spec, "database/creds/readonly/bogus", session, "r"), TTL))
     revoke(backend, spec, issued)
-    collect(backend.renew(spec, issued.lease_id, session, TTL, "r"))
+    collect(backend.renew(Lease(spec, issued.lease_id, session, "r"), TTL))
     collect(backend.issue_with(request, session))
     bad_secret_id = f"bad-{uuid.uuid4()}"
     secrets.append(bad_secret_id)
@@ -531,7 +533,13 @@ def test_no_secret_in_any_repr_message_or_log(
         )
     )
 
-    assert [type(e) for e in errors] == [InvalidConfig, Denied, Denied, Denied, Denied]
+    assert [type(e) for e in errors] == [
+        BackendInvalidConfig,
+        BackendDenied,
+        BackendDenied,
+        BackendDenied,
+        BackendDenied,
+    ]
     texts = [str(issued), repr(issued), str(session.ref), caplog.text, *exception_texts(errors)]
     for secret in secrets:
         assert not any(secret in text for text in texts)

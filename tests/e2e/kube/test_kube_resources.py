@@ -9,7 +9,7 @@ from kubernetes import client
 from kubernetes_asyncio.client import ApiClient
 
 from agentcred.kube import resources
-from agentcred.kube.errors import Conflict
+from agentcred.kube.errors import KubeConflict
 from support.aio import run_with_api
 from support.kube import create, get
 
@@ -70,7 +70,7 @@ def test_a_status_patch_against_a_stale_resource_version_conflicts(
         await resources.patch_task_status(
             api, namespace, "claim-1", {"phase": "Active"}, resource_version=stale
         )
-        with pytest.raises(Conflict):
+        with pytest.raises(KubeConflict):
             await resources.patch_task_status(
                 api, namespace, "claim-1", {"phase": "Failed"}, resource_version=stale
             )

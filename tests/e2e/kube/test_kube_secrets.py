@@ -9,7 +9,7 @@ from kubernetes import client
 from kubernetes_asyncio.client import ApiClient
 
 from agentcred.kube import secrets
-from agentcred.kube.errors import NotFound, SecretCollision
+from agentcred.kube.errors import KubeNotFound, KubeSecretCollision
 from agentcred.kube.objects import OwnerRef
 from support.aio import run_with_api
 
@@ -103,7 +103,7 @@ def test_write_secret_refuses_a_secret_it_does_not_own(
     async def scenario(api: ApiClient) -> list[str]:
         messages = []
         for name in ("unlabelled", "other-task"):
-            with pytest.raises(SecretCollision) as caught:
+            with pytest.raises(KubeSecretCollision) as caught:
                 await secrets.write_secret(
                     api,
                     namespace,
@@ -114,7 +114,7 @@ def test_write_secret_refuses_a_secret_it_does_not_own(
                     owner=owner,
                 )
             messages.append(str(caught.value))
-            with pytest.raises(SecretCollision):
+            with pytest.raises(KubeSecretCollision):
                 await secrets.ensure_secret_free(api, namespace, name, owner.uid)
         await secrets.ensure_secret_free(api, namespace, "free-name", owner.uid)
         return messages
@@ -160,7 +160,7 @@ def test_reading_a_missing_secret_or_key_names_it_but_not_the_value(
         missing_data = await secrets.read_secret_data(api, namespace, "absent")
         messages = []
         for name, key in (("absent", "password"), ("token", "nokey")):
-            with pytest.raises(NotFound) as caught:
+            with pytest.raises(KubeNotFound) as caught:
                 await secrets.read_secret_value(api, namespace, name, key)
             messages.append(str(caught.value))
         return value, missing_data, messages

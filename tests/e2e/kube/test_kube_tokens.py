@@ -7,7 +7,7 @@ from kubernetes import client
 from kubernetes_asyncio.client import ApiClient
 
 from agentcred.kube import tokens
-from agentcred.kube.errors import NotFound
+from agentcred.kube.errors import KubeNotFound
 from support.aio import run_with_api
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ def test_request_token_authenticates_as_the_service_account(
 
 def test_request_token_for_a_missing_service_account_is_not_found(namespace: str) -> None:
     async def scenario(api: ApiClient) -> str:
-        with pytest.raises(NotFound) as caught:
+        with pytest.raises(KubeNotFound) as caught:
             await tokens.request_token(api, namespace, "nobody", "vault")
         return str(caught.value)
 

@@ -141,7 +141,7 @@ async def _issue_like_a_dying_operator(
         issued = await backend.issue_with(request, session)
         return dict(issued.data)
     finally:
-        backend.close()
+        await backend.aclose()
         await api.close()
 
 
