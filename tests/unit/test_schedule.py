@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from agentcred.services.schedule import backoff, capped_ttl, earliest, refresh_at, renew_at
+from agentcred.services.schedule import backoff, capped_ttl, earliest, renew_at, shared_refresh_at
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
@@ -34,11 +34,36 @@ def test_renewal_of_an_already_short_lease_is_not_before_issue() -> None:
     assert renew_at(T0, T0 + datetime.timedelta(seconds=1), 50, random.Random(0)) >= T0
 
 
-def test_refresh_at_is_within_the_interval() -> None:
+def test_a_shared_refresh_is_within_one_interval_and_a_tenth() -> None:
     interval = datetime.timedelta(minutes=5)
     for seed in range(20):
-        at = refresh_at(T0, interval, random.Random(seed))
-        assert T0 + interval * 0.9 <= at <= T0 + interval
+        now = T0 + datetime.timedelta(seconds=seed * 37)
+        at = shared_refresh_at(now, interval, "key", random.Random(seed))
+        assert now < at <= now + interval * 1.1
+
+
+def test_tasks_sharing_a_secret_refresh_in_one_window_whenever_they_started() -> None:
+    interval = datetime.timedelta(seconds=30)
+    starts = [T0 + datetime.timedelta(seconds=s) for s in (0, 7, 14.5, 22, 29.9)]
+    times = [shared_refresh_at(t, interval, "k", random.Random(i)) for i, t in enumerate(starts)]
+    # one window per interval: the first reads, the others are served that read
+    windows = {round((t - min(times)) / interval) for t in times}
+    assert windows <= {0, 1}
+    first_window = sorted(t for t in times if t - min(times) < interval / 2)
+    assert first_window[-1] - first_window[0] <= interval * 0.1
+    # and the next refresh of each lands in the same next window again
+    again = [shared_refresh_at(t, interval, "k", random.Random(9)) for t in first_window]
+    assert max(again) - min(again) <= interval * 0.1
+
+
+def test_different_secrets_refresh_at_different_phases() -> None:
+    interval = datetime.timedelta(minutes=10)
+    rng = random.Random(0)
+    phases = {
+        shared_refresh_at(T0, interval, f"secret-{i}", rng).replace(microsecond=0)
+        for i in range(20)
+    }
+    assert len(phases) > 10
 
 
 def test_ttl_is_capped_by_the_remaining_deadline() -> None:

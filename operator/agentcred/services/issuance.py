@@ -39,7 +39,7 @@ from agentcred.services import revocation, sessions, static_reads
 from agentcred.services.authorization import Refused, resolve_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import capped_ttl, refresh_at, renew_at
+from agentcred.services.schedule import capped_ttl, renew_at, shared_refresh_at
 from agentcred.services.task_view import TaskView
 from agentcred.services.templating import TemplateError, fields_used, render
 
@@ -143,18 +143,15 @@ def request_for(deps: Deps, task: TaskView, resolved: Resolved, cid: str) -> Iss
     )
 
 
-def next_action_at(deps: Deps, resolved: Resolved, issued: Issued) -> datetime.datetime | None:
-    """When to look at a fresh credential again: re-read a static one every refresh
-    interval, renew (or re-issue) a lease at its renewal percent, never if it has no expiry."""
+def next_action_at(
+    deps: Deps, task: TaskView, resolved: Resolved, issued: Issued
+) -> datetime.datetime | None:
+    """When to look at a fresh credential again: re-read a static one on its shared
+    refresh grid, renew (or re-issue) a lease at its renewal percent, never if it has
+    no expiry."""
     if resolved.backend.capabilities(resolved.spec).static:
-        # From the time of the read itself, which every task sharing it got from the same
-        # cache entry: their next refreshes fall within one jitter window (10 % of the
-        # interval), so the first of them reads afresh and the rest share that read: one
-        # backend read per refresh. From each task's own clock they would drift apart
-        # and the cache (half an interval) would serve them with two reads.
-        now, interval = deps.clock(), resolved.spec.refresh_interval
-        read_at = issued.issued_at if now - interval <= issued.issued_at <= now else now
-        return refresh_at(read_at, interval, deps.rng)
+        key = static_key(task, resolved)
+        return shared_refresh_at(deps.clock(), resolved.spec.refresh_interval, key, deps.rng)
     if issued.expires_at is not None:
         return renew_at(
             issued.issued_at, issued.expires_at, resolved.spec.renewal_percent, deps.rng
@@ -196,12 +193,20 @@ async def _read_static(
     deps: Deps, task: TaskView, resolved: Resolved, session_key: str, cid: str
 ) -> Issued:
     """A static secret, read at most once per half refresh interval for everyone sharing it."""
+    keep = resolved.spec.refresh_interval.total_seconds() / 2
+    return await deps.static_reads.read(
+        static_key(task, resolved),
+        keep,
+        lambda: _issue_lease(deps, task, resolved, session_key, cid),
+    )
+
+
+def static_key(task: TaskView, resolved: Resolved) -> static_reads.Key:
+    """Who reads which static secret: tasks with the same key share reads."""
     spec = resolved.spec
     block = resolved.raw_spec.get(spec.backend) or {}
-    key = static_reads.read_key(task.namespace, task.spec.service_account_name, spec.backend, block)
-    keep = spec.refresh_interval.total_seconds() / 2
-    return await deps.static_reads.read(
-        key, keep, lambda: _issue_lease(deps, task, resolved, session_key, cid)
+    return static_reads.read_key(
+        task.namespace, task.spec.service_account_name, spec.backend, block
     )
 
 

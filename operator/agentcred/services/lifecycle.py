@@ -85,8 +85,10 @@ async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
         fresh = await reload(deps, task)
         if fresh is None or fresh.deleting:
             return
-        await _start(deps, fresh, attempt)
-    deps.scheduler.wake(key_of(task))
+        started = await _start(deps, fresh, attempt)
+    delay = initial_delay(started, deps.clock()) if started is not None else 0.0
+    if delay is not None:  # from the status just written: no read to learn it again
+        deps.scheduler.schedule(key_of(task), delay)
 
 
 async def resume_issuing(deps: Deps, task: TaskView, attempt: int) -> None:
@@ -94,20 +96,22 @@ async def resume_issuing(deps: Deps, task: TaskView, attempt: int) -> None:
     await _start(deps, task, attempt)
 
 
-async def _start(deps: Deps, task: TaskView, attempt: int) -> None:
+async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
+    """Issue what is missing; the task as last written when it is active, None when it
+    ended here (its next step is then for the scheduler to find out)."""
     if task.ended:
         deps.pods.unregister(task.namespace, task.uid)
         if await cleanup_pending(deps, task):
             await cleanup(deps, task)
-        return
+        return None
     deps.pods.register(task)
     now = deps.clock()
     if task.spec.completed:
         await end(deps, task, Phase.SUCCEEDED, "Completed", "spec.completed is true")
-        return
+        return None
     if task.deadline is not None and task.deadline <= now:
         await end(deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed")
-        return
+        return None
     # A new task's Pending fields ride on its first status patch (the first credential's
     # entry, or the reason it waits), and the last credential's patch makes it Active:
     # one status write per credential, none of their own.
@@ -123,7 +127,7 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> None:
                 task = await patch(deps, task, starting)
             await report.event(deps.api, task, report.ISSUE_FAILED, failure.message, warning=True)
             await end(deps, task, Phase.FAILED, failure.reason, failure.message)
-            return
+            return None
         except TaskRetry as retry:
             await _waiting(deps, task, ref, retry.reason, retry.message, starting)
             raise TaskRetry(
@@ -134,16 +138,18 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> None:
         task = await patch(
             deps, task, task_status.active(task.status, task.entries, task.generation, deps.clock())
         )
-    await apply_pods(deps, task)
+    return await apply_pods(deps, task)
 
 
-async def apply_pods(deps: Deps, task: TaskView) -> TaskView:
-    """Record the task's pods; end the task when they say so (under the task's lock)."""
+async def apply_pods(deps: Deps, task: TaskView) -> TaskView | None:
+    """Record the task's pods; end the task when they say so (under the task's lock).
+    The task as written, or None when it ended."""
     record, outcome = await pod_binding.assess(deps, task)
     if record is not None:
         task = await patch(deps, task, {"pods": record})
     if outcome is not None:
         await end(deps, task, *outcome)
+        return None
     return task
 
 
@@ -200,7 +206,7 @@ async def _issue_into_status(
         )
         raise failure from None
     caps = resolved.backend.capabilities(resolved.spec)
-    next_at = issuance.next_action_at(deps, resolved, issued)
+    next_at = issuance.next_action_at(deps, task, resolved, issued)
     entry = task_status.issued_entry(
         name=ref.name,
         secret_name=task.secret_name(ref),
@@ -319,13 +325,21 @@ async def _deletion_cause(deps: Deps, task: TaskView) -> tuple[str, str]:
 
 
 async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: str) -> None:
-    """Record the final phase, then revoke and delete everything the task holds."""
+    """Delete everything the task holds and revoke it; the final phase is written with the
+    revoked entries in one status patch (on its own if the cleanup fails before that)."""
     deps.pods.unregister(task.namespace, task.uid)
-    task = await patch(
-        deps,
-        task,
-        task_status.ended(task.status, phase, reason, message, task.generation, deps.clock()),
-    )
+    final = task_status.ended(task.status, phase, reason, message, task.generation, deps.clock())
+    try:
+        await cleanup(deps, task, final)
+    except Exception as exc:
+        if not isinstance(exc, TaskRetry):  # cleanup writes its patch before a TaskRetry
+            await patch(deps, task, final)
+        await _report_end(deps, task, phase, message)
+        raise
+    await _report_end(deps, task, phase, message)
+
+
+async def _report_end(deps: Deps, task: TaskView, phase: Phase, message: str) -> None:
     await report.event(
         deps.api,
         task,
@@ -333,7 +347,6 @@ async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: st
         f"task {phase.value}: {message}",
         warning=phase != Phase.SUCCEEDED,
     )
-    await cleanup(deps, task)
 
 
 async def cleanup_pending(deps: Deps, task: TaskView) -> bool:
@@ -343,8 +356,14 @@ async def cleanup_pending(deps: Deps, task: TaskView) -> bool:
     return any(e.get("state") == task_status.ISSUED for e in task.entries)
 
 
-async def cleanup(deps: Deps, task: TaskView) -> None:
-    """Revoke every session (and so every lease), delete every generated Secret."""
+async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = None) -> None:
+    """Delete every generated Secret, revoke every session (and so every lease), and
+    record the entries as revoked, with ``final`` (the ended phase) in the same patch.
+
+    The Secrets go first: they are what pods read, and a lease whose session cannot be
+    revoked yet is retried below, with the Secret already gone."""
+    for ref in task.spec.credentials:
+        await issuance.delete_secret(deps, task, ref)
     records = await sessions.load(deps, task.uid)
     remaining: dict[str, sessions.SessionRecord] = {}
     for key, record in records.items():
@@ -352,11 +371,15 @@ async def cleanup(deps: Deps, task: TaskView) -> None:
             remaining[key] = record
     if records:  # no session Secret (a static read, STS): nothing to rewrite or delete
         await sessions.save(deps, task, remaining)
-    for ref in task.spec.credentials:
-        await issuance.delete_secret(deps, task, ref)
     if not task.deleting:
         await patch(
-            deps, task, {"credentials": task_status.revoked(task.entries), "expiresAt": None}
+            deps,
+            task,
+            {
+                **(final or {}),
+                "credentials": task_status.revoked(task.entries),
+                "expiresAt": None,
+            },
         )
     if remaining:
         message = f"{len(remaining)} session(s) could not be revoked yet; retrying"

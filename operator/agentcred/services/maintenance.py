@@ -227,7 +227,7 @@ async def reissue(
         old = await _rotate_sessions(deps, task, ref)
     now = deps.clock()
     caps = resolved.backend.capabilities(resolved.spec)
-    next_at = issuance.next_action_at(deps, resolved, issued)
+    next_at = issuance.next_action_at(deps, task, resolved, issued)
     previous = task.entry(ref.name)
     entry = task_status.issued_entry(
         name=ref.name,

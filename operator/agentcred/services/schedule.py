@@ -9,6 +9,8 @@ margin before expiry.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import math
 import random
 from collections.abc import Iterable
 
@@ -30,11 +32,23 @@ def renew_at(
     return max(issued_at, min(jittered, latest))
 
 
-def refresh_at(
-    last: datetime.datetime, interval: datetime.timedelta, rng: random.Random
+def shared_refresh_at(
+    now: datetime.datetime, interval: datetime.timedelta, key: str, rng: random.Random
 ) -> datetime.datetime:
-    """Next re-read of a static secret: the interval, minus up to 10 % jitter."""
-    return last + interval - interval * (JITTER_SHARE * rng.random())
+    """Next re-read of a static secret that tasks may share under ``key``.
+
+    Refreshes fall on a grid of ``interval`` whose phase comes from the key, so every
+    task reading the same secret as the same identity refreshes in the same window,
+    whenever it started: the first of them reads, the rest are served that read
+    (services/static_reads.py keeps it for half an interval), so N tasks cost one
+    backend read per refresh. Up to 10 % jitter after the grid point spreads their
+    status writes; a rotation reaches every task within 1.1 intervals."""
+    period = interval.total_seconds()
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    phase = (digest % 1_000_000) / 1_000_000 * period
+    ticks = math.floor((now.timestamp() - phase) / period) + 1
+    point = datetime.datetime.fromtimestamp(phase + ticks * period, datetime.UTC)
+    return point + interval * (JITTER_SHARE * rng.random())
 
 
 def capped_ttl(
