@@ -15,6 +15,7 @@ from agentcred.models.credential import AgentCredentialSpec
 from agentcred.models.parse import json_fields
 from agentcred.models.status import (
     Condition,
+    CredentialEntry,
     CredentialResourceStatus,
     CredentialStatus,
     TaskStatus,
@@ -83,6 +84,11 @@ def test_status_types_and_crd_schemas_name_the_same_fields(
     assert set(props["conditions"]["items"]["properties"]) == set(typing.get_type_hints(Condition))
     if item is not None:
         assert set(props["credentials"]["items"]["properties"]) == set(typing.get_type_hints(item))
+
+
+def test_the_parsed_credential_entry_names_the_crd_fields() -> None:
+    item = schema("agenttasks")["properties"]["status"]["properties"]["credentials"]["items"]
+    assert set(json_fields(CredentialEntry)) == set(item["properties"])
 
 
 def _walk(node: Any, path: str = "") -> list[str]:

@@ -25,11 +25,11 @@ from agentcred.backends.base import BackendError
 from agentcred.kube import resources
 from agentcred.kube.errors import KubeError
 from agentcred.models.errors import SpecError
-from agentcred.models.status import Phase
-from agentcred.services import issuance, lifecycle, maintenance, report, task_status
+from agentcred.models.status import EntryState, Phase, parse_entries
+from agentcred.services import issuance, lifecycle, maintenance, report
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.task_view import KIND, TaskView, parse_time
+from agentcred.services.task_view import KIND, TaskView
 
 log = logging.getLogger("agentcred.drift")
 SELECTOR = "app.kubernetes.io/managed-by=agentcred,agentcred.io/credential"
@@ -59,11 +59,9 @@ def written_versions(task: Mapping[str, Any]) -> dict[tuple[str, str], str]:
         return {}
     namespace = str(meta.get("namespace") or "")
     return {
-        (namespace, str(entry["secretName"])): str(entry["secretResourceVersion"])
-        for entry in status.get("credentials") or []
-        if entry.get("state") == task_status.ISSUED
-        and entry.get("secretName")
-        and entry.get("secretResourceVersion")
+        (namespace, entry.secret_name): entry.secret_resource_version
+        for entry in parse_entries(status.get("credentials"))
+        if entry.state is EntryState.ISSUED and entry.secret_name and entry.secret_resource_version
     }
 
 
@@ -134,8 +132,8 @@ def _ours(task: TaskView, owner_uid: str, credential: str, secret_name: str) -> 
 async def _wait_for_rate_limit(deps: Deps, task: TaskView, credential: str) -> None:
     """At most one re-issue per credential per REISSUE_MIN_INTERVAL: later events wait
     (and coalesce in the drift queue) until the interval since the last issue has passed."""
-    entry = task.entry(credential) or {}
-    issued = parse_time(entry.get("issuedAt"))
+    entry = task.entry(credential)
+    issued = entry.issued_at if entry is not None else None
     if issued is None:
         return
     wait = (issued + REISSUE_MIN_INTERVAL - deps.clock()).total_seconds()
@@ -154,9 +152,9 @@ def _tampered(task: TaskView, credential: str, event_type: str, version: str | N
     if task.ended or task.deleting or task.phase != Phase.ACTIVE:
         return False
     entry = task.entry(credential)
-    if entry is None or entry.get("state") != task_status.ISSUED:
+    if entry is None or entry.state is not EntryState.ISSUED:
         return False
-    return event_type == "DELETED" or version != entry.get("secretResourceVersion")
+    return event_type == "DELETED" or version != entry.secret_resource_version
 
 
 async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str) -> None:

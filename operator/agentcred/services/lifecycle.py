@@ -16,7 +16,7 @@ from typing import Any
 from agentcred import audit, metrics
 from agentcred.backends.base import PERMANENT, BackendError, BackendUnavailable
 from agentcred.kube import resources, secrets
-from agentcred.models.status import Phase, TaskStatus
+from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, pod_binding, report, revocation, sessions, task_status
 from agentcred.services.deps import Deps
@@ -62,7 +62,7 @@ async def resume(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
     task = TaskView.from_body(body)
     count_active(deps, task)
     complete = all(
-        (e := task.entry(ref.name)) is not None and e.get("state") == task_status.ISSUED
+        (e := task.entry(ref.name)) is not None and e.state is EntryState.ISSUED
         for ref in task.spec.credentials
     )
     # A pod-bound task takes the full path: its pods may have changed while no operator
@@ -73,7 +73,7 @@ async def resume(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
         if delay is not None:
             deps.scheduler.schedule(key_of(task), delay)
         return
-    if task.ended and not any(e.get("state") == task_status.ISSUED for e in task.entries):
+    if task.ended and not any(e.state is EntryState.ISSUED for e in task.entries):
         return  # nothing to revoke here; leftover sessions are the sweep's
     await start(deps, body, attempt)
 
@@ -169,7 +169,7 @@ async def check_pods(deps: Deps, namespace: str, name: str) -> None:
 
 async def _already_issued(deps: Deps, task: TaskView, ref: CredentialRef) -> bool:
     entry = task.entry(ref.name)
-    if entry is None or entry.get("state") != task_status.ISSUED:
+    if entry is None or entry.state is not EntryState.ISSUED:
         return False
     info = await secrets.get_secret_info(deps.api, task.namespace, task.secret_name(ref))
     return info is not None
@@ -230,11 +230,7 @@ async def _issue_into_status(
     await report.event(
         deps.api, task, report.ISSUED, f"{ref.name}: issued into Secret {task.secret_name(ref)}"
     )
-    status: dict[str, Any] = {
-        **starting,
-        "credentials": entries,
-        "expiresAt": task_status.nearest_expiry(entries),
-    }
+    status: dict[str, Any] = {**starting, **task_status.with_entries(entries)}
     if activate:
         status.update(
             task_status.active({**task.status, **starting}, entries, task.generation, deps.clock())
@@ -353,7 +349,7 @@ async def cleanup_pending(deps: Deps, task: TaskView) -> bool:
     """Whether an ended task still holds sessions or generated Secrets."""
     if await sessions.load(deps, task.uid):
         return True
-    return any(e.get("state") == task_status.ISSUED for e in task.entries)
+    return any(e.state is EntryState.ISSUED for e in task.entries)
 
 
 async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = None) -> None:
@@ -375,11 +371,7 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
         await patch(
             deps,
             task,
-            {
-                **(final or {}),
-                "credentials": task_status.revoked(task.entries),
-                "expiresAt": None,
-            },
+            {**(final or {}), **task_status.with_entries(task_status.revoked(task.entries))},
         )
     if remaining:
         message = f"{len(remaining)} session(s) could not be revoked yet; retrying"

@@ -9,6 +9,7 @@ so a restarted operator picks up exactly where the previous one stopped
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 
@@ -23,7 +24,7 @@ from agentcred.backends.base import (
 from agentcred.kube import resources
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
-from agentcred.models.status import CredentialStatus, Phase, timestamp
+from agentcred.models.status import CredentialEntry, EntryState, Phase, timestamp
 from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, lifecycle, report, sessions, task_status
 from agentcred.services.deps import Deps
@@ -31,7 +32,7 @@ from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.schedule import backoff, capped_ttl, renew_at
 from agentcred.services.scheduler import TaskKey
 from agentcred.services.task_plan import IDLE, next_due
-from agentcred.services.task_view import TaskView, parse_time
+from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.tasks")
 NO_OVERLAP = datetime.timedelta(0)
@@ -91,8 +92,8 @@ async def act(deps: Deps, task: TaskView) -> None:
         )
         return
     for entry in task.entries:
-        ref = task.ref(entry.get("name", ""))
-        if ref is None or entry.get("state") != task_status.ISSUED:
+        ref = task.ref(entry.name)
+        if ref is None or entry.state is not EntryState.ISSUED:
             continue
         task = await _act_on(deps, task, ref, entry, now)
         if task.ended:
@@ -103,33 +104,29 @@ async def _act_on(
     deps: Deps,
     task: TaskView,
     ref: CredentialRef,
-    entry: CredentialStatus,
+    entry: CredentialEntry,
     now: datetime.datetime,
 ) -> TaskView:
-    retire = parse_time(entry.get("retireAt"))
-    if retire is not None and retire <= now:
+    if entry.retire_at is not None and entry.retire_at <= now:
         task = await retire_previous(deps, task, ref)
         entry = task.entry(ref.name) or entry
-    renew = parse_time(entry.get("renewAt"))
-    if renew is not None and renew <= now:
+    if entry.renew_at is not None and entry.renew_at <= now:
         task = await refresh_one(deps, task, ref, entry)
         entry = task.entry(ref.name) or entry
-    expires = parse_time(entry.get("expiresAt"))
-    if expires is not None and expires <= deps.clock() and entry.get("state") == task_status.ISSUED:
+    expires = entry.expires_at
+    if expires is not None and expires <= deps.clock() and entry.state is EntryState.ISSUED:
         task = await expire(deps, task, ref, entry)
     return task
 
 
 async def refresh_one(
-    deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialStatus
+    deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialEntry
 ) -> TaskView:
     """Renew in place where the backend can, otherwise issue a fresh credential."""
-    expires = parse_time(entry.get("expiresAt"))
+    expires = entry.expires_at
     if task.deadline is not None and expires is not None and expires >= task.deadline:
         # The credential already lasts until the task's hard stop: nothing to extend.
-        updated = CredentialStatus(**entry)
-        updated["renewAt"] = timestamp(task.deadline)
-        return await _save_entry(deps, task, updated)
+        return await _save_entry(deps, task, dataclasses.replace(entry, renew_at=task.deadline))
     cid = audit.new_correlation_id()
     try:
         resolved = await issuance.resolve(deps, task, ref)
@@ -167,7 +164,7 @@ async def refresh_one(
             issued_under = parse_resolved(record.spec)
             async with deps.limits.slot(task.namespace, issued_under.target):
                 renewed = await resolved.backend.renew(
-                    Lease(issued_under, entry.get("leaseId", ""), record.session, cid), ttl
+                    Lease(issued_under, entry.lease_id, record.session, cid), ttl
                 )
         except (BackendDenied, BackendNotFound, SpecError):
             renewed = None
@@ -185,26 +182,29 @@ async def refresh_one(
     except BackendError as exc:
         return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
     now = deps.clock()
-    updated = CredentialStatus(**entry)
-    updated["expiresAt"] = timestamp(renewed.expires_at)
-    updated["renewAt"] = timestamp(
-        renew_at(now, renewed.expires_at, resolved.spec.renewal_percent, deps.rng)
+    updated = dataclasses.replace(
+        entry,
+        expires_at=renewed.expires_at,
+        renew_at=renew_at(now, renewed.expires_at, resolved.spec.renewal_percent, deps.rng),
+        renewals=entry.renewals + 1,
     )
-    updated["renewals"] = int(entry.get("renewals", 0)) + 1
     info = await issuance.annotate_expiry(deps, task, ref, renewed.expires_at)
     if info is not None:
-        updated["secretResourceVersion"] = info.resource_version
+        updated = dataclasses.replace(updated, secret_resource_version=info.resource_version)
     report.trail(
         task,
         "renew",
         "success",
         credential=ref.name,
         backend=resolved.spec.backend,
-        lease_id=entry.get("leaseId", ""),
+        lease_id=entry.lease_id,
         correlation_id=cid,
     )
     await report.event(
-        deps.api, task, report.RENEWED, f"{ref.name}: lease renewed until {updated['expiresAt']}"
+        deps.api,
+        task,
+        report.RENEWED,
+        f"{ref.name}: lease renewed until {timestamp(renewed.expires_at)}",
     )
     return await _save_entry(deps, task, updated)
 
@@ -240,10 +240,11 @@ async def reissue(
         previous=previous,
     )
     if previous is not None and caps.static:
-        entry["reissues"] = int(previous.get("reissues", 0))
-        entry["renewals"] = int(previous.get("renewals", 0)) + 1
+        entry = dataclasses.replace(
+            entry, reissues=previous.reissues, renewals=previous.renewals + 1
+        )
     if old is not None:
-        entry["retireAt"] = timestamp(now + overlap)
+        entry = dataclasses.replace(entry, retire_at=now + overlap)
     action = "refresh" if caps.static else "reissue"
     report.trail(
         task,
@@ -297,17 +298,15 @@ async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> Tas
     entry = task.entry(ref.name)
     if entry is None:
         return task
-    updated = CredentialStatus(**{k: v for k, v in entry.items() if k != "retireAt"})  # type: ignore[typeddict-item]
-    return await _save_entry(deps, task, updated)
+    return await _save_entry(deps, task, dataclasses.replace(entry, retire_at=None))
 
 
 async def expire(
-    deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialStatus
+    deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialEntry
 ) -> TaskView:
     """A credential ran out before it could be renewed: no stale Secret stays behind."""
     await issuance.delete_secret(deps, task, ref)
-    updated = CredentialStatus(**entry)
-    updated["state"] = task_status.EXPIRED
+    updated = dataclasses.replace(entry, state=EntryState.EXPIRED)
     message = f"{ref.name}: expired before it could be renewed; Secret deleted, re-issuing"
     await report.event(deps.api, task, report.EXPIRED, message, warning=True)
     task = await _save_entry(deps, task, updated)
@@ -325,23 +324,21 @@ async def expire(
 
 
 async def _postpone(
-    deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialStatus, message: str
+    deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialEntry, message: str
 ) -> TaskView:
     """Renewal failed for now: retry with backoff, but never past the credential's expiry."""
     now = deps.clock()
-    expires = parse_time(entry.get("expiresAt"))
     retry_at = now + datetime.timedelta(seconds=backoff(3, deps.rng, base=1, cap=30))
-    if expires is not None:
-        retry_at = min(retry_at, max(now, expires))
-    updated = CredentialStatus(**entry)
-    updated["renewAt"] = timestamp(retry_at)
+    if entry.expires_at is not None:
+        retry_at = min(retry_at, max(now, entry.expires_at))
+    updated = dataclasses.replace(entry, renew_at=retry_at)
     report.trail(
         task,
         "renew",
         "failure",
         credential=ref.name,
-        backend=entry.get("backend", ""),
-        lease_id=entry.get("leaseId", ""),
+        backend=entry.backend,
+        lease_id=entry.lease_id,
         reason="postponed",
     )
     await report.event(deps.api, task, report.RENEW_FAILED, message, warning=True)
@@ -357,8 +354,6 @@ async def _postpone(
     )
 
 
-async def _save_entry(deps: Deps, task: TaskView, entry: CredentialStatus) -> TaskView:
+async def _save_entry(deps: Deps, task: TaskView, entry: CredentialEntry) -> TaskView:
     entries = task_status.replace_entry(task.entries, entry)
-    return await lifecycle.patch(
-        deps, task, {"credentials": entries, "expiresAt": task_status.nearest_expiry(entries)}
-    )
+    return await lifecycle.patch(deps, task, task_status.with_entries(entries))

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import datetime
 
-from agentcred.models.status import Phase
-from agentcred.services import task_status
+from agentcred.models.status import EntryState, Phase
 from agentcred.services.schedule import earliest
-from agentcred.services.task_view import TaskView, parse_time
+from agentcred.services.task_view import TaskView
 
 IDLE = 3600.0  # nothing scheduled: look again in an hour (or when woken)
 
@@ -19,12 +18,8 @@ IDLE = 3600.0  # nothing scheduled: look again in an hour (or when woken)
 def next_due(task: TaskView) -> datetime.datetime | None:
     moments: list[datetime.datetime | None] = [task.deadline]
     for entry in task.entries:
-        if entry.get("state") == task_status.ISSUED:
-            moments += [
-                parse_time(entry.get("renewAt")),
-                parse_time(entry.get("retireAt")),
-                parse_time(entry.get("expiresAt")),
-            ]
+        if entry.state is EntryState.ISSUED:
+            moments += [entry.renew_at, entry.retire_at, entry.expires_at]
     return earliest(moments)
 
 
@@ -33,7 +28,7 @@ def initial_delay(task: TaskView, now: datetime.datetime) -> float | None:
     if task.deleting:
         return None
     if task.ended:
-        issued = any(e.get("state") == task_status.ISSUED for e in task.entries)
+        issued = any(e.state is EntryState.ISSUED for e in task.entries)
         return 0.0 if issued else None  # leftover sessions alone are the sweep's
     if task.phase != Phase.ACTIVE:
         return 0.0 if task.entries else None

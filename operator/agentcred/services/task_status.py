@@ -5,6 +5,7 @@ Nothing here ever holds a credential value: only lease ids, times and counters.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
@@ -12,15 +13,15 @@ from typing import Any, cast
 from agentcred.backends.base import Capabilities, Issued
 from agentcred.models.status import (
     Condition,
-    CredentialStatus,
+    CredentialEntry,
+    EntryState,
     Phase,
     TaskStatus,
     condition,
+    entries_json,
     merge_conditions,
     timestamp,
 )
-
-ISSUED, REVOKED, EXPIRED, PENDING = "Issued", "Revoked", "Expired", "Pending"
 
 
 def issued_entry(
@@ -32,40 +33,45 @@ def issued_entry(
     caps: Capabilities,
     renew_at: datetime.datetime | None,
     secret_version: str,
-    previous: Mapping[str, Any] | None = None,
-) -> CredentialStatus:
-    entry = CredentialStatus(
+    previous: CredentialEntry | None = None,
+) -> CredentialEntry:
+    return CredentialEntry(
         name=name,
-        secretName=secret_name,
+        secret_name=secret_name,
         backend=backend,
-        leaseId=issued.lease_id,
+        lease_id=issued.lease_id,
         renewable=issued.renewable and caps.renewable,
         revocable=caps.revocable,
-        issuedAt=timestamp(issued.issued_at),
+        issued_at=issued.issued_at,
+        expires_at=issued.expires_at,
+        renew_at=renew_at,
+        secret_resource_version=secret_version,
         renewals=0,
-        reissues=int((previous or {}).get("reissues", -1)) + 1 if previous else 0,
-        state=ISSUED,
-        secretResourceVersion=secret_version,
+        reissues=previous.reissues + 1 if previous is not None else 0,
+        state=EntryState.ISSUED,
     )
-    if issued.expires_at is not None:
-        entry["expiresAt"] = timestamp(issued.expires_at)
-    if renew_at is not None:
-        entry["renewAt"] = timestamp(renew_at)
-    return entry
 
 
 def replace_entry(
-    entries: Iterable[CredentialStatus], entry: CredentialStatus
-) -> list[CredentialStatus]:
-    """The list with ``entry`` in place of the one of the same name (or appended)."""
-    result = [e for e in entries if e.get("name") != entry.get("name")]
-    result.append(entry)
-    return result
+    entries: Iterable[CredentialEntry], entry: CredentialEntry
+) -> tuple[CredentialEntry, ...]:
+    """The entries with ``entry`` in place of the one of the same name (or appended)."""
+    return (*(e for e in entries if e.name != entry.name), entry)
 
 
-def nearest_expiry(entries: Iterable[CredentialStatus]) -> str | None:
-    times = [e["expiresAt"] for e in entries if e.get("state") == ISSUED and e.get("expiresAt")]
-    return min(times) if times else None
+def nearest_expiry(entries: Iterable[CredentialEntry]) -> str | None:
+    """``status.expiresAt``: the earliest expiry of the Issued entries."""
+    times = [
+        e.expires_at for e in entries if e.state is EntryState.ISSUED and e.expires_at is not None
+    ]
+    return timestamp(min(times)) if times else None
+
+
+def with_entries(entries: Iterable[CredentialEntry]) -> dict[str, Any]:
+    """The status fields that follow from the entries: ``credentials`` and ``expiresAt``
+    (None removes it in a merge patch)."""
+    entries = tuple(entries)
+    return {"credentials": entries_json(entries), "expiresAt": nearest_expiry(entries)}
 
 
 def ready(
@@ -91,15 +97,16 @@ def pending(old: Mapping[str, Any], generation: int | None, now: datetime.dateti
 
 def active(
     old: Mapping[str, Any],
-    entries: list[CredentialStatus],
+    entries: Iterable[CredentialEntry],
     generation: int | None,
     now: datetime.datetime,
 ) -> TaskStatus:
+    entries = tuple(entries)
     status = TaskStatus(
         phase=Phase.ACTIVE.value,
         reason="CredentialsIssued",
         message=f"{len(entries)} credential(s) issued",
-        credentials=entries,
+        credentials=entries_json(entries),
         conditions=ready(old, True, "CredentialsIssued", "all credentials issued", generation, now),
     )
     expiry = nearest_expiry(entries)
@@ -125,14 +132,18 @@ def ended(
     )
 
 
-def revoked(entries: Iterable[CredentialStatus]) -> list[CredentialStatus]:
+def revoked(entries: Iterable[CredentialEntry]) -> tuple[CredentialEntry, ...]:
     """Entries after cleanup: everything still Issued is now Revoked, schedules cleared."""
-    result = []
-    for entry in entries:
-        done = cast(
-            CredentialStatus, {k: v for k, v in entry.items() if k not in ("renewAt", "retireAt")}
+    return tuple(
+        dataclasses.replace(
+            entry,
+            renew_at=None,
+            retire_at=None,
+            state=(
+                EntryState.REVOKED
+                if entry.state in (EntryState.ISSUED, EntryState.PENDING)
+                else entry.state
+            ),
         )
-        if done.get("state") in (ISSUED, PENDING):
-            done["state"] = REVOKED
-        result.append(done)
-    return result
+        for entry in entries
+    )

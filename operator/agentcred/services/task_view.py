@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from functools import cached_property
+from typing import Any
 
 from agentcred.kube.objects import ObjectRef, OwnerRef
-from agentcred.models.status import CredentialStatus, Phase
+from agentcred.models.status import CredentialEntry, Phase, parse_entries
 from agentcred.models.task import AgentTaskSpec, CredentialRef, parse_task_spec, secret_name_for
 
 API_VERSION = "agentcred.io/v1alpha1"
@@ -69,12 +70,13 @@ class TaskView:
         seconds = self.spec.active_deadline_seconds
         return None if seconds is None else self.start_time + datetime.timedelta(seconds=seconds)
 
-    @property
-    def entries(self) -> list[CredentialStatus]:
-        return [cast(CredentialStatus, dict(e)) for e in self.status.get("credentials") or []]
+    @cached_property
+    def entries(self) -> tuple[CredentialEntry, ...]:
+        """``status.credentials``, parsed once per view (leniently: models/status.py)."""
+        return parse_entries(self.status.get("credentials"))
 
-    def entry(self, credential: str) -> CredentialStatus | None:
-        return next((e for e in self.entries if e.get("name") == credential), None)
+    def entry(self, credential: str) -> CredentialEntry | None:
+        return next((e for e in self.entries if e.name == credential), None)
 
     def ref(self, credential: str) -> CredentialRef | None:
         return next((r for r in self.spec.credentials if r.name == credential), None)
