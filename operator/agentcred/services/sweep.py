@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agentcred import metrics
+from agentcred import memory, metrics
 from agentcred.kube import resources, secrets
 from agentcred.kube.errors import KubeError
 from agentcred.kube.secrets import SecretInfo
@@ -155,3 +155,4 @@ async def run_forever(deps: Deps, stopped: Callable[[float], Awaitable[bool]]) -
             log.warning("sweep failed, retrying next interval: %s", exc)
         except Exception:  # the sweep is the safety net: it must never stop for good
             log.exception("sweep crashed, retrying next interval")
+        memory.trim()  # what a burst freed goes back to the OS, not only to the heap
