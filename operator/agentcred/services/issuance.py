@@ -39,7 +39,7 @@ from agentcred.services import revocation, sessions, static_reads
 from agentcred.services.authorization import Refused, resolve_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import capped_ttl, renew_at, shared_refresh_at
+from agentcred.services.schedule import SHARED_KEEP, capped_ttl, renew_at, shared_refresh_at
 from agentcred.services.task_view import TaskView
 from agentcred.services.templating import TemplateError, fields_used, render
 
@@ -192,8 +192,9 @@ async def issue(
 async def _read_static(
     deps: Deps, task: TaskView, resolved: Resolved, session_key: str, cid: str
 ) -> Issued:
-    """A static secret, read at most once per half refresh interval for everyone sharing it."""
-    keep = resolved.spec.refresh_interval.total_seconds() / 2
+    """A static secret, read at most once per fifth of its refresh interval for everyone
+    sharing it (one read per refresh: ``schedule.shared_refresh_at``)."""
+    keep = resolved.spec.refresh_interval.total_seconds() * SHARED_KEEP
     return await deps.static_reads.read(
         static_key(task, resolved),
         keep,

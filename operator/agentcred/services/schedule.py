@@ -16,6 +16,9 @@ from collections.abc import Iterable
 
 JITTER_SHARE = 0.1  # up to 10 % of the lease life earlier than planned
 MIN_MARGIN = datetime.timedelta(seconds=2)  # always act at least this long before expiry
+# A shared static read serves every task for this share of its refresh interval: twice
+# the jitter window in which the tasks sharing it refresh (shared_refresh_at).
+SHARED_KEEP = 0.2
 
 
 def renew_at(
@@ -42,11 +45,13 @@ def shared_refresh_at(
     whenever it started: the first of them reads, the rest are served that read
     (services/static_reads.py keeps it for half an interval), so N tasks cost one
     backend read per refresh. Up to 10 % jitter after the grid point spreads their
-    status writes; a rotation reaches every task within 1.1 intervals."""
+    status writes. The first grid point is at least ``SHARED_KEEP`` of an interval away,
+    so a refresh never lands on the read it would repeat (still cached): a rotation
+    reaches every task within 1.3 intervals."""
     period = interval.total_seconds()
     digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
     phase = (digest % 1_000_000) / 1_000_000 * period
-    ticks = math.floor((now.timestamp() - phase) / period) + 1
+    ticks = math.floor((now.timestamp() + SHARED_KEEP * period - phase) / period) + 1
     point = datetime.datetime.fromtimestamp(phase + ticks * period, datetime.UTC)
     return point + interval * (JITTER_SHARE * rng.random())
 
