@@ -358,19 +358,8 @@ class AwsClients:
 class AwsBackend(PooledBackend):
     """What both AWS backends share: their pool, their boto3 clients, and closing both."""
 
-    def __init__(
-        self,
-        concurrency: int = 16,
-        cache_size: int = DEFAULT_SIZE,
-        *,
-        timeout: float = 30.0,
-        runner: BlockingRunner | None = None,
-    ) -> None:
-        """``concurrency``: width of this backend's thread pool (and connection pool).
-        ``timeout``: connect and read timeout of each HTTP request, in seconds.
-        """
-        super().__init__(concurrency, cache_size, timeout=timeout, runner=runner)
-        self._clients = AwsClients(self._runner, timeout=timeout, cache_size=cache_size)
+    def _make_clients(self, cache_size: int) -> None:
+        self._clients = AwsClients(self._runner, timeout=self._timeout, cache_size=cache_size)
 
     async def aclose(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""

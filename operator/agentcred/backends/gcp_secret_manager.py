@@ -83,8 +83,7 @@ from agentcred.backends.base import (
     IssueRequest,
     NoLeaseLifecycle,
 )
-from agentcred.backends.blocking import BlockingRunner
-from agentcred.backends.lru import DEFAULT_SIZE, LruCache
+from agentcred.backends.lru import LruCache
 from agentcred.backends.payload import fields_from_bytes
 from agentcred.backends.pooled import STATIC, PooledBackend, log_issue, unrenewable
 from agentcred.models.resolved import GcpSecretManagerSpec, ResolvedCredential
@@ -197,22 +196,14 @@ class _Endpoint:
 
 
 class GcpSecretManagerBackend(NoLeaseLifecycle, PooledBackend):
-    """The Backend for GCP Secret Manager; one instance per operator."""
+    """The Backend for GCP Secret Manager; one instance per operator (``timeout``: seconds
+    for one call, connecting included)."""
 
     what_cannot_renew = "GCP Secret Manager values"
 
     kind = KIND
 
-    def __init__(
-        self,
-        concurrency: int = 16,
-        cache_size: int = DEFAULT_SIZE,
-        *,
-        timeout: float = 30.0,
-        runner: BlockingRunner | None = None,
-    ) -> None:
-        """``timeout``: seconds for one call, connecting included."""
-        super().__init__(concurrency, cache_size, timeout=timeout, runner=runner)
+    def _make_clients(self, cache_size: int) -> None:
         self._clients: LruCache[tuple[str, str], Any] = LruCache(cache_size)
         self._lock = threading.Lock()  # client creation runs in the pool's threads
 

@@ -30,10 +30,16 @@ class PooledBackend:
         timeout: float = 30.0,
         runner: BlockingRunner | None = None,
     ) -> None:
-        """``concurrency``: width of this backend's thread pool (and connection pool)."""
+        """``concurrency``: width of this backend's thread pool (and connection pool).
+        ``timeout``: seconds for one call (for AWS, the connect and the read timeout of each
+        HTTP request). ``_make_clients`` then sets up the backend's client cache."""
         self._timeout = timeout
         self._owns_runner = runner is None
         self._runner = runner or BlockingRunner(self.kind, concurrency)
+        self._make_clients(cache_size)
+
+    def _make_clients(self, cache_size: int) -> None:
+        """Set up the backend's SDK clients (a cache of ``cache_size``); none by default."""
 
     @classmethod
     def from_settings(cls, settings: BackendSettings) -> Self:
