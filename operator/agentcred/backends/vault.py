@@ -344,16 +344,7 @@ class VaultBackend(PooledBackend):
             f"(ServiceAccount {identity.namespace}/{identity.service_account})"
         )
         login = client.auth.kubernetes.login
-        body = await self._call(
-            action,
-            login,
-            role=k8s.role,
-            jwt=jwt,
-            use_token=False,
-            mount_point=k8s.mount_path,
-            login=True,
-        )
-        return _token_from(body, action)
+        return await self._login(action, login, k8s.mount_path, role=k8s.role, jwt=jwt)
 
     async def _login_approle(
         self, request: IssueRequest, approle: VaultAppRoleAuth, client: Any
@@ -362,14 +353,15 @@ class VaultBackend(PooledBackend):
         secret_id = await request.identity.secret_value(ref.name, ref.key)
         action = f"the AppRole login at auth/{approle.mount_path}/login"
         login = client.auth.approle.login
+        credentials = {"role_id": approle.role_id, "secret_id": secret_id}
+        return await self._login(action, login, approle.mount_path, **credentials)
+
+    async def _login(
+        self, action: str, login: Callable[..., Any], mount_point: str, **credentials: str
+    ) -> _Token:
+        """One login call (never with the client's own token) and the token it returns."""
         body = await self._call(
-            action,
-            login,
-            role_id=approle.role_id,
-            secret_id=secret_id,
-            use_token=False,
-            mount_point=approle.mount_path,
-            login=True,
+            action, login, use_token=False, mount_point=mount_point, login=True, **credentials
         )
         return _token_from(body, action)
 
