@@ -18,10 +18,12 @@ from agentcred.backends.base import (
     BackendDenied,
     BackendError,
     BackendNotFound,
+    Issued,
     Lease,
     Renewed,
 )
 from agentcred.kube import resources
+from agentcred.kube.secrets import SecretInfo
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import CredentialEntry, EntryState, Phase, timestamp
@@ -224,19 +226,11 @@ async def reissue(
     old = None
     if not issuance.keeps_no_session(resolved):
         old = await _rotate_sessions(deps, task, ref)
-    now = deps.clock()
-    caps = resolved.backend.capabilities(resolved.spec)
-    previous = task.entry(ref.name)
-    entry = issuance.entry_for(deps, task, ref, resolved, issued, info, previous)
-    if previous is not None and caps.static:
-        entry = dataclasses.replace(
-            entry, reissues=previous.reissues, renewals=previous.renewals + 1
-        )
-    if old is not None:
-        entry = dataclasses.replace(entry, retire_at=now + overlap)
+    retire_at = deps.clock() + overlap if old is not None else None
+    entry = _reissued_entry(deps, task, ref, resolved, issued, info, retire_at)
     report.succeeded(
         task,
-        "refresh" if caps.static else "reissue",
+        "refresh" if resolved.backend.capabilities(resolved.spec).static else "reissue",
         credential=ref.name,
         backend=resolved.spec.backend,
         lease_id=issued.lease_id,
@@ -249,6 +243,26 @@ async def reissue(
     if old is not None and overlap <= NO_OVERLAP:
         task = await retire_previous(deps, task, ref)
     return task
+
+
+def _reissued_entry(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    resolved: issuance.Resolved,
+    issued: Issued,
+    info: SecretInfo,
+    retire_at: datetime.datetime | None,
+) -> CredentialEntry:
+    """The entry of a fresh credential, the old one retired at ``retire_at``. A static
+    refresh stays the same credential: its re-issues kept, one more renewal."""
+    previous = task.entry(ref.name)
+    entry = issuance.entry_for(deps, task, ref, resolved, issued, info, previous)
+    if previous is not None and resolved.backend.capabilities(resolved.spec).static:
+        entry = dataclasses.replace(
+            entry, reissues=previous.reissues, renewals=previous.renewals + 1
+        )
+    return dataclasses.replace(entry, retire_at=retire_at)
 
 
 async def _rotate_sessions(
