@@ -306,13 +306,7 @@ async def _retire_stale(deps: Deps, task: TaskView, key: str) -> None:
     stale = records.get(key)
     if stale is None:
         return
-    gone = await revocation.revoke_record(
-        deps,
-        stale,
-        namespace=task.namespace,
-        task=task.name,
-        service_account=task.spec.service_account_name,
-    )
+    gone = await revocation.revoke_for_task(deps, task, stale)
     if not gone:
         await sessions.put(deps, task, f"{key}.stale-{uuid.uuid4().hex[:8]}", stale)
 

@@ -386,13 +386,7 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
 
 async def _revoke(deps: Deps, task: TaskView, record: sessions.SessionRecord) -> bool:
     """Revoke one session of a live task (with an Event); True when it is gone."""
-    gone = await revocation.revoke_record(
-        deps,
-        record,
-        namespace=task.namespace,
-        task=task.name,
-        service_account=task.spec.service_account_name,
-    )
+    gone = await revocation.revoke_for_task(deps, task, record)
     if gone:
         await report.event(deps.api, task, report.REVOKED, f"{record.credential}: revoked")
     return gone
