@@ -62,6 +62,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
+from agentcred.backends.pooled import PooledBackend
 
 MAX_ERROR_TEXT = 300
 USER_AGENT = "agentcred"
@@ -352,3 +353,15 @@ class AwsClients:
         if target.unsigned:
             settings["signature_version"] = UNSIGNED
         return Config(**settings)
+
+
+class AwsBackend(PooledBackend):
+    """What both AWS backends share: their pool, their boto3 clients, and closing both."""
+
+    def _make_clients(self, cache_size: int) -> None:
+        self._clients = AwsClients(self._runner, timeout=self._timeout, cache_size=cache_size)
+
+    async def aclose(self) -> None:
+        """Release the pooled connections, and the thread pool unless it was given."""
+        self._clients.close()
+        self._close_runner()

@@ -44,7 +44,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agentcred.backends.aws_common import AwsClients, Target, check_endpoint
+from agentcred.backends.aws_common import AwsBackend, Target, check_endpoint
 from agentcred.backends.base import (
     BackendInvalidConfig,
     BackendNotFound,
@@ -53,9 +53,7 @@ from agentcred.backends.base import (
     IssueRequest,
     NoLeaseLifecycle,
 )
-from agentcred.backends.blocking import BlockingRunner
-from agentcred.backends.lru import DEFAULT_SIZE
-from agentcred.backends.settings import BackendSettings
+from agentcred.backends.pooled import STATIC, log_issue, unrenewable
 from agentcred.models.resolved import AwsSecretsManagerSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -67,41 +65,17 @@ SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")  # a Kubernetes Secret data 
 _NOT_JSON = object()
 
 
-class AwsSecretsManagerBackend(NoLeaseLifecycle):
+class AwsSecretsManagerBackend(NoLeaseLifecycle, AwsBackend):
     """The Backend for AWS Secrets Manager; one instance per operator."""
 
     what_cannot_renew = "AWS Secrets Manager values"
 
     kind = KIND
 
-    def __init__(
-        self,
-        concurrency: int = 16,
-        cache_size: int = DEFAULT_SIZE,
-        *,
-        timeout: float = 30.0,
-        runner: BlockingRunner | None = None,
-    ) -> None:
-        """``concurrency``: width of this backend's thread pool (and connection pool).
-        ``timeout``: connect and read timeout of each HTTP request, in seconds.
-        """
-        self._owns_runner = runner is None
-        self._runner = runner or BlockingRunner(KIND, concurrency)
-        self._clients = AwsClients(self._runner, timeout=timeout, cache_size=cache_size)
-
-    @classmethod
-    def from_settings(cls, settings: BackendSettings) -> AwsSecretsManagerBackend:
-        """The operator's instance (``registry.FACTORIES``)."""
-        return cls(
-            concurrency=settings.concurrency,
-            cache_size=settings.cache_size,
-            timeout=settings.timeout,
-        )
-
     # -- declared abilities and checks ------------------------------------------------
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
-        return Capabilities(renewable=False, revocable=False, static=True)
+        return STATIC
 
     def validate(self, spec: ResolvedCredential) -> None:
         self._block(spec)
@@ -138,29 +112,8 @@ class AwsSecretsManagerBackend(NoLeaseLifecycle):
         data = secret_fields(body, sm.key, f"secret {sm.secret_id} ({which})")
         arn = str(body.get("ARN") or sm.secret_id)
         version = str(body.get("VersionId") or "")
-        log.debug(
-            "read AWS secret %s version %s for credential %s of task %s/%s (correlation %s)",
-            arn,
-            version,
-            request.credential,
-            request.identity.namespace,
-            request.identity.task,
-            request.correlation_id,
-        )
-        return Issued(
-            data=data,
-            lease_id=f"{arn}#{version}",
-            issued_at=issued_at,
-            expires_at=None,
-            renewable=False,
-            session=None,
-        )
-
-    async def aclose(self) -> None:
-        """Release the pooled connections, and the thread pool unless it was given."""
-        self._clients.close()
-        if self._owns_runner:
-            self._runner.close(wait=False)
+        log_issue(log, request, "read AWS secret %s version %s", arn, version)
+        return unrenewable(data, f"{arn}#{version}", issued_at)
 
     # -- plumbing ------------------------------------------------------------------------
 

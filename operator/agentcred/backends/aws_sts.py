@@ -56,7 +56,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agentcred.backends.aws_common import AwsClients, Target, check_endpoint
+from agentcred.backends.aws_common import AwsBackend, Target, check_endpoint
 from agentcred.backends.base import (
     BackendInvalidConfig,
     Capabilities,
@@ -65,9 +65,7 @@ from agentcred.backends.base import (
     IssueRequest,
     NoLeaseLifecycle,
 )
-from agentcred.backends.blocking import BlockingRunner
-from agentcred.backends.lru import DEFAULT_SIZE
-from agentcred.backends.settings import BackendSettings
+from agentcred.backends.pooled import log_issue, unrenewable
 from agentcred.models.resolved import AwsStsSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -89,36 +87,12 @@ _NOT_TAG_CHAR = re.compile(r"[^\w .:/=+@-]")  # STS: [\p{L}\p{Z}\p{N}_.:/=+\-@]*
 _NOT_JSON = object()
 
 
-class AwsStsBackend(NoLeaseLifecycle):
+class AwsStsBackend(NoLeaseLifecycle, AwsBackend):
     """The Backend for AWS STS (AssumeRole, AssumeRoleWithWebIdentity); one per operator."""
 
     what_cannot_renew = "STS sessions"
 
     kind = KIND
-
-    def __init__(
-        self,
-        concurrency: int = 16,
-        cache_size: int = DEFAULT_SIZE,
-        *,
-        timeout: float = 30.0,
-        runner: BlockingRunner | None = None,
-    ) -> None:
-        """``concurrency``: width of this backend's thread pool (and connection pool).
-        ``timeout``: connect and read timeout of each HTTP request, in seconds.
-        """
-        self._owns_runner = runner is None
-        self._runner = runner or BlockingRunner(KIND, concurrency)
-        self._clients = AwsClients(self._runner, timeout=timeout, cache_size=cache_size)
-
-    @classmethod
-    def from_settings(cls, settings: BackendSettings) -> AwsStsBackend:
-        """The operator's instance (``registry.FACTORIES``)."""
-        return cls(
-            concurrency=settings.concurrency,
-            cache_size=settings.cache_size,
-            timeout=settings.timeout,
-        )
 
     # -- declared abilities and checks ------------------------------------------------
 
@@ -168,22 +142,8 @@ class AwsStsBackend(NoLeaseLifecycle):
                 action, _target(sts), "assume_role", Tags=session_tags(identity), **params
             )
         issued = _issued(body, issued_at, action)
-        log.debug(
-            "assumed %s until %s for credential %s of task %s/%s (correlation %s)",
-            issued.lease_id,
-            issued.expires_at,
-            request.credential,
-            identity.namespace,
-            identity.task,
-            request.correlation_id,
-        )
+        log_issue(log, request, "assumed %s until %s", issued.lease_id, issued.expires_at)
         return issued
-
-    async def aclose(self) -> None:
-        """Release the pooled connections, and the thread pool unless it was given."""
-        self._clients.close()
-        if self._owns_runner:
-            self._runner.close(wait=False)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -264,19 +224,13 @@ def _issued(body: Mapping[str, Any], issued_at: datetime.datetime, action: str) 
     if expiration.tzinfo is None:
         expiration = expiration.replace(tzinfo=datetime.UTC)
     expires_at = expiration.astimezone(datetime.UTC)
-    return Issued(
-        data={
-            "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
-            "AWS_SESSION_TOKEN": credentials["SessionToken"],
-            "AWS_CREDENTIAL_EXPIRATION": expiration_text(expires_at),
-        },
-        lease_id=str(user["Arn"]),
-        issued_at=issued_at,
-        expires_at=expires_at,
-        renewable=False,
-        session=None,
-    )
+    data = {
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+        "AWS_CREDENTIAL_EXPIRATION": expiration_text(expires_at),
+    }
+    return unrenewable(data, str(user["Arn"]), issued_at, expires_at)
 
 
 def _is_json_object(text: str) -> bool:

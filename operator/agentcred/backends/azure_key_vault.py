@@ -54,7 +54,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from azure.core import exceptions as az_exc
@@ -75,6 +75,7 @@ from agentcred.backends.base import (
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
 from agentcred.backends.payload import fields_from_text
+from agentcred.backends.pooled import STATIC, PooledBackend, log_issue, unrenewable
 from agentcred.backends.settings import BackendSettings
 from agentcred.models.resolved import AzureKeyVaultSpec, ResolvedCredential
 
@@ -169,7 +170,7 @@ def unusable(properties: Any, now: datetime.datetime) -> str | None:
     return None
 
 
-class AzureKeyVaultBackend(NoLeaseLifecycle):
+class AzureKeyVaultBackend(NoLeaseLifecycle, PooledBackend):
     """The Backend for Azure Key Vault secrets; one instance per operator."""
 
     what_cannot_renew = "Azure Key Vault secrets"
@@ -192,8 +193,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
         """
         self._credential_factory = credential_factory or DefaultAzureCredential
         self._client_options = {**DEFAULT_CLIENT_OPTIONS, **(client_options or {})}
-        self._owns_runner = runner is None
-        self._runner = runner or BlockingRunner(KIND, concurrency)
+        super().__init__(concurrency, cache_size, runner=runner)
         self._credential: Any = None
         self._clients: LruCache[str, Any] = LruCache(cache_size)
         self._lock = threading.Lock()  # clients are built in the pool's threads
@@ -204,7 +204,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
         return dict(self._client_options)
 
     @classmethod
-    def from_settings(cls, settings: BackendSettings) -> AzureKeyVaultBackend:
+    def from_settings(cls, settings: BackendSettings) -> Self:
         """The operator's instance (``registry.FACTORIES``)."""
         return cls(
             concurrency=settings.concurrency,
@@ -215,7 +215,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
     # -- declared abilities and checks ------------------------------------------------
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
-        return Capabilities(renewable=False, revocable=False, static=True)
+        return STATIC
 
     def validate(self, spec: ResolvedCredential) -> None:
         self._target(spec)
@@ -232,22 +232,8 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
         secret, source = await self._read(request.spec)
         data = fields_from_text(secret.value, source)
         lease_id = str(secret.id)
-        log.debug(
-            "read %s for credential %s of task %s/%s (correlation %s)",
-            lease_id,
-            request.credential,
-            request.identity.namespace,
-            request.identity.task,
-            request.correlation_id,
-        )
-        return Issued(
-            data=data,
-            lease_id=lease_id,
-            issued_at=issued_at,
-            expires_at=_utc(secret.properties.expires_on),
-            renewable=False,
-            session=None,
-        )
+        log_issue(log, request, "read %s", lease_id)
+        return unrenewable(data, lease_id, issued_at, _utc(secret.properties.expires_on))
 
     async def aclose(self) -> None:
         """Close the clients and the credential, and the thread pool unless it was given."""
@@ -261,8 +247,7 @@ class AzureKeyVaultBackend(NoLeaseLifecycle):
                     close()
                 except Exception as exc:  # closing is best effort
                     log.debug("closing an %s client failed: %s", SERVICE, type(exc).__name__)
-        if self._owns_runner:
-            self._runner.close(wait=False)
+        self._close_runner()
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -83,10 +83,9 @@ from agentcred.backends.base import (
     IssueRequest,
     NoLeaseLifecycle,
 )
-from agentcred.backends.blocking import BlockingRunner
-from agentcred.backends.lru import DEFAULT_SIZE, LruCache
+from agentcred.backends.lru import LruCache
 from agentcred.backends.payload import fields_from_bytes
-from agentcred.backends.settings import BackendSettings
+from agentcred.backends.pooled import STATIC, PooledBackend, log_issue, unrenewable
 from agentcred.models.resolved import GcpSecretManagerSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -196,41 +195,22 @@ class _Endpoint:
     target: str  # gRPC "host:port"; "" for REST or the default endpoint
 
 
-class GcpSecretManagerBackend(NoLeaseLifecycle):
-    """The Backend for GCP Secret Manager; one instance per operator."""
+class GcpSecretManagerBackend(NoLeaseLifecycle, PooledBackend):
+    """The Backend for GCP Secret Manager; one instance per operator (``timeout``: seconds
+    for one call, connecting included)."""
 
     what_cannot_renew = "GCP Secret Manager values"
 
     kind = KIND
 
-    def __init__(
-        self,
-        concurrency: int = 16,
-        cache_size: int = DEFAULT_SIZE,
-        *,
-        timeout: float = 30.0,
-        runner: BlockingRunner | None = None,
-    ) -> None:
-        """``timeout``: seconds for one call, connecting included."""
-        self._timeout = timeout
-        self._owns_runner = runner is None
-        self._runner = runner or BlockingRunner(KIND, concurrency)
+    def _make_clients(self, cache_size: int) -> None:
         self._clients: LruCache[tuple[str, str], Any] = LruCache(cache_size)
         self._lock = threading.Lock()  # client creation runs in the pool's threads
-
-    @classmethod
-    def from_settings(cls, settings: BackendSettings) -> GcpSecretManagerBackend:
-        """The operator's instance (``registry.FACTORIES``)."""
-        return cls(
-            concurrency=settings.concurrency,
-            cache_size=settings.cache_size,
-            timeout=settings.timeout,
-        )
 
     # -- declared abilities and checks ------------------------------------------------
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
-        return Capabilities(renewable=False, revocable=False, static=True)
+        return STATIC
 
     def validate(self, spec: ResolvedCredential) -> None:
         self._target(spec)
@@ -250,22 +230,8 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
         response = await self._call(endpoint, action, _access, name)
         resolved = str(getattr(response, "name", "") or name)
         data = _payload(response, f"{SERVICE} secret version {resolved}")
-        log.debug(
-            "read %s for credential %s of task %s/%s (correlation %s)",
-            resolved,
-            request.credential,
-            request.identity.namespace,
-            request.identity.task,
-            request.correlation_id,
-        )
-        return Issued(
-            data=data,
-            lease_id=resolved,
-            issued_at=issued_at,
-            expires_at=None,
-            renewable=False,
-            session=None,
-        )
+        log_issue(log, request, "read %s", resolved)
+        return unrenewable(data, resolved, issued_at)
 
     async def aclose(self) -> None:
         """Close every client's transport, and the thread pool unless it was given."""
@@ -275,8 +241,7 @@ class GcpSecretManagerBackend(NoLeaseLifecycle):
                 client.transport.close()
             except Exception as exc:  # closing is best effort
                 log.debug("closing a %s client failed: %s", SERVICE, type(exc).__name__)
-        if self._owns_runner:
-            self._runner.close(wait=False)
+        self._close_runner()
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -81,7 +81,7 @@ from agentcred.backends.base import (
 )
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
-from agentcred.backends.settings import BackendSettings
+from agentcred.backends.pooled import STATIC, PooledBackend, log_issue, unrenewable
 from agentcred.models.errors import NotAllowed, SpecError
 from agentcred.models.policy import check_url
 from agentcred.models.resolved import (
@@ -203,7 +203,7 @@ class _LeasedRead:
     renewable: bool
 
 
-class VaultBackend:
+class VaultBackend(PooledBackend):
     """The Backend (and SessionBackend) for Vault and OpenBao; one instance per operator."""
 
     kind = KIND
@@ -222,27 +222,16 @@ class VaultBackend:
         ``caBundle`` replaces it for that backend's address. ``transport``: builds the
         ``requests`` adapter of each address's pool (retries, or a recorder in tests).
         """
-        self._timeout = timeout
+        super().__init__(concurrency, cache_size, timeout=timeout, runner=runner)
         self._verify = verify
-        self._owns_runner = runner is None
-        self._runner = runner or BlockingRunner(KIND, concurrency)
         self._sessions: LruCache[tuple[str, str | None], requests.Session] = LruCache(cache_size)
         self._transport = transport or self._pooled_transport
-
-    @classmethod
-    def from_settings(cls, settings: BackendSettings) -> VaultBackend:
-        """The operator's instance (``registry.FACTORIES``)."""
-        return cls(
-            concurrency=settings.concurrency,
-            cache_size=settings.cache_size,
-            timeout=settings.timeout,
-        )
 
     # -- declared abilities and checks ------------------------------------------------
 
     def capabilities(self, spec: ResolvedCredential) -> Capabilities:
         if spec.vault is not None and spec.vault.kv is not None:
-            return Capabilities(renewable=False, revocable=False, static=True)
+            return STATIC
         return Capabilities(renewable=True, revocable=True, static=False)
 
     def validate(self, spec: ResolvedCredential) -> None:
@@ -267,14 +256,7 @@ class VaultBackend:
         started = _now()
         token = await self._authenticate(request, vault, address, ttl)
         token = await self._fit_ttl(request, vault, address, token, ttl)
-        log.debug(
-            "Vault session %s opened for credential %s of task %s/%s (correlation %s)",
-            token.accessor,
-            request.credential,
-            request.identity.namespace,
-            request.identity.task,
-            request.correlation_id,
-        )
+        log_issue(log, request, "Vault session %s opened", token.accessor)
         return Session(
             ref=token.accessor, secret=token.token, expires_at=_after(started, token.ttl)
         )
@@ -331,8 +313,7 @@ class VaultBackend:
 
     async def aclose(self) -> None:
         """Release the pooled connections, and the thread pool unless it was given."""
-        if self._owns_runner:
-            self._runner.close(wait=False)
+        self._close_runner()
         for http in self._sessions.drain():
             http.close()
 
@@ -363,16 +344,7 @@ class VaultBackend:
             f"(ServiceAccount {identity.namespace}/{identity.service_account})"
         )
         login = client.auth.kubernetes.login
-        body = await self._call(
-            action,
-            login,
-            role=k8s.role,
-            jwt=jwt,
-            use_token=False,
-            mount_point=k8s.mount_path,
-            login=True,
-        )
-        return _token_from(body, action)
+        return await self._login(action, login, k8s.mount_path, role=k8s.role, jwt=jwt)
 
     async def _login_approle(
         self, request: IssueRequest, approle: VaultAppRoleAuth, client: Any
@@ -381,14 +353,15 @@ class VaultBackend:
         secret_id = await request.identity.secret_value(ref.name, ref.key)
         action = f"the AppRole login at auth/{approle.mount_path}/login"
         login = client.auth.approle.login
+        credentials = {"role_id": approle.role_id, "secret_id": secret_id}
+        return await self._login(action, login, approle.mount_path, **credentials)
+
+    async def _login(
+        self, action: str, login: Callable[..., Any], mount_point: str, **credentials: str
+    ) -> _Token:
+        """One login call (never with the client's own token) and the token it returns."""
         body = await self._call(
-            action,
-            login,
-            role_id=approle.role_id,
-            secret_id=secret_id,
-            use_token=False,
-            mount_point=approle.mount_path,
-            login=True,
+            action, login, use_token=False, mount_point=mount_point, login=True, **credentials
         )
         return _token_from(body, action)
 
@@ -480,14 +453,7 @@ class VaultBackend:
             raise BackendInvalidConfig(
                 f"Vault's answer to {action} has no data or version"
             ) from None
-        return Issued(
-            data=_fields(data, action),
-            lease_id=f"kv:{kv.mount}/{kv.path}#{version}",
-            issued_at=issued_at,
-            expires_at=None,
-            renewable=False,
-            session=None,
-        )
+        return unrenewable(_fields(data, action), f"kv:{kv.mount}/{kv.path}#{version}", issued_at)
 
     # -- plumbing ------------------------------------------------------------------------
 

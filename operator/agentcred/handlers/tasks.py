@@ -4,6 +4,7 @@ Kopf daemon per task."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -15,26 +16,28 @@ from agentcred.handlers.memo import OperatorMemo
 from agentcred.kube.errors import KubeError
 from agentcred.models.errors import SpecError
 from agentcred.services import lifecycle
+from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 
 GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agenttasks"
 HANDLED = (TaskRetry, TaskFailed, BackendError, KubeError)
+Start = Callable[[Deps, Mapping[str, Any], int], Awaitable[None]]
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, when=served)
 async def resume(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
-    try:
-        await lifecycle.resume(memo.deps, body, retry)
-    except SpecError as exc:
-        raise kopf.PermanentError(str(exc)) from None
-    except HANDLED as exc:
-        raise to_kopf(exc, retry) from None
+    await _starting(lifecycle.resume, body, memo, retry)
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL, when=served)
 async def start(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
+    await _starting(lifecycle.start, body, memo, retry)
+
+
+async def _starting(start: Start, body: kopf.Body, memo: OperatorMemo, retry: int) -> None:
+    """Resume or start a task; a spec that cannot be read fails for good."""
     try:
-        await lifecycle.start(memo.deps, body, retry)
+        await start(memo.deps, body, retry)
     except SpecError as exc:
         raise kopf.PermanentError(str(exc)) from None
     except HANDLED as exc:

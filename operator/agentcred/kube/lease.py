@@ -7,10 +7,13 @@ one wins (the other gets ``KubeConflict``). The decisions are in ``agentcred.mod
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubernetes_asyncio.client import ApiClient, CoordinationV1Api
 
 from agentcred.kube.calls import call, get_or_none
 from agentcred.kube.errors import subject
+from agentcred.kube.objects import Body
 from agentcred.models.lease import LeaseRecord
 
 LABELS = {"app.kubernetes.io/name": "agentcred", "app.kubernetes.io/component": "operator"}
@@ -30,12 +33,7 @@ async def create_lease(
     api: ApiClient, namespace: str, name: str, record: LeaseRecord
 ) -> LeaseRecord:
     """Create the Lease holding ``record``; ``KubeConflict`` if another replica was first."""
-    body = {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {"name": name, "namespace": namespace, "labels": LABELS},
-        "spec": record.spec(),
-    }
+    body = _lease_body(namespace, name, record)
     created = await call(
         subject("Lease", namespace, name),
         CoordinationV1Api(api).create_namespaced_lease,
@@ -49,17 +47,7 @@ async def replace_lease(
     api: ApiClient, namespace: str, name: str, record: LeaseRecord
 ) -> LeaseRecord:
     """Write ``record`` over the version it was read at; ``KubeConflict`` if it changed since."""
-    body = {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": LABELS,
-            "resourceVersion": record.resource_version,
-        },
-        "spec": record.spec(),
-    }
+    body = _lease_body(namespace, name, record, resourceVersion=record.resource_version)
     replaced = await call(
         subject("Lease", namespace, name),
         CoordinationV1Api(api).replace_namespaced_lease,
@@ -68,3 +56,12 @@ async def replace_lease(
         body,
     )
     return LeaseRecord.from_body(replaced)
+
+
+def _lease_body(namespace: str, name: str, record: LeaseRecord, **metadata: Any) -> Body:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": namespace, "labels": LABELS, **metadata},
+        "spec": record.spec(),
+    }

@@ -130,23 +130,14 @@ async def patch_task_status(
 
     ``None`` values delete keys. Returns the whole object as stored.
     """
-    return await _patch_status(
-        api, TASKS, namespace, name, patch, resource_version=resource_version
-    )
+    return await _patch_status(api, TASKS, namespace, name, patch, resource_version)
 
 
 async def patch_credential_status(
-    api: ApiClient,
-    namespace: str,
-    name: str,
-    patch: Mapping[str, Any],
-    *,
-    resource_version: str | None = None,
+    api: ApiClient, namespace: str, name: str, patch: Mapping[str, Any]
 ) -> Body:
     """Merge ``patch`` into the AgentCredential's ``.status``, as ``patch_task_status``."""
-    return await _patch_status(
-        api, CREDENTIALS, namespace, name, patch, resource_version=resource_version
-    )
+    return await _patch_status(api, CREDENTIALS, namespace, name, patch, None)
 
 
 async def patch_task_metadata(
@@ -158,18 +149,12 @@ async def patch_task_metadata(
     resource_version: str | None = None,
 ) -> Body:
     """Merge ``patch`` into the AgentTask's ``.metadata`` (e.g. ``{"finalizers": [...]}``)."""
-    body = {"metadata": _with_version(patch, resource_version=resource_version)}
+    metadata = dict(patch)
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version
     custom = CustomObjectsApi(api)
-    return await call(
-        subject("AgentTask", namespace, name),
-        custom.patch_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        TASKS,
-        name,
-        body,
-        _content_type=MERGE_PATCH,
+    return await _merge_patch(
+        custom.patch_namespaced_custom_object, TASKS, namespace, name, {"metadata": metadata}
     )
 
 
@@ -212,16 +197,24 @@ async def _patch_status(
     namespace: str,
     name: str,
     patch: Mapping[str, Any],
-    *,
     resource_version: str | None,
 ) -> Body:
     body: Body = {"status": dict(patch)}
     if resource_version is not None:
         body["metadata"] = {"resourceVersion": resource_version}
     custom = CustomObjectsApi(api)
+    return await _merge_patch(
+        custom.patch_namespaced_custom_object_status, plural, namespace, name, body
+    )
+
+
+async def _merge_patch(
+    method: Callable[..., Any], plural: str, namespace: str, name: str, body: Body
+) -> Body:
+    """``method`` (an object's or its status's patch) with ``body`` as a JSON merge patch."""
     return await call(
         subject(_KINDS[plural], namespace, name),
-        custom.patch_namespaced_custom_object_status,
+        method,
         GROUP,
         VERSION,
         namespace,
@@ -230,10 +223,3 @@ async def _patch_status(
         body,
         _content_type=MERGE_PATCH,
     )
-
-
-def _with_version(patch: Mapping[str, Any], resource_version: str | None) -> dict[str, Any]:
-    merged = dict(patch)
-    if resource_version is not None:
-        merged["resourceVersion"] = resource_version
-    return merged

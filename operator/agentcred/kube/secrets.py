@@ -144,17 +144,22 @@ async def write_secret(
     keeps the Secret's other metadata (ownerReferences, finalizers) and swaps data,
     labels and annotations; it is retried when the Secret changes in between.
     """
+    metadata: Body = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**labels, MANAGED_BY: MANAGER},
+        "annotations": dict(annotations),
+    }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner.as_dict(controller=controller_owner)]
+    return await _create_or_take_over(api, _secret_body(metadata, data), owner)
+
+
+async def _create_or_take_over(api: ApiClient, body: Body, owner: OwnerRef | None) -> SecretInfo:
+    """Create the Secret ``body``, or replace the one of its name if it is ``owner``'s."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     what = subject("Secret", namespace, name)
     core = CoreV1Api(api)
-    body = _secret_body(
-        namespace,
-        name,
-        data,
-        labels=labels,
-        annotations=annotations,
-        owner=owner,
-        controller_owner=controller_owner,
-    )
     owner_uid = owner.uid if owner else None
     for _ in range(ATTEMPTS):
         try:
@@ -263,24 +268,7 @@ async def list_secrets(
     return [secret_info(item) for item in items]
 
 
-def _secret_body(
-    namespace: str,
-    name: str,
-    data: Mapping[str, str],
-    *,
-    labels: Mapping[str, str],
-    annotations: Mapping[str, str],
-    owner: OwnerRef | None,
-    controller_owner: bool,
-) -> Body:
-    metadata: Body = {
-        "name": name,
-        "namespace": namespace,
-        "labels": {**labels, MANAGED_BY: MANAGER},
-        "annotations": dict(annotations),
-    }
-    if owner is not None:
-        metadata["ownerReferences"] = [owner.as_dict(controller=controller_owner)]
+def _secret_body(metadata: Body, data: Mapping[str, str]) -> Body:
     encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
     return {
         "apiVersion": "v1",

@@ -65,15 +65,8 @@ async def watch_secrets(
 ) -> None:
     """Watch Secrets matching ``label_selector`` (in ``namespace`` or all) until ``stopped``."""
     core = CoreV1Api(api)
-    await _watch_core(
-        core.list_secret_for_all_namespaces,
-        core.list_namespaced_secret,
-        "Secrets",
-        label_selector,
-        on_event,
-        stopped,
-        namespace,
-    )
+    lists = core.list_secret_for_all_namespaces, core.list_namespaced_secret
+    await _watch_core(*lists, "Secrets", label_selector, on_event, stopped, namespace)
 
 
 async def watch_pods(
@@ -85,15 +78,8 @@ async def watch_pods(
 ) -> None:
     """Watch Pods matching ``label_selector`` (None: all pods) until ``stopped``."""
     core = CoreV1Api(api)
-    await _watch_core(
-        core.list_pod_for_all_namespaces,
-        core.list_namespaced_pod,
-        "Pods",
-        label_selector,
-        on_event,
-        stopped,
-        namespace,
-    )
+    lists = core.list_pod_for_all_namespaces, core.list_namespaced_pod
+    await _watch_core(*lists, "Pods", label_selector, on_event, stopped, namespace)
 
 
 async def _watch_core(

@@ -33,9 +33,9 @@ from agentcred.models.errors import SpecError
 from agentcred.models.names import label_value
 from agentcred.models.parse import to_json
 from agentcred.models.resolved import ResolvedCredential
-from agentcred.models.status import timestamp
+from agentcred.models.status import CredentialEntry, timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import revocation, sessions, static_reads
+from agentcred.services import revocation, sessions, static_reads, task_status
 from agentcred.services.authorization import Refused, resolve_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
@@ -157,6 +157,28 @@ def next_action_at(
             issued.issued_at, issued.expires_at, resolved.spec.renewal_percent, deps.rng
         )
     return None
+
+
+def entry_for(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    resolved: Resolved,
+    issued: Issued,
+    info: SecretInfo,
+    previous: CredentialEntry | None,
+) -> CredentialEntry:
+    """The status entry of a credential just issued (or read) into its Secret."""
+    return task_status.issued_entry(
+        name=ref.name,
+        secret_name=task.secret_name(ref),
+        backend=resolved.spec.backend,
+        issued=issued,
+        caps=resolved.backend.capabilities(resolved.spec),
+        renew_at=next_action_at(deps, task, resolved, issued),
+        secret_version=info.resource_version,
+        previous=previous,
+    )
 
 
 async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
@@ -285,13 +307,7 @@ async def _retire_stale(deps: Deps, task: TaskView, key: str) -> None:
     stale = records.get(key)
     if stale is None:
         return
-    gone = await revocation.revoke_record(
-        deps,
-        stale,
-        namespace=task.namespace,
-        task=task.name,
-        service_account=task.spec.service_account_name,
-    )
+    gone = await revocation.revoke_for_task(deps, task, stale)
     if not gone:
         await sessions.put(deps, task, f"{key}.stale-{uuid.uuid4().hex[:8]}", stale)
 

@@ -9,12 +9,13 @@ recorded or not), deletes the generated Secrets and retries until that is done.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from agentcred import audit, metrics
-from agentcred.backends.base import PERMANENT, BackendError, BackendUnavailable
+from agentcred.backends.base import PERMANENT, BackendError, BackendUnavailable, Issued
 from agentcred.kube import resources, secrets
 from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
@@ -106,11 +107,7 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
         return None
     deps.pods.register(task)
     now = deps.clock()
-    if task.spec.completed:
-        await end(deps, task, Phase.SUCCEEDED, "Completed", "spec.completed is true")
-        return None
-    if task.deadline is not None and task.deadline <= now:
-        await end(deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed")
+    if await _end_if_over(deps, task, now):
         return None
     # A new task's Pending fields ride on its first status patch (the first credential's
     # entry, or the reason it waits), and the last credential's patch makes it Active:
@@ -139,6 +136,17 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
             deps, task, task_status.active(task.status, task.entries, task.generation, deps.clock())
         )
     return await apply_pods(deps, task)
+
+
+async def _end_if_over(deps: Deps, task: TaskView, now: datetime.datetime) -> bool:
+    """End a task that is completed or past its deadline; whether it ended."""
+    if task.spec.completed:
+        await end(deps, task, Phase.SUCCEEDED, "Completed", "spec.completed is true")
+        return True
+    if task.deadline is not None and task.deadline <= now:
+        await end(deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed")
+        return True
+    return False
 
 
 async def apply_pods(deps: Deps, task: TaskView) -> TaskView | None:
@@ -186,6 +194,33 @@ async def _issue_into_status(
     """Issue one credential and record it, with ``starting`` fields (a new task's Pending)
     and, when ``activate``, the task's move to Active, in the same status patch."""
     cid = audit.new_correlation_id()
+    resolved, issued, info = await _issue_one(deps, task, ref, cid)
+    entry = issuance.entry_for(deps, task, ref, resolved, issued, info, task.entry(ref.name))
+    entries = task_status.replace_entry(task.entries, entry)
+    report.succeeded(
+        task,
+        "issue",
+        credential=ref.name,
+        backend=resolved.spec.backend,
+        lease_id=issued.lease_id,
+        cid=cid,
+    )
+    await report.event(
+        deps.api, task, report.ISSUED, f"{ref.name}: issued into Secret {task.secret_name(ref)}"
+    )
+    status: dict[str, Any] = {**starting, **task_status.with_entries(entries)}
+    if activate:
+        status.update(
+            task_status.active({**task.status, **starting}, entries, task.generation, deps.clock())
+        )
+    return await patch(deps, task, status)
+
+
+async def _issue_one(
+    deps: Deps, task: TaskView, ref: CredentialRef, cid: str
+) -> tuple[issuance.Resolved, Issued, secrets.SecretInfo]:
+    """Resolve, check the Secret's name is free, issue; a failure is audited and raised
+    as TaskRetry or TaskFailed."""
     backend_kind = "unknown"
     try:
         resolved = await issuance.resolve(deps, task, ref)
@@ -205,37 +240,7 @@ async def _issue_into_status(
             reason=failure.reason,
         )
         raise failure from None
-    caps = resolved.backend.capabilities(resolved.spec)
-    next_at = issuance.next_action_at(deps, task, resolved, issued)
-    entry = task_status.issued_entry(
-        name=ref.name,
-        secret_name=task.secret_name(ref),
-        backend=resolved.spec.backend,
-        issued=issued,
-        caps=caps,
-        renew_at=next_at,
-        secret_version=info.resource_version,
-        previous=task.entry(ref.name),
-    )
-    entries = task_status.replace_entry(task.entries, entry)
-    report.trail(
-        task,
-        "issue",
-        "success",
-        credential=ref.name,
-        backend=resolved.spec.backend,
-        lease_id=issued.lease_id,
-        correlation_id=cid,
-    )
-    await report.event(
-        deps.api, task, report.ISSUED, f"{ref.name}: issued into Secret {task.secret_name(ref)}"
-    )
-    status: dict[str, Any] = {**starting, **task_status.with_entries(entries)}
-    if activate:
-        status.update(
-            task_status.active({**task.status, **starting}, entries, task.generation, deps.clock())
-        )
-    return await patch(deps, task, status)
+    return resolved, issued, info
 
 
 def _as_task_error(exc: Exception, ref: CredentialRef) -> TaskRetry | TaskFailed:
@@ -381,13 +386,7 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
 
 async def _revoke(deps: Deps, task: TaskView, record: sessions.SessionRecord) -> bool:
     """Revoke one session of a live task (with an Event); True when it is gone."""
-    gone = await revocation.revoke_record(
-        deps,
-        record,
-        namespace=task.namespace,
-        task=task.name,
-        service_account=task.spec.service_account_name,
-    )
+    gone = await revocation.revoke_for_task(deps, task, record)
     if gone:
         await report.event(deps.api, task, report.REVOKED, f"{record.credential}: revoked")
     return gone

@@ -18,10 +18,12 @@ from agentcred.backends.base import (
     BackendDenied,
     BackendError,
     BackendNotFound,
-    BackendUnavailable,
+    Issued,
     Lease,
+    Renewed,
 )
 from agentcred.kube import resources
+from agentcred.kube.secrets import SecretInfo
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import CredentialEntry, EntryState, Phase, timestamp
@@ -122,7 +124,8 @@ async def _act_on(
 async def refresh_one(
     deps: Deps, task: TaskView, ref: CredentialRef, entry: CredentialEntry
 ) -> TaskView:
-    """Renew in place where the backend can, otherwise issue a fresh credential."""
+    """Decide: renew in place where the backend can, otherwise issue a fresh credential
+    (a static one is re-read); postpone when the backend cannot be reached now."""
     expires = entry.expires_at
     if task.deadline is not None and expires is not None and expires >= task.deadline:
         # The credential already lasts until the task's hard stop: nothing to extend.
@@ -136,51 +139,54 @@ async def refresh_one(
     try:
         if caps.static:
             return await reissue(
-                deps, task, ref, resolved, overlap=datetime.timedelta(0), reason=report.REFRESHED
+                deps, task, ref, resolved, overlap=NO_OVERLAP, reason=report.REFRESHED
             )
-        if not caps.renewable:
-            return await reissue(
-                deps,
-                task,
-                ref,
-                resolved,
-                overlap=deps.settings.reissue_overlap,
-                reason=report.REISSUED,
-            )
-        records = await sessions.load(deps, task.uid)
-        record = records.get(ref.name)
-        if record is None:
-            return await reissue(
-                deps,
-                task,
-                ref,
-                resolved,
-                overlap=deps.settings.reissue_overlap,
-                reason=report.REISSUED,
-            )
-        ttl = capped_ttl(resolved.spec.ttl, deps.clock(), task.deadline)
-        try:
-            # The connection the lease was issued under, never a later-edited backend's.
-            issued_under = parse_resolved(record.spec)
-            async with deps.limits.slot(task.namespace, issued_under.target):
-                renewed = await resolved.backend.renew(
-                    Lease(issued_under, entry.lease_id, record.session, cid), ttl
-                )
-        except (BackendDenied, BackendNotFound, SpecError):
-            renewed = None
+        renewed = None
+        if caps.renewable:
+            renewed = await renew_in_place(deps, task, ref, entry, resolved, cid)
         if renewed is None or renewed.capped:
-            return await reissue(
-                deps,
-                task,
-                ref,
-                resolved,
-                overlap=deps.settings.reissue_overlap,
-                reason=report.REISSUED,
+            overlap = deps.settings.reissue_overlap
+            return await reissue(deps, task, ref, resolved, overlap=overlap, reason=report.REISSUED)
+    except BackendError as exc:  # BackendUnavailable included
+        return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
+    return await _record_renewal(deps, task, ref, entry, resolved, renewed, cid)
+
+
+async def renew_in_place(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    entry: CredentialEntry,
+    resolved: issuance.Resolved,
+    cid: str,
+) -> Renewed | None:
+    """Renew the lease with the connection it was issued under (never a later-edited
+    backend's); None when it cannot be renewed (no session record, denied, gone)."""
+    records = await sessions.load(deps, task.uid)
+    record = records.get(ref.name)
+    if record is None:
+        return None
+    ttl = capped_ttl(resolved.spec.ttl, deps.clock(), task.deadline)
+    try:
+        issued_under = parse_resolved(record.spec)
+        async with deps.limits.slot(task.namespace, issued_under.target):
+            return await resolved.backend.renew(
+                Lease(issued_under, entry.lease_id, record.session, cid), ttl
             )
-    except BackendUnavailable as exc:
-        return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
-    except BackendError as exc:
-        return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
+    except (BackendDenied, BackendNotFound, SpecError):
+        return None
+
+
+async def _record_renewal(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    entry: CredentialEntry,
+    resolved: issuance.Resolved,
+    renewed: Renewed,
+    cid: str,
+) -> TaskView:
+    """A lease renewed in place: its new expiry in the Secret's annotation and in status."""
     now = deps.clock()
     updated = dataclasses.replace(
         entry,
@@ -191,21 +197,16 @@ async def refresh_one(
     info = await issuance.annotate_expiry(deps, task, ref, renewed.expires_at)
     if info is not None:
         updated = dataclasses.replace(updated, secret_resource_version=info.resource_version)
-    report.trail(
+    report.succeeded(
         task,
         "renew",
-        "success",
         credential=ref.name,
         backend=resolved.spec.backend,
         lease_id=entry.lease_id,
-        correlation_id=cid,
+        cid=cid,
     )
-    await report.event(
-        deps.api,
-        task,
-        report.RENEWED,
-        f"{ref.name}: lease renewed until {timestamp(renewed.expires_at)}",
-    )
+    message = f"{ref.name}: lease renewed until {timestamp(renewed.expires_at)}"
+    await report.event(deps.api, task, report.RENEWED, message)
     return await _save_entry(deps, task, updated)
 
 
@@ -225,47 +226,43 @@ async def reissue(
     old = None
     if not issuance.keeps_no_session(resolved):
         old = await _rotate_sessions(deps, task, ref)
-    now = deps.clock()
-    caps = resolved.backend.capabilities(resolved.spec)
-    next_at = issuance.next_action_at(deps, task, resolved, issued)
-    previous = task.entry(ref.name)
-    entry = task_status.issued_entry(
-        name=ref.name,
-        secret_name=task.secret_name(ref),
-        backend=resolved.spec.backend,
-        issued=issued,
-        caps=caps,
-        renew_at=next_at,
-        secret_version=info.resource_version,
-        previous=previous,
-    )
-    if previous is not None and caps.static:
-        entry = dataclasses.replace(
-            entry, reissues=previous.reissues, renewals=previous.renewals + 1
-        )
-    if old is not None:
-        entry = dataclasses.replace(entry, retire_at=now + overlap)
-    action = "refresh" if caps.static else "reissue"
-    report.trail(
+    retire_at = deps.clock() + overlap if old is not None else None
+    entry = _reissued_entry(deps, task, ref, resolved, issued, info, retire_at)
+    report.succeeded(
         task,
-        action,
-        "success",
+        "refresh" if resolved.backend.capabilities(resolved.spec).static else "reissue",
         credential=ref.name,
         backend=resolved.spec.backend,
         lease_id=issued.lease_id,
-        correlation_id=cid,
+        cid=cid,
     )
     if reason == report.REISSUED:
-        await report.event(
-            deps.api,
-            task,
-            reason,
-            f"{ref.name}: fresh credential issued into {task.secret_name(ref)}",
-        )
+        message = f"{ref.name}: fresh credential issued into {task.secret_name(ref)}"
+        await report.event(deps.api, task, reason, message)
     task = await _save_entry(deps, task, entry)
-    if old is not None and overlap <= datetime.timedelta(0):
+    if old is not None and overlap <= NO_OVERLAP:
         task = await retire_previous(deps, task, ref)
     return task
+
+
+def _reissued_entry(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    resolved: issuance.Resolved,
+    issued: Issued,
+    info: SecretInfo,
+    retire_at: datetime.datetime | None,
+) -> CredentialEntry:
+    """The entry of a fresh credential, the old one retired at ``retire_at``. A static
+    refresh stays the same credential: its re-issues kept, one more renewal."""
+    previous = task.entry(ref.name)
+    entry = issuance.entry_for(deps, task, ref, resolved, issued, info, previous)
+    if previous is not None and resolved.backend.capabilities(resolved.spec).static:
+        entry = dataclasses.replace(
+            entry, reissues=previous.reissues, renewals=previous.renewals + 1
+        )
+    return dataclasses.replace(entry, retire_at=retire_at)
 
 
 async def _rotate_sessions(

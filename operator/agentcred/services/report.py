@@ -40,6 +40,21 @@ async def event(
     )
 
 
+def succeeded(
+    task: TaskView, action: str, *, credential: str, backend: str, lease_id: str, cid: str
+) -> None:
+    """The audit line of a credential issued, renewed, re-issued or refreshed."""
+    trail(
+        task,
+        action,
+        "success",
+        credential=credential,
+        backend=backend,
+        lease_id=lease_id,
+        correlation_id=cid,
+    )
+
+
 def trail(
     task: TaskView,
     action: str,

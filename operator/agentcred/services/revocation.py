@@ -10,6 +10,7 @@ from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
 from agentcred.services.deps import Deps
 from agentcred.services.sessions import SessionRecord
+from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.tasks")
 
@@ -52,3 +53,14 @@ async def revoke_record(
         return True
     trail("success")
     return True
+
+
+async def revoke_for_task(deps: Deps, task: TaskView, record: SessionRecord) -> bool:
+    """``revoke_record`` for a session of ``task``; True when it is gone."""
+    return await revoke_record(
+        deps,
+        record,
+        namespace=task.namespace,
+        task=task.name,
+        service_account=task.spec.service_account_name,
+    )
