@@ -8,12 +8,12 @@ import random
 import pytest
 
 from agentcred.services.schedule import (
-    SHARED_KEEP,
     backoff,
     capped_ttl,
     earliest,
     renew_at,
     shared_refresh_at,
+    shared_refresh_point,
 )
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -41,12 +41,16 @@ def test_renewal_of_an_already_short_lease_is_not_before_issue() -> None:
     assert renew_at(T0, T0 + datetime.timedelta(seconds=1), 50, random.Random(0)) >= T0
 
 
-def test_a_shared_refresh_comes_after_the_read_is_stale_and_within_1_3_intervals() -> None:
+def test_a_shared_refresh_is_after_the_next_grid_point_and_within_1_1_intervals() -> None:
     interval = datetime.timedelta(minutes=5)
     for seed in range(40):
         now = T0 + datetime.timedelta(seconds=seed * 37)
+        point = shared_refresh_point(now, interval, "key")
         at = shared_refresh_at(now, interval, "key", random.Random(seed))
-        assert now + interval * SHARED_KEEP < at <= now + interval * 1.3
+        assert now < point <= at <= point + interval * 0.1
+        assert at <= now + interval * 1.1
+        # the grid: the point after `point` is one interval later
+        assert shared_refresh_point(point, interval, "key") == point + interval
 
 
 def test_tasks_sharing_a_secret_refresh_in_one_window_whenever_they_started() -> None:

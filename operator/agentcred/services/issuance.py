@@ -39,13 +39,19 @@ from agentcred.services import revocation, sessions, static_reads, task_status
 from agentcred.services.authorization import Refused, resolve_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import SHARED_KEEP, capped_ttl, renew_at, shared_refresh_at
+from agentcred.services.schedule import (
+    capped_ttl,
+    renew_at,
+    shared_refresh_at,
+    shared_refresh_point,
+)
 from agentcred.services.task_view import TaskView
 from agentcred.services.templating import TemplateError, fields_used, render
 
 EXPIRES_ANNOTATION = "agentcred.io/expires-at"
 CREDENTIAL_LABEL = "agentcred.io/credential"
 TOKEN_SECONDS = 600  # TokenRequest lifetime: only long enough to log in
+READ_MARGIN = 0.5  # a shared read expires this long before the refresh grid point
 
 
 class ReferenceMissing(BackendUnavailable):
@@ -214,13 +220,13 @@ async def issue(
 async def _read_static(
     deps: Deps, task: TaskView, resolved: Resolved, session_key: str, cid: str
 ) -> Issued:
-    """A static secret, read at most once per fifth of its refresh interval for everyone
-    sharing it (one read per refresh: ``schedule.shared_refresh_at``)."""
-    keep = resolved.spec.refresh_interval.total_seconds() * SHARED_KEEP
+    """A static secret, read once per point of its refresh grid for everyone sharing it
+    (``schedule.shared_refresh_at``): the read is kept until just before the next point."""
+    key = static_key(task, resolved)
+    point = shared_refresh_point(deps.clock(), resolved.spec.refresh_interval, key)
+    keep = max(0.0, (point - deps.clock()).total_seconds() - READ_MARGIN)
     return await deps.static_reads.read(
-        static_key(task, resolved),
-        keep,
-        lambda: _issue_lease(deps, task, resolved, session_key, cid),
+        key, keep, lambda: _issue_lease(deps, task, resolved, session_key, cid)
     )
 
 

@@ -16,9 +16,6 @@ from collections.abc import Iterable
 
 JITTER_SHARE = 0.1  # up to 10 % of the lease life earlier than planned
 MIN_MARGIN = datetime.timedelta(seconds=2)  # always act at least this long before expiry
-# A shared static read serves every task for this share of its refresh interval: twice
-# the jitter window in which the tasks sharing it refresh (shared_refresh_at).
-SHARED_KEEP = 0.2
 
 
 def renew_at(
@@ -35,25 +32,30 @@ def renew_at(
     return max(issued_at, min(jittered, latest))
 
 
+def shared_refresh_point(
+    now: datetime.datetime, interval: datetime.timedelta, key: str
+) -> datetime.datetime:
+    """The next point after ``now`` on the refresh grid of a static secret shared under
+    ``key``: every ``interval``, at a phase that comes from the key."""
+    period = interval.total_seconds()
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    phase = (digest % 1_000_000) / 1_000_000 * period
+    ticks = math.floor((now.timestamp() - phase) / period) + 1
+    return datetime.datetime.fromtimestamp(phase + ticks * period, datetime.UTC)
+
+
 def shared_refresh_at(
     now: datetime.datetime, interval: datetime.timedelta, key: str, rng: random.Random
 ) -> datetime.datetime:
     """Next re-read of a static secret that tasks may share under ``key``.
 
-    Refreshes fall on a grid of ``interval`` whose phase comes from the key, so every
-    task reading the same secret as the same identity refreshes in the same window,
-    whenever it started: the first of them reads, the rest are served that read
-    (services/static_reads.py keeps it for half an interval), so N tasks cost one
-    backend read per refresh. Up to 10 % jitter after the grid point spreads their
-    status writes. The first grid point is at least ``SHARED_KEEP`` of an interval away,
-    so a refresh never lands on the read it would repeat (still cached): a rotation
-    reaches every task within 1.3 intervals."""
-    period = interval.total_seconds()
-    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-    phase = (digest % 1_000_000) / 1_000_000 * period
-    ticks = math.floor((now.timestamp() + SHARED_KEEP * period - phase) / period) + 1
-    point = datetime.datetime.fromtimestamp(phase + ticks * period, datetime.UTC)
-    return point + interval * (JITTER_SHARE * rng.random())
+    Every task reading the same secret as the same identity refreshes just after the
+    same grid point, whenever it started; a read is kept until the next grid point
+    (services/issuance._read_static), so the first refresh after a point reads afresh
+    and every other one, however long the operator takes to get through them, is served
+    that read: N tasks cost one backend read per refresh. Up to 10 % jitter spreads
+    their status writes; a rotation reaches every task within 1.1 intervals."""
+    return shared_refresh_point(now, interval, key) + interval * (JITTER_SHARE * rng.random())
 
 
 def capped_ttl(

@@ -3,12 +3,12 @@
 Static secrets (Vault KV, AWS Secrets Manager, GCP Secret Manager, Azure Key Vault)
 are the same for every task that reads them with the same identity, so concurrent
 and repeated reads are coalesced: a single in-flight read per key (single flight),
-and its result kept for a fifth of the refresh interval (``schedule.SHARED_KEEP``).
-Every task sharing a key refreshes in the same window of each interval
-(``schedule.shared_refresh_at``: a grid whose phase comes from the key, plus up to 10 %
-jitter), so the first refresh of a window reads afresh (the previous window's value is
-gone by then) and the rest are served it: N tasks cost one read per refresh, and a
-rotation reaches every task within 1.3 intervals.
+and its result kept until just before the next point of the secret's refresh grid
+(``schedule.shared_refresh_point``: every interval, at a phase that comes from the
+key). Every task sharing a key refreshes just after the same grid point
+(``schedule.shared_refresh_at``), so the first refresh after a point reads afresh and
+the rest are served it, however long the operator takes to get through them: N tasks
+cost one read per refresh, and a rotation reaches every task within 1.1 intervals.
 
 The key is the backend block plus the reading identity and the namespace, so two
 tenants never share a read that only one of them is allowed. Values live in memory
