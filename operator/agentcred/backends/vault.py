@@ -384,10 +384,10 @@ class VaultBackend(PooledBackend):
         self, request: IssueRequest, vault: VaultSpec, address: str, token: _Token, ttl: int
     ) -> _Token:
         """Set the new token's TTL to the credential's (renew-self may shorten it)."""
+        if vault.kv is not None:
+            return token  # a static read uses the token for a moment only: no renew-self
         client = self._client(vault, request.correlation_id, token.token)
         if token.batch or not token.renewable:
-            if vault.kv is not None:
-                return token  # a static read needs the token for a moment only
             await self._revoke_quietly(client, token.accessor)
             raise BackendInvalidConfig(
                 "the Vault auth role issues batch or non-renewable tokens; dynamic credentials "
