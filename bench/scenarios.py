@@ -147,6 +147,23 @@ def stop_py_spy(ctx: Ctx, proc: subprocess.Popen[bytes] | None) -> None:
 # -- burst ----------------------------------------------------------------------------------
 
 
+PIDS = Path(__file__).resolve().parents[1] / ".testbed" / "pids"
+
+
+def servers_cpu() -> dict[str, float]:
+    """CPU seconds so far of each testbed server (by its recorded PID) and of the
+    benchmark itself (its client threads create the tasks and watch the Secrets)."""
+    seconds: dict[str, float] = {"bench": time.process_time()}
+    for pidfile in sorted(PIDS.glob("*.pid")):
+        try:
+            used = operator_proc.cpu_seconds(int(pidfile.read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            continue
+        if used is not None:
+            seconds[pidfile.stem] = used
+    return seconds
+
+
 def burst(
     ctx: Ctx,
     size: int,
@@ -163,6 +180,7 @@ def burst(
     op = ctx.op()
     ctx.sampler.phase = scenario
     rss_before, cpu_before = op.rss() or 0.0, op.cpu() or 0.0
+    servers_before = servers_cpu()
     calls_before = op.backend_calls()
     api_before = _api_counts(ctx)
     log_start = op.log_size()
@@ -187,6 +205,7 @@ def burst(
         stop.set()
     finished = time.monotonic()
     cpu_after, rss_after = op.cpu() or 0.0, op.rss() or 0.0
+    servers = _delta(servers_before, servers_cpu())
     stop_py_spy(ctx, spy)
     latencies = [ctx.recorder.added[n] - created[n] for n in wanted if n in ctx.recorder.added]
     last = max((ctx.recorder.added[n] for n in wanted if n in ctx.recorder.added), default=finished)
@@ -204,6 +223,10 @@ def burst(
         "latency": summary(latencies),
         "operator_cpu_seconds": cpu_after - cpu_before,
         "operator_cpu_utilisation": (cpu_after - cpu_before) / max(finished - started, 1e-9),
+        # cores each testbed server used meanwhile: where the machine's two cores went
+        "servers_cpu_utilisation": {
+            name: seconds / max(finished - started, 1e-9) for name, seconds in servers.items()
+        },
         "cpu_ms_per_task": 1000 * (cpu_after - cpu_before) / max(reached, 1),
         "rss_before_mib": rss_before,
         "rss_after_mib": rss_after,
@@ -217,6 +240,12 @@ def burst(
     }
     ctx.progress(f"{scenario}: operator warnings/errors {result['operator_problems']}")
     ctx.progress(f"{scenario}: API server requests per task {result['api_requests_per_task']}")
+    cores = {"operator": result["operator_cpu_utilisation"], **result["servers_cpu_utilisation"]}
+    ctx.progress(
+        f"{scenario}: cores busy "
+        + ", ".join(f"{name} {used:.2f}" for name, used in cores.items() if used >= 0.01)
+        + f" (total {sum(cores.values()):.2f})"
+    )
     ctx.progress(
         f"{scenario}: {reached}/{size} Secrets in {result['seconds']:.1f}s = "
         f"{result['throughput'] or 0:.1f}/s, p50 {_s(result['latency']['p50'])} "
