@@ -40,6 +40,7 @@ from agentcred.services.authorization import Refused, resolve_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.schedule import (
+    SHARED_MARGIN,
     capped_ttl,
     renew_at,
     shared_refresh_at,
@@ -51,7 +52,6 @@ from agentcred.services.templating import TemplateError, fields_used, render
 EXPIRES_ANNOTATION = "agentcred.io/expires-at"
 CREDENTIAL_LABEL = "agentcred.io/credential"
 TOKEN_SECONDS = 600  # TokenRequest lifetime: only long enough to log in
-READ_MARGIN = 0.5  # a shared read expires this long before the refresh grid point
 
 
 class ReferenceMissing(BackendUnavailable):
@@ -223,8 +223,9 @@ async def _read_static(
     """A static secret, read once per point of its refresh grid for everyone sharing it
     (``schedule.shared_refresh_at``): the read is kept until just before the next point."""
     key = static_key(task, resolved)
-    point = shared_refresh_point(deps.clock(), resolved.spec.refresh_interval, key)
-    keep = max(0.0, (point - deps.clock()).total_seconds() - READ_MARGIN)
+    now = deps.clock()
+    point = shared_refresh_point(now, resolved.spec.refresh_interval, key)
+    keep = (point - now).total_seconds() - SHARED_MARGIN  # > 0: the point is past the margin
     return await deps.static_reads.read(
         key, keep, lambda: _issue_lease(deps, task, resolved, session_key, cid)
     )

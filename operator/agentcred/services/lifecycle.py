@@ -332,22 +332,19 @@ async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: st
     final = task_status.ended(task.status, phase, reason, message, task.generation, deps.clock())
     try:
         await cleanup(deps, task, final)
-    except Exception as exc:
-        if not isinstance(exc, TaskRetry):  # cleanup writes its patch before a TaskRetry
-            await patch(deps, task, final)
-        await _report_end(deps, task, phase, message)
+    except TaskRetry:
+        raise  # cleanup wrote its patch (final phase included) before giving up for now
+    except Exception:
+        await patch(deps, task, final)
         raise
-    await _report_end(deps, task, phase, message)
-
-
-async def _report_end(deps: Deps, task: TaskView, phase: Phase, message: str) -> None:
-    await report.event(
-        deps.api,
-        task,
-        report.ENDED,
-        f"task {phase.value}: {message}",
-        warning=phase != Phase.SUCCEEDED,
-    )
+    finally:
+        await report.event(
+            deps.api,
+            task,
+            report.ENDED,
+            f"task {phase.value}: {message}",
+            warning=phase != Phase.SUCCEEDED,
+        )
 
 
 async def cleanup_pending(deps: Deps, task: TaskView) -> bool:

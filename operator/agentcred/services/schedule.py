@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 JITTER_SHARE = 0.1  # up to 10 % of the lease life earlier than planned
 MIN_MARGIN = datetime.timedelta(seconds=2)  # always act at least this long before expiry
+SHARED_MARGIN = 0.5  # seconds: a shared static read expires this long before its grid point
 
 
 def renew_at(
@@ -35,12 +36,14 @@ def renew_at(
 def shared_refresh_point(
     now: datetime.datetime, interval: datetime.timedelta, key: str
 ) -> datetime.datetime:
-    """The next point after ``now`` on the refresh grid of a static secret shared under
-    ``key``: every ``interval``, at a phase that comes from the key."""
+    """The next point on the refresh grid of a static secret shared under ``key`` (every
+    ``interval``, at a phase that comes from the key) at least ``SHARED_MARGIN`` seconds
+    after ``now``: a read is kept until ``SHARED_MARGIN`` before the point, so that there
+    is never a moment when a read would be kept for nothing."""
     period = interval.total_seconds()
     digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
     phase = (digest % 1_000_000) / 1_000_000 * period
-    ticks = math.floor((now.timestamp() - phase) / period) + 1
+    ticks = math.floor((now.timestamp() + SHARED_MARGIN - phase) / period) + 1
     return datetime.datetime.fromtimestamp(phase + ticks * period, datetime.UTC)
 
 
