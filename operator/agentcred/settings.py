@@ -45,6 +45,11 @@ class Settings:
     # Task handlers (start, complete, delete) running at once; the rest wait their turn in
     # arrival order, so a burst finishes tasks one after another instead of all at the end.
     task_concurrency: int = 48
+    # While another namespace waits, one namespace holds at most this share of the task
+    # handler slots, of the scheduler's steps and of each backend address's call slots;
+    # alone it may use them all (services/fair_slots.py). 0.5: two busy tenants split
+    # the slots evenly, and a newcomer's first call gets the next slot that frees.
+    namespace_share: float = 0.5
     backend_timeout: timedelta = timedelta(seconds=30)  # connect and read, each
     client_cache_size: int = 64  # SDK clients / HTTP pools kept per backend kind (LRU)
     reissue_overlap: timedelta = timedelta(seconds=30)
@@ -88,6 +93,20 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise SettingsError(f"AGENTCRED_{name}={raw!r} is not an integer") from None
     if value < minimum:
         raise SettingsError(f"AGENTCRED_{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    """A fraction in (0, 1]."""
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"AGENTCRED_{name}={raw!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise SettingsError(f"AGENTCRED_{name}={raw!r} must be a fraction above 0 and at most 1")
     return value
 
 
@@ -162,6 +181,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         target_concurrency=_int(env, "BACKEND_TARGET_CONCURRENCY", 16, minimum=1),
         namespace_concurrency=_int(env, "NAMESPACE_CONCURRENCY", 16, minimum=1),
         task_concurrency=_int(env, "TASK_CONCURRENCY", 48, minimum=1),
+        namespace_share=_share(env, "NAMESPACE_SHARE", 0.5),
         backend_timeout=_duration(env, "BACKEND_TIMEOUT", "30s"),
         client_cache_size=_int(env, "CLIENT_CACHE_SIZE", 64, minimum=1),
         reissue_overlap=overlap,

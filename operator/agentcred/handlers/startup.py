@@ -21,7 +21,7 @@ from agentcred.kube import client, watch
 from agentcred.services import credential_recheck, drift, maintenance, pod_events, sweep
 from agentcred.services.deps import Deps
 from agentcred.services.limits import Limits
-from agentcred.services.scheduler import TaskKey
+from agentcred.services.scheduler import Scheduler, TaskKey
 from agentcred.settings import Settings
 
 log = logging.getLogger("agentcred")
@@ -59,7 +59,10 @@ async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: An
         settings=config,
         backends=BackendRegistry(backend_settings(config)),
     )
-    deps.limits = Limits(config.target_concurrency, config.namespace_concurrency)
+    deps.limits = Limits(
+        config.target_concurrency, config.namespace_concurrency, config.namespace_share
+    )
+    deps.scheduler = Scheduler(share=config.namespace_share)
     memo.started = deps
     stop = memo.stop
     metrics.serve(config.metrics_port)
@@ -68,7 +71,7 @@ async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: An
         await drift.on_secret_event(deps, event_type, obj)
 
     async def on_pod(event_type: str, obj: dict[str, Any]) -> None:
-        await pod_events.on_pod_event(deps, event_type, obj)
+        pod_events.on_pod_event(deps, event_type, obj)  # queued: the watch never waits
 
     async def stopped(seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):

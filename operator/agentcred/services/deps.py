@@ -16,12 +16,16 @@ from typing import Any
 
 from agentcred.backends.registry import BackendRegistry
 from agentcred.services.coalesce import Coalescer
+from agentcred.services.fair_slots import FairSlots
 from agentcred.services.limits import Limits
 from agentcred.services.lookups import Lookups
 from agentcred.services.pod_binding import PodIndex
 from agentcred.services.scheduler import Scheduler
 from agentcred.services.static_reads import StaticReads
 from agentcred.settings import Settings
+
+# Pod re-assessments running at once (each lists a task's pods and may end the task).
+POD_WORKERS = 8
 
 
 def utcnow() -> datetime.datetime:
@@ -61,8 +65,14 @@ class Deps:
     drift: Coalescer = field(default_factory=lambda: Coalescer("drift"))
     limits: Limits = field(default_factory=Limits)
     lookups: Lookups = field(default_factory=Lookups)
-    # Task handlers in flight (settings.task_concurrency); waiters are served in order.
-    admission: asyncio.Semaphore = field(init=False)
+    # Task handlers in flight (settings.task_concurrency); waiters are served in order
+    # within a namespace and round-robin across namespaces (settings.namespace_share).
+    admission: FairSlots = field(init=False)
+    # Pod events, re-assessed off the pod watch: one job per task (coalesced), a few at
+    # once, fair across namespaces (services/pod_events.py).
+    pod_checks: Coalescer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.admission = asyncio.Semaphore(self.settings.task_concurrency)
+        share = self.settings.namespace_share
+        self.admission = FairSlots(self.settings.task_concurrency, share)
+        self.pod_checks = Coalescer("pods", FairSlots(POD_WORKERS, share))

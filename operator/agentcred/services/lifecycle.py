@@ -82,7 +82,7 @@ async def resume(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
 async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
     """Create/resume: issue what is missing; end the task if it is already over."""
     task = TaskView.from_body(body)
-    async with deps.admission, deps.locks.hold(task.uid):
+    async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
         fresh = await reload(deps, task)
         if fresh is None or fresh.deleting:
             return
@@ -281,7 +281,7 @@ async def _waiting(
 async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
     """``spec.completed`` became true: the task succeeded."""
     task = TaskView.from_body(body)
-    async with deps.admission, deps.locks.hold(task.uid):
+    async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
         fresh = await reload(deps, task)
         if fresh is not None and not fresh.ended:
             await end(deps, fresh, Phase.SUCCEEDED, "Completed", "spec.completed is true")
@@ -293,7 +293,7 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
     """The task is being deleted: revoke and clean up before the finalizer is released."""
     task = TaskView.from_body(body)
     deps.pods.unregister(task.namespace, task.uid)
-    async with deps.admission, deps.locks.hold(task.uid):
+    async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
         fresh = await reload(deps, task) or task
         if not fresh.ended:
             reason, message = await _deletion_cause(deps, fresh)

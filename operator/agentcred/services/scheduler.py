@@ -6,6 +6,11 @@ sleeps until the earliest, and runs that task's step, at most ``parallel`` steps
 once and never two for the same task; the step returns the task's next delay (None:
 nothing more to do). ``wake`` moves a task to now (a handler changed its status).
 
+The ``parallel`` slots are shared fairly between namespaces (services/fair_slots.py): a
+namespace alone may use them all, but while another namespace has a step waiting, freed
+slots go round-robin, each namespace capped at ``share`` of them, so a flood of one
+tenant's steps never delays another's renewal past its turn.
+
 Memory per task is a heap entry and two dict slots, where a Kopf daemon per task costs
 an asyncio task, its frames and Kopf's daemon bookkeeping; a restarted operator loads
 every schedule from the task bodies it lists, without a call per task.
@@ -22,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agentcred import metrics
+from agentcred.services.fair_slots import FairSlots
 
 log = logging.getLogger("agentcred.scheduler")
 
@@ -37,9 +43,15 @@ Step = Callable[[TaskKey, int], Awaitable[float | None]]  # (key, attempt) -> ne
 
 
 class Scheduler:
-    def __init__(self, parallel: int = 64, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        parallel: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+        share: float = 0.5,
+    ) -> None:
         self._clock = clock
         self._parallel = parallel
+        self._share = share
         self._heap: list[tuple[float, int, str]] = []
         self._due: dict[str, float] = {}  # uid -> the one due time that counts
         self._keys: dict[str, TaskKey] = {}
@@ -89,7 +101,7 @@ class Scheduler:
 
     async def run(self, step: Step, stopped: asyncio.Event) -> None:
         """Run due steps until ``stopped`` is set."""
-        gate = asyncio.Semaphore(self._parallel)
+        gate = FairSlots(self._parallel, self._share)
         while not stopped.is_set():
             wait = self._pop_due(step, gate)
             self._changed.clear()
@@ -104,7 +116,7 @@ class Scheduler:
         for job in list(self._jobs):
             job.cancel()
 
-    def _pop_due(self, step: Step, gate: asyncio.Semaphore) -> float | None:
+    def _pop_due(self, step: Step, gate: FairSlots) -> float | None:
         """Start every due step; seconds until the next one (None: nothing scheduled)."""
         now = self._clock()
         while self._heap:
@@ -125,14 +137,14 @@ class Scheduler:
             job.add_done_callback(self._jobs.discard)
         return None
 
-    async def _run_one(self, step: Step, gate: asyncio.Semaphore, uid: str) -> None:
+    async def _run_one(self, step: Step, gate: FairSlots, uid: str) -> None:
         key = self._keys.get(uid)
         if key is None:
             self._running.discard(uid)
             return
         delay: float | None
         try:
-            async with gate:
+            async with gate.hold(key.namespace):
                 delay = await step(key, self._attempts.get(uid, 0))
         except asyncio.CancelledError:
             self._running.discard(uid)
