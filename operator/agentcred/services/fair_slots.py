@@ -7,10 +7,11 @@ instead and, when a slot frees, hands it to the next waiting key in turn:
 
 - a key alone may take every slot (an idle slot is never kept back: one tenant's burst
   runs at full speed while nobody else wants a turn);
-- while other keys wait, a freed slot goes round-robin across the waiting keys, a key
-  already holding ``share`` of the slots or more served only when no waiting key holds
-  less (so a key that filled every slot while alone gives way as its calls finish, and
-  no slot stays idle while anyone waits);
+- while other keys wait, freed slots go round-robin across the waiting keys (to the
+  one served least recently), skipping a key that already holds ``share`` of the slots
+  unless every waiting key does: a key that filled every slot while alone gives way as
+  its calls finish, until the others have their share, and no slot stays idle while
+  anyone waits (``share`` 1: plain round-robin);
 - within a key, waiters are served in arrival order.
 
 Pure asyncio, no I/O: a slot is handed over (counted as held) at the moment it is
@@ -21,8 +22,9 @@ cancelled after its grant passes the slot on instead of losing it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,7 +41,8 @@ class FairSlots:
         self._free = capacity
         self._held: dict[str, int] = {}
         self._waiters: dict[str, deque[asyncio.Future[None]]] = {}
-        self._turns: OrderedDict[str, None] = OrderedDict()  # waiting keys, next turn first
+        self._served: dict[str, int] = {}  # when each busy key last got a slot
+        self._clock = itertools.count()
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
@@ -56,7 +59,6 @@ class FairSlots:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(key, deque()).append(waiter)
-        self._turns.setdefault(key)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -72,6 +74,8 @@ class FairSlots:
             raise RuntimeError(f"release of a slot {key!r} does not hold")
         if held == 1:
             del self._held[key]
+            if key not in self._waiters:
+                self._served.pop(key, None)
         else:
             self._held[key] = held - 1
         self._free += 1
@@ -92,29 +96,29 @@ class FairSlots:
     def _take(self, key: str) -> None:
         self._free -= 1
         self._held[key] = self._held.get(key, 0) + 1
+        self._served[key] = next(self._clock)
 
     def _grant(self) -> None:
-        while self._free > 0 and self._turns:
+        while self._free > 0 and self._waiters:
             key = self._next()
             queue = self._waiters[key]
             waiter = queue.popleft()
-            if queue:
-                self._turns.move_to_end(key)  # its next waiter waits for its next turn
-            else:
+            if not queue:
                 del self._waiters[key]
-                del self._turns[key]
             if waiter.done():  # cancelled, its task not yet resumed to take itself out
+                self._forget_if_idle(key)
                 continue
             self._take(key)
             waiter.set_result(None)
 
     def _next(self) -> str:
-        """The first waiting key in turn order that holds less than its share; if every
-        waiting key holds its share, the first in turn order (never leave a slot idle)."""
-        for key in self._turns:
-            if self._held.get(key, 0) < self.cap:
-                return key
-        return next(iter(self._turns))
+        """The waiting key whose turn it is: keys under their share before keys at it,
+        then the one served least recently (never served: first)."""
+
+        def turn(key: str) -> tuple[bool, int]:
+            return self._held.get(key, 0) >= self.cap, self._served.get(key, -1)
+
+        return min(self._waiters, key=turn)
 
     def _drop(self, key: str, waiter: asyncio.Future[None]) -> None:
         queue = self._waiters.get(key)
@@ -123,4 +127,8 @@ class FairSlots:
         queue.remove(waiter)
         if not queue:
             del self._waiters[key]
-            del self._turns[key]
+            self._forget_if_idle(key)
+
+    def _forget_if_idle(self, key: str) -> None:
+        if key not in self._held and key not in self._waiters:
+            self._served.pop(key, None)
