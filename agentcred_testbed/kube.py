@@ -1,11 +1,11 @@
 """A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager.
 
 No kubelet and no Docker: this is what envtest runs, plus the controller manager's
-garbage-collector, namespace and service-account controllers so that ownerReference
-garbage collection, namespace deletion and default ServiceAccounts behave as in a
-real cluster. Binaries come from ``KUBEBUILDER_ASSETS``, then ``PATH``, then the
-build cache filled by ``scripts/build-kube.sh`` (built from source through the Go
-module proxy on first use).
+garbage-collector, namespace, service-account and resource-quota controllers so that
+ownerReference garbage collection, namespace deletion, default ServiceAccounts and
+object-count quotas behave as in a real cluster. Binaries come from
+``KUBEBUILDER_ASSETS``, then ``PATH``, then the build cache filled by
+``scripts/build-kube.sh`` (built from source through the Go module proxy on first use).
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 _REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = _REPO / "scripts" / "build-kube.sh"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-CONTROLLERS = "garbage-collector-controller,namespace-controller,serviceaccount-controller"
+# resourcequota-controller: the API server's quota admission refuses every create in a
+# namespace whose ResourceQuota has no status yet, and only this controller fills it in
+# (object count quota for AgentTasks, tests/e2e/hardening/test_fair_share.py).
+CONTROLLERS = (
+    "garbage-collector-controller,namespace-controller,serviceaccount-controller,"
+    "resourcequota-controller"
+)
 
 
 def _complete(folder: Path) -> bool:
