@@ -42,8 +42,8 @@ def summary(values: Sequence[float]) -> dict[str, float | int | None]:
 
 
 class SecretRecorder:
-    def __init__(self, kube: Kube) -> None:
-        self.kube = kube
+    def __init__(self, kube: Kube, namespace: str = NAMESPACE) -> None:
+        self.kube, self.namespace = kube, namespace
         self.added: dict[str, float] = {}  # task -> first ADDED of its Secret
         self.deleted: dict[str, float] = {}  # task -> DELETED of its Secret
         self.live: set[str] = set()  # Secret names that exist now
@@ -55,7 +55,7 @@ class SecretRecorder:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        path = ns_path(NAMESPACE, "secrets")
+        path = ns_path(self.namespace, "secrets")
         items, version = self.kube.list_version(path, SECRET_SELECTOR)
         for item in items:
             self.live.add(item["metadata"]["name"])
@@ -112,7 +112,7 @@ class SecretRecorder:
 
     def resync(self) -> int:
         """Re-list and apply what the watch missed (a safety net; counted in ``resynced``)."""
-        items, _ = self.kube.list_version(ns_path(NAMESPACE, "secrets"), SECRET_SELECTOR)
+        items, _ = self.kube.list_version(ns_path(self.namespace, "secrets"), SECRET_SELECTOR)
         changes = self._relist(items, time.monotonic())
         self.resynced += changes
         return changes

@@ -22,6 +22,7 @@ TARGETS = {
     "complete": "p99 <= 2 s, all revoked",
     "restart": "ready <= 30 s @5,000, 0 re-issued",
     "shared": "1 read per refresh",
+    "fairness": "victim p99 <= 2 s, no renewal past expiry",
     "rss": "<= 150 MiB @5,000; <= 1.2x idle after",
 }
 
@@ -219,6 +220,26 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{TARGETS['shared']}; measured {shared['reads_per_refresh']:.1f} reads and "
                 f"{shared['secret_writes']} Secret writes per {shared['refresh_seconds']:g} s "
                 "refresh",
+            )
+        )
+    fair = results.get("fairness")
+    if fair:
+        renewals = fair["victim_renewals"]
+        lines.append(
+            _row(
+                f"fairness: the other namespace's tasks ({fair['victim_pace_per_second']:g}/s) "
+                f"while one creates {fair['flood_tasks']:,} at once",
+                f"{fair['victim_tasks']:,}",
+                "-",
+                "-",
+                *_lat(fair["victim_latency"]),
+                "-",
+                "-",
+                f"{TARGETS['fairness']}; measured alone p50 "
+                f"{_f(fair['victim_alone'].get('p50'), unit=' s')}, flood done in "
+                f"{fair['flood_seconds']:.1f} s, {renewals['renewals_seen']} renewals "
+                f"(p99 {_f(renewals['delay_after_renew_at'].get('p99'), unit=' s')} after "
+                f"renewAt), {renewals['renewed_after_expiry']} past expiry",
             )
         )
     lines.append("")

@@ -1,15 +1,19 @@
 """``make bench``: bring up the testbed, start the operator, run the scenarios, write results.
 
     make bench ARGS="--sizes 100,1000 --scenarios burst,floor,restart,completion,paced,shared"
+    make bench ARGS="--scenarios fairness --fairness-flood 500"
 
 Per size (ascending): the plain-script floor on fresh identities, the burst of N tasks
 on the same identities, a restart with the N tasks active, their completion, then
-their deletion and the RSS once they are gone. Then the paced run and the shared
-secret. Results: ``bench/results/<date>-<time>.json`` (summaries, RSS samples),
+their deletion and the RSS once they are gone. Then the paced run, the shared
+secret and fairness (bench/fairness.py: one namespace floods, another creates a task a
+second; its time to Secret and its renewals). Results:
+``bench/results/<date>-<time>.json`` (summaries, RSS samples),
 ``bench/results/latest.{json,md,png}``, and a run folder ``bench/results/<stamp>/`` with
 the operator's logs and any profiles (never committed). Everything is bounded in
 count and time, and torn down on the way out, Ctrl-C and SIGTERM included: the bench
-namespace, its backend and KV secrets, and the operator process it started (by PID).
+namespaces, their backends, Vault role and KV secrets, and the operator process it
+started (by PID).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 
 from agentcred_testbed import stack
 from agentcred_testbed.procs import StateDir
-from bench import floor, report, scenarios
+from bench import fairness, floor, report, scenarios
 from bench.kubeapi import Kube
 from bench.operator_proc import Sampler
 from bench.recorder import SecretRecorder
@@ -41,7 +45,7 @@ from bench.workload import SHARED_CREDENTIAL, Workload
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-ALL = ("floor", "burst", "restart", "completion", "paced", "shared")
+ALL = ("floor", "burst", "restart", "completion", "paced", "shared", "fairness")
 MAX_SIZE = 10_000
 MAX_SAMPLES = 800
 
@@ -75,6 +79,15 @@ def _parser() -> argparse.ArgumentParser:
         "--shared-refresh", type=float, default=30.0, help="shared: refreshInterval seconds"
     )
     p.add_argument("--shared-intervals", type=int, default=2, help="shared: intervals observed")
+    p.add_argument(
+        "--fairness-flood", type=int, default=500, help="fairness: tasks one namespace creates"
+    )
+    p.add_argument(
+        "--fairness-pace",
+        type=float,
+        default=1.0,
+        help="fairness: tasks per second the other namespace creates meanwhile",
+    )
     p.add_argument(
         "--ready-log",
         default="",
@@ -207,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.cleanup:
         problems = workload.teardown(operator_running=False)
+        problems += fairness.teardown(kube, vault)
         for problem in problems:
             progress(f"cleanup: {problem}")
         return 1 if problems else 0
@@ -282,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                 ctx, size, args.shared_refresh, args.shared_intervals
             )
             _end_all(ctx, f"shared-{size}", "shared")
+        if "fairness" in chosen:
+            results["fairness"] = _fairness(ctx, args)
         scenarios.settle(ctx, timeout=60)
         results["final_rss_mib"] = ctx.op().rss()
     except (KeyboardInterrupt, Interrupted):
@@ -300,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         _write(results, args, out, progress)
         progress("teardown: deleting tasks, namespace, backend; stopping the operator")
         op_running = ctx.operator is not None and ctx.operator.alive()
-        for problem in workload.teardown(operator_running=op_running):
+        problems = workload.teardown(operator_running=op_running)
+        if "fairness" in chosen:
+            problems += fairness.teardown(kube, vault)
+        for problem in problems:
             progress(f"teardown: {problem} (run `python -m bench.run --cleanup` again)")
         if ctx.operator is not None:
             ctx.operator.stop()
@@ -343,6 +362,34 @@ def _one_size(ctx: Ctx, run: dict[str, Any], chosen: set[str], results: dict[str
     run["rss_after_end_mib"] = ctx.op().rss()
     ctx.progress(f"RSS after the {size} tasks ended: {run['rss_after_end_mib']:.0f} MiB")
     scenarios.tracemalloc_snapshot(ctx, f"ended-{size}")
+
+
+def _fairness(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any]:
+    """One namespace floods while another keeps creating a task a second (bench/fairness.py)."""
+    ctx.progress(f"fairness: preparing the victim namespace {fairness.VICTIM_NAMESPACE}")
+    fairness.prepare(
+        ctx.kube,
+        ctx.vault,
+        ctx.env,
+        ctx.workload.run_id,
+        fairness.accounts_needed(args.fairness_pace),
+    )
+    scenarios.settle(ctx)
+    ctx.sampler.phase = "fairness"
+    result = fairness.run(
+        ctx.kube,
+        ctx.workload,
+        ctx.recorder,
+        args.fairness_flood,
+        ctx.progress,
+        pace=args.fairness_pace,
+    )
+    names = [t["metadata"]["name"] for t in ctx.workload.tasks("fairness-flood")]
+    ctx.progress(f"fairness: deleting the flood's {len(names)} tasks and the victim's side")
+    ctx.workload.delete_tasks(names, timeout=max(180.0, len(names) / 5))
+    for problem in fairness.teardown(ctx.kube, ctx.vault):
+        ctx.progress(f"fairness teardown: {problem}")
+    return result
 
 
 def _end_all(ctx: Ctx, scenario: str, what: str) -> None:
