@@ -10,11 +10,13 @@ from typing import TypeVar
 
 import pytest
 
+from agentcred.services import lifecycle, pod_events
 from agentcred.services.coalesce import Coalescer
+from agentcred.services.deps import POD_WORKERS, Deps
 from agentcred.services.fair_slots import FairSlots
 from agentcred.services.limits import Limits
 from agentcred.services.scheduler import Scheduler, TaskKey
-from agentcred.settings import SettingsError, load
+from agentcred.settings import Settings, SettingsError, load
 
 T = TypeVar("T")
 
@@ -357,3 +359,42 @@ def test_namespace_share_setting() -> None:
     for bad in ("0", "1.5", "half", "nan"):
         with pytest.raises(SettingsError, match="AGENTCRED_NAMESPACE_SHARE"):
             load({"AGENTCRED_NAMESPACE_SHARE": bad})
+
+
+def test_the_pod_watch_queues_checks_and_never_waits_for_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Index:
+        def tasks_selecting(self, namespace: str, labels: dict[str, str]) -> list[str]:
+            return [f"{namespace}-task-{labels['n']}"]
+
+    async def scenario() -> tuple[list[tuple[str, str]], int]:
+        deps = Deps(api=None, backends=None, settings=Settings())  # type: ignore[arg-type]
+        deps.pods = Index()  # type: ignore[assignment]
+        release = asyncio.Event()
+        checked: list[tuple[str, str]] = []
+
+        async def check_pods(deps: Deps, namespace: str, name: str) -> None:
+            checked.append((namespace, name))
+            await release.wait()
+
+        monkeypatch.setattr(lifecycle, "check_pods", check_pods)
+
+        def event(namespace: str, n: int) -> None:
+            pod = {"metadata": {"namespace": namespace, "name": "p", "labels": {"n": str(n)}}}
+            assert pod_events.on_pod_event(deps, "MODIFIED", pod) is None  # not awaited
+
+        for n in range(20):  # a flood: 20 tasks, each of whose pods churns 5 times
+            for _ in range(5):
+                event("flood", n)
+        event("victim", 0)
+        await settle()
+        running = len(checked)
+        release.set()
+        await deps.pod_checks.drain()
+        return checked, running
+
+    checked, running = run(scenario)
+    assert running == POD_WORKERS  # bounded
+    assert ("victim", "victim-task-0") in checked[: POD_WORKERS + 1]  # the next free worker
+    assert len(checked) == 20 + 1  # one run per task, however many events it had
