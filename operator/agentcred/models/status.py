@@ -184,6 +184,18 @@ class PodRecord(TypedDict, total=False):
     failed: list[str]
 
 
+class IdentityCredential(TypedDict, total=False):
+    name: str
+    secretName: str
+
+
+class IdentityStatus(TypedDict, total=False):
+    """``status.identity``: what the operator first acted for (models/identity.py)."""
+
+    serviceAccountName: str
+    credentials: list[IdentityCredential]
+
+
 class TaskStatus(TypedDict, total=False):
     phase: str
     reason: str
@@ -192,6 +204,7 @@ class TaskStatus(TypedDict, total=False):
     completionTime: str
     expiresAt: str
     observedGeneration: int
+    identity: IdentityStatus
     pods: PodRecord
     credentials: list[CredentialStatus]
     conditions: list[Condition]

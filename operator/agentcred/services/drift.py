@@ -162,6 +162,10 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
     if ref is None:
         return
     what = "deleted" if event_type == "DELETED" else "edited"
+    held = await lifecycle.hold_identity(deps, task)  # never restore for another identity
+    if held is None:
+        return
+    task = held
     try:
         resolved = await issuance.resolve(deps, task, ref)
         await maintenance.reissue(

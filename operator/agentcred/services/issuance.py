@@ -267,6 +267,7 @@ async def _issue_lease(
                 spec=resolved.raw_spec,
                 lease_id="",
                 session=session,
+                service_account=task.spec.service_account_name,
             ),
         )
     try:

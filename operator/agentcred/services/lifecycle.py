@@ -17,6 +17,7 @@ from typing import Any
 from agentcred import audit, metrics
 from agentcred.backends.base import PERMANENT, BackendError, BackendUnavailable, Issued
 from agentcred.kube import resources, secrets
+from agentcred.models import identity
 from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, pod_binding, report, revocation, sessions, task_status
@@ -105,14 +106,23 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
         if await cleanup_pending(deps, task):
             await cleanup(deps, task)
         return None
+    verdict = identity.check(task.status, task.spec)
+    if verdict.changed:
+        await end_for_identity(deps, task, verdict.message)
+        return None
     deps.pods.register(task)
     now = deps.clock()
     if await _end_if_over(deps, task, now):
         return None
     # A new task's Pending fields ride on its first status patch (the first credential's
     # entry, or the reason it waits), and the last credential's patch makes it Active:
-    # one status write per credential, none of their own.
-    starting = task_status.pending(task.status, task.generation, now) if task.phase is None else {}
+    # one status write per credential, none of their own. The identity it acts for is
+    # recorded in the same patch (models/identity.py).
+    starting: TaskStatus = (
+        task_status.pending(task.status, task.generation, now) if task.phase is None else {}
+    )
+    if verdict.record:
+        starting = {**starting, "identity": identity.TaskIdentity.of(task.spec).status()}
     todo = [ref for ref in task.spec.credentials if not await _already_issued(deps, task, ref)]
     for ref in todo:
         try:
@@ -131,11 +141,33 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
                 retry.reason, retry.message, retry.delay or backoff(attempt, deps.rng)
             ) from None
         starting = {}
+    if starting:  # nothing was missing: still record the identity (a task from before it was)
+        task = await patch(deps, task, starting)
     if task.phase != Phase.ACTIVE:
         task = await patch(
             deps, task, task_status.active(task.status, task.entries, task.generation, deps.clock())
         )
     return await apply_pods(deps, task)
+
+
+async def hold_identity(deps: Deps, task: TaskView) -> TaskView | None:
+    """Before acting for a running task: the task (its identity recorded if it was not
+    yet), or None when it acts for another identity than it was first issued under and
+    has just ended ``Failed``/``IdentityChanged`` (models/identity.py). Under its lock."""
+    verdict = identity.check(task.status, task.spec)
+    if verdict.changed:
+        await end_for_identity(deps, task, verdict.message)
+        return None
+    if verdict.record:
+        return await patch(deps, task, {"identity": identity.TaskIdentity.of(task.spec).status()})
+    return task
+
+
+async def end_for_identity(deps: Deps, task: TaskView, message: str) -> None:
+    """End a task whose identity changed: every session revoked, every Secret it ever
+    generated deleted, nothing issued for the new identity."""
+    log.warning("%s/%s: %s; ending the task", task.namespace, task.name, message)
+    await end(deps, task, Phase.FAILED, identity.IDENTITY_CHANGED, message)
 
 
 async def _end_if_over(deps: Deps, task: TaskView, now: datetime.datetime) -> bool:
@@ -362,6 +394,11 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
     revoked yet is retried below, with the Secret already gone."""
     for ref in task.spec.credentials:
         await issuance.delete_secret(deps, task, ref)
+    # Secrets it generated under names its spec no longer gives (an identity change).
+    named = {task.secret_name(ref) for ref in task.spec.credentials}
+    for name in sorted({e.secret_name for e in task.entries if e.secret_name} - named):
+        await secrets.delete_secret(deps.api, task.namespace, name, owner_uid=task.uid)
+        deps.written.pop((task.namespace, name), None)
     records = await sessions.load(deps, task.uid)
     remaining: dict[str, sessions.SessionRecord] = {}
     for key, record in records.items():

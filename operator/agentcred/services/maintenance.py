@@ -24,6 +24,7 @@ from agentcred.backends.base import (
 )
 from agentcred.kube import resources
 from agentcred.kube.secrets import SecretInfo
+from agentcred.models import identity
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import CredentialEntry, EntryState, Phase, timestamp
@@ -93,13 +94,27 @@ async def act(deps: Deps, task: TaskView) -> None:
             deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed"
         )
         return
-    for entry in task.entries:
-        ref = task.ref(entry.name)
-        if ref is None or entry.state is not EntryState.ISSUED:
-            continue
-        task = await _act_on(deps, task, ref, entry, now)
-        if task.ended:
-            return
+    held = await lifecycle.hold_identity(deps, task)  # before any backend call
+    if held is None:
+        return
+    task = held
+    try:
+        for entry in task.entries:
+            ref = task.ref(entry.name)
+            if ref is None or entry.state is not EntryState.ISSUED:
+                continue
+            task = await _act_on(deps, task, ref, entry, now)
+            if task.ended:
+                return
+    except IdentityMismatch as mismatch:
+        await lifecycle.end_for_identity(deps, task, mismatch.message)
+
+
+class IdentityMismatch(TaskFailed):
+    """A session record was logged in as another ServiceAccount than the task's spec names."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(identity.IDENTITY_CHANGED, message)
 
 
 async def _act_on(
@@ -163,6 +178,9 @@ async def renew_in_place(
     """Renew the lease with the connection it was issued under (never a later-edited
     backend's); None when it cannot be renewed (no session record, denied, gone)."""
     records = await sessions.load(deps, task.uid)
+    verdict = identity.check(task.status, task.spec, [r.service_account for r in records.values()])
+    if verdict.changed:
+        raise IdentityMismatch(verdict.message)
     record = records.get(ref.name)
     if record is None:
         return None

@@ -49,6 +49,9 @@ class SessionRecord:
     spec: Mapping[str, Any]  # the resolved credential it was issued under (no secrets in it)
     lease_id: str
     session: Session
+    # The ServiceAccount the session was logged in as (models/identity.py): a task whose
+    # spec names another is never acted for. Empty in records written before it was kept.
+    service_account: str = ""
 
     def dump(self) -> str:
         return json.dumps(
@@ -62,6 +65,7 @@ class SessionRecord:
                 "expiresAt": timestamp(self.session.expires_at)
                 if self.session.expires_at
                 else None,
+                "serviceAccount": self.service_account,
             }
         )
 
@@ -80,6 +84,7 @@ class SessionRecord:
                     secret=str(raw["secret"]),
                     expires_at=parse_time(raw.get("expiresAt")),
                 ),
+                service_account=str(raw.get("serviceAccount") or ""),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MalformedRecord(f"not a session record ({type(exc).__name__})") from None
