@@ -37,6 +37,10 @@ def default_block(kind: str, env: dict[str, str] | os._Environ[str]) -> dict[str
                 "secret/data/*/*/*",
                 "*/issue/*",
             ],
+            # PKI issues by POST with params (lifecycle/test_engines.py): writes and params
+            # are allow-listed apart from reads (security/test_ttl_ceiling.py).
+            "allowedWritePaths": ["*/issue/*"],
+            "allowedParams": ["common_name", "ttl"],
         }
     if kind == "awsSecretsManager":
         return {

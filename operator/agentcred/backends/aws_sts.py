@@ -29,9 +29,12 @@ Both use the session name ``agentcred.<namespace>.<task>`` (STS's charset
 whole) and, if set, ``sessionPolicy`` as the inline session policy that narrows the
 role's permissions.
 
-Lifetimes: ``DurationSeconds`` is ``durationSeconds``, else the credential's TTL,
-within STS's bounds of 900 to 43200 seconds. STS never issues less than 15 minutes,
-so credentials can outlive a shorter task by up to that; the role's
+Lifetimes: ``DurationSeconds`` is ``durationSeconds``, else the credential's TTL, capped
+by the backend's ``maxTTL`` and by the time left until the task's deadline
+(models/ceiling.sts_duration), within STS's bounds of 900 to 43200 seconds. STS never
+issues less than 15 minutes, so credentials can outlive a shorter task (or a deadline
+less than 15 minutes away) by up to that; the ``Expiration`` STS returns is checked
+against ``maxTTL`` before anything is written (``TTLExceeded``); the role's
 ``MaxSessionDuration`` (1 hour unless raised) caps longer asks (STS refuses them:
 BackendInvalidConfig), and role chaining caps every session at 1 hour.
 
@@ -54,6 +57,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from agentcred.backends.aws_common import AwsBackend, Target, check_endpoint
@@ -66,6 +70,7 @@ from agentcred.backends.base import (
     NoLeaseLifecycle,
 )
 from agentcred.backends.pooled import log_issue, unrenewable
+from agentcred.models.ceiling import Validity, sts_duration
 from agentcred.models.resolved import AwsStsSpec, ResolvedCredential
 
 log = logging.getLogger(__name__)
@@ -120,7 +125,9 @@ class AwsStsBackend(NoLeaseLifecycle, AwsBackend):
         params: dict[str, Any] = {
             "RoleArn": sts.role_arn,
             "RoleSessionName": session_name(identity.namespace, identity.task),
-            "DurationSeconds": duration_seconds(sts, request.ttl),
+            "DurationSeconds": duration_seconds(
+                sts, request.ttl, max_ttl=request.spec.max_ttl, deadline=request.deadline
+            ),
         }
         if sts.session_policy:
             params["Policy"] = sts.session_policy
@@ -201,10 +208,17 @@ def session_tags(identity: Identity) -> list[dict[str, str]]:
     ]
 
 
-def duration_seconds(sts: AwsStsSpec, ttl: datetime.timedelta) -> int:
-    """``durationSeconds``, else the TTL rounded up, within STS's 900..43200 seconds."""
+def duration_seconds(
+    sts: AwsStsSpec,
+    ttl: datetime.timedelta,
+    *,
+    max_ttl: datetime.timedelta | None = None,
+    deadline: datetime.datetime | None = None,
+) -> int:
+    """``durationSeconds``, else the TTL rounded up, capped by ``max_ttl`` and the time
+    left until ``deadline``, within STS's 900..43200 seconds."""
     wanted = sts.duration_seconds or math.ceil(ttl.total_seconds())
-    return min(MAX_DURATION, max(MIN_DURATION, wanted))
+    return sts_duration(wanted, max_ttl=max_ttl, now=_now(), deadline=deadline)
 
 
 def expiration_text(when: datetime.datetime) -> str:
@@ -230,7 +244,8 @@ def _issued(body: Mapping[str, Any], issued_at: datetime.datetime, action: str) 
         "AWS_SESSION_TOKEN": credentials["SessionToken"],
         "AWS_CREDENTIAL_EXPIRATION": expiration_text(expires_at),
     }
-    return unrenewable(data, str(user["Arn"]), issued_at, expires_at)
+    issued = unrenewable(data, str(user["Arn"]), issued_at, expires_at)
+    return replace(issued, validity=(Validity("STS session", expires_at),))
 
 
 def _is_json_object(text: str) -> bool:

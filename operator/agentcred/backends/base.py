@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from agentcred.models.ceiling import Validity
 from agentcred.models.resolved import ResolvedCredential
 
 
@@ -85,6 +86,7 @@ class IssueRequest:
     identity: Identity
     ttl: datetime.timedelta  # lease length wanted (already capped by the task's deadline)
     correlation_id: str
+    deadline: datetime.datetime | None = None  # the task's (STS caps its duration by it)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,10 @@ class Issued:
     expires_at: datetime.datetime | None  # None: no expiry known (static secrets)
     renewable: bool
     session: Session | None = field(default=None, repr=False)
+    # Every expiry the backend's answer carried (lease, token, certificate, STS session),
+    # checked against the backend's maxTTL before anything is written (models/ceiling.py).
+    validity: tuple[Validity, ...] = ()
+    unleased: bool = False  # a dynamic answer without a lease: nothing can renew or revoke it
 
     def __repr__(self) -> str:  # keep values out of any accidental repr
         keys = sorted(self.data)
@@ -135,6 +141,7 @@ class Lease:
 class Renewed:
     expires_at: datetime.datetime
     capped: bool  # the backend granted less than asked (max TTL reached)
+    validity: tuple[Validity, ...] = ()  # what the renewal granted, as Issued.validity
 
 
 class Backend(Protocol):

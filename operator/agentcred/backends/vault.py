@@ -82,6 +82,7 @@ from agentcred.backends.base import (
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import DEFAULT_SIZE, LruCache
 from agentcred.backends.pooled import STATIC, PooledBackend, log_issue, unrenewable
+from agentcred.models.ceiling import Validity, certificate_validity, seconds_validity
 from agentcred.models.errors import NotAllowed, SpecError
 from agentcred.models.policy import check_url
 from agentcred.models.resolved import (
@@ -201,6 +202,8 @@ class _LeasedRead:
     lease_id: str
     duration: int  # seconds; 0: no expiry
     renewable: bool
+    certificate: Validity | None = None  # a PKI-style answer's certificate end
+    token: int | None = None  # seconds of a token in the answer (an ``auth`` block)
 
 
 class VaultBackend(PooledBackend):
@@ -290,16 +293,19 @@ class VaultBackend(PooledBackend):
             action, client.auth.token.renew_self, increment=seconds, hint=SESSION_GONE_HINT
         )
         granted = [_token_from(body, action).ttl]
+        validity: tuple[Validity, ...] = ()
         if issued_lease:
             action = f"renewing lease {issued_lease}"
             body = await self._call(
                 action, client.sys.renew_lease, lease_id=issued_lease, increment=seconds
             )
             granted.append(_int(_body(body, action).get("lease_duration")))
+            validity = (seconds_validity("renewed lease", started, granted[-1]),)
         shortest = min((g for g in granted if g > 0), default=seconds)
         return Renewed(
             expires_at=started + datetime.timedelta(seconds=shortest),
             capped=shortest < CAPPED_BELOW * seconds,
+            validity=validity,
         )
 
     async def revoke(self, lease: Lease) -> None:
@@ -421,13 +427,17 @@ class VaultBackend(PooledBackend):
         lease_end = _after(issued_at, lease.duration)
         # Only a lease is ended with its token; a response without one ends on its own.
         token_end = session.expires_at if lease.lease_id else None
+        validity = _validity(lease, issued_at)
+        cert_end = lease.certificate.until if lease.certificate else None
         return Issued(
             data=lease.data,
             lease_id=lease.lease_id,
             issued_at=issued_at,
-            expires_at=_earliest(lease_end, token_end),
+            expires_at=_earliest(lease_end, token_end, cert_end),
             renewable=lease.renewable and bool(lease.lease_id),
             session=session,
+            validity=validity,
+            unleased=not lease.lease_id,
         )
 
     async def _read_kv(self, vault: VaultSpec, client: Any) -> Issued:
@@ -596,12 +606,28 @@ def _token_from(response: Any, action: str) -> _Token:
 
 def _lease_from(response: Any, action: str) -> _LeasedRead:
     body = _body(response, action)
+    raw = body.get("data")
+    auth = body.get("auth")
     return _LeasedRead(
-        data=_fields(body.get("data"), action),
+        data=_fields(raw, action),
         lease_id=str(body.get("lease_id") or ""),
         duration=_int(body.get("lease_duration")),
         renewable=bool(body.get("renewable")),
+        certificate=certificate_validity(raw) if isinstance(raw, Mapping) else None,
+        token=_int(auth.get("lease_duration")) if isinstance(auth, Mapping) else None,
     )
+
+
+def _validity(lease: _LeasedRead, issued_at: datetime.datetime) -> tuple[Validity, ...]:
+    """Every expiry a dynamic answer carries, for the maxTTL check (models/ceiling.py)."""
+    found = []
+    if lease.lease_id:
+        found.append(seconds_validity("lease", issued_at, lease.duration))
+    if lease.token is not None:
+        found.append(seconds_validity("token", issued_at, lease.token))
+    if lease.certificate is not None:
+        found.append(lease.certificate)
+    return tuple(found)
 
 
 def _fields(data: Any, action: str) -> dict[str, str]:

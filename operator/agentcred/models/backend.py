@@ -58,6 +58,9 @@ class VaultBackend:
     allowed_roles: tuple[str, ...] | None = None  # None: any role (Vault checks its binding)
     namespace: str | None = None
     ca_bundle: str | None = None
+    allowed_params: tuple[str, ...] = ()  # dynamic.params names a tenant may send: none
+    allowed_write_paths: tuple[str, ...] = ()  # paths a non-GET dynamic request may go to
+    allow_unleased: bool = False  # accept dynamic responses without a lease (unrevocable)
 
 
 @dataclass(frozen=True)

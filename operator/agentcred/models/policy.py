@@ -12,6 +12,10 @@ platform's ``CredentialBackend``:
   path segment (never across ``/``); no allow-list means nothing is allowed;
 * when the credential lists ``serviceAccounts``, the task's must be one of them;
 * a plain ``http://`` address or endpoint needs ``allowInsecureHTTP: true``;
+* Vault ``dynamic.params`` only with names in ``allowedParams`` (none by default; an
+  allowed ``ttl`` is capped by ``maxTTL``), and any method but GET only on paths in
+  ``allowedWritePaths`` (``allowedPaths`` allows reading only);
+* an STS backend whose ``maxTTL`` cannot hold STS's shortest session serves nothing;
 
 and returns the :class:`ResolvedCredential` a backend works from: the connection from
 the backend, the request and timings from the credential, ``ttl`` capped by ``maxTTL``.
@@ -27,7 +31,9 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from agentcred.models.backend import CredentialBackendSpec, VaultBackend
+from agentcred.models.ceiling import GRACE, STS_MIN_SECONDS, capped_param_ttl, sts_fits
 from agentcred.models.credential import AgentCredentialSpec, GcpSecretRequest, VaultRequest
+from agentcred.models.duration import format_duration
 from agentcred.models.errors import NotAllowed, SpecError
 from agentcred.models.resolved import (
     AwsSecretsManagerSpec,
@@ -37,12 +43,12 @@ from agentcred.models.resolved import (
     ResolvedCredential,
     VaultAppRoleAuth,
     VaultAuth,
+    VaultDynamic,
     VaultKubernetesAuth,
     VaultSpec,
 )
 from agentcred.models.selectors import matches
 
-STS_MIN_SECONDS = 900
 ANY = None  # service_account=ANY: "some ServiceAccount" (the Ready check has no task)
 
 
@@ -134,6 +140,7 @@ def authorize(
         refresh_interval=credential.refresh_interval,
         template=credential.template,
         allow_insecure_http=backend.allow_insecure_http,
+        max_ttl=backend.max_ttl,
     )
     where = _Where(backend_name, backend, namespace, service_account)
     return where.resolve(base, credential)
@@ -204,7 +211,13 @@ class _Where:
 
     def vault(self, req: VaultRequest, conf: VaultBackend) -> VaultSpec:
         self.url("spec.vault.address", conf.address)
-        self.require(conf.allowed_paths, req.path, "spec.vault", "path")
+        dynamic = req.dynamic
+        if dynamic is not None and dynamic.http_method != "GET":
+            self.require_write(conf, dynamic)
+        else:
+            self.require(conf.allowed_paths, req.path, "spec.vault", "path")
+        if dynamic is not None and dynamic.params:
+            dynamic = self.params(conf, dynamic)
         method = conf.auth
         if method.kubernetes is not None:
             if not req.role:
@@ -241,9 +254,43 @@ class _Where:
             address=conf.address,
             namespace=conf.namespace,
             ca_bundle=conf.ca_bundle,
-            dynamic=req.dynamic,
+            dynamic=dynamic,
             kv=req.kv,
+            allow_unleased=conf.allow_unleased,
         )
+
+    def require_write(self, conf: VaultBackend, dynamic: VaultDynamic) -> None:
+        """A request other than GET (a write in Vault's terms) needs ``allowedWritePaths``."""
+        path = dynamic.path.strip("/")
+        if allowed(
+            conf.allowed_write_paths,
+            path,
+            namespace=self.namespace,
+            service_account=self.service_account,
+        ):
+            return
+        why = " (params are sent by POST unless method is GET)" if not dynamic.method else ""
+        raise NotAllowed(
+            "spec.vault.dynamic.method",
+            f"{dynamic.http_method} to path {path!r} is not in the allowedWritePaths of "
+            f"CredentialBackend {self.name}{why}; allowedPaths allows reading (GET) only",
+        )
+
+    def params(self, conf: VaultBackend, dynamic: VaultDynamic) -> VaultDynamic:
+        """Only params the backend lists in ``allowedParams``; ``ttl`` capped by maxTTL."""
+        given = dict(dynamic.params or {})
+        for key in sorted(given):
+            if key not in conf.allowed_params:
+                raise NotAllowed(
+                    f"spec.vault.dynamic.params.{key}",
+                    f"param {key!r} is not in the allowedParams of CredentialBackend {self.name}",
+                )
+        if "ttl" in given:
+            try:
+                given["ttl"] = capped_param_ttl(given["ttl"], self.backend.max_ttl)
+            except ValueError as exc:
+                raise SpecError("spec.vault.dynamic.params.ttl", str(exc)) from None
+        return replace(dynamic, params=given)
 
     def sts(self, cred: AgentCredentialSpec, ttl: timedelta) -> AwsStsSpec:
         req, conf = cred.aws_sts, self.backend.aws_sts
@@ -253,6 +300,13 @@ class _Where:
         self.require(conf.allowed_role_arns, req.role_arn, "spec.awsSts.roleArn", "role")
         duration = req.duration_seconds
         cap = self.backend.max_ttl
+        if cap is not None and not sts_fits(cap):
+            raise NotAllowed(
+                "spec.awsSts",
+                f"CredentialBackend {self.name} has maxTTL {format_duration(cap)}: STS issues "
+                f"no session shorter than {format_duration(timedelta(seconds=STS_MIN_SECONDS))},"
+                f" which is more than maxTTL plus {format_duration(GRACE)} allows",
+            )
         if duration is not None and cap is not None:
             duration = max(STS_MIN_SECONDS, min(duration, int(cap.total_seconds())))
         return AwsStsSpec(

@@ -81,6 +81,7 @@ class VaultSpec:
     ca_bundle: str | None = None
     dynamic: VaultDynamic | None = None
     kv: VaultKV | None = None
+    allow_unleased: bool = False  # the backend's vault.allowUnleased at issue
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class ResolvedCredential:
     refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL
     template: Mapping[str, str] = field(default_factory=dict)
     allow_insecure_http: bool = False
+    max_ttl: timedelta | None = None  # the backend's maxTTL at issue: the ceiling (models/ceiling)
 
     @property
     def target(self) -> str:

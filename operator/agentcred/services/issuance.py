@@ -4,6 +4,11 @@ persist the session (write-ahead), issue, render the template, write the Secret.
 The order matters for crash safety: the session that parents the lease is in the
 cluster before the lease exists, so a crash at any later point leaves a lease that
 the task's end (or the orphan sweep) still finds and revokes.
+
+What comes back is checked before anything is written (models/ceiling.py): a lease,
+token, certificate or STS session valid past the backend's ``maxTTL`` (plus 5 minutes)
+is revoked with its session and the task fails ``TTLExceeded``; a dynamic answer
+without a lease fails ``Unleased`` unless the backend sets ``vault.allowUnleased``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from agentcred.backends.base import (
 from agentcred.kube import resources, secrets, tokens
 from agentcred.kube.errors import KubeError, KubeNotFound, KubeSecretCollision
 from agentcred.kube.secrets import SecretInfo
+from agentcred.models import ceiling
 from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
 from agentcred.models.names import label_value
@@ -146,6 +152,7 @@ def request_for(deps: Deps, task: TaskView, resolved: Resolved, cid: str) -> Iss
         identity=identity(deps, task),
         ttl=ttl,
         correlation_id=cid,
+        deadline=task.deadline,
     )
 
 
@@ -251,6 +258,7 @@ async def _issue_lease(
     if keeps_no_session(resolved):
         async with deps.limits.slot(task.namespace, target):
             issued = await backend.issue(request)
+        check_ceiling(resolved, issued)
         _render_or_fail(resolved, issued)
         return issued
     await _retire_stale(deps, task, session_key)
@@ -279,6 +287,7 @@ async def _issue_lease(
         else:
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue(request)
+        check_ceiling(resolved, issued)  # an over-long lease is revoked below
         _render_or_fail(resolved, issued)  # fail before anything is written
     except BaseException:
         if session is not None:
@@ -297,6 +306,22 @@ def keeps_no_session(resolved: Resolved) -> bool:
     three reads per task on the most common credential."""
     backend = resolved.backend
     return backend.capabilities(resolved.spec).static or not isinstance(backend, SessionBackend)
+
+
+def check_ceiling(resolved: Resolved, issued: Issued) -> None:
+    """TaskFailed (``TTLExceeded`` / ``Unleased``) when what came back must not be handed
+    out; the caller revokes the credential's session, and nothing is written."""
+    spec = resolved.spec
+    found = ceiling.breach(
+        spec.max_ttl,
+        issued.issued_at,
+        issued.validity,
+        revocable=resolved.backend.capabilities(spec).revocable,
+        unleased=issued.unleased,
+        allow_unleased=spec.vault is not None and spec.vault.allow_unleased,
+    )
+    if found is not None:
+        raise TaskFailed(found.reason, f"AgentCredential {resolved.ref.name}: {found.message}")
 
 
 def _render_or_fail(resolved: Resolved, issued: Issued) -> None:

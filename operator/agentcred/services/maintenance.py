@@ -24,7 +24,7 @@ from agentcred.backends.base import (
 )
 from agentcred.kube import resources
 from agentcred.kube.secrets import SecretInfo
-from agentcred.models import identity
+from agentcred.models import ceiling, identity
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import CredentialEntry, EntryState, Phase, timestamp
@@ -158,13 +158,48 @@ async def refresh_one(
             )
         renewed = None
         if caps.renewable:
+            asked_at = deps.clock()
             renewed = await renew_in_place(deps, task, ref, entry, resolved, cid)
+            check_renewal(resolved, renewed, asked_at)
         if renewed is None or renewed.capped:
             overlap = deps.settings.reissue_overlap
             return await reissue(deps, task, ref, resolved, overlap=overlap, reason=report.REISSUED)
     except BackendError as exc:  # BackendUnavailable included
         return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
+    except TaskFailed as failure:
+        if failure.reason not in (ceiling.TTL_EXCEEDED, ceiling.UNLEASED):
+            raise
+        return await _fail(deps, task, failure)
     return await _record_renewal(deps, task, ref, entry, resolved, renewed, cid)
+
+
+def check_renewal(
+    resolved: issuance.Resolved, renewed: Renewed | None, asked_at: datetime.datetime
+) -> None:
+    """TaskFailed ``TTLExceeded`` when a renewal granted more than the backend's maxTTL
+    (plus 5 minutes): the increment asked is the credential's ttl, already capped by
+    maxTTL and the deadline, but an engine may grant its own TTL instead."""
+    if renewed is None:
+        return
+    found = ceiling.breach(
+        resolved.spec.max_ttl,
+        asked_at,
+        renewed.validity,
+        revocable=resolved.backend.capabilities(resolved.spec).revocable,
+    )
+    if found is not None:
+        raise TaskFailed(found.reason, f"{resolved.ref.name}: {found.message}")
+
+
+async def _fail(deps: Deps, task: TaskView, failure: TaskFailed) -> TaskView:
+    """A credential that must not be handed out (models/ceiling.py): the task ends Failed,
+    everything it holds revoked (the over-long one included) and its Secrets deleted."""
+    await report.event(deps.api, task, report.ISSUE_FAILED, failure.message, warning=True)
+    await lifecycle.end(deps, task, Phase.FAILED, failure.reason, failure.message)
+    fresh = await lifecycle.reload(deps, task)
+    if fresh is not None:
+        return fresh
+    return dataclasses.replace(task, status={**task.status, "phase": Phase.FAILED.value})
 
 
 async def renew_in_place(
