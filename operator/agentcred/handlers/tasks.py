@@ -52,6 +52,19 @@ async def complete(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) ->
         raise to_kopf(exc, retry) from None
 
 
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.serviceAccountName", when=served)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.credentials", when=served)
+async def identity_changed(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
+    """The identity fields changed past the CRD rules and the admission policy (an object
+    from before them, a CRD replaced): end the task now, not at its next renewal."""
+    try:
+        await lifecycle.recheck_identity(memo.deps, body)
+    except SpecError:
+        return  # a spec the operator cannot read: nothing is done for it
+    except HANDLED as exc:
+        raise to_kopf(exc, retry) from None
+
+
 @kopf.on.delete(GROUP, VERSION, PLURAL, when=served)
 async def finalize(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     try:

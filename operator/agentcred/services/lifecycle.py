@@ -163,6 +163,18 @@ async def hold_identity(deps: Deps, task: TaskView) -> TaskView | None:
     return task
 
 
+async def recheck_identity(deps: Deps, body: Mapping[str, Any]) -> None:
+    """The spec's identity fields changed: a running task that acts for another identity
+    than it was first issued under ends at once (a task not started yet is the create
+    handler's, which checks the same before issuing)."""
+    task = TaskView.from_body(body)
+    async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
+        fresh = await reload(deps, task)
+        if fresh is None or fresh.ended or fresh.deleting or fresh.phase is None:
+            return
+        await hold_identity(deps, fresh)
+
+
 async def end_for_identity(deps: Deps, task: TaskView, message: str) -> None:
     """End a task whose identity changed: every session revoked, every Secret it ever
     generated deleted, nothing issued for the new identity."""
