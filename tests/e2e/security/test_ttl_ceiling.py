@@ -95,8 +95,8 @@ def pki_mount(env: dict[str, str], *, ttl: str, generate_lease: bool) -> tuple[s
 
 
 def serial(text: str) -> str:
-    """A serial as ``<mount>/certs`` lists it (``1a-2b``, where answers say ``1a:2b``)."""
-    return text.replace(":", "-").lower()
+    """A serial in one form (OpenBao writes ``1a:2b`` or ``1a-2b`` depending on the API)."""
+    return text.replace("-", ":").lower()
 
 
 def pki_backend(scene: Scenario, env: dict[str, str], mount: str, **vault_extra: Any) -> str:
@@ -140,7 +140,7 @@ def tenant_task(
 
 def issued_serials(admin: hvac.Client, mount: str, ca: str) -> list[str]:
     """Serials of every certificate the mount issued, its own CA's left out."""
-    return [s for s in admin.list(f"{mount}/certs")["data"]["keys"] if s != ca]
+    return [serial(s) for s in admin.list(f"{mount}/certs")["data"]["keys"] if serial(s) != ca]
 
 
 def revoked(admin: hvac.Client, mount: str, number: str) -> bool:
