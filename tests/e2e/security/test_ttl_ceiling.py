@@ -20,6 +20,7 @@ import hvac
 import pytest
 from cryptography import x509
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 from test_tenant_attacks import AGENT, assert_refused, tenant_create, tenant_starts, written
 
 from support import vault
@@ -235,3 +236,16 @@ def test_an_sts_session_ends_by_the_tasks_deadline(
     )
     assert expiration - started <= datetime.timedelta(seconds=1200 + 30), expiration
     assert expiration - started >= datetime.timedelta(seconds=1200 - 120), expiration
+
+
+def test_the_schema_refuses_an_sts_backend_whose_max_ttl_cannot_hold_a_session(
+    scenario: Scenario,
+) -> None:
+    """STS issues nothing shorter than 15 minutes: under a 5-minute ceiling every session
+    would fail TTLExceeded after it was issued (and could not be revoked), so the
+    platform is told when it writes the backend."""
+    with pytest.raises(ApiException) as refused:
+        scenario.backend("awsSts", maxTTL="5m")
+    assert refused.value.status == 422
+    assert "maxTTL must be at least 10m on an awsSts backend" in refused.value.body
+    assert scenario.backend("awsSts", maxTTL="10m")
