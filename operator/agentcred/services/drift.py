@@ -172,6 +172,9 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
             deps, task, ref, resolved, overlap=maintenance.NO_OVERLAP, reason=report.RESTORED
         )
     except (TaskRetry, TaskFailed, BackendError) as problem:
+        if isinstance(problem, TaskFailed) and problem.reason in maintenance.CEILING_REASONS:
+            await maintenance.fail_over_ceiling(deps, task, problem)  # as any re-issue
+            return
         await report.event(
             deps.api,
             task,

@@ -39,6 +39,8 @@ from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.tasks")
 NO_OVERLAP = datetime.timedelta(0)
+# A fresh credential that must not be handed out (models/ceiling.py) ends the task.
+CEILING_REASONS = (ceiling.TTL_EXCEEDED, ceiling.UNLEASED)
 
 
 async def step(deps: Deps, key: TaskKey, attempt: int) -> float | None:
@@ -167,9 +169,9 @@ async def refresh_one(
     except BackendError as exc:  # BackendUnavailable included
         return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
     except TaskFailed as failure:
-        if failure.reason not in (ceiling.TTL_EXCEEDED, ceiling.UNLEASED):
+        if failure.reason not in CEILING_REASONS:
             raise
-        return await _fail(deps, task, failure)
+        return await fail_over_ceiling(deps, task, failure)
     return await _record_renewal(deps, task, ref, entry, resolved, renewed, cid)
 
 
@@ -191,7 +193,7 @@ def check_renewal(
         raise TaskFailed(found.reason, f"{resolved.ref.name}: {found.message}")
 
 
-async def _fail(deps: Deps, task: TaskView, failure: TaskFailed) -> TaskView:
+async def fail_over_ceiling(deps: Deps, task: TaskView, failure: TaskFailed) -> TaskView:
     """A credential that must not be handed out (models/ceiling.py): the task ends Failed,
     everything it holds revoked (the over-long one included) and its Secrets deleted."""
     await report.event(deps.api, task, report.ISSUE_FAILED, failure.message, warning=True)
