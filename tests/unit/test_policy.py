@@ -21,7 +21,7 @@ VAULT_BACKEND = {
     "vault": {
         "address": "https://vault.example:8200",
         "auth": {"kubernetes": {"mount": "k8s", "audience": "vault"}},
-        "allowedPaths": ["database/creds/{namespace}-*", "secret/data/{namespace}/*"],
+        "allowedPaths": ["database/creds/{namespace}_*", "secret/data/{namespace}/*"],
     },
 }
 
@@ -47,13 +47,13 @@ def run(
 @pytest.mark.parametrize(
     ("pattern", "value", "expected"),
     [
-        ("database/creds/{namespace}-*", "database/creds/team-a-ro", True),
-        ("database/creds/{namespace}-*", "database/creds/team-b-ro", False),
+        ("database/creds/{namespace}_*", "database/creds/team-a_ro", True),
+        ("database/creds/{namespace}_*", "database/creds/team-b_ro", False),
         ("secret/data/{namespace}/*", "secret/data/team-a/llm", True),
         ("secret/data/{namespace}/*", "secret/data/team-a/deeper/llm", False),  # * is one segment
         ("secret/data/{namespace}/*", "secret/data/team-ab/llm", False),
-        ("agents/{serviceAccount}", "agents/agent", True),
-        ("agents/{serviceAccount}", "agents/other", False),
+        ("agents/{namespace}/{serviceAccount}", "agents/team-a/agent", True),
+        ("agents/{namespace}/{serviceAccount}", "agents/team-a/other", False),
         ("team.a/*", "teamXa/x", False),  # literal text is literal, not a regex
     ],
 )
@@ -63,7 +63,7 @@ def test_allow_list_globs(pattern: str, value: str, expected: bool) -> None:
 
 def test_an_allowed_vault_path_resolves_with_the_backends_connection() -> None:
     resolved = run(
-        VAULT_BACKEND, {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-a-ro"}}}
+        VAULT_BACKEND, {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-a_ro"}}}
     )
     assert resolved.vault is not None and resolved.vault.address == "https://vault.example:8200"
     kube = resolved.vault.auth.kubernetes
@@ -88,7 +88,7 @@ def test_a_namespace_the_selector_excludes_is_refused() -> None:
     with pytest.raises(NotAllowed, match="does not allow namespace team-b") as info:
         run(
             VAULT_BACKEND,
-            {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-b-ro"}}},
+            {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-b_ro"}}},
             namespace="team-b",
             labels={"kubernetes.io/metadata.name": "team-b"},
         )
@@ -97,7 +97,7 @@ def test_a_namespace_the_selector_excludes_is_refused() -> None:
 
 def test_an_empty_selector_selects_every_namespace() -> None:
     backend = {**VAULT_BACKEND, "namespaceSelector": {}}
-    cred = {"vault": {"role": "r", "dynamic": {"path": "database/creds/x-ro"}}}
+    cred = {"vault": {"role": "r", "dynamic": {"path": "database/creds/x_ro"}}}
     assert run(backend, cred, namespace="x", labels={})
 
 
@@ -110,7 +110,7 @@ def test_no_allow_list_allows_nothing() -> None:
 def test_service_accounts_list_limits_who_may_use_a_credential() -> None:
     cred = {
         "serviceAccounts": ["research-agent"],
-        "vault": {"role": "r", "dynamic": {"path": "database/creds/team-a-ro"}},
+        "vault": {"role": "r", "dynamic": {"path": "database/creds/team-a_ro"}},
     }
     assert run(VAULT_BACKEND, cred, service_account="research-agent")
     assert run(VAULT_BACKEND, cred, service_account=ANY)  # the Ready check: no task yet
@@ -121,14 +121,14 @@ def test_service_accounts_list_limits_who_may_use_a_credential() -> None:
 
 def test_plain_http_needs_allow_insecure_http() -> None:
     backend = {**VAULT_BACKEND, "vault": {**VAULT_BACKEND["vault"], "address": "http://v:8200"}}
-    cred = {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-a-ro"}}}
+    cred = {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-a_ro"}}}
     with pytest.raises(NotAllowed, match="allowInsecureHTTP"):
         run(backend, cred)
     assert run({**backend, "allowInsecureHTTP": True}, cred).allow_insecure_http is True
 
 
 def test_max_ttl_caps_the_requested_ttl() -> None:
-    cred = {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-a-ro"}}, "ttl": "3h"}
+    cred = {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-a_ro"}}, "ttl": "3h"}
     assert run(VAULT_BACKEND, cred).ttl == timedelta(hours=1)
 
 
@@ -139,7 +139,7 @@ def test_a_credential_of_another_kind_than_the_backend_is_refused() -> None:
 
 def test_vault_role_is_required_for_kubernetes_auth_and_refused_otherwise() -> None:
     with pytest.raises(SpecError, match=r"spec\.vault\.role"):
-        run(VAULT_BACKEND, {"vault": {"dynamic": {"path": "database/creds/team-a-ro"}}})
+        run(VAULT_BACKEND, {"vault": {"dynamic": {"path": "database/creds/team-a_ro"}}})
     approle = {
         **VAULT_BACKEND,
         "vault": {
@@ -148,18 +148,18 @@ def test_vault_role_is_required_for_kubernetes_auth_and_refused_otherwise() -> N
         },
     }
     with pytest.raises(SpecError, match=r"spec\.vault\.role"):
-        run(approle, {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-a-ro"}}})
-    resolved = run(approle, {"vault": {"dynamic": {"path": "database/creds/team-a-ro"}}})
+        run(approle, {"vault": {"role": "r", "dynamic": {"path": "database/creds/team-a_ro"}}})
+    resolved = run(approle, {"vault": {"dynamic": {"path": "database/creds/team-a_ro"}}})
     assert resolved.vault is not None and resolved.vault.auth.app_role is not None
 
 
 def test_allowed_roles_limit_vault_roles_when_set() -> None:
     backend = {
         **VAULT_BACKEND,
-        "vault": {**VAULT_BACKEND["vault"], "allowedRoles": ["{namespace}-*"]},
+        "vault": {**VAULT_BACKEND["vault"], "allowedRoles": ["{namespace}_*"]},
     }
-    path = {"dynamic": {"path": "database/creds/team-a-ro"}}
-    assert run(backend, {"vault": {"role": "team-a-agent", **path}})
+    path = {"dynamic": {"path": "database/creds/team-a_ro"}}
+    assert run(backend, {"vault": {"role": "team-a_agent", **path}})
     with pytest.raises(NotAllowed, match="role"):
         run(backend, {"vault": {"role": "admin", **path}})
 
@@ -169,7 +169,7 @@ def test_sts_role_arns_and_duration_cap() -> None:
         "namespaceSelector": {},
         "maxTTL": "20m",
         "awsSts": {
-            "allowedRoleArns": ["arn:aws:iam::123456789012:role/{namespace}-*"],
+            "allowedRoleArns": ["arn:aws:iam::123456789012:role/{namespace}_*"],
             "webIdentity": {"audience": "sts.amazonaws.com"},
         },
     }
@@ -177,7 +177,7 @@ def test_sts_role_arns_and_duration_cap() -> None:
         backend,
         {
             "awsSts": {
-                "roleArn": "arn:aws:iam::123456789012:role/team-a-agent",
+                "roleArn": "arn:aws:iam::123456789012:role/team-a_agent",
                 "durationSeconds": 3600,
             }
         },
@@ -193,17 +193,17 @@ def test_gcp_secrets_are_matched_by_full_name() -> None:
         "namespaceSelector": {},
         "gcpSecretManager": {
             "project": "p",
-            "allowedSecrets": ["projects/p/secrets/{namespace}-*"],
+            "allowedSecrets": ["projects/p/secrets/{namespace}_*"],
         },
     }
-    short = run(backend, {"gcpSecretManager": {"secret": "team-a-llm"}})
+    short = run(backend, {"gcpSecretManager": {"secret": "team-a_llm"}})
     assert short.gcp_secret_manager is not None
     assert (short.gcp_secret_manager.project, short.gcp_secret_manager.secret) == (
         "p",
-        "team-a-llm",
+        "team-a_llm",
     )
-    with pytest.raises(NotAllowed, match="projects/other/secrets/team-a-llm"):
-        run(backend, {"gcpSecretManager": {"secret": "projects/other/secrets/team-a-llm"}})
+    with pytest.raises(NotAllowed, match="projects/other/secrets/team-a_llm"):
+        run(backend, {"gcpSecretManager": {"secret": "projects/other/secrets/team-a_llm"}})
 
 
 def test_azure_names_are_matched() -> None:
@@ -211,16 +211,16 @@ def test_azure_names_are_matched() -> None:
         "namespaceSelector": {},
         "azureKeyVault": {
             "vaultUrl": "https://kv.vault.azure.net",
-            "allowedSecrets": ["{namespace}-*"],
+            "allowedSecrets": ["{namespace}"],
         },
     }
-    ok = run(backend, {"azureKeyVault": {"name": "team-a-llm"}})
+    ok = run(backend, {"azureKeyVault": {"name": "team-a"}})
     assert (
         ok.azure_key_vault is not None
         and ok.azure_key_vault.vault_url == "https://kv.vault.azure.net"
     )
     with pytest.raises(NotAllowed):
-        run(backend, {"azureKeyVault": {"name": "team-b-llm"}})
+        run(backend, {"azureKeyVault": {"name": "team-b"}})
 
 
 def test_a_resolved_credential_round_trips_through_its_session_record_json() -> None:

@@ -21,3 +21,8 @@ class NotAllowed(ValueError):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+
+class UnsafePattern(SpecError):
+    """A CredentialBackend allow-list pattern whose placeholder could let one tenant's
+    request match another's (models/patterns.py): the backend is unusable until fixed."""

@@ -7,6 +7,10 @@ platform's ``CredentialBackend``:
 
 * the backend's ``namespaceSelector`` must select the credential's namespace;
 * the credential's block must be of the backend's kind;
+* the backend's allow-lists must be unambiguous (models/patterns.py): a placeholder
+  delimited on both sides by the start or end, ``/`` or a character the name cannot
+  hold, never touching ``*``; a backend that breaks this (one written before the CRD's
+  rule) raises :class:`UnsafePattern` and nothing is issued through it;
 * the path / secret / role it names must match the backend's allow-list, after
   ``{namespace}`` and ``{serviceAccount}`` are substituted; ``*`` matches within one
   path segment (never across ``/``); no allow-list means nothing is allowed;
@@ -34,7 +38,8 @@ from agentcred.models.backend import CredentialBackendSpec, VaultBackend
 from agentcred.models.ceiling import GRACE, STS_MIN_SECONDS, capped_param_ttl, sts_fits
 from agentcred.models.credential import AgentCredentialSpec, GcpSecretRequest, VaultRequest
 from agentcred.models.duration import format_duration
-from agentcred.models.errors import NotAllowed, SpecError
+from agentcred.models.errors import NotAllowed, SpecError, UnsafePattern
+from agentcred.models.patterns import SAFE_AZURE, allow_list_problem
 from agentcred.models.resolved import (
     AwsSecretsManagerSpec,
     AwsStsSpec,
@@ -114,6 +119,49 @@ def check_url(backend_name: str, field: str, url: str, insecure_ok: bool) -> Non
         )
 
 
+def allow_lists(backend: CredentialBackendSpec) -> list[tuple[str, tuple[str, ...], bool]]:
+    """Each allow-list of the backend: (field, patterns, matched case-insensitively)."""
+    found: list[tuple[str, tuple[str, ...], bool]] = []
+    if backend.vault is not None:
+        found.append(("spec.vault.allowedPaths", backend.vault.allowed_paths, False))
+        if backend.vault.allowed_roles is not None:
+            found.append(("spec.vault.allowedRoles", backend.vault.allowed_roles, False))
+    if backend.aws_secrets_manager is not None:
+        found.append(
+            (
+                "spec.awsSecretsManager.allowedSecrets",
+                backend.aws_secrets_manager.allowed_secrets,
+                False,
+            )
+        )
+    if backend.aws_sts is not None:  # IAM role names are case-insensitive
+        found.append(("spec.awsSts.allowedRoleArns", backend.aws_sts.allowed_role_arns, True))
+    if backend.gcp_secret_manager is not None:
+        found.append(
+            (
+                "spec.gcpSecretManager.allowedSecrets",
+                backend.gcp_secret_manager.allowed_secrets,
+                False,
+            )
+        )
+    if backend.azure_key_vault is not None:  # Key Vault names are case-insensitive
+        found.append(
+            ("spec.azureKeyVault.allowedSecrets", backend.azure_key_vault.allowed_secrets, True)
+        )
+    return found
+
+
+def check_allow_lists(backend_name: str, backend: CredentialBackendSpec) -> None:
+    """Raise :class:`UnsafePattern` naming the field and pattern when an allow-list of the
+    backend could match one tenant's request for another (models/patterns.py)."""
+    for field, patterns, case_insensitive in allow_lists(backend):
+        problem = allow_list_problem(patterns, case_insensitive=case_insensitive)
+        if problem is not None:
+            if field == "spec.azureKeyVault.allowedSecrets":
+                problem += f"; {SAFE_AZURE}"
+            raise UnsafePattern(field, f"CredentialBackend {backend_name}: {problem}")
+
+
 def authorize(
     backend_name: str,
     backend: CredentialBackendSpec,
@@ -123,7 +171,9 @@ def authorize(
     namespace_labels: Mapping[str, str],
     service_account: str | None,
 ) -> ResolvedCredential:
-    """The resolved credential, or NotAllowed / SpecError naming the field."""
+    """The resolved credential, or NotAllowed / SpecError naming the field (UnsafePattern,
+    a SpecError, when the backend's own allow-lists are ambiguous)."""
+    check_allow_lists(backend_name, backend)
     check_namespace(backend_name, backend, namespace, namespace_labels)
     if credential.backend != backend.kind:
         raise NotAllowed(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from agentcred.kube import resources
 from agentcred.models.backend import parse_backend_spec
 from agentcred.models.credential import AgentCredentialSpec
-from agentcred.models.errors import NotAllowed, SpecError
+from agentcred.models.errors import NotAllowed, SpecError, UnsafePattern
 from agentcred.models.policy import authorize
 from agentcred.models.resolved import ResolvedCredential
 from agentcred.services.deps import Deps
@@ -66,6 +66,13 @@ async def resolve_credential(
             namespace_labels=labels or {},
             service_account=service_account,
         )
+    except UnsafePattern as exc:  # the platform's allow-list, not the tenant's request
+        raise Refused(
+            "InvalidBackend",
+            f"AgentCredential {credential_name}: nothing is issued through CredentialBackend "
+            f"{backend_name} until its allow-list is fixed: {exc}",
+            permanent=False,
+        ) from None
     except NotAllowed as exc:
         raise Refused(
             "NotAllowed", f"AgentCredential {credential_name}: {exc}", permanent=True

@@ -2,7 +2,8 @@
 
 Feeds the backend's ``Ready`` condition, so the platform team sees a mistake (a plain
 ``http://`` address without ``allowInsecureHTTP``, a missing appRole Secret in the
-operator's namespace) on the object they wrote, before a tenant trips over it.
+operator's namespace, an allow-list pattern that could match another tenant's names:
+reason ``InvalidBackend``) on the object they wrote, before a tenant trips over it.
 Reachability is checked per AgentCredential (some backends need a secret name to check).
 """
 
@@ -14,8 +15,8 @@ from typing import Any, cast
 from agentcred.kube import secrets
 from agentcred.kube.errors import KubeError, KubeNotFound
 from agentcred.models.backend import CredentialBackendSpec, parse_backend_spec
-from agentcred.models.errors import NotAllowed, SpecError
-from agentcred.models.policy import check_url
+from agentcred.models.errors import NotAllowed, SpecError, UnsafePattern
+from agentcred.models.policy import check_allow_lists, check_url
 from agentcred.models.resolved import SecretKeyRef
 from agentcred.models.status import Condition, condition, merge_conditions
 from agentcred.services.deps import Deps
@@ -55,6 +56,9 @@ async def _problem(deps: Deps, name: str, spec: Mapping[str, Any]) -> tuple[str,
         parsed = parse_backend_spec(spec)
         for field, url in _urls(parsed):
             check_url(name, field, url, parsed.allow_insecure_http)
+        check_allow_lists(name, parsed)
+    except UnsafePattern as exc:  # written before the CRD's rule: nothing is issued through it
+        return "InvalidBackend", str(exc)
     except SpecError as exc:
         return "InvalidSpec", str(exc)
     except NotAllowed as exc:
