@@ -84,7 +84,13 @@ def pki_mount(env: dict[str, str], *, ttl: str, generate_lease: bool) -> tuple[s
     mount = f"pki-{uuid.uuid4().hex[:8]}"
     admin.sys.enable_secrets_engine("pki", path=mount, config={"max_lease_ttl": "87600h"})
     root = admin.write(f"{mount}/root/generate/internal", common_name="agents.test", ttl="87600h")
-    admin.write(
+    pki_role(env, mount, ttl=ttl, generate_lease=generate_lease)
+    return mount, serial(root["data"]["serial_number"])
+
+
+def pki_role(env: dict[str, str], mount: str, *, ttl: str, generate_lease: bool) -> None:
+    """(Re)write the mount's role ``agent`` (a write replaces every field of a role)."""
+    vault.admin(env).write(
         f"{mount}/roles/agent",
         allowed_domains="agents.test",
         allow_subdomains=True,
@@ -92,7 +98,6 @@ def pki_mount(env: dict[str, str], *, ttl: str, generate_lease: bool) -> tuple[s
         max_ttl=YEAR,
         generate_lease=generate_lease,
     )
-    return mount, serial(root["data"]["serial_number"])
 
 
 def serial(text: str) -> str:
@@ -249,3 +254,28 @@ def test_the_schema_refuses_an_sts_backend_whose_max_ttl_cannot_hold_a_session(
     assert refused.value.status == 422
     assert "maxTTL must be at least 10m on an awsSts backend" in refused.value.body
     assert scenario.backend("awsSts", maxTTL="10m")
+
+
+def test_a_reissue_is_held_to_the_ceiling_too(
+    scenario: Scenario, tenant: client.ApiClient, testbed_env: dict[str, str]
+) -> None:
+    """Issued within the ceiling; then the engine's role is changed to a year and the
+    Secret deleted: the restore's fresh certificate is revoked, the task fails TTLExceeded
+    and every credential it held (the first one too) is revoked, every Secret deleted."""
+    mount, ca = pki_mount(testbed_env, ttl="30m", generate_lease=True)
+    path = f"{mount}/issue/agent"
+    backend = pki_backend(scenario, testbed_env, mount)
+    role = agent_role(scenario, testbed_env, mount)
+    params = {"common_name": "r.agents.test"}
+    tenant_task(scenario, tenant, "again", backend=backend, role=role, path=path, params=params)
+    scenario.wait_phase("again", "Active")
+    admin = vault.admin(testbed_env)
+    pki_role(testbed_env, mount, ttl=YEAR, generate_lease=True)  # now it hands out a year
+    scenario.core.delete_namespaced_secret("again-again", scenario.ns)
+    status = scenario.wait_phase("again", "Failed")
+    assert status["reason"] == "TTLExceeded", status
+    assert written(scenario, testbed_env) == []
+    issued = issued_serials(admin, mount, ca)
+    assert len(issued) == 2, issued
+    for number in issued:
+        wait_for(lambda n=number: revoked(admin, mount, n), 30, f"certificate {number} revoked")
