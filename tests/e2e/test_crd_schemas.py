@@ -62,7 +62,7 @@ def without(body: dict[str, Any], *path: str) -> dict[str, Any]:
 VAULT_BACKEND = {
     "address": "https://vault.example.com:8200",
     "auth": {"kubernetes": {"mount": "kubernetes", "audience": "vault"}},
-    "allowedPaths": ["database/creds/{namespace}-*", "secret/data/{namespace}/*"],
+    "allowedPaths": ["database/creds/{namespace}_*", "secret/data/{namespace}/*"],
 }
 
 ACCEPT: list[tuple[str, dict[str, Any]]] = [
@@ -128,7 +128,7 @@ ACCEPT_BACKENDS: list[tuple[str, dict[str, Any]]] = [
                 "auth": {
                     "appRole": {"roleId": "r-1", "secretIdRef": {"name": "approle", "key": "id"}}
                 },
-                "allowedRoles": ["{namespace}-*"],
+                "allowedRoles": ["{namespace}_*"],
                 "namespace": "team",
                 "caBundle": "-----BEGIN CERTIFICATE-----",
             },
@@ -159,7 +159,7 @@ ACCEPT_BACKENDS: list[tuple[str, dict[str, Any]]] = [
         "sts-web-identity",
         backend(
             awsSts={
-                "allowedRoleArns": ["arn:aws:iam::123456789012:role/{namespace}-*"],
+                "allowedRoleArns": ["arn:aws:iam::123456789012:role/{namespace}_*"],
                 "webIdentity": {"audience": "sts.amazonaws.com"},
             }
         ),
@@ -170,7 +170,7 @@ ACCEPT_BACKENDS: list[tuple[str, dict[str, Any]]] = [
             gcpSecretManager={
                 "project": "p",
                 "transport": "rest",
-                "allowedSecrets": ["projects/p/secrets/{namespace}-*"],
+                "allowedSecrets": ["projects/p/secrets/{namespace}_*"],
             }
         ),
     ),
@@ -179,7 +179,7 @@ ACCEPT_BACKENDS: list[tuple[str, dict[str, Any]]] = [
         backend(
             azureKeyVault={
                 "vaultUrl": "https://kv.vault.azure.net",
-                "allowedSecrets": ["{namespace}-*"],
+                "allowedSecrets": ["{namespace}"],
             }
         ),
     ),

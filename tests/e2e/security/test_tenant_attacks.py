@@ -92,7 +92,7 @@ def attacker_backend(scene: Scenario, kind: str, attacker: Listener, **spec: Any
         "vault": {
             "address": attacker.http_url,
             "auth": {"kubernetes": {}},
-            "allowedPaths": ["database/creds/{namespace}-*", "secret/data/{namespace}/*"],
+            "allowedPaths": ["database/creds/{namespace}_*", "secret/data/{namespace}/*"],
         },
         "awsSecretsManager": {
             "region": "us-east-1",
@@ -102,32 +102,32 @@ def attacker_backend(scene: Scenario, kind: str, attacker: Listener, **spec: Any
         "awsSts": {
             "region": "us-east-1",
             "endpoint": attacker.http_url,
-            "allowedRoleArns": ["arn:aws:iam::123456789012:role/{namespace}-*"],
+            "allowedRoleArns": ["arn:aws:iam::123456789012:role/{namespace}_*"],
             "webIdentity": {"audience": "sts.amazonaws.com"},
         },
         "gcpSecretManager": {
             "project": "p",
             "endpoint": attacker.http_url,
             "transport": "rest",
-            "allowedSecrets": ["projects/p/secrets/{namespace}-*"],
+            "allowedSecrets": ["projects/p/secrets/{namespace}_*"],
         },
-        "azureKeyVault": {"vaultUrl": attacker.https_url, "allowedSecrets": ["{namespace}-*"]},
+        "azureKeyVault": {"vaultUrl": attacker.https_url, "allowedSecrets": ["{namespace}"]},
     }
     return scene.backend(kind, blocks[kind], suffix="-attacker", **spec)
 
 
 OUTSIDE: list[tuple[str, dict[str, Any], str]] = [
-    ("vault", {"role": "r", "dynamic": {"path": "database/creds/team-b-admin"}}, "spec.vault"),
+    ("vault", {"role": "r", "dynamic": {"path": "database/creds/team-b_admin"}}, "spec.vault"),
     ("vault", {"role": "r", "kv": {"path": "team-b/llm"}}, "spec.vault"),
     ("awsSecretsManager", {"secretId": "team-b/prod-db"}, "spec.awsSecretsManager.secretId"),
     ("awsSts", {"roleArn": "arn:aws:iam::123456789012:role/admin"}, "spec.awsSts.roleArn"),
-    ("gcpSecretManager", {"secret": "team-b-llm"}, "spec.gcpSecretManager.secret"),
+    ("gcpSecretManager", {"secret": "team-b_llm"}, "spec.gcpSecretManager.secret"),
     (
         "gcpSecretManager",
         {"secret": "projects/other/secrets/llm"},
         "spec.gcpSecretManager.secret",
     ),
-    ("azureKeyVault", {"name": "team-b-llm"}, "spec.azureKeyVault.name"),
+    ("azureKeyVault", {"name": "team-b"}, "spec.azureKeyVault.name"),
 ]
 
 
@@ -157,7 +157,7 @@ def test_a_backend_that_does_not_select_the_namespace_is_refused(
         attacker,
         namespaceSelector={"matchLabels": {"kubernetes.io/metadata.name": "team-b"}},
     )
-    path = {"dynamic": {"path": f"database/creds/{scenario.ns}-ro"}}  # inside the allow-list
+    path = {"dynamic": {"path": f"database/creds/{scenario.ns}_ro"}}  # inside the allow-list
     tenant_starts(
         scenario, tenant, {"backendRef": {"name": backend}, "vault": {"role": "r", **path}}
     )
@@ -173,7 +173,7 @@ def test_a_credential_limited_to_other_service_accounts_is_refused(
     spec = {
         "backendRef": {"name": backend},
         "serviceAccounts": ["research-agent"],
-        "vault": {"role": "r", "dynamic": {"path": f"database/creds/{scenario.ns}-ro"}},
+        "vault": {"role": "r", "dynamic": {"path": f"database/creds/{scenario.ns}_ro"}},
     }
     tenant_create(tenant, scenario.ns, "AgentCredential", spec)
     # The credential itself is allowed (for research-agent), so its Ready check may probe
