@@ -159,6 +159,17 @@ def test_authorize_refuses_every_request_through_an_ambiguous_backend() -> None:
             "spec.vault.allowedRoles",
         ),
         (
+            {
+                "vault": {
+                    "address": "https://v",
+                    "auth": {"token": {"secretRef": {"name": "t", "key": "k"}}},
+                    "allowedPaths": ["secret/data/{namespace}/*"],
+                    "allowedWritePaths": ["pki/issue/{namespace}-*"],
+                }
+            },
+            "spec.vault.allowedWritePaths",
+        ),
+        (
             {"awsSts": {"allowedRoleArns": ["arn:aws:iam::1:role/{namespace}X*"]}},
             "spec.awsSts.allowedRoleArns",
         ),
@@ -171,7 +182,7 @@ def test_authorize_refuses_every_request_through_an_ambiguous_backend() -> None:
             "spec.azureKeyVault.allowedSecrets",
         ),
     ],
-    ids=["vault-roles", "sts", "gcp", "azure"],
+    ids=["vault-roles", "vault-write-paths", "sts", "gcp", "azure"],
 )
 def test_every_allow_list_field_is_checked(block: dict[str, Any], field: str) -> None:
     with pytest.raises(UnsafePattern) as info:
@@ -191,7 +202,7 @@ def crd_rules() -> dict[str, list[str]]:
     spec = schema["properties"]["spec"]["properties"]
     found = {}
     for kind, fields in {
-        "vault": ("allowedPaths", "allowedRoles"),
+        "vault": ("allowedPaths", "allowedWritePaths", "allowedRoles"),
         "awsSecretsManager": ("allowedSecrets",),
         "awsSts": ("allowedRoleArns",),
         "gcpSecretManager": ("allowedSecrets",),

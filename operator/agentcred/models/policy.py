@@ -124,6 +124,7 @@ def allow_lists(backend: CredentialBackendSpec) -> list[tuple[str, tuple[str, ..
     found: list[tuple[str, tuple[str, ...], bool]] = []
     if backend.vault is not None:
         found.append(("spec.vault.allowedPaths", backend.vault.allowed_paths, False))
+        found.append(("spec.vault.allowedWritePaths", backend.vault.allowed_write_paths, False))
         if backend.vault.allowed_roles is not None:
             found.append(("spec.vault.allowedRoles", backend.vault.allowed_roles, False))
     if backend.aws_secrets_manager is not None:
