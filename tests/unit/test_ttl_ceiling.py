@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from agentcred.backends.aws_sts import _issued, duration_seconds
@@ -27,6 +27,7 @@ from agentcred.models.ceiling import (
     capped_param_ttl,
     certificate_not_after,
     certificate_validity,
+    ssh_certificate_valid_before,
     sts_duration,
     sts_fits,
 )
@@ -237,6 +238,54 @@ def test_a_pki_answers_certificate_end_is_the_later_of_expiration_and_not_after(
     assert certificate_validity({"username": "u", "expiration": early}) is None
     # the CA's certificates in the same answer are not what was issued
     assert certificate_validity({"issuing_ca": certificate(year)}) is None
+
+
+def ssh_certificate(key: Any, valid_before: int) -> str:
+    ca = ed25519.Ed25519PrivateKey.generate()
+    cert = (
+        serialization.SSHCertificateBuilder()
+        .public_key(key.public_key())
+        .serial(7)
+        .type(serialization.SSHCertificateType.USER)
+        .key_id(b"agent")
+        .valid_principals([b"agent", b"ops"])
+        .valid_after(int(NOW.timestamp()) - 30)
+        .valid_before(valid_before)
+        .sign(ca)
+    )
+    return cert.public_bytes().decode()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        ed25519.Ed25519PrivateKey.generate(),
+        ec.generate_private_key(ec.SECP384R1()),
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    ],
+    ids=["ed25519", "ecdsa", "rsa"],
+)
+def test_an_ssh_certificates_valid_before_is_read(key: Any) -> None:
+    year = int((NOW + timedelta(days=365)).timestamp())
+    signed = ssh_certificate(key, year)
+    assert ssh_certificate_valid_before(signed) == datetime.datetime.fromtimestamp(year, UTC)
+    answer = {"signed_key": signed, "serial_number": "07"}
+    found = breach(HOUR, NOW, [certificate_validity(answer) or lease(0)], revocable=False)
+    assert found is not None and "SSH certificate valid for 8760h" in found.message
+
+
+def test_an_ssh_certificate_valid_forever_or_unreadable_has_no_end() -> None:
+    forever = ssh_certificate(ed25519.Ed25519PrivateKey.generate(), 2**64 - 1)
+    assert ssh_certificate_valid_before(forever) is None
+    assert certificate_validity({"signed_key": "ssh-ed25519-cert-v01@openssh.com AAAA"}) == (
+        Validity("SSH certificate", None)
+    )
+    with pytest.raises(ValueError):
+        ssh_certificate_valid_before("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 not-a-certificate")
+    # an expiration past what a date holds is no end at all
+    assert certificate_validity({"certificate": "x", "expiration": 10**20}) == Validity(
+        "certificate", None
+    )
 
 
 def test_the_vault_backend_reports_every_expiry_of_a_dynamic_answer() -> None:

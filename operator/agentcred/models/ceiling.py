@@ -17,7 +17,8 @@ what *came back*, before any Secret is written, with the pure functions here:
   left until the task's deadline, within STS's 900..43200 seconds.
 * :func:`certificate_validity` reads a certificate's end from a PKI-style response
   (Vault's ``expiration`` field and the PEM's own ``notAfter``, parsed here without a
-  crypto library: the operator's ``vault`` extra has none).
+  crypto library: the operator's ``vault`` extra has none), or an OpenSSH certificate's
+  ``valid before`` from an SSH signing answer (``signed_key``).
 
 Messages name what came back, its expiry and the ceiling: never a credential value.
 """
@@ -180,18 +181,28 @@ def sts_fits(max_ttl: timedelta | None) -> bool:
 
 def certificate_validity(data: Mapping[str, Any]) -> Validity | None:
     """The issued certificate's end in a PKI-style answer (``certificate`` plus Vault's
-    ``expiration``, Unix seconds), the later of the two when both are there; None when
-    the answer holds no ``certificate``. A certificate whose end cannot be read at all
-    counts as one with no expiry (it fails every ceiling). CA certificates in the same
-    answer (``issuing_ca``, ``ca_chain``) are the issuer's, not what was issued."""
+    ``expiration``, Unix seconds), the later of the two when both are there, or in an SSH
+    signing answer (``signed_key``); None when the answer holds neither. A certificate
+    whose end cannot be read at all counts as one with no expiry (it fails every
+    ceiling). CA certificates in the same answer (``issuing_ca``, ``ca_chain``) are the
+    issuer's, not what was issued."""
     if "certificate" not in data:
-        return None
+        signed = data.get("signed_key")
+        if not isinstance(signed, str):
+            return None
+        try:
+            return Validity("SSH certificate", ssh_certificate_valid_before(signed))
+        except ValueError:
+            return Validity("SSH certificate", None)
     ends: list[datetime] = []
     expiration = data.get("expiration")
+    if isinstance(expiration, str) and expiration.isdigit():
+        expiration = int(expiration)
     if isinstance(expiration, int | float) and not isinstance(expiration, bool):
-        ends.append(datetime.fromtimestamp(expiration, UTC))
-    elif isinstance(expiration, str) and expiration.isdigit():
-        ends.append(datetime.fromtimestamp(int(expiration), UTC))
+        end = _epoch(expiration)
+        if end is None:
+            return Validity("certificate", None)  # past what a date can hold: no end
+        ends.append(end)
     pem = data.get("certificate")
     if isinstance(pem, str):
         with contextlib.suppress(ValueError):  # unreadable: Vault's expiration, or none
@@ -232,6 +243,56 @@ def certificate_not_after(pem: str) -> datetime:
     return _asn1_time(tag, der[start:end])
 
 
+# Length-prefixed public-key fields between an OpenSSH certificate's nonce and its serial.
+_SSH_KEY_FIELDS = {
+    "ssh-rsa-cert-v01@openssh.com": 2,  # e, n
+    "ssh-dss-cert-v01@openssh.com": 4,  # p, q, g, y
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com": 2,  # curve, Q
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com": 2,
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com": 2,
+    "ssh-ed25519-cert-v01@openssh.com": 1,  # pk
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com": 3,  # curve, Q, application
+    "sk-ssh-ed25519-cert-v01@openssh.com": 2,  # pk, application
+}
+_SSH_FOREVER = 2**64 - 1
+
+
+def ssh_certificate_valid_before(text: str) -> datetime | None:
+    """``valid before`` of an OpenSSH certificate (``<type> <base64> [comment]``); None:
+    valid forever. Layout (PROTOCOL.certkeys): string type, string nonce, the key's
+    fields, uint64 serial, uint32 type, string key id, string principals, uint64 valid
+    after, uint64 valid before. Raises ValueError for anything else."""
+    parts = text.split()
+    if len(parts) < 2 or parts[0] not in _SSH_KEY_FIELDS:
+        raise ValueError("not an OpenSSH certificate")
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("certificate is not base64") from None
+    pos = 0
+
+    def take(size: int) -> bytes:
+        nonlocal pos
+        if pos + size > len(blob):
+            raise ValueError("truncated certificate")
+        pos += size
+        return blob[pos - size : pos]
+
+    def string() -> bytes:
+        return take(int.from_bytes(take(4), "big"))
+
+    if string().decode("ascii", "replace") != parts[0]:
+        raise ValueError("certificate type mismatch")
+    for _ in range(1 + _SSH_KEY_FIELDS[parts[0]]):  # nonce, then the key's fields
+        string()
+    take(8 + 4)  # serial, type
+    string()  # key id
+    string()  # valid principals
+    take(8)  # valid after
+    before = int.from_bytes(take(8), "big")
+    return None if before == _SSH_FOREVER else _epoch(before)
+
+
 def _tlv(der: bytes, pos: int) -> tuple[int, int, int]:
     """(tag, content start, content end) of the DER element at ``pos``."""
     if pos + 2 > len(der):
@@ -262,6 +323,14 @@ def _asn1_time(tag: int, raw: bytes) -> datetime:
     elif not (tag == 0x18 and re.fullmatch(r"\d{14}Z", text)):  # GeneralizedTime
         raise ValueError("unreadable certificate time")
     return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
+
+
+def _epoch(seconds: float) -> datetime | None:
+    """A Unix time as a datetime; None past what a datetime holds (year 9999)."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _span(value: timedelta) -> str:
