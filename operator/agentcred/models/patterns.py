@@ -198,21 +198,76 @@ _Node = tuple[_State, _State, bool]
 @lru_cache(maxsize=4096)
 def overlap(first: str, second: str, *, case_insensitive: bool = False) -> str | None:
     """A value ``first`` allows to one namespace (or ServiceAccount) and ``second`` to
-    another, or None. Both patterns must have a placeholder."""
-    a = _tokens(_fold(first, case_insensitive))
-    b = _tokens(_fold(second, case_insensitive))
-    both_sa = any(t.kind == SERVICE_ACCOUNT for t in a) and any(
-        t.kind == SERVICE_ACCOUNT for t in b
-    )
+    another, or None. Both patterns must pass :func:`pattern_problem`.
+
+    Nothing but a literal ``/`` makes a ``/``, so the two only meet segment by segment:
+    a value needs a common string for every pair of segments, and one pair whose common
+    string puts a placeholder in different places."""
+    segs_a = _fold(first, case_insensitive).split("/")
+    segs_b = _fold(second, case_insensitive).split("/")
+    if len(segs_a) != len(segs_b):
+        return None
+    pairs = list(zip(segs_a, segs_b, strict=True))
+    if all(_same_spans(x, y) for x, y in pairs) or not all(_may_meet(x, y) for x, y in pairs):
+        return None
+    both_sa = SERVICE_ACCOUNT in first and SERVICE_ACCOUNT in second
+    found = [_segment_product(x, y, both_sa) for x, y in pairs]
+    if any(common is None for common, _ in found):
+        return None
+    common = [c or "" for c, _ in found]
+    for i, (_, differing) in enumerate(found):
+        if differing is not None:
+            return "/".join([*common[:i], differing, *common[i + 1 :]])
+    return None
+
+
+def _same_spans(x: str, y: str) -> bool:
+    """Segments whose placeholders surely sit at the same places in any common string:
+    equal (each is unambiguous), without placeholders, or the same literal text and
+    placeholders, without ``*``, from one end up to the last placeholder."""
+    if x == y:
+        return True
+    px, py = split(x), split(y)
+    hx = [i for i, p in enumerate(px) if p in (NAMESPACE, SERVICE_ACCOUNT)]
+    hy = [i for i, p in enumerate(py) if p in (NAMESPACE, SERVICE_ACCOUNT)]
+    if not hx or not hy:
+        return not hx and not hy
+    head_x, head_y = px[: hx[-1] + 1], py[: hy[-1] + 1]
+    if "*" not in head_x and head_x == head_y:
+        return True
+    tail_x, tail_y = px[hx[0] :], py[hy[0] :]
+    return "*" not in tail_x and tail_x == tail_y
+
+
+def _may_meet(x: str, y: str) -> bool:
+    """Cheap: the literal text each segment starts (and ends) with must agree."""
+    px, py = split(x) or [""], split(y) or [""]
+    head_x = "" if _TOKEN.fullmatch(px[0]) else px[0]
+    head_y = "" if _TOKEN.fullmatch(py[0]) else py[0]
+    tail_x = "" if _TOKEN.fullmatch(px[-1]) else px[-1]
+    tail_y = "" if _TOKEN.fullmatch(py[-1]) else py[-1]
+    n, m = min(len(head_x), len(head_y)), min(len(tail_x), len(tail_y))
+    return head_x[:n] == head_y[:n] and tail_x[len(tail_x) - m :] == tail_y[len(tail_y) - m :]
+
+
+@lru_cache(maxsize=4096)
+def _segment_product(x: str, y: str, both_sa: bool) -> tuple[str | None, str | None]:
+    """(a shortest string both segments allow, one where their placeholders sit in
+    different places), each None when there is none."""
+    a, b = _tokens(x), _tokens(y)
     reps = _representatives(a, b)
     starts = [(s, t, False) for s in _closure(a, (0, False)) for t in _closure(b, (0, False))]
     parent: dict[_Node, tuple[_Node, str] | None] = dict.fromkeys(starts)
     queue = deque(starts)
+    common: str | None = None
     while queue:
         node = queue.popleft()
         s, t, differ = node
-        if differ and s == (len(a), False) and t == (len(b), False):
-            return _witness(parent, node)
+        if s == (len(a), False) and t == (len(b), False):
+            if common is None:
+                common = _witness(parent, node)
+            if differ:
+                return common, _witness(parent, node)
         for char in reps:
             for s2, la in _steps(a, s, char):
                 for t2, lb in _steps(b, t, char):
@@ -224,7 +279,7 @@ def overlap(first: str, second: str, *, case_insensitive: bool = False) -> str |
                             if nxt not in parent:
                                 parent[nxt] = (node, char)
                                 queue.append(nxt)
-    return None
+    return common, None
 
 
 def _witness(parent: dict[_Node, tuple[_Node, str] | None], node: _Node) -> str:
@@ -248,8 +303,6 @@ def allow_list_problem(patterns: tuple[str, ...], *, case_insensitive: bool = Fa
     scoped = [p for p in dict.fromkeys(patterns) if has_placeholder(p)]
     for i, first in enumerate(scoped):
         for second in scoped[i + 1 :]:
-            if not _may_meet(first, second, case_insensitive):
-                continue
             value = overlap(first, second, case_insensitive=case_insensitive)
             if value is not None:
                 return (
@@ -258,14 +311,3 @@ def allow_list_problem(patterns: tuple[str, ...], *, case_insensitive: bool = Fa
                     "pattern its own literal prefix or segment"
                 )
     return None
-
-
-def _may_meet(first: str, second: str, case_insensitive: bool) -> bool:
-    """Cheap filter: their literal heads and tails must agree where both are fixed."""
-    a, b = split(_fold(first, case_insensitive)), split(_fold(second, case_insensitive))
-    head_a = a[0] if a and not _TOKEN.fullmatch(a[0]) else ""
-    head_b = b[0] if b and not _TOKEN.fullmatch(b[0]) else ""
-    tail_a = a[-1] if a and not _TOKEN.fullmatch(a[-1]) else ""
-    tail_b = b[-1] if b and not _TOKEN.fullmatch(b[-1]) else ""
-    n, m = min(len(head_a), len(head_b)), min(len(tail_a), len(tail_b))
-    return head_a[:n] == head_b[:n] and (m == 0 or tail_a[-m:] == tail_b[-m:])
