@@ -169,8 +169,10 @@ def test_a_backend_that_slipped_past_the_rule_issues_nothing(
     vault_glued = blocks(attacker, GLUED, GLUED)["vault"]
     sm_prefix = blocks(attacker, PREFIX, PREFIX)["awsSecretsManager"]
     sm_glued = blocks(attacker, GLUED, GLUED)["awsSecretsManager"]
-    # Each pattern alone passes the CRD; together they read x_team/q as team's and x's.
-    sm_pair = {**sm_prefix, "allowedSecrets": ["x_{namespace}/*", "{namespace}_*/*"]}
+    # Each pattern alone passes the CRD; together <ns>_victim/db is <ns>'s (second) and
+    # namespace victim's (first).
+    first = f"{ns}_{{namespace}}/*"
+    sm_pair = {**sm_prefix, "allowedSecrets": [first, "{namespace}_*/*"]}
     cases: list[tuple[str, str, dict[str, Any], dict[str, Any], str, bool]] = [
         (
             "vault-prefix",
@@ -194,8 +196,8 @@ def test_a_backend_that_slipped_past_the_rule_issues_nothing(
             "sm-pair",
             "awsSecretsManager",
             sm_pair,
-            {"secretId": f"{ns}_x/db"},
-            "x_{namespace}/*",
+            {"secretId": f"{ns}_victim/db"},
+            first,
             False,
         ),
     ]
