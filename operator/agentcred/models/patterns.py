@@ -57,6 +57,7 @@ SERVICE_ACCOUNT = "{serviceAccount}"
 NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 SERVICE_ACCOUNT_CHARS = NAMESPACE_CHARS | {"."}
 NEVER_DELIMITS = frozenset("*{}")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _TOKEN = re.compile(r"(\{namespace\}|\{serviceAccount\}|\*)")
 
 SAFE_FORMS = (
@@ -77,10 +78,14 @@ def _alphabet(placeholder: str) -> frozenset[str]:
 
 
 def _fold(pattern: str, case_insensitive: bool) -> str:
-    """Literal text lower-cased (placeholders kept) where the backend ignores case."""
+    """Literal A-Z lower-cased (placeholders kept) where the backend ignores case; ASCII
+    only, as the CRD's CEL classes are (no backend name holds other letters)."""
     if not case_insensitive:
         return pattern
-    return "".join(p if p in (NAMESPACE, SERVICE_ACCOUNT) else p.lower() for p in split(pattern))
+    return "".join(
+        p if p in (NAMESPACE, SERVICE_ACCOUNT) else p.translate(_ASCII_LOWER)
+        for p in split(pattern)
+    )
 
 
 def split(pattern: str) -> list[str]:
