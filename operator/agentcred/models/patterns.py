@@ -40,9 +40,11 @@ ServiceAccounts never through a pattern naming ``{serviceAccount}``
 One pattern alone is not the whole list: ``x_{namespace}/*`` and ``{namespace}_*/*``
 each pass, yet both allow ``x_team/q`` (to namespaces ``team`` and ``x``).
 :func:`allow_list_problem` also checks every two patterns of a list against each other,
-on the product of their automata, and names a value two namespaces would share.
-Patterns without a placeholder are the platform's deliberate shared grants and are not
-compared.
+segment by segment on the product of their automata, and names a value two namespaces
+would share (operator only: CEL cannot). Placeholders are read there as any run of
+their characters, so it may refuse a list real names could not break, never the
+reverse. Patterns without a placeholder are the platform's deliberate shared grants and
+are not compared.
 """
 
 from __future__ import annotations
