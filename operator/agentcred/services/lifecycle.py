@@ -70,7 +70,9 @@ async def resume(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
     # A pod-bound task takes the full path: its pods may have changed while no operator
     # watched them, and the pod watch's first list may come before it is registered.
     bound = task.spec.pod_selector is not None
-    if task.phase == Phase.ACTIVE and complete and not task.spec.completed and not bound:
+    # An identity changed while no operator watched takes the full path too, which ends it.
+    same = not identity.check(task.status, task.spec).changed
+    if task.phase == Phase.ACTIVE and complete and not task.spec.completed and not bound and same:
         delay = initial_delay(task, deps.clock())
         if delay is not None:
             deps.scheduler.schedule(key_of(task), delay)
