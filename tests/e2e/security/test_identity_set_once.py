@@ -108,9 +108,10 @@ def test_a_tenant_cannot_change_whom_a_task_acts_as(
     scene.service_account(PRIVILEGED)
     wait_for(lambda: _exists(scene, "default"), 60, "the namespace's default ServiceAccount")
     grant_impersonation(scene.api, ns, TENANT, [AGENT, "default"])
+    paths: list[str] = []
     if phase == "Active":
-        vault_credential(scene, testbed_env, "db", AGENT)
-        vault_credential(scene, testbed_env, "dbd", "default")
+        paths.append(vault_credential(scene, testbed_env, "db", AGENT))
+        paths.append(vault_credential(scene, testbed_env, "dbd", "default"))
     # Pending: the AgentCredentials do not exist, the tasks wait (CredentialNotFound).
     create_task(tenant, ns, "named", {"serviceAccountName": AGENT, "credentials": [{"name": "db"}]})
     create_task(tenant, ns, "unset", {"credentials": [{"name": "dbd"}]})
@@ -120,6 +121,8 @@ def test_a_tenant_cannot_change_whom_a_task_acts_as(
             scene.wait_condition(name, "CredentialNotFound")
     before = written(scene, testbed_env)
     assert len(before) == (4 if phase == "Active" else 0), before
+    leases = {path: vault.leases(testbed_env, path + "/") for path in paths}
+    assert all(len(ids) == 1 for ids in leases.values()), leases
 
     # The hijack: remove, then set a privileged account; set one where none was.
     assert REFUSED_SA in refused(remove_account, tenant, ns, "named")
@@ -142,6 +145,7 @@ def test_a_tenant_cannot_change_whom_a_task_acts_as(
         assert status.get("phase") == phase, status
         assert status["identity"]["serviceAccountName"] == (account or "default"), status
     assert written(scene, testbed_env) == before
+    assert {path: vault.leases(testbed_env, path + "/") for path in paths} == leases
 
     # Ordinary updates by the tenant are still admitted.
     patch(tenant, ns, "named", {"metadata": {"labels": {"team": "a"}}})
