@@ -24,6 +24,7 @@ from typing import Any
 from agentcred.backends.base import BackendError
 from agentcred.kube import resources
 from agentcred.kube.errors import KubeError
+from agentcred.models import identity
 from agentcred.models.errors import SpecError
 from agentcred.models.status import EntryState, Phase, parse_entries
 from agentcred.services import issuance, lifecycle, maintenance, report
@@ -174,6 +175,9 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
     except (TaskRetry, TaskFailed, BackendError) as problem:
         if isinstance(problem, TaskFailed) and problem.reason in maintenance.CEILING_REASONS:
             await maintenance.fail_over_ceiling(deps, task, problem)  # as any re-issue
+            return
+        if isinstance(problem, TaskFailed) and problem.reason == identity.IDENTITY_CHANGED:
+            await lifecycle.end_for_identity(deps, task, problem.message)
             return
         await report.event(
             deps.api,

@@ -34,6 +34,7 @@ from agentcred.kube import resources, secrets, tokens
 from agentcred.kube.errors import KubeError, KubeNotFound, KubeSecretCollision
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling
+from agentcred.models import identity as task_identity
 from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
 from agentcred.models.names import label_value
@@ -337,6 +338,10 @@ async def _retire_stale(deps: Deps, task: TaskView, key: str) -> None:
     slot is reused, or park it under a unique key so that cleanup and the sweep still
     find it. A write-ahead record is never overwritten."""
     records = await sessions.load(deps, task.uid)
+    accounts = [r.service_account for r in records.values()]
+    verdict = task_identity.check(task.status, task.spec, accounts)
+    if verdict.changed:  # never log in as another identity than the task's sessions were
+        raise TaskFailed(task_identity.IDENTITY_CHANGED, verdict.message)
     stale = records.get(key)
     if stale is None:
         return

@@ -108,15 +108,10 @@ async def act(deps: Deps, task: TaskView) -> None:
             task = await _act_on(deps, task, ref, entry, now)
             if task.ended:
                 return
-    except IdentityMismatch as mismatch:
-        await lifecycle.end_for_identity(deps, task, mismatch.message)
-
-
-class IdentityMismatch(TaskFailed):
-    """A session record was logged in as another ServiceAccount than the task's spec names."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(identity.IDENTITY_CHANGED, message)
+    except TaskFailed as failure:  # a session record logged in as another account
+        if failure.reason != identity.IDENTITY_CHANGED:
+            raise
+        await lifecycle.end_for_identity(deps, task, failure.message)
 
 
 async def _act_on(
@@ -217,7 +212,7 @@ async def renew_in_place(
     records = await sessions.load(deps, task.uid)
     verdict = identity.check(task.status, task.spec, [r.service_account for r in records.values()])
     if verdict.changed:
-        raise IdentityMismatch(verdict.message)
+        raise TaskFailed(identity.IDENTITY_CHANGED, verdict.message)
     record = records.get(ref.name)
     if record is None:
         return None
