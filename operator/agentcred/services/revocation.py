@@ -56,11 +56,13 @@ async def revoke_record(
 
 
 async def revoke_for_task(deps: Deps, task: TaskView, record: SessionRecord) -> bool:
-    """``revoke_record`` for a session of ``task``; True when it is gone."""
+    """``revoke_record`` for a session of ``task``; True when it is gone. The audit names
+    the account the session was logged in as (the spec's, for records from before it was
+    kept): after an identity change the two differ."""
     return await revoke_record(
         deps,
         record,
         namespace=task.namespace,
         task=task.name,
-        service_account=task.spec.service_account_name,
+        service_account=record.service_account or task.spec.service_account_name,
     )
