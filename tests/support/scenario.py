@@ -38,7 +38,7 @@ def default_block(kind: str, env: dict[str, str] | os._Environ[str]) -> dict[str
                 "*/issue/*",
             ],
             # PKI issues by POST with params (lifecycle/test_engines.py): writes and params
-            # are allow-listed apart from reads (security/test_ttl_ceiling.py).
+            # are allow-listed apart from reads (security/test_issued_ttl_ceiling.py).
             "allowedWritePaths": ["*/issue/*"],
             "allowedParams": ["common_name", "ttl"],
         }
