@@ -348,7 +348,7 @@ def package_sources(package: Path) -> dict[str, str]:
 # --- Markdown: links, anchors, the reasons a page lists ---------------------------------
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_INLINE_CODE = re.compile(r"`[^`]*`")
+_INLINE_CODE = re.compile(r"`[^`\n]*(?:\n[^`\n]*)?`")  # a code span may wrap once
 _LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$")
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -368,15 +368,13 @@ def _prose_lines(markdown: str) -> Iterator[str]:
 
 
 def links(markdown: str) -> list[str]:
-    """Every link target of a page (inline and reference-style), code left out."""
-    out: list[str] = []
-    for line in _prose_lines(markdown):
-        reference = _REFERENCE.match(line)
-        if reference:
-            out.append(reference.group(1))
-            continue
-        out.extend(m.group(1) for m in _LINK.finditer(_INLINE_CODE.sub("``", line)))
-    return out
+    """Every link target of a page (inline, also when its text wraps onto the next line,
+    then reference-style), code left out."""
+    prose = list(_prose_lines(markdown))
+    references = [m.group(1) for line in prose if (m := _REFERENCE.match(line))]
+    text = "\n".join(line for line in prose if not _REFERENCE.match(line))
+    inline = [m.group(1) for m in _LINK.finditer(_INLINE_CODE.sub("``", text))]
+    return inline + references
 
 
 def slug(heading: str) -> str:

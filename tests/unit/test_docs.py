@@ -224,9 +224,11 @@ def test_links_skip_code_and_keep_reference_definitions() -> None:
         [also not](nowhere.md)
         ```
         [ref]: docs/b.md
+        A link whose [text
+        wraps](docs/c.md) still counts.
         """
     )
-    assert links(page) == ["docs/a.md#setup", "crds/", "docs/b.md"]
+    assert links(page) == ["docs/a.md#setup", "crds/", "docs/c.md", "docs/b.md"]
 
 
 def test_a_broken_path_or_anchor_is_reported() -> None:
