@@ -61,14 +61,22 @@ def _pages() -> dict[str, str]:
 
 
 def _repository_paths() -> set[str]:
-    """Every path in the checkout (tracked or not, ignored ones left out), with directories."""
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split("\n")
+    """Every path in the checkout (tracked or not, ignored ones left out), with directories;
+    without git (an exported tree), every file outside hidden directories."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        out = [
+            p.relative_to(REPO).as_posix()
+            for p in REPO.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(REPO).parts)
+        ]
     paths = {p for p in out if p}
     for p in list(paths):
         parts = p.split("/")
