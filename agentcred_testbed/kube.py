@@ -108,6 +108,11 @@ def _pki(state: StateDir) -> dict[str, certs.Pair]:
 
 
 def _start_etcd(state: StateDir, bins: Path) -> int:
+    # A fresh cluster each start: OpenBao (in memory) and PostgreSQL (initdb) start empty,
+    # and objects kept from an earlier testbed (tasks whose leases died with that OpenBao,
+    # namespaces stuck Terminating, a `make dev NODE=1` Deployment bound to a stopped node)
+    # would only load the API server and mislead the tests.
+    shutil.rmtree(state.data("etcd"), ignore_errors=True)
     client, peer = procs.free_port(), procs.free_port()
     procs.start(
         state,
