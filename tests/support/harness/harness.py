@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -43,6 +44,7 @@ from support.harness.transport import fake_api_client
 
 T = TypeVar("T")
 Short = tuple[str, str, str]  # (verb, resource, subresource)
+EPSILON = 1e-6  # due within a microsecond (the clock's resolution) is due now
 MAX_STEPS = 200  # steps run by one ``run_due``: more means a step keeps asking for "now"
 
 
@@ -170,7 +172,7 @@ class Harness:
         target = self.clock.monotonic() + seconds
         ran = await self.run_due()
         while (due := self.next_due()) is not None and self.clock.monotonic() + due <= target:
-            self.clock.advance(due)
+            self.clock.advance(math.ceil(due * 1e6) / 1e6)  # the clock counts microseconds
             ran += await self.run_due()
         self.clock.advance(target - self.clock.monotonic())
         return ran + await self.run_due()
@@ -181,7 +183,7 @@ class Harness:
             due = [
                 (d, key)
                 for uid, key in self.scheduler.keys.items()
-                if (d := self.scheduler.due_in(uid)) is not None and d <= 0
+                if (d := self.scheduler.due_in(uid)) is not None and d <= EPSILON
             ]
             if not due:
                 return ran
