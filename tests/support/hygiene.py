@@ -6,8 +6,8 @@ finalizer no running operator will remove) is re-listed by the namespace control
 without end, and 59 of them kept the API server, etcd and the controller manager at
 ~40 % of this machine's two cores, making the timing-sensitive suites flaky (issue 19).
 
-``Baseline`` records the namespaces, test-labelled CredentialBackends and session records
-present when the run starts; ``leftovers`` waits (bounded, on a watch) for the namespaces
+``Baseline`` records the namespaces, CredentialBackends and session records present when
+the run starts; ``leftovers`` waits (bounded, on a watch) for the namespaces
 the run created to go, and names what is left. ``release_stuck`` empties namespaces an
 earlier run left stuck, so a run starts clean whatever came before it.
 """
@@ -24,7 +24,6 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from support.kube import GROUP, VERSION
-from support.scenario import TEST_NAMESPACE_LABEL
 
 SESSION_SELECTOR = "agentcred.io/session=true"  # services/sessions.py labels(): the records
 # How long the namespace controller gets to empty the run's last namespaces: it deletes a
@@ -43,10 +42,12 @@ def _namespaces(core: client.CoreV1Api) -> dict[str, client.V1Namespace]:
     return {ns.metadata.name: ns for ns in core.list_namespace().items}
 
 
-def _test_backends(api: client.ApiClient) -> set[str]:
+def _backends(api: client.ApiClient) -> set[str]:
+    """Every CredentialBackend (a test's carry its namespace's label; some tests name theirs
+    by a prefix instead)."""
     try:
         items = client.CustomObjectsApi(api).list_cluster_custom_object(
-            GROUP, VERSION, "credentialbackends", label_selector=TEST_NAMESPACE_LABEL
+            GROUP, VERSION, "credentialbackends"
         )["items"]
     except ApiException as exc:
         if exc.status == 404:  # no CRDs (yet)
@@ -64,7 +65,7 @@ def baseline(api: client.ApiClient, operator_namespace: str) -> Baseline:
     core = client.CoreV1Api(api)
     return Baseline(
         namespaces=frozenset(_namespaces(core)),
-        backends=frozenset(_test_backends(api)),
+        backends=frozenset(_backends(api)),
         records=frozenset(_records(core, operator_namespace)),
     )
 
@@ -154,7 +155,7 @@ def leftovers(
     left_ns = (new & kept) | (wait_gone(core, going, wait) if going else set())
     now = _namespaces(core)
     found = [_describe(api, now[name]) for name in sorted(left_ns) if name in now]
-    found += [f"CredentialBackend {name}" for name in sorted(_test_backends(api) - before.backends)]
+    found += [f"CredentialBackend {name}" for name in sorted(_backends(api) - before.backends)]
     found += [
         f"session record {operator_namespace}/{name}"
         for name in sorted(_records(core, operator_namespace) - before.records)

@@ -28,7 +28,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from support import vault
+from support import hygiene, vault
 from support.credentials import DYNAMIC
 from support.kube import GROUP, REPO, VERSION, wait_for
 from support.operator import operator_env, running_operator
@@ -290,6 +290,7 @@ def test_argocd_health_of_objects_the_operator_produced(
         for name in backends:
             custom.delete_cluster_custom_object(GROUP, VERSION, "credentialbackends", name)
         for extra in (quiet, own):
+            hygiene.release_tasks(kube, extra)
             core.delete_namespace(extra)
 
     statuses = {case: v["status"] for case, v in judge.verdicts.items()}

@@ -27,7 +27,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from support import vault
+from support import hygiene, vault
 from support.kube import GROUP, REPO, VERSION, kubectl, wait_for
 from support.operator import operator_env, running_operator
 
@@ -107,6 +107,8 @@ def example_namespace(kube: client.ApiClient) -> Iterator[str]:
             custom.delete_cluster_custom_object(
                 GROUP, VERSION, "credentialbackends", backend["metadata"]["name"]
             )
+    # The examples' tasks are still Active, their finalizer on, and the operator is gone.
+    hygiene.forget(kube, name, f"{name}-system")
     for ns in (name, f"{name}-system"):
         try:
             core.delete_namespace(ns)
