@@ -89,6 +89,10 @@ class FakeBackend:
         """The next ``times`` calls of ``op`` raise ``error`` (None: every call)."""
         self._failures.setdefault(op, []).append((error, times))
 
+    def heal(self) -> None:
+        """Forget every failure still queued: the backend is back."""
+        self._failures.clear()
+
     def gate(self, op: str) -> Gate:
         gate = self._gates[op] = Gate()
         return gate

@@ -92,6 +92,12 @@ class Harness:
 
     async def __aenter__(self) -> Harness:
         self.api = await fake_api_client(self.server)
+        self.restart()
+        return self
+
+    def restart(self) -> None:
+        """A new operator process on the same cluster: fresh ``Deps`` (schedule, locks,
+        caches, what it wrote), the same API server, backends and clock."""
         registry = BackendRegistry()
         for kind, fake in self.backends.items():
             fake.bind(kind, self.clock.now)
@@ -107,7 +113,7 @@ class Harness:
             lookups=Lookups(clock=self.clock.monotonic),
             static_reads=StaticReads(clock=self.clock.monotonic),
         )
-        return self
+        self._attempts = {}
 
     async def __aexit__(self, *exc: object) -> None:
         await self.deps.drift.drain()
