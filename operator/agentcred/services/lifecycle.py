@@ -39,6 +39,10 @@ async def reload(deps: Deps, task: TaskView) -> TaskView | None:
 
 
 async def patch(deps: Deps, task: TaskView, status: TaskStatus | Mapping[str, Any]) -> TaskView:
+    """Merge ``status`` into the task's; every write says which generation it was decided
+    from (``observedGeneration``), whatever it changes."""
+    if task.generation is not None:
+        status = {**status, "observedGeneration": task.generation}
     body = await resources.patch_task_status(deps.api, task.namespace, task.name, status)
     patched = TaskView.from_body(body)
     count_active(deps, patched)

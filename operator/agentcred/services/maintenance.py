@@ -27,7 +27,7 @@ from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling, identity
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
-from agentcred.models.status import CredentialEntry, EntryState, Phase, timestamp
+from agentcred.models.status import Condition, CredentialEntry, EntryState, Phase, timestamp
 from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, lifecycle, report, sessions, task_status
 from agentcred.services.deps import Deps
@@ -257,7 +257,7 @@ async def _record_renewal(
     )
     message = f"{ref.name}: lease renewed until {timestamp(renewed.expires_at)}"
     await report.event(deps.api, task, report.RENEWED, message)
-    return await _save_entry(deps, task, updated)
+    return await _save_entry(deps, task, updated, ready=_recovered(deps, task))
 
 
 async def reissue(
@@ -276,6 +276,8 @@ async def reissue(
     old = None
     if not issuance.keeps_no_session(resolved):
         old = await _rotate_sessions(deps, task, ref)
+    elif (previous := task.entry(ref.name)) is not None and previous.revocable:
+        await _give_up_sessions(deps, task, ref)  # a lease until now: edited to a static read
     retire_at = deps.clock() + overlap if old is not None else None
     entry = _reissued_entry(deps, task, ref, resolved, issued, info, retire_at)
     report.succeeded(
@@ -289,7 +291,7 @@ async def reissue(
     if reason == report.REISSUED:
         message = f"{ref.name}: fresh credential issued into {task.secret_name(ref)}"
         await report.event(deps.api, task, reason, message)
-    task = await _save_entry(deps, task, entry)
+    task = await _save_entry(deps, task, entry, ready=_recovered(deps, task))
     if old is not None and overlap <= NO_OVERLAP:
         task = await retire_previous(deps, task, ref)
     return task
@@ -334,6 +336,17 @@ async def _rotate_sessions(
     return old
 
 
+async def _give_up_sessions(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
+    """A credential edited from a lease to a static read keeps no session: the sessions of
+    its earlier leases are revoked now, not when the task ends, and their records dropped
+    (one that cannot be revoked yet stays for the task's end or the sweep)."""
+    records = await sessions.load(deps, task.uid)
+    keys = [k for k in (ref.name, ref.name + sessions.PREVIOUS) if k in records]
+    gone = [k for k in keys if await lifecycle._revoke(deps, task, records[k])]
+    if gone:
+        await sessions.save(deps, task, {k: v for k, v in records.items() if k not in gone})
+
+
 async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> TaskView:
     """Revoke the credential kept during a re-issue overlap."""
     records = await sessions.load(deps, task.uid)
@@ -356,18 +369,12 @@ async def expire(
     updated = dataclasses.replace(entry, state=EntryState.EXPIRED)
     message = f"{ref.name}: expired before it could be renewed; Secret deleted, re-issuing"
     await report.event(deps.api, task, report.EXPIRED, message, warning=True)
-    task = await _save_entry(deps, task, updated)
-    task = await lifecycle.patch(
-        deps,
-        task,
-        {
-            "phase": Phase.PENDING.value,
-            "conditions": task_status.ready(
-                task.status, False, "CredentialExpired", message, task.generation, deps.clock()
-            ),
-        },
+    entries = task_status.replace_entry(task.entries, updated)
+    ready = task_status.ready(
+        task.status, False, "CredentialExpired", message, task.generation, deps.clock()
     )
-    return task
+    status = {**task_status.with_entries(entries), "phase": Phase.PENDING.value}
+    return await lifecycle.patch(deps, task, {**status, "conditions": ready})
 
 
 async def _postpone(
@@ -389,18 +396,22 @@ async def _postpone(
         reason="postponed",
     )
     await report.event(deps.api, task, report.RENEW_FAILED, message, warning=True)
-    task = await _save_entry(deps, task, updated)
-    return await lifecycle.patch(
-        deps,
-        task,
-        {
-            "conditions": task_status.ready(
-                task.status, False, "RenewFailed", message, task.generation, now
-            )
-        },
-    )
+    ready = task_status.ready(task.status, False, "RenewFailed", message, task.generation, now)
+    return await _save_entry(deps, task, updated, ready=ready)
 
 
-async def _save_entry(deps: Deps, task: TaskView, entry: CredentialEntry) -> TaskView:
+def _recovered(deps: Deps, task: TaskView) -> list[Condition] | None:
+    """An action that succeeded on an active task: its Ready condition back to True if a
+    failure (a renewal postponed) had set it False; None when it already says True."""
+    return task_status.recovered(task.status, task.generation, deps.clock())
+
+
+async def _save_entry(
+    deps: Deps, task: TaskView, entry: CredentialEntry, *, ready: list[Condition] | None = None
+) -> TaskView:
+    """The credential's entry, with the Ready condition when it changes, in one patch."""
     entries = task_status.replace_entry(task.entries, entry)
-    return await lifecycle.patch(deps, task, task_status.with_entries(entries))
+    status = task_status.with_entries(entries)
+    if ready is not None:
+        status["conditions"] = ready
+    return await lifecycle.patch(deps, task, status)

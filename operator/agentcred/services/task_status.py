@@ -86,6 +86,19 @@ def ready(
     return merge_conditions([cast(Condition, dict(c)) for c in old.get("conditions") or []], cond)
 
 
+def recovered(
+    old: Mapping[str, Any], generation: int | None, now: datetime.datetime
+) -> list[Condition] | None:
+    """Ready back to True on an active task whose Ready says otherwise (a renewal that
+    failed and has since succeeded); None when nothing changes."""
+    if old.get("phase") != Phase.ACTIVE.value:
+        return None
+    conditions = old.get("conditions") or []
+    if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+        return None
+    return ready(old, True, "CredentialsIssued", "all credentials issued", generation, now)
+
+
 def pending(old: Mapping[str, Any], generation: int | None, now: datetime.datetime) -> TaskStatus:
     status = TaskStatus(phase=Phase.PENDING.value)
     if not old.get("startTime"):

@@ -95,8 +95,8 @@ ROWS = [
     Row(
         "renewal fails for now: retried within seconds, never past expiry",
         world(),
-        # RenewFailed, then the entry and the Ready condition in two patches in a row
-        [*STEP, *RESOLVE, GET_SECRET, EVENT, PATCH_STATUS, PATCH_STATUS, *AGAIN],
+        # RenewFailed, then the postponed entry and Ready=False in one patch
+        [*STEP, *RESOLVE, GET_SECRET, EVENT, PATCH_STATUS, *AGAIN],
         [("renew", "lease-2")],
         {"leaseId": "lease-2", "renewals": 0, "renewAt": "2026-06-01T12:06:23Z"},
         ["db"],
