@@ -3,7 +3,9 @@ sweep; drift repair; a restart. Exact API and backend calls, and the status."""
 
 from __future__ import annotations
 
-from support.harness import Harness, play
+import asyncio
+
+from support.harness import Harness, Slow, play
 from support.harness.calls import (
     CREATE_SECRET,
     DELETE_OURS,
@@ -202,3 +204,19 @@ def test_a_restart_takes_a_pending_task_through_the_full_path() -> None:
         assert h.take()[:1] == [GET_TASK]
 
     play(Harness(world()), scenario)
+
+
+def test_a_task_deleted_while_its_issue_is_in_flight_is_cleaned_up_after_it() -> None:
+    async def scenario(h: Harness) -> None:
+        slow = h.backends["vault"]
+        assert isinstance(slow, Slow)
+        starting = asyncio.create_task(h.start())
+        await slow.issuing.entered.wait()  # logged in, the session recorded, issue waiting
+        deleting = asyncio.create_task(h.delete())  # the delete handler waits for the lock
+        slow.issuing.open()
+        await asyncio.gather(starting, deleting)
+        assert h.task() is None
+        assert [op for op, _ in slow.take()] == ["login", "issue", "revoke"]
+        assert not h.server.of("secrets")  # neither the Secret nor the session record
+
+    play(Harness(world(), {"vault": Slow()}), scenario)

@@ -108,6 +108,15 @@ ROWS = [
         retry="BackendUnavailable",
     ),
     Row(
+        "the Secret's name is taken by someone else's: waits, never overwritten",
+        [*world(), {"kind": "Secret", "metadata": {"name": "t1-db", "namespace": "team-a"}}],
+        [GET_TASK, *RESOLVE, GET_SECRET, PATCH_STATUS, EVENT],
+        [],
+        "Pending",
+        ("False", "SecretConflict"),
+        retry="SecretConflict",
+    ),
+    Row(
         "no such AgentCredential: waits, nothing sent anywhere",
         [namespace(), service_account(), credential_backend(), agent_task()],
         [GET_TASK, GET_CREDENTIAL, PATCH_STATUS, EVENT],
