@@ -131,6 +131,12 @@ class FakeBackend:
     async def check(self, spec: ResolvedCredential) -> None:
         await self._enter("check", spec.backend)
 
+    async def issue(self, request: IssueRequest) -> Issued:
+        raise NotImplementedError  # each fake issues its own way
+
+    async def renew(self, lease: Lease, ttl: datetime.timedelta) -> Renewed:
+        raise NotImplementedError
+
     async def revoke(self, lease: Lease) -> None:
         subject = lease.lease_id or (lease.session.ref if lease.session else "")
         await self._enter("revoke", subject)

@@ -28,7 +28,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from agentcred.backends.base import Backend
 from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
 from agentcred.services import drift, lifecycle, maintenance, pod_events, sweep
 from agentcred.services.deps import Deps
 from agentcred.services.lookups import Lookups
@@ -101,7 +103,7 @@ class Harness:
         registry = BackendRegistry()
         for kind, fake in self.backends.items():
             fake.bind(kind, self.clock.now)
-            registry.register(kind, lambda _settings, fake=fake: fake)
+            registry.register(kind, _serving(fake))
         self.scheduler = RecordingScheduler(self.clock.monotonic)
         self.deps = Deps(
             api=self.api,
@@ -246,6 +248,15 @@ class Harness:
         uid = self.body(name, ns)["metadata"]["uid"]
         data = self.secret_data(OPERATOR_NAMESPACE, f"agentcred-session-{uid}")
         return sorted(data or {})
+
+
+def _serving(fake: FakeBackend) -> Callable[[BackendSettings], Backend]:
+    """A registry factory that hands out ``fake`` itself (the test keeps a handle on it)."""
+
+    def factory(_settings: BackendSettings) -> Backend:
+        return fake
+
+    return factory
 
 
 def count(calls: Iterable[Short]) -> Counter[str]:

@@ -87,6 +87,6 @@ async def fake_api_client(server: FakeApiServer) -> ApiClient:
     """An ``ApiClient`` whose requests go to ``server`` (the caller closes it)."""
     api = ApiClient(Configuration(host=HOST))
     real = api.rest_client.pool_manager
-    api.rest_client.pool_manager = FakeSession(server)
+    api.rest_client.pool_manager = FakeSession(server)  # type: ignore[assignment]  # the seam
     await real.close()
     return api
