@@ -110,3 +110,50 @@ def test_the_totals() -> None:
         for b in BUDGETS
     }
     assert totals == {"vault": (12, 12), "vault-kv": (9, 9), "awsSecretsManager": (8, 9)}
+
+
+STEPS = {
+    # renew in place: the task read 3 times (the step, under the lock, the step after),
+    # the session record, the Secret's expiry annotation, LeaseRenewed, the entry
+    "vault": {
+        "get agenttasks": 3,
+        **RESOLVE,
+        "get secrets": 2,
+        "patch secrets": 1,
+        "create events": 1,
+        "patch agenttasks/status": 1,
+    },
+    # re-issue with an overlap: a fresh login recorded under "<cred>.next", the Secret
+    # replaced, the records rotated; each write of an existing Secret is create (409),
+    # read, replace
+    "awsSts": {
+        "get agenttasks": 3,
+        **RESOLVE,
+        "get secrets": 6,
+        "create serviceaccounts/token": 1,
+        "create secrets": 3,
+        "update secrets": 3,
+        "create events": 1,
+        "patch agenttasks/status": 1,
+    },
+    # refresh a static secret: re-read (shared), the Secret replaced, the entry
+    "awsSecretsManager": {
+        "get agenttasks": 3,
+        **RESOLVE,
+        "create secrets": 1,
+        "get secrets": 1,
+        "update secrets": 1,
+        "patch agenttasks/status": 1,
+    },
+}
+
+
+@pytest.mark.parametrize("request_kind", sorted(STEPS))
+def test_the_requests_of_one_scheduled_step(request_kind: str) -> None:
+    async def scenario(h: Harness) -> dict[str, int]:
+        await h.start()
+        h.take()
+        await h.advance(h.next_due() or 0)
+        return dict(count(h.take()))
+
+    assert play(Harness(world(request=request_kind)), scenario) == STEPS[request_kind]
