@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from agentcred.backends.base import BackendUnavailable
+from agentcred.services.errors import TaskRetry
 from support.harness import Harness, Slow, play
 from support.harness.calls import (
     CREATE_SECRET,
@@ -220,3 +224,28 @@ def test_a_task_deleted_while_its_issue_is_in_flight_is_cleaned_up_after_it() ->
         assert not h.server.of("secrets")  # neither the Secret nor the session record
 
     play(Harness(world(), {"vault": Slow()}), scenario)
+
+
+def test_a_revocation_that_fails_for_now_is_retried_until_the_session_is_gone() -> None:
+    async def scenario(h: Harness) -> None:
+        await started(h)
+        vault = h.backends["vault"]
+        vault.fail("revoke", BackendUnavailable("connection refused"), times=None)
+        with pytest.raises(TaskRetry) as caught:
+            await h.complete()  # Kopf retries the handler; the scheduler retries too
+        assert caught.value.reason == "RevokeFailed"
+        assert h.status()["phase"] == "Succeeded"  # the outcome is recorded anyway
+        assert h.secret_data("team-a", "t1-db") is None  # the Secret goes first
+        assert h.session_keys() == ["db"]  # the record stays until the session is gone
+        vault.heal()
+        vault.take()
+        await h.advance(h.next_due() or 0)
+        assert vault.take() == [("revoke", "accessor-1")]
+        assert h.session_keys() == []
+        h.take()
+        assert h.next_due() == 3600.0  # an hour later it looks once more...
+        await h.advance(3600)
+        assert h.take() == [GET_TASK, GET_SECRET]  # ...finds nothing left...
+        assert h.next_due() is None  # ...and forgets the task
+
+    play(Harness(world()), scenario)
