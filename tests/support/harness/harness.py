@@ -156,7 +156,10 @@ class Harness:
         return self.server.edit("secrets", ns, name, {"data": encoded})
 
     async def secret_changed(self, obj: Body, event_type: str = "MODIFIED") -> None:
-        """The Secret watch delivers ``obj``; the drift check it queues runs to the end."""
+        """The Secret watch delivers ``obj``; the drift check it queues runs to the end.
+
+        Move the clock 30 s past the credential's issue first: the drift check's rate
+        limit (services/drift._wait_for_rate_limit) sleeps in real time, not on the clock."""
         await drift.on_secret_event(self.deps, event_type, obj)
         await self.deps.drift.drain()
 
