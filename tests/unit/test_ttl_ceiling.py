@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from agentcred.backends.aws_sts import _issued, duration_seconds
 from agentcred.backends.base import Capabilities, Issued, Renewed
-from agentcred.backends.vault import _lease_from, _validity
+from agentcred.backends.vault.leases import lease_from, validity
 from agentcred.models.backend import parse_backend_spec
 from agentcred.models.ceiling import (
     GRACE,
@@ -296,14 +296,14 @@ def test_the_vault_backend_reports_every_expiry_of_a_dynamic_answer() -> None:
         "renewable": False,
         "data": {"certificate": certificate(year), "expiration": int(year.timestamp())},
     }
-    read = _lease_from(body, "POST pki/issue/agent")
-    assert _validity(read, NOW) == (
+    read = lease_from(body, "POST pki/issue/agent")
+    assert validity(read, NOW) == (
         Validity("lease", NOW + timedelta(seconds=31536000)),
         Validity("certificate", year),
     )
-    unleased = _lease_from({"data": {"value": "x"}, "lease_id": ""}, "GET a/b")
-    assert unleased.lease_id == "" and _validity(unleased, NOW) == ()
-    token = _lease_from(
+    unleased = lease_from({"data": {"value": "x"}, "lease_id": ""}, "GET a/b")
+    assert unleased.lease_id == "" and validity(unleased, NOW) == ()
+    token = lease_from(
         {
             "data": {"k": "v"},
             "lease_id": "x/y",
@@ -312,7 +312,7 @@ def test_the_vault_backend_reports_every_expiry_of_a_dynamic_answer() -> None:
         },
         "POST x/y",
     )
-    assert _validity(token, NOW) == (lease(60), Validity("token", None))
+    assert validity(token, NOW) == (lease(60), Validity("token", None))
 
 
 # -- the policy: allowedParams, allowedWritePaths, allowUnleased -------------------------------
