@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from agentcred.models.api_names import FINALIZER
 from agentcred.models.duration import parse_duration
 
 TRUE = frozenset({"true", "1", "yes", "on"})
@@ -54,7 +55,7 @@ class Settings:
     client_cache_size: int = 64  # SDK clients / HTTP pools kept per backend kind (LRU)
     reissue_overlap: timedelta = timedelta(seconds=30)
     pod_selector: str | None = None  # narrows the pod watch server-side, e.g. "agentcred.io/task"
-    finalizer: str = "agentcred.io/revoke-credentials"
+    finalizer: str = FINALIZER
     # Azure Key Vault clients (see agentcred.backends.azure_key_vault): keep the challenge
     # check on except for vaults outside Azure's domains (emulators); a CA bundle for the
     # vault's connections only; a REST api version for vaults that lag behind the SDK.

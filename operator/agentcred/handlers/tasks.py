@@ -14,12 +14,13 @@ from agentcred.handlers.errors import to_kopf
 from agentcred.handlers.filters import served
 from agentcred.handlers.memo import OperatorMemo
 from agentcred.kube.errors import KubeError
+from agentcred.models.api_names import GROUP, VERSION, Plural
 from agentcred.models.errors import SpecError
 from agentcred.services import lifecycle
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 
-GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agenttasks"
+PLURAL = Plural.TASKS.value
 HANDLED = (TaskRetry, TaskFailed, BackendError, KubeError)
 Start = Callable[[Deps, Mapping[str, Any], int], Awaitable[None]]
 

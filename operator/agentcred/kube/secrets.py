@@ -32,14 +32,11 @@ from agentcred.kube.errors import (
     subject,
 )
 from agentcred.kube.objects import Body, OwnerRef
+from agentcred.models.api_names import MANAGED_BY_US, MANAGER, Label
 from agentcred.models.names import label_value
 
 log = logging.getLogger(__name__)
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "agentcred"
-TASK_LABEL = "agentcred.io/task"
-CREDENTIAL_LABEL = "agentcred.io/credential"
 ATTEMPTS = 4  # create/replace/delete rounds before giving up on a Secret that keeps changing
 
 
@@ -60,9 +57,9 @@ class SecretInfo:
 def secret_labels(task: str, credential: str) -> dict[str, str]:
     """The labels of a generated Secret (long names are hash-shortened to valid values)."""
     return {
-        MANAGED_BY: MANAGER,
-        TASK_LABEL: label_value(task),
-        CREDENTIAL_LABEL: label_value(credential),
+        Label.MANAGED_BY: MANAGER,
+        Label.TASK: label_value(task),
+        Label.CREDENTIAL: label_value(credential),
     }
 
 
@@ -89,7 +86,7 @@ def secret_info(obj: Mapping[str, Any]) -> SecretInfo:
 
 def is_ours(info: SecretInfo, owner_uid: str | None) -> bool:
     """Managed by agentcred and, if an owner is named, owned by it."""
-    managed = info.labels.get(MANAGED_BY) == MANAGER
+    managed = info.labels.get(Label.MANAGED_BY) == MANAGER
     return managed and (owner_uid is None or owner_uid in info.owner_uids)
 
 
@@ -147,7 +144,7 @@ async def write_secret(
     metadata: Body = {
         "name": name,
         "namespace": namespace,
-        "labels": {**labels, MANAGED_BY: MANAGER},
+        "labels": {**labels, **MANAGED_BY_US},
         "annotations": dict(annotations),
     }
     if owner is not None:

@@ -25,15 +25,16 @@ from agentcred.backends.base import BackendError
 from agentcred.kube import resources
 from agentcred.kube.errors import KubeError
 from agentcred.models import identity
+from agentcred.models.api_names import MANAGED_SELECTOR, Kind, Label
 from agentcred.models.errors import SpecError
 from agentcred.models.status import EntryState, Phase, parse_entries
 from agentcred.services import issuance, lifecycle, maintenance, report
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.task_view import KIND, TaskView
+from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.drift")
-SELECTOR = "app.kubernetes.io/managed-by=agentcred,agentcred.io/credential"
+SELECTOR = f"{MANAGED_SELECTOR},{Label.CREDENTIAL}"  # the Secrets the operator generates
 
 
 REISSUE_MIN_INTERVAL = datetime.timedelta(seconds=30)  # per credential: a storm stays a drizzle
@@ -69,7 +70,7 @@ def written_versions(task: Mapping[str, Any]) -> dict[tuple[str, str], str]:
 def _owner_task(meta: Mapping[str, Any]) -> tuple[str, str] | None:
     """(name, uid) of the AgentTask that controls this Secret, as its ownerReference says."""
     for owner in meta.get("ownerReferences") or []:
-        if owner.get("kind") == KIND and owner.get("controller"):
+        if owner.get("kind") == Kind.TASK and owner.get("controller"):
             return str(owner.get("name") or ""), str(owner.get("uid") or "")
     return None
 
@@ -78,7 +79,7 @@ async def on_secret_event(deps: Deps, event_type: str, secret: Mapping[str, Any]
     """Called by the Secret watch: hand the check to the drift queue and return at once."""
     meta = secret.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
-    credential = (meta.get("labels") or {}).get(issuance.CREDENTIAL_LABEL)
+    credential = (meta.get("labels") or {}).get(Label.CREDENTIAL)
     owner = _owner_task(meta)
     version = meta.get("resourceVersion")
     if not credential or owner is None or not deps.settings.serves(namespace):

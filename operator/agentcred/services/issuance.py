@@ -35,6 +35,7 @@ from agentcred.kube.errors import KubeError, KubeNotFound, KubeSecretCollision
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling
 from agentcred.models import identity as task_identity
+from agentcred.models.api_names import MANAGED_BY_US, Annotation, Label
 from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
 from agentcred.models.names import label_value
@@ -56,8 +57,6 @@ from agentcred.services.schedule import (
 from agentcred.services.task_view import TaskView
 from agentcred.services.templating import TemplateError, fields_used, render
 
-EXPIRES_ANNOTATION = "agentcred.io/expires-at"
-CREDENTIAL_LABEL = "agentcred.io/credential"
 TOKEN_SECONDS = 600  # TokenRequest lifetime: only long enough to log in
 
 
@@ -377,11 +376,11 @@ async def write_secret(
             name,
             data,
             labels={
-                **sessions.MANAGED_BY,
-                sessions.TASK_LABEL: label_value(task.name),
-                CREDENTIAL_LABEL: ref.name,
+                **MANAGED_BY_US,
+                Label.TASK: label_value(task.name),
+                Label.CREDENTIAL: ref.name,
             },
-            annotations={EXPIRES_ANNOTATION: timestamp(expires_at) if expires_at else ""},
+            annotations={Annotation.EXPIRES_AT: timestamp(expires_at) if expires_at else ""},
             owner=task.owner,
         )
     except KubeSecretCollision:
@@ -403,7 +402,7 @@ async def annotate_expiry(
         deps.api,
         task.namespace,
         name,
-        {EXPIRES_ANNOTATION: timestamp(expires_at)},
+        {Annotation.EXPIRES_AT: timestamp(expires_at)},
         owner_uid=task.uid,
     )
     if info is not None:

@@ -28,17 +28,12 @@ from typing import Any
 
 from agentcred.backends.base import Session
 from agentcred.kube import secrets
+from agentcred.models.api_names import MANAGED_BY_US, Annotation, Label
 from agentcred.models.names import label_value
 from agentcred.models.status import timestamp
 from agentcred.services.deps import Deps
 from agentcred.services.task_view import TaskView, parse_time
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "agentcred"}
-SESSION_LABEL = "agentcred.io/session"
-TASK_LABEL = "agentcred.io/task"
-TASK_UID_LABEL = "agentcred.io/task-uid"
-TASK_NAMESPACE_LABEL = "agentcred.io/task-namespace"
-TASK_NAME_ANNOTATION = "agentcred.io/task-name"  # the full name (a label value may be shortened)
 NEXT, PREVIOUS = ".next", ".previous"
 
 
@@ -104,11 +99,11 @@ def secret_name(task_uid: str) -> str:
 
 def labels(task: TaskView) -> dict[str, str]:
     return {
-        **MANAGED_BY,
-        SESSION_LABEL: "true",
-        TASK_LABEL: label_value(task.name),
-        TASK_UID_LABEL: task.uid,
-        TASK_NAMESPACE_LABEL: task.namespace,
+        **MANAGED_BY_US,
+        Label.SESSION: "true",
+        Label.TASK: label_value(task.name),
+        Label.TASK_UID: task.uid,
+        Label.TASK_NAMESPACE: task.namespace,
     }
 
 
@@ -130,7 +125,7 @@ async def save(deps: Deps, task: TaskView, records: Mapping[str, SessionRecord])
         secret_name(task.uid),
         {key: record.dump() for key, record in records.items()},
         labels=labels(task),
-        annotations={TASK_NAME_ANNOTATION: task.name},
+        annotations={Annotation.TASK_NAME: task.name},
         owner=None,
     )
 

@@ -23,6 +23,7 @@ from agentcred import memory, metrics
 from agentcred.kube import resources, secrets
 from agentcred.kube.errors import KubeError
 from agentcred.kube.secrets import SecretInfo
+from agentcred.models.api_names import Annotation, Label
 from agentcred.models.errors import SpecError
 from agentcred.services import lifecycle, revocation, sessions
 from agentcred.services.deps import Deps
@@ -42,11 +43,9 @@ class SweepResult:
 async def sweep(deps: Deps) -> SweepResult:
     result = SweepResult()
     metrics.SWEEP_RUNS.inc()
-    listed = await secrets.list_secrets(
-        deps.api, f"{sessions.SESSION_LABEL}=true", deps.settings.namespace
-    )
+    listed = await secrets.list_secrets(deps.api, f"{Label.SESSION}=true", deps.settings.namespace)
     for info in listed:
-        task_namespace = info.labels.get(sessions.TASK_NAMESPACE_LABEL, "")
+        task_namespace = info.labels.get(Label.TASK_NAMESPACE, "")
         if not deps.settings.serves(task_namespace):
             continue  # another operator's (a namespaced install of its own)
         try:
@@ -74,8 +73,8 @@ async def sweep(deps: Deps) -> SweepResult:
 
 async def _sweep_session(deps: Deps, namespace: str, info: SecretInfo, result: SweepResult) -> None:
     name = info.name
-    task_name = info.annotations.get(sessions.TASK_NAME_ANNOTATION, "")
-    uid = info.labels.get(sessions.TASK_UID_LABEL, "")
+    task_name = info.annotations.get(Annotation.TASK_NAME, "")
+    uid = info.labels.get(Label.TASK_UID, "")
     known = bool(task_name and namespace)
     body = await resources.get_task(deps.api, namespace, task_name) if known else None
     if body is not None and body["metadata"]["uid"] == uid:
