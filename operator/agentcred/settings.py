@@ -62,7 +62,7 @@ class Settings:
     azure_verify_challenge_resource: bool = True
     azure_ca_bundle: str | None = None
     azure_api_version: str | None = None
-    # Leader election between replicas (agentcred.election): off for a single local
+    # Leader election between replicas (agentcred.leadership): off for a single local
     # process, on in the Deployment. client-go's durations: a Lease is valid for
     # lease_duration without renewal, a leader gives up after renew_deadline without a
     # successful renewal, and everyone polls every retry_period.
