@@ -7,8 +7,8 @@ import asyncio
 import datetime
 from typing import Any
 
+from agentcred.services.due import IDLE, initial_delay, next_due
 from agentcred.services.scheduler import Scheduler, TaskKey
-from agentcred.services.task_plan import IDLE, initial_delay, next_due
 from agentcred.services.task_view import TaskView
 
 NOW = datetime.datetime(2026, 11, 29, 12, 0, tzinfo=datetime.UTC)

@@ -9,7 +9,7 @@ import kopf
 from agentcred.backends.base import PERMANENT, BackendError, BackendUnavailable
 from agentcred.kube.errors import KubeError, KubeUnavailable
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import backoff
+from agentcred.services.timing import backoff
 
 _rng = random.Random()  # noqa: S311 - jitter, not security
 

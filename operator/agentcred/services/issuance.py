@@ -47,15 +47,15 @@ from agentcred.services import revocation, sessions, static_reads, task_status
 from agentcred.services.authorization import Refused, resolve_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import (
+from agentcred.services.task_view import TaskView
+from agentcred.services.templating import TemplateError, fields_used, render
+from agentcred.services.timing import (
     SHARED_MARGIN,
     capped_ttl,
     renew_at,
     shared_refresh_at,
     shared_refresh_point,
 )
-from agentcred.services.task_view import TaskView
-from agentcred.services.templating import TemplateError, fields_used, render
 
 TOKEN_SECONDS = 600  # TokenRequest lifetime: only long enough to log in
 
@@ -228,7 +228,7 @@ async def _read_static(
     deps: Deps, task: TaskView, resolved: Resolved, session_key: str, cid: str
 ) -> Issued:
     """A static secret, read once per point of its refresh grid for everyone sharing it
-    (``schedule.shared_refresh_at``): the read is kept until just before the next point."""
+    (``timing.shared_refresh_at``): the read is kept until just before the next point."""
     key = static_key(task, resolved)
     now = deps.clock()
     point = shared_refresh_point(now, resolved.spec.refresh_interval, key)

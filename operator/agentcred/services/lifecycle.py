@@ -22,11 +22,11 @@ from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, pod_binding, report, revocation, sessions, task_status
 from agentcred.services.deps import Deps
+from agentcred.services.due import initial_delay
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import backoff
 from agentcred.services.scheduler import TaskKey
-from agentcred.services.task_plan import initial_delay
 from agentcred.services.task_view import TaskView
+from agentcred.services.timing import backoff
 
 log = logging.getLogger("agentcred.tasks")
 

@@ -31,11 +31,11 @@ from agentcred.models.status import Condition, CredentialEntry, EntryState, Phas
 from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, lifecycle, report, sessions, task_status
 from agentcred.services.deps import Deps
+from agentcred.services.due import IDLE, next_due
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import backoff, capped_ttl, renew_at
 from agentcred.services.scheduler import TaskKey
-from agentcred.services.task_plan import IDLE, next_due
 from agentcred.services.task_view import TaskView
+from agentcred.services.timing import backoff, capped_ttl, renew_at
 
 log = logging.getLogger("agentcred.tasks")
 NO_OVERLAP = datetime.timedelta(0)
