@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from agentcred.models.ceiling import Validity
+from agentcred.models.errors import OperatorError
 from agentcred.models.resolved import ResolvedCredential
 
 
-class BackendError(Exception):
-    """Base of every backend failure. Messages never contain a credential value."""
+class BackendError(OperatorError):
+    """Base of every backend failure. Messages never contain a credential value.
+    Temporary unless a subclass says ``permanent`` (models/errors.py)."""
 
     reason = "BackendError"
 
@@ -31,18 +33,21 @@ class BackendDenied(BackendError):
     """The backend refused this identity or path (403, access denied). Needs a config change."""
 
     reason = "Denied"
+    permanent = True
 
 
 class BackendNotFound(BackendError):
     """The path, role, secret or version does not exist. Needs a config change."""
 
     reason = "NotFound"
+    permanent = True
 
 
 class BackendInvalidConfig(BackendError):
     """The backend block cannot work as written (e.g. malformed response, bad mount)."""
 
     reason = "InvalidConfig"
+    permanent = True
 
 
 class BackendUnavailable(BackendError):
@@ -53,9 +58,6 @@ class BackendUnavailable(BackendError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-PERMANENT: tuple[type[BackendError], ...] = (BackendDenied, BackendNotFound, BackendInvalidConfig)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ from __future__ import annotations
 from agentcred.kube import resources
 from agentcred.models.backend import parse_backend_spec
 from agentcred.models.credential import AgentCredentialSpec
-from agentcred.models.errors import NotAllowed, SpecError, UnsafePattern
+from agentcred.models.errors import NotAllowed, OperatorError, SpecError, UnsafePattern
 from agentcred.models.policy import authorize
 from agentcred.models.resolved import ResolvedCredential
 from agentcred.services.deps import Deps
 
 
-class Refused(Exception):
+class Refused(OperatorError):
     """The credential cannot be resolved; ``permanent`` when only a spec change helps."""
 
     def __init__(self, reason: str, message: str, *, permanent: bool) -> None:

@@ -37,7 +37,7 @@ from agentcred.models import ceiling
 from agentcred.models import identity as task_identity
 from agentcred.models.api_names import MANAGED_BY_US, Annotation, Label
 from agentcred.models.credential import parse_credential_spec
-from agentcred.models.errors import SpecError
+from agentcred.models.errors import SpecError, retry_decision
 from agentcred.models.names import label_value
 from agentcred.models.parse import to_json
 from agentcred.models.resolved import ResolvedCredential
@@ -96,7 +96,7 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
             deps, task.namespace, ref.name, requested, task.spec.service_account_name
         )
     except Refused as exc:
-        if exc.permanent:
+        if retry_decision(exc).permanent:
             raise TaskFailed(exc.reason, exc.message) from None
         raise TaskRetry(exc.reason, exc.message) from None
     try:

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentcred import audit, metrics
-from agentcred.backends.base import PERMANENT, BackendError, BackendUnavailable, Issued
+from agentcred.backends.base import BackendError, Issued
 from agentcred.kube import resources, secrets
 from agentcred.models import identity
+from agentcred.models.errors import retry_decision
 from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, pod_binding, report, revocation, sessions, task_status
@@ -144,7 +145,7 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
         except TaskRetry as retry:
             await _waiting(deps, task, ref, retry.reason, retry.message, starting)
             raise TaskRetry(
-                retry.reason, retry.message, retry.delay or backoff(attempt, deps.rng)
+                retry.reason, retry.message, retry.retry_after or backoff(attempt, deps.rng)
             ) from None
         starting = {}
     if starting:  # nothing was missing: still record the identity (a task from before it was)
@@ -298,10 +299,10 @@ def _as_task_error(exc: Exception, ref: CredentialRef) -> TaskRetry | TaskFailed
         return exc
     assert isinstance(exc, BackendError)
     message = f"{ref.name}: {exc}"
-    if isinstance(exc, PERMANENT):
+    decision = retry_decision(exc)
+    if decision.permanent:
         return TaskFailed(exc.reason, message)
-    delay = exc.retry_after if isinstance(exc, BackendUnavailable) else None
-    return TaskRetry(exc.reason, message, delay)
+    return TaskRetry(exc.reason, message, decision.retry_after)
 
 
 async def _waiting(

@@ -86,7 +86,7 @@ async def _step(deps: Deps, task: TaskView, attempt: int) -> float | None:
                 await act(deps, fresh)
         return 0.0
     except TaskRetry as retry:
-        return -(retry.delay or backoff(attempt, deps.rng))
+        return -(retry.retry_after or backoff(attempt, deps.rng))
 
 
 async def act(deps: Deps, task: TaskView) -> None:
