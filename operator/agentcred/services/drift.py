@@ -102,27 +102,42 @@ async def _check(
     event_type: str,
     version: str | None,
 ) -> None:
-    body = await resources.get_task(deps.api, namespace, owner[0])
-    if body is None:
-        return
-    try:
-        task = TaskView.from_body(body)
-    except SpecError:
-        return
-    if not _ours(task, owner[1], credential, name):
-        log.debug(
-            "Secret %s/%s claims to be generated for %s but is not; ignored",
+    """Under the owner's lock, read the task once, decide, restore; a restore that must
+    wait for the rate limit waits without the lock, then reads again."""
+    while True:
+        async with deps.locks.hold(owner[1]):
+            task = await _read_task(deps, namespace, owner[0])
+            if task is None or not _ours(task, owner[1], credential, name):
+                log.debug(
+                    "Secret %s/%s claims to be generated for %s but is not; ignored",
+                    namespace,
+                    name,
+                    owner[0],
+                )
+                return
+            wait = _rate_limit_wait(deps, task, credential)
+            if wait <= 0:
+                if _tampered(task, credential, event_type, version):
+                    await _restore(deps, task, credential, event_type)
+                return
+        log.info(
+            "%s/%s: %s re-issued less than 30 s ago; restore in %.0f s",
             namespace,
-            name,
             owner[0],
+            credential,
+            wait,
         )
-        return
-    await _wait_for_rate_limit(deps, task, credential)
-    async with deps.locks.hold(task.uid):
-        fresh = await lifecycle.reload(deps, task)
-        if fresh is None or not _tampered(fresh, credential, event_type, version):
-            return
-        await _restore(deps, fresh, credential, event_type)
+        await asyncio.sleep(wait)
+
+
+async def _read_task(deps: Deps, namespace: str, name: str) -> TaskView | None:
+    body = await resources.get_task(deps.api, namespace, name)
+    if body is None:
+        return None
+    try:
+        return TaskView.from_body(body)
+    except SpecError:
+        return None
 
 
 def _ours(task: TaskView, owner_uid: str, credential: str, secret_name: str) -> bool:
@@ -131,23 +146,14 @@ def _ours(task: TaskView, owner_uid: str, credential: str, secret_name: str) -> 
     return task.uid == owner_uid and ref is not None and task.secret_name(ref) == secret_name
 
 
-async def _wait_for_rate_limit(deps: Deps, task: TaskView, credential: str) -> None:
-    """At most one re-issue per credential per REISSUE_MIN_INTERVAL: later events wait
-    (and coalesce in the drift queue) until the interval since the last issue has passed."""
+def _rate_limit_wait(deps: Deps, task: TaskView, credential: str) -> float:
+    """At most one re-issue per credential per REISSUE_MIN_INTERVAL: seconds a later event
+    waits (coalescing in the drift queue) until the interval since the last issue passed."""
     entry = task.entry(credential)
     issued = entry.issued_at if entry is not None else None
     if issued is None:
-        return
-    wait = (issued + REISSUE_MIN_INTERVAL - deps.clock()).total_seconds()
-    if wait > 0:
-        log.info(
-            "%s/%s: %s re-issued less than 30 s ago; restore in %.0f s",
-            task.namespace,
-            task.name,
-            credential,
-            wait,
-        )
-        await asyncio.sleep(wait)
+        return 0.0
+    return (issued + REISSUE_MIN_INTERVAL - deps.clock()).total_seconds()
 
 
 def _tampered(task: TaskView, credential: str, event_type: str, version: str | None) -> bool:
@@ -168,6 +174,9 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
     if held is None:
         return
     task = held
+    # Written by someone else since: the write takes the careful way (create, or read and
+    # check it is ours), not a patch at the version we wrote, which would fail anyway.
+    deps.written.pop((task.namespace, task.secret_name(ref)), None)
     try:
         resolved = await issuance.resolve(deps, task, ref)
         await maintenance.reissue(

@@ -261,29 +261,26 @@ async def _issue_lease(
         check_ceiling(resolved, issued)
         _render_or_fail(resolved, issued)
         return issued
-    await _retire_stale(deps, task, session_key)
+    records = await _retire_stale(deps, task, session_key)  # the records, read once
     if isinstance(backend, SessionBackend):
         async with deps.limits.slot(task.namespace, target):
             session = await backend.login(request)
-        await sessions.put(
-            deps,
-            task,
-            session_key,
-            sessions.SessionRecord(
-                credential=resolved.ref.name,
-                backend=resolved.spec.backend,
-                spec=resolved.raw_spec,
-                lease_id="",
-                session=session,
-                service_account=task.spec.service_account_name,
-            ),
+        records[session_key] = sessions.SessionRecord(
+            credential=resolved.ref.name,
+            backend=resolved.spec.backend,
+            spec=resolved.raw_spec,
+            lease_id="",
+            session=session,
+            service_account=task.spec.service_account_name,
         )
+        await sessions.save(deps, task, records)  # write-ahead: before the lease exists
     try:
         if isinstance(backend, SessionBackend) and session is not None:
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue_with(request, session)
             if issued.session is None:  # a static read keeps no session
-                await sessions.drop(deps, task, session_key)
+                records.pop(session_key, None)
+                await sessions.save(deps, task, records)
         else:
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue(request)
@@ -331,22 +328,22 @@ def _render_or_fail(resolved: Resolved, issued: Issued) -> None:
         raise TaskFailed("TemplateError", f"AgentCredential {resolved.ref.name}: {exc}") from None
 
 
-async def _retire_stale(deps: Deps, task: TaskView, key: str) -> None:
+async def _retire_stale(deps: Deps, task: TaskView, key: str) -> dict[str, sessions.SessionRecord]:
     """A session already under ``key`` is from an attempt that never completed (the
     operator died before recording it, or its Secret was lost): revoke it before its
     slot is reused, or park it under a unique key so that cleanup and the sweep still
-    find it. A write-ahead record is never overwritten."""
+    find it. A write-ahead record is never overwritten. Returns the task's records as
+    read (the parked one included), for the caller's one write of the new record; until
+    that write, an unrevoked stale session stays recorded under ``key``."""
     records = await sessions.load(deps, task.uid)
     accounts = [r.service_account for r in records.values()]
     verdict = task_identity.check(task.status, task.spec, accounts)
     if verdict.changed:  # never log in as another identity than the task's sessions were
         raise TaskFailed(task_identity.IDENTITY_CHANGED, verdict.message)
-    stale = records.get(key)
-    if stale is None:
-        return
-    gone = await revocation.revoke_for_task(deps, task, stale)
-    if not gone:
-        await sessions.put(deps, task, f"{key}.stale-{uuid.uuid4().hex[:8]}", stale)
+    stale = records.pop(key, None)
+    if stale is not None and not await revocation.revoke_for_task(deps, task, stale):
+        records[f"{key}.stale-{uuid.uuid4().hex[:8]}"] = stale
+    return records
 
 
 async def discard(
@@ -382,6 +379,7 @@ async def write_secret(
             },
             annotations={Annotation.EXPIRES_AT: timestamp(expires_at) if expires_at else ""},
             owner=task.owner,
+            known_version=deps.written.get((task.namespace, name)),  # ours: one request
         )
     except KubeSecretCollision:
         raise TaskRetry(
@@ -404,6 +402,7 @@ async def annotate_expiry(
         name,
         {Annotation.EXPIRES_AT: timestamp(expires_at)},
         owner_uid=task.uid,
+        known_version=deps.written.get((task.namespace, name)),
     )
     if info is not None:
         deps.written[(task.namespace, name)] = info.resource_version

@@ -100,9 +100,10 @@ async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
         deps.scheduler.schedule(key_of(task), delay)
 
 
-async def resume_issuing(deps: Deps, task: TaskView, attempt: int) -> None:
-    """Issue what an active task lost (called by the scheduled step, under the task's lock)."""
-    await _start(deps, task, attempt)
+async def resume_issuing(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
+    """Issue what an active task lost (called by the scheduled step, under the task's
+    lock); the task as written, None when it ended."""
+    return await _start(deps, task, attempt)
 
 
 async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:

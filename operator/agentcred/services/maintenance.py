@@ -44,61 +44,69 @@ CEILING_REASONS = (ceiling.TTL_EXCEEDED, ceiling.UNLEASED)
 
 
 async def step(deps: Deps, key: TaskKey, attempt: int) -> float | None:
-    """One scheduled round for a task: act if due; seconds until the next round
-    (negative: a retry backoff), None: nothing more to do."""
-    body = await resources.get_task(deps.api, key.namespace, key.name)
-    if body is None or body["metadata"]["uid"] != key.uid:
-        return None
-    try:
-        task = TaskView.from_body(body)
-    except SpecError:
-        return None
-    if task.deleting:
-        return None
-    return await _step(deps, task, attempt)
+    """One scheduled round for a task: under its lock, read it once, act if due; seconds
+    until the next round (negative: a retry backoff), None: nothing more to do."""
+    async with deps.locks.hold(key.uid):
+        body = await resources.get_task(deps.api, key.namespace, key.name)
+        if body is None or body["metadata"]["uid"] != key.uid:
+            return None
+        try:
+            task = TaskView.from_body(body)
+        except SpecError:
+            return None
+        if task.deleting:
+            return None
+        return await _step(deps, task, attempt)
 
 
 async def _step(deps: Deps, task: TaskView, attempt: int) -> float | None:
-    """One round; returns seconds to sleep (negative: a retry backoff), None: done."""
+    """One round (under the task's lock); returns seconds to sleep (negative: a retry
+    backoff), None: done. Having acted, the next delay comes from the status just
+    written, not from another read."""
     try:
         if task.ended:
-            if not await lifecycle.cleanup_pending(deps, task):
-                return None
-            async with deps.locks.hold(task.uid):
-                await lifecycle.cleanup(deps, task)
-            return IDLE
+            if await lifecycle.cleanup_pending(deps, task):
+                await lifecycle.cleanup(deps, task)  # TaskRetry while something is left
+            return None
         if task.phase == Phase.PENDING and task.entries:
             # Was active, lost a credential (expired while the backend was down): re-issue.
-            async with deps.locks.hold(task.uid):
-                fresh = await lifecycle.reload(deps, task)
-                if fresh is not None:
-                    await lifecycle.resume_issuing(deps, fresh, attempt)
-            return 0.0
+            return until_due(deps, await lifecycle.resume_issuing(deps, task, attempt))
         if task.phase != Phase.ACTIVE:
             return IDLE  # first issuance is the create handler's job (it retries with backoff)
         now = deps.clock()
         due = next_due(task)
         if due is None or due > now:
             return min(IDLE, (due - now).total_seconds()) if due else IDLE
-        async with deps.locks.hold(task.uid):
-            fresh = await lifecycle.reload(deps, task)
-            if fresh is not None and not fresh.ended and not fresh.deleting:
-                await act(deps, fresh)
-        return 0.0
+        return until_due(deps, await act(deps, task))
     except TaskRetry as retry:
         return -(retry.retry_after or backoff(attempt, deps.rng))
 
 
-async def act(deps: Deps, task: TaskView) -> None:
+def until_due(deps: Deps, task: TaskView | None) -> float | None:
+    """Seconds until the next round of ``task`` as last written (None: it ended here, its
+    cleanup done; 0: something is due already, or it is Pending again)."""
+    if task is None or task.ended:
+        return None
+    if task.phase != Phase.ACTIVE:
+        return 0.0
+    due = next_due(task)
+    if due is None:
+        return IDLE
+    return max(0.0, min(IDLE, (due - deps.clock()).total_seconds()))
+
+
+async def act(deps: Deps, task: TaskView) -> TaskView | None:
+    """Do what is due for an active task (under its lock); the task as last written, or
+    None when it ended here."""
     now = deps.clock()
     if task.deadline is not None and task.deadline <= now:
         await lifecycle.end(
             deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed"
         )
-        return
+        return None
     held = await lifecycle.hold_identity(deps, task)  # before any backend call
     if held is None:
-        return
+        return None
     task = held
     try:
         for entry in task.entries:
@@ -107,11 +115,13 @@ async def act(deps: Deps, task: TaskView) -> None:
                 continue
             task = await _act_on(deps, task, ref, entry, now)
             if task.ended:
-                return
+                return None
     except TaskFailed as failure:  # a session record logged in as another account
         if failure.reason != identity.IDENTITY_CHANGED:
             raise
         await lifecycle.end_for_identity(deps, task, failure.message)
+        return None
+    return task
 
 
 async def _act_on(
@@ -193,9 +203,7 @@ async def fail_over_ceiling(deps: Deps, task: TaskView, failure: TaskFailed) -> 
     everything it holds revoked (the over-long one included) and its Secrets deleted."""
     await report.event(deps.api, task, report.ISSUE_FAILED, failure.message, warning=True)
     await lifecycle.end(deps, task, Phase.FAILED, failure.reason, failure.message)
-    fresh = await lifecycle.reload(deps, task)
-    if fresh is not None:
-        return fresh
+    # Ended (its cleanup done, or TaskRetry raised): no read needed to say so.
     return dataclasses.replace(task, status={**task.status, "phase": Phase.FAILED.value})
 
 
@@ -353,8 +361,9 @@ async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> Tas
     old = records.get(ref.name + sessions.PREVIOUS)
     if old is not None and not await lifecycle._revoke(deps, task, old):
         raise TaskRetry("RevokeFailed", f"{ref.name}: previous credential not revoked yet")
-    if old is not None:
-        await sessions.drop(deps, task, ref.name + sessions.PREVIOUS)
+    if old is not None:  # the records as just read: no second read to drop it
+        records.pop(ref.name + sessions.PREVIOUS)
+        await sessions.save(deps, task, records)
     entry = task.entry(ref.name)
     if entry is None:
         return task

@@ -108,26 +108,36 @@ def labels(task: TaskView) -> dict[str, str]:
 
 
 async def load(deps: Deps, task_uid: str) -> dict[str, SessionRecord]:
-    own = deps.settings.namespace
-    data = await secrets.read_secret_data(deps.api, own, secret_name(task_uid))
-    return {key: SessionRecord.load(value) for key, value in (data or {}).items()}
+    """The task's records, read fresh (their resourceVersion kept in ``deps.written``, so
+    that the ``save`` that follows is one request)."""
+    own, name = deps.settings.namespace, secret_name(task_uid)
+    found = await secrets.read_secret_and_info(deps.api, own, name)
+    if found is None:
+        deps.written.pop((own, name), None)
+        return {}
+    data, info = found
+    deps.written[(own, name)] = info.resource_version
+    return {key: SessionRecord.load(value) for key, value in data.items()}
 
 
 async def save(deps: Deps, task: TaskView, records: Mapping[str, SessionRecord]) -> None:
     """Replace the session Secret's content (delete it when nothing is left)."""
-    own = deps.settings.namespace
+    own, name = deps.settings.namespace, secret_name(task.uid)
     if not records:
-        await secrets.delete_secret(deps.api, own, secret_name(task.uid), owner_uid=None)
+        await secrets.delete_secret(deps.api, own, name, owner_uid=None)
+        deps.written.pop((own, name), None)
         return
-    await secrets.write_secret(
+    info = await secrets.write_secret(
         deps.api,
         own,
-        secret_name(task.uid),
+        name,
         {key: record.dump() for key, record in records.items()},
         labels=labels(task),
         annotations={Annotation.TASK_NAME: task.name},
         owner=None,
+        known_version=deps.written.get((own, name)),
     )
+    deps.written[(own, name)] = info.resource_version
 
 
 async def put(deps: Deps, task: TaskView, key: str, record: SessionRecord) -> None:

@@ -159,7 +159,7 @@ class Harness:
         """The Secret watch delivers ``obj``; the drift check it queues runs to the end.
 
         Move the clock 30 s past the credential's issue first: the drift check's rate
-        limit (services/drift._wait_for_rate_limit) sleeps in real time, not on the clock."""
+        limit (services/drift._check) sleeps in real time, not on the clock."""
         await drift.on_secret_event(self.deps, event_type, obj)
         await self.deps.drift.drain()
 

@@ -32,8 +32,9 @@ from support.harness.objects import (
 from support.harness.store import Body
 
 # What every issue with a session does: the Secret's name is free, no stale session
-# under the key, the agent's token, the write-ahead session record, then the Secret.
-LOGIN_ISSUE = [GET_SECRET, GET_SECRET, TOKEN, GET_SECRET, CREATE_SECRET, CREATE_SECRET]
+# under the key (the records, read once), the agent's token, the write-ahead session
+# record (created: there was none), then the Secret.
+LOGIN_ISSUE = [GET_SECRET, GET_SECRET, TOKEN, CREATE_SECRET, CREATE_SECRET]
 ISSUED = [EVENT, PATCH_STATUS]  # CredentialIssued, then Pending+entry+Active in one patch
 FAILED_END = [GET_SECRET, GET_SECRET, PATCH_STATUS, EVENT]  # nothing to clean, Failed, TaskEnded
 
