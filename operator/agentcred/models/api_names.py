@@ -7,6 +7,8 @@ and docs/troubleshooting.md match on it. Reasons are ``StrEnum`` members, so the
 plain strings on the wire, in logs and in comparisons.
 """
 
+# ruff: noqa: S105 - reason words that name a Kubernetes Secret, not secrets
+
 from __future__ import annotations
 
 from enum import StrEnum
