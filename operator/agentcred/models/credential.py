@@ -97,7 +97,7 @@ class AgentCredentialSpec:
     template: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def backend(self) -> str:
+    def backend_kind(self) -> str:
         """The backend kind: vault, awsSecretsManager, awsSts, gcpSecretManager, azureKeyVault."""
         return json_name(next(f for f in KINDS if getattr(self, f) is not None))
 

@@ -165,7 +165,7 @@ class ResolvedCredential:
         return ""
 
     @property
-    def backend(self) -> str:
+    def backend_kind(self) -> str:
         """The backend kind: vault, awsSecretsManager, awsSts, gcpSecretManager, azureKeyVault."""
         return json_name(next(f for f in BACKEND_FIELDS if getattr(self, f) is not None))
 

@@ -28,7 +28,7 @@ class Refused(OperatorError):
         self.reason, self.message, self.permanent = reason, message, permanent
 
 
-async def resolve_credential(
+async def authorize_credential(
     deps: Deps,
     namespace: str,
     credential_name: str,

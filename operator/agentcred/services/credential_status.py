@@ -21,7 +21,7 @@ from agentcred.models.errors import SpecError
 from agentcred.models.policy import ANY
 from agentcred.models.resolved import ResolvedCredential, SecretKeyRef
 from agentcred.models.status import Condition, CredentialResourceStatus, condition, merge_conditions
-from agentcred.services.authorization import Refused, resolve_credential
+from agentcred.services.authorization import Refused, authorize_credential
 from agentcred.services.deps import Deps
 from agentcred.services.templating import TemplateError, fields_used
 
@@ -83,7 +83,7 @@ async def evaluate(
             now=now,
         )
     else:
-        backend = parsed.backend
+        backend = parsed.backend_kind
         valid = condition(
             "SpecValid",
             ok=True,
@@ -93,7 +93,9 @@ async def evaluate(
             now=now,
         )
         try:
-            resolved = await resolve_credential(deps, namespace, name, parsed, service_account=ANY)
+            resolved = await authorize_credential(
+                deps, namespace, name, parsed, service_account=ANY
+            )
         except Refused as exc:
             problem = (exc.reason, exc.message)
         else:

@@ -178,9 +178,9 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
     # check it is ours), not a patch at the version we wrote, which would fail anyway.
     deps.written.pop((task.namespace, task.secret_name(ref)), None)
     try:
-        resolved = await issuance.resolve(deps, task, ref)
+        bound = await issuance.resolve(deps, task, ref)
         await maintenance.reissue(
-            deps, task, ref, resolved, overlap=maintenance.NO_OVERLAP, reason=report.RESTORED
+            deps, task, ref, bound, overlap=maintenance.NO_OVERLAP, reason=report.RESTORED
         )
     except (TaskRetry, TaskFailed, BackendError) as problem:
         if isinstance(problem, TaskFailed) and problem.reason in maintenance.CEILING_REASONS:

@@ -44,7 +44,7 @@ from agentcred.models.resolved import ResolvedCredential
 from agentcred.models.status import CredentialEntry, timestamp
 from agentcred.models.task import CredentialRef
 from agentcred.services import revocation, sessions, static_reads, task_status
-from agentcred.services.authorization import Refused, resolve_credential
+from agentcred.services.authorization import Refused, authorize_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.task_view import TaskView
@@ -67,14 +67,20 @@ class ReferenceMissing(BackendUnavailable):
 
 
 @dataclass(frozen=True)
-class Resolved:
+class BoundCredential:
+    """A task's credential after ``resolve``: authorized and bound to the Backend serving it.
+
+    ``spec`` is the pure model (the credential merged with its backend's connection; its
+    kind's name is ``spec.backend_kind``); ``backend`` is the live ``Backend`` object.
+    """
+
     ref: CredentialRef
     spec: ResolvedCredential  # the credential merged with its backend's connection
     raw_spec: Mapping[str, Any]  # its JSON, as session records keep it
     backend: Backend
 
 
-async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
+async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCredential:
     """The AgentCredential of the task's namespace named by ``ref``, allowed by its
     CredentialBackend for this task's namespace and ServiceAccount, parsed and checked."""
     body = await deps.lookups.get(
@@ -92,7 +98,7 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
     except SpecError as exc:
         raise TaskFailed("InvalidCredential", f"AgentCredential {ref.name}: {exc}") from None
     try:
-        spec = await resolve_credential(
+        spec = await authorize_credential(
             deps, task.namespace, ref.name, requested, task.spec.service_account_name
         )
     except Refused as exc:
@@ -107,7 +113,7 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
         raise TaskFailed("InvalidCredential", f"AgentCredential {ref.name}: {exc}") from None
     except TemplateError as exc:
         raise TaskFailed("TemplateError", f"AgentCredential {ref.name}: {exc}") from None
-    return Resolved(ref=ref, spec=spec, raw_spec=to_json(spec), backend=backend)
+    return BoundCredential(ref=ref, spec=spec, raw_spec=to_json(spec), backend=backend)
 
 
 def identity(deps: Deps, task: TaskView) -> Identity:
@@ -144,11 +150,11 @@ def identity(deps: Deps, task: TaskView) -> Identity:
     )
 
 
-def request_for(deps: Deps, task: TaskView, resolved: Resolved, cid: str) -> IssueRequest:
-    ttl = capped_ttl(resolved.spec.ttl, deps.clock(), task.deadline)
+def request_for(deps: Deps, task: TaskView, bound: BoundCredential, cid: str) -> IssueRequest:
+    ttl = capped_ttl(bound.spec.ttl, deps.clock(), task.deadline)
     return IssueRequest(
-        credential=resolved.ref.name,
-        spec=resolved.spec,
+        credential=bound.ref.name,
+        spec=bound.spec,
         identity=identity(deps, task),
         ttl=ttl,
         correlation_id=cid,
@@ -157,18 +163,16 @@ def request_for(deps: Deps, task: TaskView, resolved: Resolved, cid: str) -> Iss
 
 
 def next_action_at(
-    deps: Deps, task: TaskView, resolved: Resolved, issued: Issued
+    deps: Deps, task: TaskView, bound: BoundCredential, issued: Issued
 ) -> datetime.datetime | None:
     """When to look at a fresh credential again: re-read a static one on its shared
     refresh grid, renew (or re-issue) a lease at its renewal percent, never if it has
     no expiry."""
-    if resolved.backend.capabilities(resolved.spec).static:
-        key = static_key(task, resolved)
-        return shared_refresh_at(deps.clock(), resolved.spec.refresh_interval, key, deps.rng)
+    if bound.backend.capabilities(bound.spec).static:
+        key = static_key(task, bound)
+        return shared_refresh_at(deps.clock(), bound.spec.refresh_interval, key, deps.rng)
     if issued.expires_at is not None:
-        return renew_at(
-            issued.issued_at, issued.expires_at, resolved.spec.renewal_percent, deps.rng
-        )
+        return renew_at(issued.issued_at, issued.expires_at, bound.spec.renewal_percent, deps.rng)
     return None
 
 
@@ -176,7 +180,7 @@ def entry_for(
     deps: Deps,
     task: TaskView,
     ref: CredentialRef,
-    resolved: Resolved,
+    bound: BoundCredential,
     issued: Issued,
     info: SecretInfo,
     previous: CredentialEntry | None,
@@ -185,10 +189,10 @@ def entry_for(
     return task_status.issued_entry(
         name=ref.name,
         secret_name=task.secret_name(ref),
-        backend=resolved.spec.backend,
+        backend=bound.spec.backend_kind,
         issued=issued,
-        caps=resolved.backend.capabilities(resolved.spec),
-        renew_at=next_action_at(deps, task, resolved, issued),
+        caps=bound.backend.capabilities(bound.spec),
+        renew_at=next_action_at(deps, task, bound, issued),
         secret_version=info.resource_version,
         previous=previous,
     )
@@ -208,67 +212,67 @@ async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> 
 
 
 async def issue(
-    deps: Deps, task: TaskView, resolved: Resolved, *, session_key: str, cid: str
+    deps: Deps, task: TaskView, bound: BoundCredential, *, session_key: str, cid: str
 ) -> tuple[Issued, SecretInfo]:
     """Issue (or read) the credential and write the generated Secret."""
-    caps = resolved.backend.capabilities(resolved.spec)
+    caps = bound.backend.capabilities(bound.spec)
     if caps.static:
-        issued = await _read_static(deps, task, resolved, session_key, cid)
+        issued = await _read_static(deps, task, bound, session_key, cid)
     else:
-        issued = await _issue_lease(deps, task, resolved, session_key, cid)
+        issued = await _issue_lease(deps, task, bound, session_key, cid)
     try:
-        extra = render(resolved.spec.template, issued.data)
+        extra = render(bound.spec.template, issued.data)
     except TemplateError as exc:
-        raise TaskFailed("TemplateError", f"AgentCredential {resolved.ref.name}: {exc}") from None
-    info = await write_secret(deps, task, resolved.ref, {**issued.data, **extra}, issued.expires_at)
+        raise TaskFailed("TemplateError", f"AgentCredential {bound.ref.name}: {exc}") from None
+    info = await write_secret(deps, task, bound.ref, {**issued.data, **extra}, issued.expires_at)
     return issued, info
 
 
 async def _read_static(
-    deps: Deps, task: TaskView, resolved: Resolved, session_key: str, cid: str
+    deps: Deps, task: TaskView, bound: BoundCredential, session_key: str, cid: str
 ) -> Issued:
     """A static secret, read once per point of its refresh grid for everyone sharing it
     (``timing.shared_refresh_at``): the read is kept until just before the next point."""
-    key = static_key(task, resolved)
+    key = static_key(task, bound)
     now = deps.clock()
-    point = shared_refresh_point(now, resolved.spec.refresh_interval, key)
+    point = shared_refresh_point(now, bound.spec.refresh_interval, key)
     keep = (point - now).total_seconds() - SHARED_MARGIN  # > 0: the point is past the margin
     return await deps.static_reads.read(
-        key, keep, lambda: _issue_lease(deps, task, resolved, session_key, cid)
+        key, keep, lambda: _issue_lease(deps, task, bound, session_key, cid)
     )
 
 
-def static_key(task: TaskView, resolved: Resolved) -> static_reads.Key:
+def static_key(task: TaskView, bound: BoundCredential) -> static_reads.Key:
     """Who reads which static secret: tasks with the same key share reads."""
-    spec = resolved.spec
-    block = resolved.raw_spec.get(spec.backend) or {}
+    spec = bound.spec
+    block = bound.raw_spec.get(spec.backend_kind) or {}
     return static_reads.read_key(
-        task.namespace, task.spec.service_account_name, spec.backend, block
+        task.namespace, task.spec.service_account_name, spec.backend_kind, block
     )
 
 
 async def _issue_lease(
-    deps: Deps, task: TaskView, resolved: Resolved, session_key: str, cid: str
+    deps: Deps, task: TaskView, bound: BoundCredential, session_key: str, cid: str
 ) -> Issued:
     """Log in (recording the session first), then issue."""
-    request = request_for(deps, task, resolved, cid)
-    backend = resolved.backend
+    request = request_for(deps, task, bound, cid)
+    backend = bound.backend
     session: Session | None = None
-    target = resolved.spec.target
-    if keeps_no_session(resolved):
+    target = bound.spec.target
+    if keeps_no_session(bound):
         async with deps.limits.slot(task.namespace, target):
             issued = await backend.issue(request)
-        check_ceiling(resolved, issued)
-        _render_or_fail(resolved, issued)
+        check_ceiling(bound, issued)
+        _render_or_fail(bound, issued)
         return issued
     records = await _retire_stale(deps, task, session_key)  # the records, read once
     if isinstance(backend, SessionBackend):
         async with deps.limits.slot(task.namespace, target):
             session = await backend.login(request)
         records[session_key] = sessions.SessionRecord(
-            credential=resolved.ref.name,
-            backend=resolved.spec.backend,
-            spec=resolved.raw_spec,
+            credential=bound.ref.name,
+            backend=bound.spec.backend_kind,
+            spec=bound.raw_spec,
             lease_id="",
             session=session,
             service_account=task.spec.service_account_name,
@@ -284,16 +288,16 @@ async def _issue_lease(
         else:
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue(request)
-        check_ceiling(resolved, issued)  # an over-long lease is revoked below
-        _render_or_fail(resolved, issued)  # fail before anything is written
+        check_ceiling(bound, issued)  # an over-long lease is revoked below
+        _render_or_fail(bound, issued)  # fail before anything is written
     except BaseException:
         if session is not None:
-            await discard(deps, task, resolved, session, session_key, cid)
+            await discard(deps, task, bound, session, session_key, cid)
         raise
     return issued
 
 
-def keeps_no_session(resolved: Resolved) -> bool:
+def keeps_no_session(bound: BoundCredential) -> bool:
     """A static read, or a backend without sessions: nothing to record before issuing.
 
     A static read's login (Vault: a token used for one read) is revoked by the backend
@@ -301,31 +305,31 @@ def keeps_no_session(resolved: Resolved) -> bool:
     if the operator dies between that login and its revocation, the token expires at
     the end of its role's TTL, unused. This saves a session Secret's create, delete and
     three reads per task on the most common credential."""
-    backend = resolved.backend
-    return backend.capabilities(resolved.spec).static or not isinstance(backend, SessionBackend)
+    backend = bound.backend
+    return backend.capabilities(bound.spec).static or not isinstance(backend, SessionBackend)
 
 
-def check_ceiling(resolved: Resolved, issued: Issued) -> None:
+def check_ceiling(bound: BoundCredential, issued: Issued) -> None:
     """TaskFailed (``TTLExceeded`` / ``Unleased``) when what came back must not be handed
     out; the caller revokes the credential's session, and nothing is written."""
-    spec = resolved.spec
+    spec = bound.spec
     found = ceiling.breach(
         spec.max_ttl,
         issued.issued_at,
         issued.validity,
-        revocable=resolved.backend.capabilities(spec).revocable,
+        revocable=bound.backend.capabilities(spec).revocable,
         unleased=issued.unleased,
         allow_unleased=spec.vault is not None and spec.vault.allow_unleased,
     )
     if found is not None:
-        raise TaskFailed(found.reason, f"AgentCredential {resolved.ref.name}: {found.message}")
+        raise TaskFailed(found.reason, f"AgentCredential {bound.ref.name}: {found.message}")
 
 
-def _render_or_fail(resolved: Resolved, issued: Issued) -> None:
+def _render_or_fail(bound: BoundCredential, issued: Issued) -> None:
     try:
-        render(resolved.spec.template, issued.data)
+        render(bound.spec.template, issued.data)
     except TemplateError as exc:
-        raise TaskFailed("TemplateError", f"AgentCredential {resolved.ref.name}: {exc}") from None
+        raise TaskFailed("TemplateError", f"AgentCredential {bound.ref.name}: {exc}") from None
 
 
 async def _retire_stale(deps: Deps, task: TaskView, key: str) -> dict[str, sessions.SessionRecord]:
@@ -347,12 +351,12 @@ async def _retire_stale(deps: Deps, task: TaskView, key: str) -> dict[str, sessi
 
 
 async def discard(
-    deps: Deps, task: TaskView, resolved: Resolved, session: Session, key: str, cid: str
+    deps: Deps, task: TaskView, bound: BoundCredential, session: Session, key: str, cid: str
 ) -> None:
     """Undo a login whose issuance failed: revoke the session, forget it."""
     try:
-        async with deps.limits.slot(task.namespace, resolved.spec.target):
-            await resolved.backend.revoke(Lease(resolved.spec, "", session, cid))
+        async with deps.limits.slot(task.namespace, bound.spec.target):
+            await bound.backend.revoke(Lease(bound.spec, "", session, cid))
     except Exception:
         return
     await sessions.drop(deps, task, key)

@@ -246,14 +246,14 @@ async def _issue_into_status(
     """Issue one credential and record it, with ``starting`` fields (a new task's Pending)
     and, when ``activate``, the task's move to Active, in the same status patch."""
     cid = audit.new_correlation_id()
-    resolved, issued, info = await _issue_one(deps, task, ref, cid)
-    entry = issuance.entry_for(deps, task, ref, resolved, issued, info, task.entry(ref.name))
+    bound, issued, info = await _issue_one(deps, task, ref, cid)
+    entry = issuance.entry_for(deps, task, ref, bound, issued, info, task.entry(ref.name))
     entries = task_status.replace_entry(task.entries, entry)
     report.succeeded(
         task,
         "issue",
         credential=ref.name,
-        backend=resolved.spec.backend,
+        backend=bound.spec.backend_kind,
         lease_id=issued.lease_id,
         cid=cid,
     )
@@ -270,16 +270,16 @@ async def _issue_into_status(
 
 async def _issue_one(
     deps: Deps, task: TaskView, ref: CredentialRef, cid: str
-) -> tuple[issuance.Resolved, Issued, secrets.SecretInfo]:
+) -> tuple[issuance.BoundCredential, Issued, secrets.SecretInfo]:
     """Resolve, check the Secret's name is free, issue; a failure is audited and raised
     as TaskRetry or TaskFailed."""
     backend_kind = "unknown"
     try:
-        resolved = await issuance.resolve(deps, task, ref)
-        backend_kind = resolved.spec.backend
+        bound = await issuance.resolve(deps, task, ref)
+        backend_kind = bound.spec.backend_kind
         await issuance.ensure_secret_free(deps, task, ref)
         with metrics.ISSUE_DURATION.labels(backend_kind).time():
-            issued, info = await issuance.issue(deps, task, resolved, session_key=ref.name, cid=cid)
+            issued, info = await issuance.issue(deps, task, bound, session_key=ref.name, cid=cid)
     except (TaskRetry, TaskFailed, BackendError) as exc:
         failure = _as_task_error(exc, ref)
         report.trail(
@@ -292,7 +292,7 @@ async def _issue_one(
             reason=failure.reason,
         )
         raise failure from None
-    return resolved, issued, info
+    return bound, issued, info
 
 
 def _as_task_error(exc: Exception, ref: CredentialRef) -> TaskRetry | TaskFailed:

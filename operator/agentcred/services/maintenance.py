@@ -154,34 +154,34 @@ async def refresh_one(
         return await _save_entry(deps, task, dataclasses.replace(entry, renew_at=task.deadline))
     cid = audit.new_correlation_id()
     try:
-        resolved = await issuance.resolve(deps, task, ref)
+        bound = await issuance.resolve(deps, task, ref)
     except (TaskRetry, TaskFailed) as problem:
         return await _postpone(deps, task, ref, entry, problem.message)
-    caps = resolved.backend.capabilities(resolved.spec)
+    caps = bound.backend.capabilities(bound.spec)
     try:
         if caps.static:
             return await reissue(
-                deps, task, ref, resolved, overlap=NO_OVERLAP, reason=report.REFRESHED
+                deps, task, ref, bound, overlap=NO_OVERLAP, reason=report.REFRESHED
             )
         renewed = None
         if caps.renewable:
             asked_at = deps.clock()
-            renewed = await renew_in_place(deps, task, ref, entry, resolved, cid)
-            check_renewal(resolved, renewed, asked_at)
+            renewed = await renew_in_place(deps, task, ref, entry, bound, cid)
+            check_renewal(bound, renewed, asked_at)
         if renewed is None or renewed.capped:
             overlap = deps.settings.reissue_overlap
-            return await reissue(deps, task, ref, resolved, overlap=overlap, reason=report.REISSUED)
+            return await reissue(deps, task, ref, bound, overlap=overlap, reason=report.REISSUED)
     except BackendError as exc:  # BackendUnavailable included
         return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
     except TaskFailed as failure:
         if failure.reason not in CEILING_REASONS:
             raise
         return await fail_over_ceiling(deps, task, failure)
-    return await _record_renewal(deps, task, ref, entry, resolved, renewed, cid)
+    return await _record_renewal(deps, task, ref, entry, bound, renewed, cid)
 
 
 def check_renewal(
-    resolved: issuance.Resolved, renewed: Renewed | None, asked_at: datetime.datetime
+    bound: issuance.BoundCredential, renewed: Renewed | None, asked_at: datetime.datetime
 ) -> None:
     """TaskFailed ``TTLExceeded`` when a renewal granted more than the backend's maxTTL
     (plus 5 minutes): the increment asked is the credential's ttl, already capped by
@@ -189,13 +189,13 @@ def check_renewal(
     if renewed is None:
         return
     found = ceiling.breach(
-        resolved.spec.max_ttl,
+        bound.spec.max_ttl,
         asked_at,
         renewed.validity,
-        revocable=resolved.backend.capabilities(resolved.spec).revocable,
+        revocable=bound.backend.capabilities(bound.spec).revocable,
     )
     if found is not None:
-        raise TaskFailed(found.reason, f"{resolved.ref.name}: {found.message}")
+        raise TaskFailed(found.reason, f"{bound.ref.name}: {found.message}")
 
 
 async def fail_over_ceiling(deps: Deps, task: TaskView, failure: TaskFailed) -> TaskView:
@@ -212,7 +212,7 @@ async def renew_in_place(
     task: TaskView,
     ref: CredentialRef,
     entry: CredentialEntry,
-    resolved: issuance.Resolved,
+    bound: issuance.BoundCredential,
     cid: str,
 ) -> Renewed | None:
     """Renew the lease with the connection it was issued under (never a later-edited
@@ -224,11 +224,11 @@ async def renew_in_place(
     record = records.get(ref.name)
     if record is None:
         return None
-    ttl = capped_ttl(resolved.spec.ttl, deps.clock(), task.deadline)
+    ttl = capped_ttl(bound.spec.ttl, deps.clock(), task.deadline)
     try:
         issued_under = parse_resolved(record.spec)
         async with deps.limits.slot(task.namespace, issued_under.target):
-            return await resolved.backend.renew(
+            return await bound.backend.renew(
                 Lease(issued_under, entry.lease_id, record.session, cid), ttl
             )
     except (BackendDenied, BackendNotFound, SpecError):
@@ -240,7 +240,7 @@ async def _record_renewal(
     task: TaskView,
     ref: CredentialRef,
     entry: CredentialEntry,
-    resolved: issuance.Resolved,
+    bound: issuance.BoundCredential,
     renewed: Renewed,
     cid: str,
 ) -> TaskView:
@@ -249,7 +249,7 @@ async def _record_renewal(
     updated = dataclasses.replace(
         entry,
         expires_at=renewed.expires_at,
-        renew_at=renew_at(now, renewed.expires_at, resolved.spec.renewal_percent, deps.rng),
+        renew_at=renew_at(now, renewed.expires_at, bound.spec.renewal_percent, deps.rng),
         renewals=entry.renewals + 1,
     )
     info = await issuance.annotate_expiry(deps, task, ref, renewed.expires_at)
@@ -259,7 +259,7 @@ async def _record_renewal(
         task,
         "renew",
         credential=ref.name,
-        backend=resolved.spec.backend,
+        backend=bound.spec.backend_kind,
         lease_id=entry.lease_id,
         cid=cid,
     )
@@ -272,7 +272,7 @@ async def reissue(
     deps: Deps,
     task: TaskView,
     ref: CredentialRef,
-    resolved: issuance.Resolved,
+    bound: issuance.BoundCredential,
     *,
     overlap: datetime.timedelta,
     reason: str,
@@ -280,19 +280,19 @@ async def reissue(
     """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``."""
     cid = audit.new_correlation_id()
     next_key = ref.name + sessions.NEXT
-    issued, info = await issuance.issue(deps, task, resolved, session_key=next_key, cid=cid)
+    issued, info = await issuance.issue(deps, task, bound, session_key=next_key, cid=cid)
     old = None
-    if not issuance.keeps_no_session(resolved):
+    if not issuance.keeps_no_session(bound):
         old = await _rotate_sessions(deps, task, ref)
     elif (previous := task.entry(ref.name)) is not None and previous.revocable:
         await _give_up_sessions(deps, task, ref)  # a lease until now: edited to a static read
     retire_at = deps.clock() + overlap if old is not None else None
-    entry = _reissued_entry(deps, task, ref, resolved, issued, info, retire_at)
+    entry = _reissued_entry(deps, task, ref, bound, issued, info, retire_at)
     report.succeeded(
         task,
-        "refresh" if resolved.backend.capabilities(resolved.spec).static else "reissue",
+        "refresh" if bound.backend.capabilities(bound.spec).static else "reissue",
         credential=ref.name,
-        backend=resolved.spec.backend,
+        backend=bound.spec.backend_kind,
         lease_id=issued.lease_id,
         cid=cid,
     )
@@ -309,7 +309,7 @@ def _reissued_entry(
     deps: Deps,
     task: TaskView,
     ref: CredentialRef,
-    resolved: issuance.Resolved,
+    bound: issuance.BoundCredential,
     issued: Issued,
     info: SecretInfo,
     retire_at: datetime.datetime | None,
@@ -317,8 +317,8 @@ def _reissued_entry(
     """The entry of a fresh credential, the old one retired at ``retire_at``. A static
     refresh stays the same credential: its re-issues kept, one more renewal."""
     previous = task.entry(ref.name)
-    entry = issuance.entry_for(deps, task, ref, resolved, issued, info, previous)
-    if previous is not None and resolved.backend.capabilities(resolved.spec).static:
+    entry = issuance.entry_for(deps, task, ref, bound, issued, info, previous)
+    if previous is not None and bound.backend.capabilities(bound.spec).static:
         entry = dataclasses.replace(
             entry, reissues=previous.reissues, renewals=previous.renewals + 1
         )

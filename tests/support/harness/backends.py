@@ -129,7 +129,7 @@ class FakeBackend:
         return None
 
     async def check(self, spec: ResolvedCredential) -> None:
-        await self._enter("check", spec.backend)
+        await self._enter("check", spec.backend_kind)
 
     async def issue(self, request: IssueRequest) -> Issued:
         raise NotImplementedError  # each fake issues its own way
