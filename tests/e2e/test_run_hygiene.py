@@ -1,6 +1,7 @@
 """The end-of-run check (support/hygiene.py) sees what a run can leave behind on the real
 API server: a namespace stuck Terminating on an AgentTask's finalizer, a test
-CredentialBackend, a session record; and passes once they are gone."""
+CredentialBackend, a session record, a task in a namespace the run did not create; and
+passes once they are gone."""
 
 from __future__ import annotations
 
@@ -34,8 +35,11 @@ def test_the_check_names_what_a_run_left_and_passes_once_it_is_gone(
         assert any(f"namespace {ns} stuck Terminating" in x and "'held'" in x for x in left), left
         assert f"CredentialBackend {backend}" in left
         assert f"session record {own}/{record}" in left
+        assert f"agenttasks default/{ns}" in left
     finally:
         hygiene.forget(kube, ns, own)  # what the namespace fixture does
+        with contextlib.suppress(ApiException):
+            custom.delete_namespaced_custom_object(GROUP, VERSION, "default", "agenttasks", ns)
         with contextlib.suppress(ApiException):  # deleted above
             core.delete_namespace(ns)
         with contextlib.suppress(ApiException):
@@ -44,7 +48,8 @@ def test_the_check_names_what_a_run_left_and_passes_once_it_is_gone(
 
 
 def leave_behind(kube: client.ApiClient, ns: str, backend: str, record: str, own: str) -> None:
-    """A task with a finalizer in a namespace then deleted, a test backend, a record."""
+    """A task with a finalizer in a namespace then deleted, a test backend, a record, a
+    task in ``default``."""
     core, custom = client.CoreV1Api(kube), client.CustomObjectsApi(kube)
     custom.create_namespaced_custom_object(
         GROUP,
@@ -88,3 +93,16 @@ def leave_behind(kube: client.ApiClient, ns: str, backend: str, record: str, own
         },
     )
     core.delete_namespace(ns)
+    # And a task in a namespace the run did not create.
+    custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "default",
+        "agenttasks",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "AgentTask",
+            "metadata": {"name": ns},
+            "spec": {"credentials": [{"name": "db"}]},
+        },
+    )

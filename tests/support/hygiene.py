@@ -36,6 +36,7 @@ class Baseline:
     namespaces: frozenset[str]
     backends: frozenset[str]
     records: frozenset[str]
+    objects: frozenset[str]  # "<plural> <namespace>/<name>" of AgentTasks and AgentCredentials
 
 
 def _namespaces(core: client.CoreV1Api) -> dict[str, client.V1Namespace]:
@@ -56,6 +57,22 @@ def _backends(api: client.ApiClient) -> set[str]:
     return {b["metadata"]["name"] for b in items}
 
 
+def _objects(api: client.ApiClient) -> set[str]:
+    """Every AgentTask and AgentCredential, as ``"<plural> <namespace>/<name>"``."""
+    found: set[str] = set()
+    for plural in ("agenttasks", "agentcredentials"):
+        try:
+            items = client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, plural)
+        except ApiException as exc:
+            if exc.status == 404:
+                continue
+            raise
+        found |= {
+            f"{plural} {i['metadata']['namespace']}/{i['metadata']['name']}" for i in items["items"]
+        }
+    return found
+
+
 def _records(core: client.CoreV1Api, operator_namespace: str) -> set[str]:
     secrets = core.list_namespaced_secret(operator_namespace, label_selector=SESSION_SELECTOR)
     return {s.metadata.name for s in secrets.items}
@@ -67,6 +84,7 @@ def baseline(api: client.ApiClient, operator_namespace: str) -> Baseline:
         namespaces=frozenset(_namespaces(core)),
         backends=frozenset(_backends(api)),
         records=frozenset(_records(core, operator_namespace)),
+        objects=frozenset(_objects(api)),
     )
 
 
@@ -156,6 +174,10 @@ def leftovers(
     now = _namespaces(core)
     found = [_describe(api, now[name]) for name in sorted(left_ns) if name in now]
     found += [f"CredentialBackend {name}" for name in sorted(_backends(api) - before.backends)]
+    # What a test made in a namespace it did not create (``default``, ``make dev``'s team-a).
+    found += sorted(
+        o for o in _objects(api) - before.objects if o.split(" ")[1].split("/")[0] in now
+    )
     found += [
         f"session record {operator_namespace}/{name}"
         for name in sorted(_records(core, operator_namespace) - before.records)

@@ -6,7 +6,7 @@ import pytest
 
 from support import vault
 from support.credentials import DYNAMIC, vault_database
-from support.kube import wait_for
+from support.kube import GROUP, VERSION, wait_for
 from support.operator import OperatorProcess
 from support.scenario import Scenario, default_block
 
@@ -42,13 +42,19 @@ def test_credential_of_another_namespace_is_not_found(
     scenario: Scenario, testbed_env: dict[str, str], kube: object
 ) -> None:
     other = Scenario(scenario.api, "default")
-    other.credential(
-        f"elsewhere-{scenario.ns}"[:63],
-        vault={"role": "x", "dynamic": DYNAMIC},
-    )
-    scenario.task("crossing", [f"elsewhere-{scenario.ns}"[:63]])
-    cond = scenario.wait_condition("crossing", "CredentialNotFound")
-    assert "own namespace" in cond["message"]
+    name = f"elsewhere-{scenario.ns}"[:63]
+    other.credential(name, vault={"role": "x", "dynamic": DYNAMIC})
+    try:
+        scenario.task("crossing", [name])
+        cond = scenario.wait_condition("crossing", "CredentialNotFound")
+        assert "own namespace" in cond["message"]
+    finally:  # "default" outlives the test: what it made there goes now
+        other.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, "default", "agentcredentials", name
+        )
+        other.custom.delete_cluster_custom_object(
+            GROUP, VERSION, "credentialbackends", "default-vault"
+        )
 
 
 def test_unreachable_vault_shows_and_the_operator_keeps_running(
