@@ -1,7 +1,8 @@
 """Writing a Secret we know at its resourceVersion (kube/secrets.write_secret's
 ``known_version``): one patch when it is as we left it, and the careful way (create,
 read, check it is ours) when anyone touched it since, so that the one-request write
-never overwrites a Secret that is not ours."""
+never overwrites a Secret that is not ours. Events are counted the same way
+(kube/events.py): one patch at the version we posted, the read only when it changed."""
 
 from __future__ import annotations
 
@@ -86,11 +87,48 @@ def test_the_write_ahead_record_is_in_the_cluster_before_the_lease_is_issued() -
         issue_with = vault.issue_with
 
         async def recording(*args: object, **kwargs: object) -> object:
-            seen.append(h.session_keys())
+            seen.append(h.record_keys())
             return await issue_with(*args, **kwargs)  # type: ignore[arg-type]
 
         vault.issue_with = recording  # type: ignore[method-assign]
         await h.start()
         assert seen == [["db"]]
+
+    play(Harness(world()), scenario)
+
+
+def test_an_event_the_task_already_has_is_counted_in_one_patch() -> None:
+    """The second LeaseRenewed counts on the first Event at the version we posted it."""
+
+    async def scenario(h: Harness) -> None:
+        await h.start()
+        await h.advance(h.next_due() or 0)  # the first renewal: LeaseRenewed created
+        h.take()
+        await h.advance(h.next_due() or 0)  # the second: the same Event, counted
+        events = [(c.short, c.status) for c in h.take_calls() if c.resource == "events"]
+        assert events == [(("patch", "events", ""), 200)]
+        (renewed,) = [e for e in h.server.of("events") if e["reason"] == "LeaseRenewed"]
+        assert renewed["count"] == 2
+
+    play(Harness(world()), scenario)
+
+
+def test_an_event_changed_since_is_read_before_it_is_counted() -> None:
+    async def scenario(h: Harness) -> None:
+        await h.start()
+        await h.advance(h.next_due() or 0)
+        (renewed,) = [e for e in h.server.of("events") if e["reason"] == "LeaseRenewed"]
+        h.server.edit("events", NAMESPACE, renewed["metadata"]["name"], {"count": 5})
+        h.take()
+        await h.advance(h.next_due() or 0)
+        events = [(c.short, c.status) for c in h.take_calls() if c.resource == "events"]
+        assert events == [
+            (("patch", "events", ""), 409),
+            (("create", "events", ""), 409),
+            (("get", "events", ""), 200),
+            (("patch", "events", ""), 200),
+        ]
+        (renewed,) = [e for e in h.server.of("events") if e["reason"] == "LeaseRenewed"]
+        assert renewed["count"] == 6
 
     play(Harness(world()), scenario)
