@@ -25,7 +25,7 @@ from agentcred.backends.base import BackendError
 from agentcred.kube import resources
 from agentcred.kube.errors import KubeError
 from agentcred.models import identity
-from agentcred.models.api_names import MANAGED_SELECTOR, Kind, Label
+from agentcred.models.api_names import MANAGED_SELECTOR, EventReason, Kind, Label
 from agentcred.models.errors import SpecError
 from agentcred.models.status import EntryState, Phase, parse_entries
 from agentcred.services import issuance, lifecycle, maintenance, report
@@ -180,7 +180,7 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
     try:
         bound = await issuance.resolve(deps, task, ref)
         await maintenance.reissue(
-            deps, task, ref, bound, overlap=maintenance.NO_OVERLAP, reason=report.RESTORED
+            deps, task, ref, bound, overlap=maintenance.NO_OVERLAP, reason=EventReason.RESTORED
         )
     except (TaskRetry, TaskFailed, BackendError) as problem:
         if isinstance(problem, TaskFailed) and problem.reason in maintenance.CEILING_REASONS:
@@ -192,7 +192,7 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
         await report.event(
             deps.api,
             task,
-            report.RESTORED,
+            EventReason.RESTORED,
             f"{credential}: Secret was {what}; restore failed: {problem}",
             warning=True,
         )
@@ -200,7 +200,7 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
     await report.event(
         deps.api,
         task,
-        report.RESTORED,
+        EventReason.RESTORED,
         f"{credential}: Secret {task.secret_name(ref)} was {what}; "
         "restored with a fresh credential (the exposed one is revoked)",
         warning=True,

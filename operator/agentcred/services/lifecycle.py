@@ -18,6 +18,7 @@ from agentcred import audit, metrics
 from agentcred.backends.base import BackendError, Issued
 from agentcred.kube import resources, secrets
 from agentcred.models import identity
+from agentcred.models.api_names import EventReason, Reason
 from agentcred.models.errors import retry_decision
 from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
@@ -140,7 +141,9 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
         except TaskFailed as failure:
             if starting:
                 task = await patch(deps, task, starting)
-            await report.event(deps.api, task, report.ISSUE_FAILED, failure.message, warning=True)
+            await report.event(
+                deps.api, task, EventReason.ISSUE_FAILED, failure.message, warning=True
+            )
             await end(deps, task, Phase.FAILED, failure.reason, failure.message)
             return None
         except TaskRetry as retry:
@@ -193,10 +196,12 @@ async def end_for_identity(deps: Deps, task: TaskView, message: str) -> None:
 async def _end_if_over(deps: Deps, task: TaskView, now: datetime.datetime) -> bool:
     """End a task that is completed or past its deadline; whether it ended."""
     if task.spec.completed:
-        await end(deps, task, Phase.SUCCEEDED, "Completed", "spec.completed is true")
+        await end(deps, task, Phase.SUCCEEDED, Reason.COMPLETED, "spec.completed is true")
         return True
     if task.deadline is not None and task.deadline <= now:
-        await end(deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed")
+        await end(
+            deps, task, Phase.EXPIRED, Reason.DEADLINE_EXCEEDED, "activeDeadlineSeconds passed"
+        )
         return True
     return False
 
@@ -249,17 +254,10 @@ async def _issue_into_status(
     bound, issued, info = await _issue_one(deps, task, ref, cid)
     entry = issuance.entry_for(deps, task, ref, bound, issued, info, task.entry(ref.name))
     entries = task_status.replace_entry(task.entries, entry)
-    report.succeeded(
-        task,
-        "issue",
-        credential=ref.name,
-        backend=bound.spec.backend_kind,
-        lease_id=issued.lease_id,
-        cid=cid,
+    fact = report.issued(
+        ref.name, task.secret_name(ref), bound.spec.backend_kind, issued.lease_id, cid
     )
-    await report.event(
-        deps.api, task, report.ISSUED, f"{ref.name}: issued into Secret {task.secret_name(ref)}"
-    )
+    await report.reporter(deps).tell(task, fact)
     status: dict[str, Any] = {**starting, **task_status.with_entries(entries)}
     if activate:
         status.update(
@@ -282,15 +280,8 @@ async def _issue_one(
             issued, info = await issuance.issue(deps, task, bound, session_key=ref.name, cid=cid)
     except (TaskRetry, TaskFailed, BackendError) as exc:
         failure = _as_task_error(exc, ref)
-        report.trail(
-            task,
-            "issue",
-            "failure",
-            credential=ref.name,
-            backend=backend_kind,
-            correlation_id=cid,
-            reason=failure.reason,
-        )
+        line = report.Audit("issue", "failure", ref.name, backend_kind, "", cid, failure.reason)
+        await report.reporter(deps).tell(task, report.Fact(failure.message, audit=line))
         raise failure from None
     return bound, issued, info
 
@@ -314,20 +305,8 @@ async def _waiting(
     message: str,
     starting: Mapping[str, Any],
 ) -> None:
-    now = deps.clock()
-    await patch(
-        deps,
-        task,
-        {
-            **starting,
-            "conditions": task_status.ready(
-                task.status, False, reason, message, task.generation, now
-            ),
-        },
-    )
-    # A name conflict is the user's to fix and says so under its own reason.
-    reason_shown = reason if reason == "SecretConflict" else report.ISSUE_FAILED
-    await report.event(deps.api, task, reason_shown, message, warning=True)
+    ready = await report.reporter(deps).tell(task, report.waiting(reason, message))
+    await patch(deps, task, {**starting, "conditions": ready})
 
 
 async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
@@ -336,7 +315,7 @@ async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
     async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
         fresh = await reload(deps, task)
         if fresh is not None and not fresh.ended:
-            await end(deps, fresh, Phase.SUCCEEDED, "Completed", "spec.completed is true")
+            await end(deps, fresh, Phase.SUCCEEDED, Reason.COMPLETED, "spec.completed is true")
         elif fresh is not None and await cleanup_pending(deps, fresh):
             await cleanup(deps, fresh)
 
@@ -357,7 +336,7 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
                 ),
             )
             await report.event(
-                deps.api, fresh, report.ENDED, f"task Failed: {message}", warning=True
+                deps.api, fresh, EventReason.ENDED, f"task Failed: {message}", warning=True
             )
         await cleanup(deps, fresh)
     deps.locks.forget(task.uid)
@@ -373,8 +352,8 @@ async def _deletion_cause(deps: Deps, task: TaskView) -> tuple[str, str]:
         body = await resources.get_owner(deps.api, task.namespace, kind, name)
         alive = body is not None and body["metadata"].get("uid") == owner.get("uid")
         if not alive or (body or {}).get("metadata", {}).get("deletionTimestamp"):
-            return "OwnerDeleted", f"its owner {kind}/{name} was deleted"
-    return "Deleted", "the task was deleted before it finished"
+            return Reason.OWNER_DELETED, f"its owner {kind}/{name} was deleted"
+    return Reason.DELETED, "the task was deleted before it finished"
 
 
 async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: str) -> None:
@@ -393,7 +372,7 @@ async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: st
         await report.event(
             deps.api,
             task,
-            report.ENDED,
+            EventReason.ENDED,
             f"task {phase.value}: {message}",
             warning=phase != Phase.SUCCEEDED,
         )
@@ -434,13 +413,13 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
         )
     if remaining:
         message = f"{len(remaining)} session(s) could not be revoked yet; retrying"
-        await report.event(deps.api, task, report.REVOKE_FAILED, message, warning=True)
-        raise TaskRetry("RevokeFailed", message)
+        await report.event(deps.api, task, EventReason.REVOKE_FAILED, message, warning=True)
+        raise TaskRetry(Reason.REVOKE_FAILED, message)
 
 
 async def _revoke(deps: Deps, task: TaskView, record: sessions.SessionRecord) -> bool:
     """Revoke one session of a live task (with an Event); True when it is gone."""
     gone = await revocation.revoke_for_task(deps, task, record)
     if gone:
-        await report.event(deps.api, task, report.REVOKED, f"{record.credential}: revoked")
+        await report.event(deps.api, task, EventReason.REVOKED, f"{record.credential}: revoked")
     return gone

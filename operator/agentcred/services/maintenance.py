@@ -25,6 +25,7 @@ from agentcred.backends.base import (
 from agentcred.kube import resources
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling, identity
+from agentcred.models.api_names import EventReason, Reason
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import Condition, CredentialEntry, EntryState, Phase, timestamp
@@ -101,7 +102,7 @@ async def act(deps: Deps, task: TaskView) -> TaskView | None:
     now = deps.clock()
     if task.deadline is not None and task.deadline <= now:
         await lifecycle.end(
-            deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed"
+            deps, task, Phase.EXPIRED, Reason.DEADLINE_EXCEEDED, "activeDeadlineSeconds passed"
         )
         return None
     held = await lifecycle.hold_identity(deps, task)  # before any backend call
@@ -161,7 +162,7 @@ async def refresh_one(
     try:
         if caps.static:
             return await reissue(
-                deps, task, ref, bound, overlap=NO_OVERLAP, reason=report.REFRESHED
+                deps, task, ref, bound, overlap=NO_OVERLAP, reason=EventReason.REFRESHED
             )
         renewed = None
         if caps.renewable:
@@ -170,7 +171,8 @@ async def refresh_one(
             check_renewal(bound, renewed, asked_at)
         if renewed is None or renewed.capped:
             overlap = deps.settings.reissue_overlap
-            return await reissue(deps, task, ref, bound, overlap=overlap, reason=report.REISSUED)
+            why = EventReason.REISSUED
+            return await reissue(deps, task, ref, bound, overlap=overlap, reason=why)
     except BackendError as exc:  # BackendUnavailable included
         return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
     except TaskFailed as failure:
@@ -201,7 +203,7 @@ def check_renewal(
 async def fail_over_ceiling(deps: Deps, task: TaskView, failure: TaskFailed) -> TaskView:
     """A credential that must not be handed out (models/ceiling.py): the task ends Failed,
     everything it holds revoked (the over-long one included) and its Secrets deleted."""
-    await report.event(deps.api, task, report.ISSUE_FAILED, failure.message, warning=True)
+    await report.event(deps.api, task, EventReason.ISSUE_FAILED, failure.message, warning=True)
     await lifecycle.end(deps, task, Phase.FAILED, failure.reason, failure.message)
     # Ended (its cleanup done, or TaskRetry raised): no read needed to say so.
     return dataclasses.replace(task, status={**task.status, "phase": Phase.FAILED.value})
@@ -255,17 +257,10 @@ async def _record_renewal(
     info = await issuance.annotate_expiry(deps, task, ref, renewed.expires_at)
     if info is not None:
         updated = dataclasses.replace(updated, secret_resource_version=info.resource_version)
-    report.succeeded(
-        task,
-        "renew",
-        credential=ref.name,
-        backend=bound.spec.backend_kind,
-        lease_id=entry.lease_id,
-        cid=cid,
-    )
-    message = f"{ref.name}: lease renewed until {timestamp(renewed.expires_at)}"
-    await report.event(deps.api, task, report.RENEWED, message)
-    return await _save_entry(deps, task, updated, ready=_recovered(deps, task))
+    until = timestamp(renewed.expires_at)
+    fact = report.renewed(ref.name, bound.spec.backend_kind, entry.lease_id, cid, until)
+    ready = await report.reporter(deps).tell(task, fact)
+    return await _save_entry(deps, task, updated, ready=ready)
 
 
 async def reissue(
@@ -288,18 +283,17 @@ async def reissue(
         await _give_up_sessions(deps, task, ref)  # a lease until now: edited to a static read
     retire_at = deps.clock() + overlap if old is not None else None
     entry = _reissued_entry(deps, task, ref, bound, issued, info, retire_at)
-    report.succeeded(
-        task,
-        "refresh" if bound.backend.capabilities(bound.spec).static else "reissue",
-        credential=ref.name,
-        backend=bound.spec.backend_kind,
-        lease_id=issued.lease_id,
-        cid=cid,
+    fact = report.replaced(
+        ref.name,
+        task.secret_name(ref),
+        bound.spec.backend_kind,
+        issued.lease_id,
+        cid,
+        static=bound.backend.capabilities(bound.spec).static,
+        why=reason,
     )
-    if reason == report.REISSUED:
-        message = f"{ref.name}: fresh credential issued into {task.secret_name(ref)}"
-        await report.event(deps.api, task, reason, message)
-    task = await _save_entry(deps, task, entry, ready=_recovered(deps, task))
+    ready = await report.reporter(deps).tell(task, fact)
+    task = await _save_entry(deps, task, entry, ready=ready)
     if old is not None and overlap <= NO_OVERLAP:
         task = await retire_previous(deps, task, ref)
     return task
@@ -360,7 +354,7 @@ async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> Tas
     records = await sessions.load(deps, task.uid)
     old = records.get(ref.name + sessions.PREVIOUS)
     if old is not None and not await lifecycle._revoke(deps, task, old):
-        raise TaskRetry("RevokeFailed", f"{ref.name}: previous credential not revoked yet")
+        raise TaskRetry(Reason.REVOKE_FAILED, f"{ref.name}: previous credential not revoked yet")
     if old is not None:  # the records as just read: no second read to drop it
         records.pop(ref.name + sessions.PREVIOUS)
         await sessions.save(deps, task, records)
@@ -376,12 +370,8 @@ async def expire(
     """A credential ran out before it could be renewed: no stale Secret stays behind."""
     await issuance.delete_secret(deps, task, ref)
     updated = dataclasses.replace(entry, state=EntryState.EXPIRED)
-    message = f"{ref.name}: expired before it could be renewed; Secret deleted, re-issuing"
-    await report.event(deps.api, task, report.EXPIRED, message, warning=True)
+    ready = await report.reporter(deps).tell(task, report.expired(ref.name))
     entries = task_status.replace_entry(task.entries, updated)
-    ready = task_status.ready(
-        task.status, False, "CredentialExpired", message, task.generation, deps.clock()
-    )
     status = {**task_status.with_entries(entries), "phase": Phase.PENDING.value}
     return await lifecycle.patch(deps, task, {**status, "conditions": ready})
 
@@ -395,24 +385,9 @@ async def _postpone(
     if entry.expires_at is not None:
         retry_at = min(retry_at, max(now, entry.expires_at))
     updated = dataclasses.replace(entry, renew_at=retry_at)
-    report.trail(
-        task,
-        "renew",
-        "failure",
-        credential=ref.name,
-        backend=entry.backend,
-        lease_id=entry.lease_id,
-        reason="postponed",
-    )
-    await report.event(deps.api, task, report.RENEW_FAILED, message, warning=True)
-    ready = task_status.ready(task.status, False, "RenewFailed", message, task.generation, now)
+    fact = report.renewal_postponed(ref.name, entry.backend, entry.lease_id, message)
+    ready = await report.reporter(deps).tell(task, fact)
     return await _save_entry(deps, task, updated, ready=ready)
-
-
-def _recovered(deps: Deps, task: TaskView) -> list[Condition] | None:
-    """An action that succeeded on an active task: its Ready condition back to True if a
-    failure (a renewal postponed) had set it False; None when it already says True."""
-    return task_status.recovered(task.status, task.generation, deps.clock())
 
 
 async def _save_entry(

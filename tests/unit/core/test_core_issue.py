@@ -101,7 +101,7 @@ ROWS = [
     Row(
         "backend down: the task waits Pending and start raises a retry",
         world(),
-        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, PATCH_STATUS, EVENT],
+        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, EVENT, PATCH_STATUS],
         [("login", "db")],
         "Pending",
         ("False", "BackendUnavailable"),
@@ -111,7 +111,7 @@ ROWS = [
     Row(
         "the Secret's name is taken by someone else's: waits, never overwritten",
         [*world(), {"kind": "Secret", "metadata": {"name": "t1-db", "namespace": "team-a"}}],
-        [GET_TASK, *RESOLVE, GET_SECRET, PATCH_STATUS, EVENT],
+        [GET_TASK, *RESOLVE, GET_SECRET, EVENT, PATCH_STATUS],
         [],
         "Pending",
         ("False", "SecretConflict"),
@@ -120,7 +120,7 @@ ROWS = [
     Row(
         "no such AgentCredential: waits, nothing sent anywhere",
         [namespace(), service_account(), credential_backend(), agent_task()],
-        [GET_TASK, GET_CREDENTIAL, PATCH_STATUS, EVENT],
+        [GET_TASK, GET_CREDENTIAL, EVENT, PATCH_STATUS],
         [],
         "Pending",
         ("False", "CredentialNotFound"),
@@ -129,7 +129,7 @@ ROWS = [
     Row(
         "no such ServiceAccount: the login's TokenRequest is refused, the task waits",
         [namespace(), credential_backend(), agent_credential(), agent_task()],
-        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, TOKEN, PATCH_STATUS, EVENT],
+        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, TOKEN, EVENT, PATCH_STATUS],
         [("login", "db")],
         "Pending",
         ("False", "ReferenceNotFound"),
