@@ -345,7 +345,7 @@ def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
     kubeconfig = write_kubeconfig(state.root / "kubeconfig", port, pki)
     _start_controller_manager(state, bins, pki, kubeconfig)
     reviewer = make_token_reviewer(server, admin_ssl_context(pki), state.data("pki"))
-    # The operator's own namespace: session records and operator-side Secrets live here.
+    # The operator's own namespace: lease records and operator-side Secrets live here.
     api(
         server,
         admin_ssl_context(pki),

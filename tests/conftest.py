@@ -7,7 +7,7 @@ end, checking that no process it recorded is left alive.
 Whatever ``make dev`` left (either form) is set aside first: its operator stopped, the
 in-cluster one removed, namespaces an earlier run left ``Terminating`` released. The run
 must leave the testbed as it found it: at the end, namespaces it created still there,
-test CredentialBackends, session records or child processes fail it (support/hygiene.py).
+test CredentialBackends, lease records or child processes fail it (support/hygiene.py).
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ async def _operator(config: settings_mod.Settings) -> None:
 def _lost(reason: str) -> None:
     """Leadership is gone: stop handling at once, so no handler of ours runs next to the new
     leader's. Exit 1 without unwinding (as controller-runtime does); the kubelet restarts
-    this pod as a standby. Write-ahead session records make a cut-off issuance safe."""
+    this pod as a standby. Write-ahead lease records make a cut-off issuance safe."""
     log.error("leader election lost (%s); exiting", reason)
     logging.shutdown()
     os._exit(1)

@@ -30,7 +30,7 @@ class Settings:
     log_format: str = "json"
     log_level: str = "INFO"
     namespaces: tuple[str, ...] = ()  # empty: every namespace
-    # The operator's own namespace (Downward API in the Deployment): session records and
+    # The operator's own namespace (Downward API in the Deployment): lease records and
     # operator-side Secrets (appRole secret ids, Vault tokens) live here, never in a tenant's.
     namespace: str = "agentcred-system"
     # Never served, even cluster-wide: the system's namespaces (and always the operator's).

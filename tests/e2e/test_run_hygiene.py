@@ -1,6 +1,6 @@
 """The end-of-run check (support/hygiene.py) sees what a run can leave behind on the real
 API server: a namespace stuck Terminating on an AgentTask's finalizer, a test
-CredentialBackend, a session record, a task in a namespace the run did not create; and
+CredentialBackend, a lease record, a task in a namespace the run did not create; and
 passes once they are gone."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_the_check_names_what_a_run_left_and_passes_once_it_is_gone(
         left = hygiene.leftovers(kube, before, own, wait=3)
         assert any(f"namespace {ns} stuck Terminating" in x and "'held'" in x for x in left), left
         assert f"CredentialBackend {backend}" in left
-        assert f"session record {own}/{record}" in left
+        assert f"lease record {own}/{record}" in left
         assert f"agenttasks default/{ns}" in left
     finally:
         hygiene.forget(kube, ns, own)  # what the namespace fixture does

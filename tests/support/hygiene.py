@@ -6,7 +6,7 @@ finalizer no running operator will remove) is re-listed by the namespace control
 without end, and 59 of them kept the API server, etcd and the controller manager at
 ~40 % of this machine's two cores, making the timing-sensitive suites flaky (issue 19).
 
-``Baseline`` records the namespaces, CredentialBackends and session records present when
+``Baseline`` records the namespaces, CredentialBackends and lease records present when
 the run starts; ``leftovers`` waits (bounded, on a watch) for the namespaces
 the run created to go, and names what is left. ``release_stuck`` empties namespaces an
 earlier run left stuck, so a run starts clean whatever came before it.
@@ -25,7 +25,7 @@ from kubernetes.client.rest import ApiException
 
 from support.kube import GROUP, VERSION
 
-SESSION_SELECTOR = "agentcred.io/session=true"  # services/sessions.py labels(): the records
+SESSION_SELECTOR = "agentcred.io/session=true"  # services/lease_records.py labels(): the records
 # How long the namespace controller gets to empty the run's last namespaces: it deletes a
 # namespace's content in a few seconds on this testbed; a finalizer nobody removes never.
 WAIT_SECONDS = float(os.environ.get("AGENTCRED_LEFTOVER_WAIT", "90"))
@@ -179,7 +179,7 @@ def leftovers(
         o for o in _objects(api) - before.objects if o.split(" ")[1].split("/")[0] in now
     )
     found += [
-        f"session record {operator_namespace}/{name}"
+        f"lease record {operator_namespace}/{name}"
         for name in sorted(_records(core, operator_namespace) - before.records)
     ]
     return found
@@ -187,7 +187,7 @@ def leftovers(
 
 def forget(api: client.ApiClient, namespace: str, operator_namespace: str) -> None:
     """Before deleting a test's namespace once its operator stopped: release its tasks (or
-    the namespace stays Terminating for good) and delete their session records (no sweep
+    the namespace stays Terminating for good) and delete their lease records (no sweep
     of a later operator will find them: the tests' operators watch their own namespaces).
     The credentials behind those records end by their TTL in the testbed's servers."""
     release_tasks(api, namespace)

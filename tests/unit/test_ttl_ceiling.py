@@ -393,7 +393,7 @@ def test_the_ceiling_and_allow_unleased_travel_with_the_resolved_credential() ->
     allowing = {**BACKEND, "vault": {**BACKEND["vault"], "allowUnleased": True}}
     unleased_ok = resolve({"path": "database/creds/team-a_ro"}, allowing)
     assert unleased_ok.vault is not None and unleased_ok.vault.allow_unleased is True
-    # what a session record keeps, and reads back (renewal checks against the same)
+    # what a lease record keeps, and reads back (renewal checks against the same)
     assert parse_resolved(to_json(unleased_ok)) == unleased_ok
     old_record = {k: v for k, v in to_json(bound).items() if k != "maxTTL"}
     assert parse_resolved(old_record).max_ttl is None

@@ -45,9 +45,9 @@ class Label(StrEnum):
     MANAGED_BY = "app.kubernetes.io/managed-by"
     NAME = "app.kubernetes.io/name"
     COMPONENT = "app.kubernetes.io/component"
-    TASK = f"{GROUP}/task"  # on generated Secrets and session records (maybe shortened)
+    TASK = f"{GROUP}/task"  # on generated Secrets and lease records (maybe shortened)
     CREDENTIAL = f"{GROUP}/credential"
-    SESSION = f"{GROUP}/session"  # marks a session record
+    SESSION = f"{GROUP}/session"  # marks a lease-record Secret (on-cluster name kept)
     TASK_UID = f"{GROUP}/task-uid"
     TASK_NAMESPACE = f"{GROUP}/task-namespace"
 

@@ -73,7 +73,7 @@ class Deps:
     scheduler: Scheduler = field(default_factory=Scheduler)
     active: set[str] = field(default_factory=set)  # uids of Active tasks (a gauge)
     # resourceVersions of generated Secrets as we last wrote them (drift detection), and
-    # of session Secrets as last read or written: a write at that version is one request
+    # of lease-record Secrets as last read or written: a write at that version is one request
     # (kube/secrets.write_secret's known_version; a stale one costs a 409 and the long way)
     written: dict[tuple[str, str], str] = field(default_factory=dict)
     pods: PodIndex = field(default_factory=PodIndex)

@@ -43,7 +43,7 @@ from agentcred.models.parse import to_json
 from agentcred.models.resolved import ResolvedCredential
 from agentcred.models.status import CredentialEntry, timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import revocation, sessions, static_reads, task_status
+from agentcred.services import lease_records, revocation, static_reads, task_status
 from agentcred.services.authorization import Refused, authorize_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
@@ -76,7 +76,7 @@ class BoundCredential:
 
     ref: CredentialRef
     spec: ResolvedCredential  # the credential merged with its backend's connection
-    raw_spec: Mapping[str, Any]  # its JSON, as session records keep it
+    raw_spec: Mapping[str, Any]  # its JSON, as lease records keep it
     backend: Backend
 
 
@@ -212,14 +212,14 @@ async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> 
 
 
 async def issue(
-    deps: Deps, task: TaskView, bound: BoundCredential, *, session_key: str, cid: str
+    deps: Deps, task: TaskView, bound: BoundCredential, *, record_key: str, cid: str
 ) -> tuple[Issued, SecretInfo]:
     """Issue (or read) the credential and write the generated Secret."""
     caps = bound.backend.capabilities(bound.spec)
     if caps.static:
-        issued = await _read_static(deps, task, bound, session_key, cid)
+        issued = await _read_static(deps, task, bound, record_key, cid)
     else:
-        issued = await _issue_lease(deps, task, bound, session_key, cid)
+        issued = await _issue_lease(deps, task, bound, record_key, cid)
     try:
         extra = render(bound.spec.template, issued.data)
     except TemplateError as exc:
@@ -229,7 +229,7 @@ async def issue(
 
 
 async def _read_static(
-    deps: Deps, task: TaskView, bound: BoundCredential, session_key: str, cid: str
+    deps: Deps, task: TaskView, bound: BoundCredential, record_key: str, cid: str
 ) -> Issued:
     """A static secret, read once per point of its refresh grid for everyone sharing it
     (``timing.shared_refresh_at``): the read is kept until just before the next point."""
@@ -238,7 +238,7 @@ async def _read_static(
     point = shared_refresh_point(now, bound.spec.refresh_interval, key)
     keep = (point - now).total_seconds() - SHARED_MARGIN  # > 0: the point is past the margin
     return await deps.static_reads.read(
-        key, keep, lambda: _issue_lease(deps, task, bound, session_key, cid)
+        key, keep, lambda: _issue_lease(deps, task, bound, record_key, cid)
     )
 
 
@@ -252,24 +252,24 @@ def static_key(task: TaskView, bound: BoundCredential) -> static_reads.Key:
 
 
 async def _issue_lease(
-    deps: Deps, task: TaskView, bound: BoundCredential, session_key: str, cid: str
+    deps: Deps, task: TaskView, bound: BoundCredential, record_key: str, cid: str
 ) -> Issued:
     """Log in (recording the session first), then issue."""
     request = request_for(deps, task, bound, cid)
     backend = bound.backend
     session: Session | None = None
     target = bound.spec.target
-    if keeps_no_session(bound):
+    if keeps_no_record(bound):
         async with deps.limits.slot(task.namespace, target):
             issued = await backend.issue(request)
         check_ceiling(bound, issued)
         _render_or_fail(bound, issued)
         return issued
-    records = await _retire_stale(deps, task, session_key)  # the records, read once
+    records = await _retire_stale(deps, task, record_key)  # the records, read once
     if isinstance(backend, SessionBackend):
         async with deps.limits.slot(task.namespace, target):
             session = await backend.login(request)
-        records[session_key] = sessions.SessionRecord(
+        records[record_key] = lease_records.LeaseRecord(
             credential=bound.ref.name,
             backend=bound.spec.backend_kind,
             spec=bound.raw_spec,
@@ -277,14 +277,14 @@ async def _issue_lease(
             session=session,
             service_account=task.spec.service_account_name,
         )
-        await sessions.save(deps, task, records)  # write-ahead: before the lease exists
+        await lease_records.save(deps, task, records)  # write-ahead: before the lease exists
     try:
         if isinstance(backend, SessionBackend) and session is not None:
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue_with(request, session)
             if issued.session is None:  # a static read keeps no session
-                records.pop(session_key, None)
-                await sessions.save(deps, task, records)
+                records.pop(record_key, None)
+                await lease_records.save(deps, task, records)
         else:
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue(request)
@@ -292,18 +292,18 @@ async def _issue_lease(
         _render_or_fail(bound, issued)  # fail before anything is written
     except BaseException:
         if session is not None:
-            await discard(deps, task, bound, session, session_key, cid)
+            await discard(deps, task, bound, session, record_key, cid)
         raise
     return issued
 
 
-def keeps_no_session(bound: BoundCredential) -> bool:
+def keeps_no_record(bound: BoundCredential) -> bool:
     """A static read, or a backend without sessions: nothing to record before issuing.
 
     A static read's login (Vault: a token used for one read) is revoked by the backend
     right after the read and never leaves the process, so it gets no write-ahead record:
     if the operator dies between that login and its revocation, the token expires at
-    the end of its role's TTL, unused. This saves a session Secret's create, delete and
+    the end of its role's TTL, unused. This saves a lease-record Secret's create, delete and
     three reads per task on the most common credential."""
     backend = bound.backend
     return backend.capabilities(bound.spec).static or not isinstance(backend, SessionBackend)
@@ -332,14 +332,16 @@ def _render_or_fail(bound: BoundCredential, issued: Issued) -> None:
         raise TaskFailed("TemplateError", f"AgentCredential {bound.ref.name}: {exc}") from None
 
 
-async def _retire_stale(deps: Deps, task: TaskView, key: str) -> dict[str, sessions.SessionRecord]:
+async def _retire_stale(
+    deps: Deps, task: TaskView, key: str
+) -> dict[str, lease_records.LeaseRecord]:
     """A session already under ``key`` is from an attempt that never completed (the
     operator died before recording it, or its Secret was lost): revoke it before its
     slot is reused, or park it under a unique key so that cleanup and the sweep still
     find it. A write-ahead record is never overwritten. Returns the task's records as
     read (the parked one included), for the caller's one write of the new record; until
     that write, an unrevoked stale session stays recorded under ``key``."""
-    records = await sessions.load(deps, task.uid)
+    records = await lease_records.load(deps, task.uid)
     accounts = [r.service_account for r in records.values()]
     verdict = task_identity.check(task.status, task.spec, accounts)
     if verdict.changed:  # never log in as another identity than the task's sessions were
@@ -359,7 +361,7 @@ async def discard(
             await bound.backend.revoke(Lease(bound.spec, "", session, cid))
     except Exception:
         return
-    await sessions.drop(deps, task, key)
+    await lease_records.drop(deps, task, key)
 
 
 async def write_secret(

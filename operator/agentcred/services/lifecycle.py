@@ -3,7 +3,7 @@
 ``start`` is idempotent: it issues only what the task's status does not already
 record (with its Secret present), so an operator restart never issues twice.
 ``end`` records the final phase first and then cleans up; cleanup revokes every
-session in the task's session Secret (which parents every lease it ever issued,
+session in the task's lease-record Secret (which parents every lease it ever issued,
 recorded or not), deletes the generated Secrets and retries until that is done.
 """
 
@@ -22,7 +22,7 @@ from agentcred.models.api_names import EventReason, Reason
 from agentcred.models.errors import retry_decision
 from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
-from agentcred.services import issuance, pod_binding, report, revocation, sessions, task_status
+from agentcred.services import issuance, lease_records, pod_binding, report, revocation, task_status
 from agentcred.services.deps import Deps
 from agentcred.services.due import initial_delay
 from agentcred.services.errors import TaskFailed, TaskRetry
@@ -277,7 +277,7 @@ async def _issue_one(
         backend_kind = bound.spec.backend_kind
         await issuance.ensure_secret_free(deps, task, ref)
         with metrics.ISSUE_DURATION.labels(backend_kind).time():
-            issued, info = await issuance.issue(deps, task, bound, session_key=ref.name, cid=cid)
+            issued, info = await issuance.issue(deps, task, bound, record_key=ref.name, cid=cid)
     except (TaskRetry, TaskFailed, BackendError) as exc:
         failure = _as_task_error(exc, ref)
         line = report.Audit("issue", "failure", ref.name, backend_kind, "", cid, failure.reason)
@@ -380,7 +380,7 @@ async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: st
 
 async def cleanup_pending(deps: Deps, task: TaskView) -> bool:
     """Whether an ended task still holds sessions or generated Secrets."""
-    if await sessions.load(deps, task.uid):
+    if await lease_records.load(deps, task.uid):
         return True
     return any(e.state is EntryState.ISSUED for e in task.entries)
 
@@ -398,13 +398,13 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
     for name in sorted({e.secret_name for e in task.entries if e.secret_name} - named):
         await secrets.delete_secret(deps.api, task.namespace, name, owner_uid=task.uid)
         deps.written.pop((task.namespace, name), None)
-    records = await sessions.load(deps, task.uid)
-    remaining: dict[str, sessions.SessionRecord] = {}
+    records = await lease_records.load(deps, task.uid)
+    remaining: dict[str, lease_records.LeaseRecord] = {}
     for key, record in records.items():
         if not await _revoke(deps, task, record):
             remaining[key] = record
-    if records:  # no session Secret (a static read, STS): nothing to rewrite or delete
-        await sessions.save(deps, task, remaining)
+    if records:  # no lease-record Secret (a static read, STS): nothing to rewrite or delete
+        await lease_records.save(deps, task, remaining)
     if not task.deleting:
         await patch(
             deps,
@@ -417,7 +417,7 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
         raise TaskRetry(Reason.REVOKE_FAILED, message)
 
 
-async def _revoke(deps: Deps, task: TaskView, record: sessions.SessionRecord) -> bool:
+async def _revoke(deps: Deps, task: TaskView, record: lease_records.LeaseRecord) -> bool:
     """Revoke one session of a live task (with an Event); True when it is gone."""
     gone = await revocation.revoke_for_task(deps, task, record)
     if gone:

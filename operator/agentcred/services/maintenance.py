@@ -30,7 +30,7 @@ from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import Condition, CredentialEntry, EntryState, Phase, timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import issuance, lifecycle, report, sessions, task_status
+from agentcred.services import issuance, lease_records, lifecycle, report, task_status
 from agentcred.services.deps import Deps
 from agentcred.services.due import IDLE, next_due
 from agentcred.services.errors import TaskFailed, TaskRetry
@@ -117,7 +117,7 @@ async def act(deps: Deps, task: TaskView) -> TaskView | None:
             task = await _act_on(deps, task, ref, entry, now)
             if task.ended:
                 return None
-    except TaskFailed as failure:  # a session record logged in as another account
+    except TaskFailed as failure:  # a lease record logged in as another account
         if failure.reason != identity.IDENTITY_CHANGED:
             raise
         await lifecycle.end_for_identity(deps, task, failure.message)
@@ -218,8 +218,8 @@ async def renew_in_place(
     cid: str,
 ) -> Renewed | None:
     """Renew the lease with the connection it was issued under (never a later-edited
-    backend's); None when it cannot be renewed (no session record, denied, gone)."""
-    records = await sessions.load(deps, task.uid)
+    backend's); None when it cannot be renewed (no lease record, denied, gone)."""
+    records = await lease_records.load(deps, task.uid)
     verdict = identity.check(task.status, task.spec, [r.service_account for r in records.values()])
     if verdict.changed:
         raise TaskFailed(identity.IDENTITY_CHANGED, verdict.message)
@@ -274,13 +274,13 @@ async def reissue(
 ) -> TaskView:
     """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``."""
     cid = audit.new_correlation_id()
-    next_key = ref.name + sessions.NEXT
-    issued, info = await issuance.issue(deps, task, bound, session_key=next_key, cid=cid)
+    next_key = ref.name + lease_records.NEXT
+    issued, info = await issuance.issue(deps, task, bound, record_key=next_key, cid=cid)
     old = None
-    if not issuance.keeps_no_session(bound):
-        old = await _rotate_sessions(deps, task, ref)
+    if not issuance.keeps_no_record(bound):
+        old = await _rotate_records(deps, task, ref)
     elif (previous := task.entry(ref.name)) is not None and previous.revocable:
-        await _give_up_sessions(deps, task, ref)  # a lease until now: edited to a static read
+        await _give_up_records(deps, task, ref)  # a lease until now: edited to a static read
     retire_at = deps.clock() + overlap if old is not None else None
     entry = _reissued_entry(deps, task, ref, bound, issued, info, retire_at)
     fact = report.replaced(
@@ -319,45 +319,45 @@ def _reissued_entry(
     return dataclasses.replace(entry, retire_at=retire_at)
 
 
-async def _rotate_sessions(
+async def _rotate_records(
     deps: Deps, task: TaskView, ref: CredentialRef
-) -> sessions.SessionRecord | None:
+) -> lease_records.LeaseRecord | None:
     """After a re-issue: the new session becomes current, the old one is kept as previous
     (retired after the overlap), an older previous is revoked now. Returns the old one."""
-    next_key = ref.name + sessions.NEXT
-    records = await sessions.load(deps, task.uid)
+    next_key = ref.name + lease_records.NEXT
+    records = await lease_records.load(deps, task.uid)
     old, new = records.pop(ref.name, None), records.pop(next_key, None)
-    stale = records.pop(ref.name + sessions.PREVIOUS, None)
+    stale = records.pop(ref.name + lease_records.PREVIOUS, None)
     if stale is not None:
         await lifecycle._revoke(deps, task, stale)
     if old is not None:
-        records[ref.name + sessions.PREVIOUS] = old
+        records[ref.name + lease_records.PREVIOUS] = old
     if new is not None:
         records[ref.name] = new
-    await sessions.save(deps, task, records)
+    await lease_records.save(deps, task, records)
     return old
 
 
-async def _give_up_sessions(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
+async def _give_up_records(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
     """A credential edited from a lease to a static read keeps no session: the sessions of
     its earlier leases are revoked now, not when the task ends, and their records dropped
     (one that cannot be revoked yet stays for the task's end or the sweep)."""
-    records = await sessions.load(deps, task.uid)
-    keys = [k for k in (ref.name, ref.name + sessions.PREVIOUS) if k in records]
+    records = await lease_records.load(deps, task.uid)
+    keys = [k for k in (ref.name, ref.name + lease_records.PREVIOUS) if k in records]
     gone = [k for k in keys if await lifecycle._revoke(deps, task, records[k])]
     if gone:
-        await sessions.save(deps, task, {k: v for k, v in records.items() if k not in gone})
+        await lease_records.save(deps, task, {k: v for k, v in records.items() if k not in gone})
 
 
 async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> TaskView:
     """Revoke the credential kept during a re-issue overlap."""
-    records = await sessions.load(deps, task.uid)
-    old = records.get(ref.name + sessions.PREVIOUS)
+    records = await lease_records.load(deps, task.uid)
+    old = records.get(ref.name + lease_records.PREVIOUS)
     if old is not None and not await lifecycle._revoke(deps, task, old):
         raise TaskRetry(Reason.REVOKE_FAILED, f"{ref.name}: previous credential not revoked yet")
     if old is not None:  # the records as just read: no second read to drop it
-        records.pop(ref.name + sessions.PREVIOUS)
-        await sessions.save(deps, task, records)
+        records.pop(ref.name + lease_records.PREVIOUS)
+        await lease_records.save(deps, task, records)
     entry = task.entry(ref.name)
     if entry is None:
         return task

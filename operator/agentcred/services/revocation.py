@@ -9,14 +9,14 @@ from agentcred.backends.base import BackendError, BackendUnavailable, Lease
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
 from agentcred.services.deps import Deps
-from agentcred.services.sessions import SessionRecord
+from agentcred.services.lease_records import LeaseRecord
 from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.tasks")
 
 
 async def revoke_record(
-    deps: Deps, record: SessionRecord, *, namespace: str, task: str, service_account: str
+    deps: Deps, record: LeaseRecord, *, namespace: str, task: str, service_account: str
 ) -> bool:
     """True when the session is gone: revoked now, already gone, expired, or unrevocable."""
     cid = audit.new_correlation_id()
@@ -55,7 +55,7 @@ async def revoke_record(
     return True
 
 
-async def revoke_for_task(deps: Deps, task: TaskView, record: SessionRecord) -> bool:
+async def revoke_for_task(deps: Deps, task: TaskView, record: LeaseRecord) -> bool:
     """``revoke_record`` for a session of ``task``; True when it is gone. The audit names
     the account the session was logged in as (the spec's, for records from before it was
     kept): after an identity change the two differ."""

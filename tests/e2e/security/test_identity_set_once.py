@@ -76,7 +76,7 @@ def refused(edit: Any, *args: Any) -> str:
 
 
 def written(scene: Scenario, env: dict[str, str]) -> set[str]:
-    """Every Secret the operator holds for this namespace: generated and session records."""
+    """Every Secret the operator holds for this namespace: generated and lease records."""
     generated = scene.core.list_namespaced_secret(
         scene.ns, label_selector="app.kubernetes.io/managed-by=agentcred"
     ).items
@@ -257,7 +257,7 @@ def test_the_operator_never_acts_for_a_changed_identity(
     assert status["identity"]["serviceAccountName"] == AGENT, "the record was rewritten"
     wait_for(lambda: scene.read_secret("t-db") is None, 30, "the Secret deleted")
     wait_for(lambda: not vault.leases(testbed_env, agent_path + "/"), 30, "the lease revoked")
-    wait_for(lambda: not written(scene, testbed_env), 30, "the session record gone")
+    wait_for(lambda: not written(scene, testbed_env), 30, "the lease record gone")
     # Nothing for the new identity: no lease of its role, no issue as it.
     assert vault.leases(testbed_env, privileged_path + "/") == []
     acted = [

@@ -45,7 +45,7 @@ def ready(scene: Scenario, name: str) -> dict[str, str] | None:
 
 
 def written(scene: Scenario, env: dict[str, str]) -> list[str]:
-    """Everything the operator wrote for this namespace: generated and session Secrets."""
+    """Everything the operator wrote for this namespace: generated and lease-record Secrets."""
     generated = scene.core.list_namespaced_secret(
         scene.ns, label_selector="app.kubernetes.io/managed-by=agentcred"
     ).items
@@ -322,7 +322,7 @@ def test_a_forged_session_secret_in_a_tenant_namespace_is_ignored(
     scenario: Scenario, operator: OperatorProcess, attacker: Listener, testbed_env: dict[str, str]
 ) -> None:
     """A tenant with ``edit`` in its namespace can write any Secret there; one dressed as a
-    session record pointing at the attacker must never be read, let alone revoked."""
+    lease record pointing at the attacker must never be read, let alone revoked."""
     record = {
         "credential": "db",
         "backend": "vault",

@@ -246,8 +246,8 @@ class Harness:
             return None
         return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
 
-    def session_keys(self, name: str = "t1", ns: str = NAMESPACE) -> list[str]:
-        """The keys of the task's session record (empty: no record)."""
+    def record_keys(self, name: str = "t1", ns: str = NAMESPACE) -> list[str]:
+        """The keys of the task's lease record (empty: no record)."""
         uid = self.body(name, ns)["metadata"]["uid"]
         data = self.secret_data(OPERATOR_NAMESPACE, f"agentcred-session-{uid}")
         return sorted(data or {})

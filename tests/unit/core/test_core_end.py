@@ -28,7 +28,7 @@ from support.harness.calls import (
 from support.harness.objects import OPERATOR_NAMESPACE, agent_task, pod, world
 
 # The end of a task holding one Vault lease: its Secret deleted, its session revoked
-# (CredentialRevoked) and the session record deleted, then the final phase with the
+# (CredentialRevoked) and the lease record deleted, then the final phase with the
 # revoked entries in one patch, then TaskEnded.
 CLEANUP = [*DELETE_OURS, GET_SECRET, EVENT, *DELETE_OURS]
 ENDED = [PATCH_STATUS, EVENT]
@@ -50,7 +50,7 @@ def test_completed_the_task_succeeds_and_everything_is_revoked() -> None:
         status = h.status()
         assert (status["phase"], status["reason"]) == ("Succeeded", "Completed")
         assert h.entry()["state"] == "Revoked"
-        assert h.secret_data("team-a", "t1-db") is None and h.session_keys() == []
+        assert h.secret_data("team-a", "t1-db") is None and h.record_keys() == []
         await h.delete()  # then deleted: nothing is left to do
         assert h.take() == [GET_TASK, GET_SECRET, GET_SECRET]
         assert h.task() is None and h.backends["vault"].take() == []
@@ -66,7 +66,7 @@ def test_deleted_before_it_finished_the_task_fails_and_everything_is_revoked() -
         assert h.take() == [GET_TASK, PATCH_STATUS, EVENT, *CLEANUP]
         assert h.backends["vault"].take() == [("revoke", "accessor-1")]
         assert h.task() is None
-        assert not [s for s in h.server.of("secrets")]  # neither Secret nor session record
+        assert not [s for s in h.server.of("secrets")]  # neither Secret nor lease record
         assert h.next_due() is None  # forgotten by the scheduler
 
     play(Harness(world()), scenario)
@@ -152,7 +152,7 @@ def test_an_edited_secret_is_restored_with_a_fresh_credential_and_the_exposed_on
             "username": "user-lease-4",
             "password": "pw-lease-4",
         }
-        assert h.session_keys() == ["db"] and h.entry()["reissues"] == 1
+        assert h.record_keys() == ["db"] and h.entry()["reissues"] == 1
 
     play(Harness(world()), scenario)
 
@@ -223,7 +223,7 @@ def test_a_task_deleted_while_its_issue_is_in_flight_is_cleaned_up_after_it() ->
         await asyncio.gather(starting, deleting)
         assert h.task() is None
         assert [op for op, _ in slow.take()] == ["login", "issue", "revoke"]
-        assert not h.server.of("secrets")  # neither the Secret nor the session record
+        assert not h.server.of("secrets")  # neither the Secret nor the lease record
 
     play(Harness(world(), {"vault": Slow()}), scenario)
 
@@ -238,12 +238,12 @@ def test_a_revocation_that_fails_for_now_is_retried_until_the_session_is_gone() 
         assert caught.value.reason == "RevokeFailed"
         assert h.status()["phase"] == "Succeeded"  # the outcome is recorded anyway
         assert h.secret_data("team-a", "t1-db") is None  # the Secret goes first
-        assert h.session_keys() == ["db"]  # the record stays until the session is gone
+        assert h.record_keys() == ["db"]  # the record stays until the session is gone
         vault.heal()
         vault.take()
         await h.advance(h.next_due() or 0)
         assert vault.take() == [("revoke", "accessor-1")]
-        assert h.session_keys() == []
+        assert h.record_keys() == []
         h.take()
         assert h.next_due() is None  # cleanup done: forgotten at once, no step to look again
 

@@ -49,7 +49,7 @@ class Row:
     ready: tuple[str, str]
     backends: dict[str, FakeBackend] | None = None
     retry: str | None = None  # the TaskRetry reason start raises, if any
-    sessions: list[str] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)
 
 
 ROWS = [
@@ -60,7 +60,7 @@ ROWS = [
         [("login", "db"), ("issue", "db")],
         "Active",
         ("True", "CredentialsIssued"),
-        sessions=["db"],
+        records=["db"],
     ),
     Row(
         "unrenewable lease",
@@ -69,7 +69,7 @@ ROWS = [
         [("login", "db"), ("issue", "db")],
         "Active",
         ("True", "CredentialsIssued"),
-        sessions=["db"],
+        records=["db"],
     ),
     Row(
         "static secret: no session recorded",
@@ -80,7 +80,7 @@ ROWS = [
         ("True", "CredentialsIssued"),
     ),
     Row(
-        "static read through a session backend (Vault KV): a token, no session record",
+        "static read through a session backend (Vault KV): a token, no lease record",
         world(request="vault-kv"),
         [GET_TASK, *RESOLVE, GET_SECRET, TOKEN, CREATE_SECRET, *ISSUED],
         [("issue", "db")],
@@ -151,7 +151,7 @@ def test_issue(row: Row) -> None:
         assert [c for b in h.backends.values() for c in b.take()] == row.backend_calls
         assert h.status()["phase"] == row.phase
         assert h.ready() == row.ready
-        assert h.session_keys() == row.sessions
+        assert h.record_keys() == row.records
 
     play(Harness(row.objects, row.backends), scenario)
 

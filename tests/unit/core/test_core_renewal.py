@@ -45,7 +45,7 @@ class Row:
     calls: list[Short]
     backend_calls: list[tuple[str, str]]
     entry: dict[str, object]  # fields of the credential's status entry after the step
-    sessions: list[str]
+    records: list[str]
     backends: dict[str, FakeBackend] | None = None
     prepare: Callable[[Harness], None] = lambda h: None
 
@@ -121,7 +121,7 @@ def test_the_first_scheduled_step(row: Row) -> None:
         entry = h.entry()
         assert {k: entry.get(k) for k in row.entry} == row.entry
         assert entry["state"] == "Issued" and h.status()["phase"] == "Active"
-        assert h.session_keys() == row.sessions
+        assert h.record_keys() == row.records
 
     play(Harness(row.objects, row.backends), scenario)
 
@@ -136,7 +136,7 @@ def test_the_overlapped_credential_is_revoked_at_retire_at() -> None:
         await h.advance(30)
         assert h.take() == [*STEP, *RETIRE, *AGAIN]
         assert h.backends["awsSts"].take() == [("revoke", "accessor-1")]
-        assert h.session_keys() == ["db"]
+        assert h.record_keys() == ["db"]
         assert "retireAt" not in h.entry()
 
     play(Harness(world(request="awsSts")), scenario)

@@ -66,7 +66,7 @@ def test_the_crd_describes_every_entry_state_the_operator_writes() -> None:
 def test_a_credential_edited_from_dynamic_to_static_gives_up_its_session_at_once() -> None:
     async def scenario(h: Harness) -> None:
         await h.start()
-        assert h.session_keys() == ["db"]
+        assert h.record_keys() == ["db"]
         vault = h.backends["vault"]
         vault.take()
         h.server.edit(
@@ -78,7 +78,7 @@ def test_a_credential_edited_from_dynamic_to_static_gives_up_its_session_at_once
         await h.advance(h.next_due() or 0)  # its next refresh reads the static secret
         assert h.secret_data("team-a", "t1-db") == {"value": "v1"}
         assert vault.take() == [("issue", "db"), ("revoke", "accessor-1")]
-        assert h.session_keys() == []  # the old lease is revoked now, not at the task's end
+        assert h.record_keys() == []  # the old lease is revoked now, not at the task's end
         assert h.entry()["revocable"] is False
 
     play(Harness(world()), scenario)

@@ -9,7 +9,7 @@ are outside the harness; ``make bench`` counts everything at the API server.
 
 Issue 19 ("lock, read once, decide, write once"), before -> after, requests per task:
 
-- create -> Active: Vault dynamic 12 -> 11 (the session records read once for the
+- create -> Active: Vault dynamic 12 -> 11 (the lease records read once for the
   stale-session check and the write-ahead record: get secrets 3 -> 2); KV 9 -> 9;
   AWS Secrets Manager 8 -> 8.
 - completion -> gone: Vault dynamic 12 -> 12; KV 9 -> 9; AWS Secrets Manager 9 -> 9.
@@ -41,20 +41,20 @@ RESOLVE = {"get agentcredentials": 1, "get credentialbackends": 1, "get namespac
 
 BUDGETS = [
     Budget(
-        "vault",  # a lease with a write-ahead session record (Vault dynamic)
+        "vault",  # a lease with a write-ahead lease record (Vault dynamic)
         {
             "get agenttasks": 1,
             **RESOLVE,
             "get secrets": 2,  # the name is free; the records (no stale session), read once
             "create serviceaccounts/token": 1,
-            "create secrets": 2,  # the session record, the generated Secret
+            "create secrets": 2,  # the lease record, the generated Secret
             "create events": 1,
             "patch agenttasks/status": 1,
         },
         {
             "get agenttasks": 2,  # complete, then finalize
             "get secrets": 5,
-            "delete secrets": 2,  # the generated Secret, the session record
+            "delete secrets": 2,  # the generated Secret, the lease record
             "create events": 2,  # CredentialRevoked, TaskEnded
             "patch agenttasks/status": 1,
         },
@@ -125,7 +125,7 @@ def test_the_totals() -> None:
 
 
 STEPS = {
-    # renew in place: the task read once (under its lock), the session records, the
+    # renew in place: the task read once (under its lock), the lease records, the
     # Secret's expiry annotation patched at the version we wrote, LeaseRenewed, the entry
     "vault": {
         "get agenttasks": 1,

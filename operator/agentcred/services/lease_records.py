@@ -1,19 +1,27 @@
-"""Where a task's backend sessions (e.g. per-credential Vault tokens) live: a Secret in
-the operator's own namespace (``AGENTCRED_NAMESPACE``), never in the tenant's.
+"""Lease records: the write-ahead handle on every lease, kept in the operator's namespace.
 
-Every lease the operator issues for a task hangs off a session (a Vault token that
-parents it). The session is written to the task's session Secret *before* the lease
-is issued (write-ahead), so a lease is always findable from the cluster, even when
-the operator dies between issuing and recording it: revoking the session revokes
-the lease. Each record also keeps the *resolved* credential it came from (connection
-included), so renewal and revocation use the address the lease was issued under, even
-after the AgentCredential was deleted or its CredentialBackend edited.
+Vocabulary (one name each): a *lease* is a credential issued by a backend; a *session*
+is the backend login that parents it (a per-credential Vault token, ``backends.base.
+Session``); a *lease record* (``LeaseRecord``) is what the operator persists about one
+lease: its id, the session that parents it, the resolved credential and the account it
+was logged in as. A task's lease records are the entries of one Secret, the task's
+*lease-record Secret*, in the operator's own namespace (``AGENTCRED_NAMESPACE``), never
+in the tenant's. The Secret's name (``agentcred-session-<task uid>``) and its label
+(``agentcred.io/session=true``) keep the older word "session": existing clusters hold
+Secrets under them (and the sweep finds them by that label), so they are not renamed.
+
+The record is written *before* the lease is issued (write-ahead), so a lease is always
+findable from the cluster, even when the operator dies between issuing and recording it:
+revoking the session revokes the lease. Each record also keeps the *resolved* credential
+it came from (connection included), so renewal and revocation use the address the lease
+was issued under, even after the AgentCredential was deleted or its CredentialBackend
+edited.
 
 The records sit in the operator's namespace so that no tenant can read the tokens
-(or forge a record that points the operator somewhere): a Secret labelled like a
-session in a tenant namespace is never looked at.
+(or forge a record that points the operator somewhere): a Secret labelled like one
+in a tenant namespace is never looked at.
 
-The session Secret is deliberately not owned by the task: if the task vanishes
+The lease-record Secret is deliberately not owned by the task: if the task vanishes
 without its finalizer running, garbage collection must not erase the only handle on
 live leases; the orphan sweep finds the Secret by label and revokes what is in it.
 """
@@ -38,7 +46,9 @@ NEXT, PREVIOUS = ".next", ".previous"
 
 
 @dataclass(frozen=True)
-class SessionRecord:
+class LeaseRecord:
+    """One lease's write-ahead record (one entry of the task's lease-record Secret)."""
+
     credential: str
     backend: str
     spec: Mapping[str, Any]  # the resolved credential it was issued under (no secrets in it)
@@ -65,7 +75,7 @@ class SessionRecord:
         )
 
     @classmethod
-    def load(cls, text: str) -> SessionRecord:
+    def load(cls, text: str) -> LeaseRecord:
         """Parse one record; raise ``MalformedRecord`` (never the text) if it is not one."""
         try:
             raw = json.loads(text)
@@ -82,7 +92,7 @@ class SessionRecord:
                 service_account=str(raw.get("serviceAccount") or ""),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise MalformedRecord(f"not a session record ({type(exc).__name__})") from None
+            raise MalformedRecord(f"not a lease record ({type(exc).__name__})") from None
 
     def expired(self, now: datetime.datetime) -> bool:
         expires = self.session.expires_at
@@ -90,24 +100,25 @@ class SessionRecord:
 
 
 class MalformedRecord(ValueError):
-    """A session Secret's entry that is not a record we wrote: reported, never trusted."""
+    """A lease-record Secret's entry that is not a record we wrote: reported, never trusted."""
 
 
 def secret_name(task_uid: str) -> str:
+    # "session", not "lease-record": the name existing clusters hold (see the docstring).
     return f"agentcred-session-{task_uid}"
 
 
 def labels(task: TaskView) -> dict[str, str]:
     return {
         **MANAGED_BY_US,
-        Label.SESSION: "true",
+        Label.SESSION: "true",  # the on-cluster label keeps its name (see the docstring)
         Label.TASK: label_value(task.name),
         Label.TASK_UID: task.uid,
         Label.TASK_NAMESPACE: task.namespace,
     }
 
 
-async def load(deps: Deps, task_uid: str) -> dict[str, SessionRecord]:
+async def load(deps: Deps, task_uid: str) -> dict[str, LeaseRecord]:
     """The task's records, read fresh (their resourceVersion kept in ``deps.written``, so
     that the ``save`` that follows is one request)."""
     own, name = deps.settings.namespace, secret_name(task_uid)
@@ -117,11 +128,11 @@ async def load(deps: Deps, task_uid: str) -> dict[str, SessionRecord]:
         return {}
     data, info = found
     deps.written[(own, name)] = info.resource_version
-    return {key: SessionRecord.load(value) for key, value in data.items()}
+    return {key: LeaseRecord.load(value) for key, value in data.items()}
 
 
-async def save(deps: Deps, task: TaskView, records: Mapping[str, SessionRecord]) -> None:
-    """Replace the session Secret's content (delete it when nothing is left)."""
+async def save(deps: Deps, task: TaskView, records: Mapping[str, LeaseRecord]) -> None:
+    """Replace the lease-record Secret's content (delete it when nothing is left)."""
     own, name = deps.settings.namespace, secret_name(task.uid)
     if not records:
         await secrets.delete_secret(deps.api, own, name, owner_uid=None)
@@ -140,7 +151,7 @@ async def save(deps: Deps, task: TaskView, records: Mapping[str, SessionRecord])
     deps.written[(own, name)] = info.resource_version
 
 
-async def put(deps: Deps, task: TaskView, key: str, record: SessionRecord) -> None:
+async def put(deps: Deps, task: TaskView, key: str, record: LeaseRecord) -> None:
     records = await load(deps, task.uid)
     records[key] = record
     await save(deps, task, records)
