@@ -310,7 +310,7 @@ class Workload:
         return time.monotonic() - started
 
     def session_count(self) -> int:
-        """Lease records (write-ahead Vault tokens) in the operator's namespace."""
+        """Lease records (the write-ahead Vault token of each lease) in the operator's namespace."""
         path = ns_path(self.operator_namespace, "secrets")
         return sum(
             1 for _ in self.kube.list_items(path, selector=SESSION_SELECTOR, metadata_only=True)
