@@ -96,7 +96,10 @@ async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
         if fresh is None or fresh.deleting:
             return
         started = await _start(deps, fresh, attempt)
-    delay = initial_delay(started, deps.clock()) if started is not None else 0.0
+    if started is None:  # it ended here, its cleanup done (or TaskRetry raised): no step
+        deps.scheduler.forget(task.uid)
+        return
+    delay = initial_delay(started, deps.clock())
     if delay is not None:  # from the status just written: no read to learn it again
         deps.scheduler.schedule(key_of(task), delay)
 
@@ -139,12 +142,11 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
                 deps, task, ref, starting, activate=ref is todo[-1] and task.phase != Phase.ACTIVE
             )
         except TaskFailed as failure:
-            if starting:
-                task = await patch(deps, task, starting)
             await report.event(
                 deps.api, task, EventReason.ISSUE_FAILED, failure.message, warning=True
             )
-            await end(deps, task, Phase.FAILED, failure.reason, failure.message)
+            # A new task's Pending fields ride on its Failed patch: one status write.
+            await end(deps, task, Phase.FAILED, failure.reason, failure.message, starting)
             return None
         except TaskRetry as retry:
             await _waiting(deps, task, ref, retry.reason, retry.message, starting)
@@ -356,13 +358,27 @@ async def _deletion_cause(deps: Deps, task: TaskView) -> tuple[str, str]:
     return Reason.DELETED, "the task was deleted before it finished"
 
 
-async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: str) -> None:
-    """Delete everything the task holds and revoke it; the final phase is written with the
-    revoked entries in one status patch (on its own if the cleanup fails before that)."""
+async def end(
+    deps: Deps,
+    task: TaskView,
+    phase: Phase,
+    reason: str,
+    message: str,
+    starting: Mapping[str, Any] | None = None,
+) -> None:
+    """Delete everything the task holds and revoke it; the final phase (with ``starting``,
+    a new task's first fields) is written with the revoked entries in one status patch
+    (on its own if the cleanup fails before that). Done, the task leaves the schedule:
+    no later step to find nothing left."""
     deps.pods.unregister(task.namespace, task.uid)
-    final = task_status.ended(task.status, phase, reason, message, task.generation, deps.clock())
+    now = deps.clock()
+    final = {
+        **(starting or {}),
+        **task_status.ended(task.status, phase, reason, message, task.generation, now),
+    }
     try:
         await cleanup(deps, task, final)
+        deps.scheduler.forget(task.uid)
     except TaskRetry:
         raise  # cleanup wrote its patch (final phase included) before giving up for now
     except Exception:

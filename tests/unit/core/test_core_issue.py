@@ -90,9 +90,9 @@ ROWS = [
     Row(
         "backend refuses for good: the task fails, nothing is left",
         world(),
-        # Pending patched on its own, IssueFailed, then end: the cleanup finds nothing
-        # and the final phase is a second patch, then TaskEnded.
-        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, PATCH_STATUS, EVENT, *FAILED_END],
+        # IssueFailed, then end: the cleanup finds nothing, and the new task's Pending
+        # fields ride on the Failed patch (one status write), then TaskEnded.
+        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, EVENT, *FAILED_END],
         [("login", "db")],
         "Failed",
         ("False", "Denied"),
