@@ -12,6 +12,7 @@ objects alone, so a request outside the allow-list never reaches the backend.
 from __future__ import annotations
 
 from agentcred.kube import resources
+from agentcred.models.api_names import Reason
 from agentcred.models.backend import parse_backend_spec
 from agentcred.models.credential import AgentCredentialSpec
 from agentcred.models.errors import NotAllowed, OperatorError, SpecError, UnsafePattern
@@ -42,7 +43,7 @@ async def authorize_credential(
     )
     if body is None:
         raise Refused(
-            "BackendNotFound",
+            Reason.BACKEND_NOT_FOUND,
             f"AgentCredential {credential_name}: CredentialBackend {backend_name} does not exist",
             permanent=False,
         )
@@ -50,7 +51,7 @@ async def authorize_credential(
         backend = parse_backend_spec(body.get("spec") or {})
     except SpecError as exc:
         raise Refused(
-            "InvalidBackend",
+            Reason.INVALID_BACKEND,
             f"CredentialBackend {backend_name} cannot be used: {exc}",
             permanent=False,
         ) from None
@@ -68,16 +69,16 @@ async def authorize_credential(
         )
     except UnsafePattern as exc:  # the platform's allow-list, not the tenant's request
         raise Refused(
-            "InvalidBackend",
+            Reason.INVALID_BACKEND,
             f"AgentCredential {credential_name}: nothing is issued through CredentialBackend "
             f"{backend_name} until its allow-list is fixed: {exc}",
             permanent=False,
         ) from None
     except NotAllowed as exc:
         raise Refused(
-            "NotAllowed", f"AgentCredential {credential_name}: {exc}", permanent=True
+            Reason.NOT_ALLOWED, f"AgentCredential {credential_name}: {exc}", permanent=True
         ) from None
     except SpecError as exc:
         raise Refused(
-            "InvalidCredential", f"AgentCredential {credential_name}: {exc}", permanent=True
+            Reason.INVALID_CREDENTIAL, f"AgentCredential {credential_name}: {exc}", permanent=True
         ) from None

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from agentcred.backends.base import Capabilities, Issued
+from agentcred.models.api_names import ConditionType, Reason
 from agentcred.models.status import (
     Condition,
     CredentialEntry,
@@ -82,7 +83,9 @@ def ready(
     generation: int | None,
     now: datetime.datetime,
 ) -> list[Condition]:
-    cond = condition("Ready", ok=ok, reason=reason, message=message, generation=generation, now=now)
+    cond = condition(
+        ConditionType.READY, ok=ok, reason=reason, message=message, generation=generation, now=now
+    )
     return merge_conditions([cast(Condition, dict(c)) for c in old.get("conditions") or []], cond)
 
 
@@ -94,9 +97,9 @@ def recovered(
     if old.get("phase") != Phase.ACTIVE.value:
         return None
     conditions = old.get("conditions") or []
-    if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+    if any(c.get("type") == ConditionType.READY and c.get("status") == "True" for c in conditions):
         return None
-    return ready(old, True, "CredentialsIssued", "all credentials issued", generation, now)
+    return ready(old, True, Reason.CREDENTIALS_ISSUED, "all credentials issued", generation, now)
 
 
 def pending(old: Mapping[str, Any], generation: int | None, now: datetime.datetime) -> TaskStatus:
@@ -117,10 +120,12 @@ def active(
     entries = tuple(entries)
     status = TaskStatus(
         phase=Phase.ACTIVE.value,
-        reason="CredentialsIssued",
+        reason=Reason.CREDENTIALS_ISSUED,
         message=f"{len(entries)} credential(s) issued",
         credentials=entries_json(entries),
-        conditions=ready(old, True, "CredentialsIssued", "all credentials issued", generation, now),
+        conditions=ready(
+            old, True, Reason.CREDENTIALS_ISSUED, "all credentials issued", generation, now
+        ),
     )
     expiry = nearest_expiry(entries)
     if expiry:
