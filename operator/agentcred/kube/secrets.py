@@ -230,15 +230,38 @@ async def _create_or_take_over(api: ApiClient, body: Body, owner: OwnerRef | Non
 
 
 async def delete_secret(
-    api: ApiClient, namespace: str, name: str, *, owner_uid: str | None
+    api: ApiClient,
+    namespace: str,
+    name: str,
+    *,
+    owner_uid: str | None,
+    known_version: str | None = None,
 ) -> bool:
     """Delete the Secret if it is ours; False if it is missing or someone else's.
 
     The delete carries the uid and resourceVersion we checked as preconditions, so
     a Secret replaced by someone else in between is never deleted by mistake.
+    ``known_version``: the resourceVersion at which we wrote (or read and checked) it;
+    the delete is then sent at once with it as the precondition (one request), and only
+    a Secret changed since (409) is read and checked first.
     """
     what = subject("Secret", namespace, name)
     core = CoreV1Api(api)
+    if known_version:
+        try:
+            await call(
+                what,
+                core.delete_namespaced_secret,
+                name,
+                namespace,
+                body={"preconditions": {"resourceVersion": known_version}},
+            )
+        except KubeNotFound:
+            return False
+        except KubeConflict:
+            pass  # changed since: check it below
+        else:
+            return True
     for _ in range(ATTEMPTS):
         current = await get_or_none(what, core.read_namespaced_secret, name, namespace)
         if current is None:

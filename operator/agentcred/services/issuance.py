@@ -417,5 +417,7 @@ async def annotate_expiry(
 
 async def delete_secret(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
     name = task.secret_name(ref)
-    await secrets.delete_secret(deps.api, task.namespace, name, owner_uid=task.uid)
-    deps.written.pop((task.namespace, name), None)
+    known = deps.written.pop((task.namespace, name), None)  # as we wrote it: one request
+    await secrets.delete_secret(
+        deps.api, task.namespace, name, owner_uid=task.uid, known_version=known
+    )

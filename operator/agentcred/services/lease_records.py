@@ -135,8 +135,8 @@ async def save(deps: Deps, task: TaskView, records: Mapping[str, LeaseRecord]) -
     """Replace the lease-record Secret's content (delete it when nothing is left)."""
     own, name = deps.settings.namespace, secret_name(task.uid)
     if not records:
-        await secrets.delete_secret(deps.api, own, name, owner_uid=None)
-        deps.written.pop((own, name), None)
+        known = deps.written.pop((own, name), None)
+        await secrets.delete_secret(deps.api, own, name, owner_uid=None, known_version=known)
         return
     info = await secrets.write_secret(
         deps.api,

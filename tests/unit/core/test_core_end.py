@@ -13,6 +13,7 @@ from support.harness import Harness, Slow, play
 from support.harness.calls import (
     CREATE_SECRET,
     DELETE_OURS,
+    DELETE_SECRET,
     EVENT,
     GET_SECRET,
     GET_TASK,
@@ -29,8 +30,9 @@ from support.harness.objects import OPERATOR_NAMESPACE, agent_task, pod, world
 
 # The end of a task holding one Vault lease: its Secret deleted, its session revoked
 # (CredentialRevoked) and the lease record deleted, then the final phase with the
-# revoked entries in one patch, then TaskEnded.
-CLEANUP = [*DELETE_OURS, GET_SECRET, EVENT, *DELETE_OURS]
+# revoked entries in one patch, then TaskEnded. Both Secrets are deleted at the version
+# we wrote (or just read) them, as the precondition: no read first.
+CLEANUP = [DELETE_SECRET, GET_SECRET, EVENT, DELETE_SECRET]
 ENDED = [PATCH_STATUS, EVENT]
 
 

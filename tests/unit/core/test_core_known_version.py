@@ -132,3 +132,30 @@ def test_an_event_changed_since_is_read_before_it_is_counted() -> None:
         assert renewed["count"] == 6
 
     play(Harness(world()), scenario)
+
+
+def test_a_secret_replaced_by_someone_else_is_never_deleted() -> None:
+    async def scenario(h: Harness) -> None:
+        await h.start()
+        h.server.remove("secrets", NAMESPACE, "t1-db")
+        h.server.seed(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "t1-db", "namespace": NAMESPACE},
+                "data": THEIRS,
+            }
+        )
+        h.take()
+        await h.complete()
+        calls = [(c.short, c.name, c.status) for c in h.take_calls()]
+        assert calls[1:3] == [  # after the task's read
+            (("delete", "secrets", ""), "t1-db", 409),  # not at the version we wrote
+            (("get", "secrets", ""), "t1-db", 200),  # read: not ours, so left alone
+        ]
+        assert not any(c[0][0] == "delete" and c[2] == 200 and c[1] == "t1-db" for c in calls)
+        secret = h.server.read("secrets", NAMESPACE, "t1-db")
+        assert secret is not None and secret["data"] == THEIRS
+        assert h.status()["phase"] == "Succeeded"
+
+    play(Harness(world(request="awsSecretsManager")), scenario)
