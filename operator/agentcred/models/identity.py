@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agentcred.models.api_names import Reason
 from agentcred.models.status import IdentityCredential, IdentityStatus
 from agentcred.models.task import AgentTaskSpec
 
-IDENTITY_CHANGED = "IdentityChanged"
+IDENTITY_CHANGED = Reason.IDENTITY_CHANGED
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from agentcred.kube.errors import KubeError, KubeNotFound, KubeSecretCollision
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling
 from agentcred.models import identity as task_identity
-from agentcred.models.api_names import MANAGED_BY_US, Annotation, Label
+from agentcred.models.api_names import MANAGED_BY_US, Annotation, Label, Reason
 from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError, retry_decision
 from agentcred.models.names import label_value
@@ -63,7 +63,7 @@ TOKEN_SECONDS = 600  # TokenRequest lifetime: only long enough to log in
 class ReferenceMissing(BackendUnavailable):
     """A ServiceAccount or Secret the credential needs does not exist (yet): retry."""
 
-    reason = "ReferenceNotFound"
+    reason = Reason.REFERENCE_NOT_FOUND
 
 
 @dataclass(frozen=True)
@@ -89,14 +89,14 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCreden
     )
     if body is None:
         raise TaskRetry(
-            "CredentialNotFound",
+            Reason.CREDENTIAL_NOT_FOUND,
             f"AgentCredential {task.namespace}/{ref.name} does not exist "
             "(a task can only use AgentCredentials of its own namespace)",
         )
     try:
         requested = parse_credential_spec(body.get("spec") or {})
     except SpecError as exc:
-        raise TaskFailed("InvalidCredential", f"AgentCredential {ref.name}: {exc}") from None
+        raise TaskFailed(Reason.INVALID_CREDENTIAL, f"AgentCredential {ref.name}: {exc}") from None
     try:
         spec = await authorize_credential(
             deps, task.namespace, ref.name, requested, task.spec.service_account_name
@@ -110,9 +110,9 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCreden
         backend.validate(spec)
         fields_used(spec.template)
     except (SpecError, BackendInvalidConfig) as exc:
-        raise TaskFailed("InvalidCredential", f"AgentCredential {ref.name}: {exc}") from None
+        raise TaskFailed(Reason.INVALID_CREDENTIAL, f"AgentCredential {ref.name}: {exc}") from None
     except TemplateError as exc:
-        raise TaskFailed("TemplateError", f"AgentCredential {ref.name}: {exc}") from None
+        raise TaskFailed(Reason.TEMPLATE_ERROR, f"AgentCredential {ref.name}: {exc}") from None
     return BoundCredential(ref=ref, spec=spec, raw_spec=to_json(spec), backend=backend)
 
 
@@ -204,7 +204,7 @@ async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> 
         await secrets.ensure_secret_free(deps.api, task.namespace, name, task.uid)
     except KubeSecretCollision:
         raise TaskRetry(
-            "SecretConflict",
+            Reason.SECRET_CONFLICT,
             f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
             "never overwrites a Secret it did not create; remove or rename that Secret, or set "
             "spec.credentials[].secretName (the task waits and retries)",
@@ -223,7 +223,9 @@ async def issue(
     try:
         extra = render(bound.spec.template, issued.data)
     except TemplateError as exc:
-        raise TaskFailed("TemplateError", f"AgentCredential {bound.ref.name}: {exc}") from None
+        raise TaskFailed(
+            Reason.TEMPLATE_ERROR, f"AgentCredential {bound.ref.name}: {exc}"
+        ) from None
     info = await write_secret(deps, task, bound.ref, {**issued.data, **extra}, issued.expires_at)
     return issued, info
 
@@ -329,7 +331,9 @@ def _render_or_fail(bound: BoundCredential, issued: Issued) -> None:
     try:
         render(bound.spec.template, issued.data)
     except TemplateError as exc:
-        raise TaskFailed("TemplateError", f"AgentCredential {bound.ref.name}: {exc}") from None
+        raise TaskFailed(
+            Reason.TEMPLATE_ERROR, f"AgentCredential {bound.ref.name}: {exc}"
+        ) from None
 
 
 async def _retire_stale(
@@ -389,7 +393,7 @@ async def write_secret(
         )
     except KubeSecretCollision:
         raise TaskRetry(
-            "SecretConflict",
+            Reason.SECRET_CONFLICT,
             f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
             "never overwrites a Secret it did not create (the task waits and retries)",
         ) from None
