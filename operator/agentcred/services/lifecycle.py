@@ -221,17 +221,18 @@ async def apply_pods(deps: Deps, task: TaskView) -> TaskView | None:
 
 
 async def check_pods(deps: Deps, namespace: str, name: str) -> None:
-    """A selected pod changed: re-assess its task."""
-    body = await resources.get_task(deps.api, namespace, name)
-    if body is None:
-        return
-    task = TaskView.from_body(body)
-    async with deps.locks.hold(task.uid):
-        fresh = await reload(deps, task)
-        if fresh is None or fresh.ended or fresh.deleting:
-            deps.pods.unregister(task.namespace, task.uid)
+    """A selected pod changed: re-assess its task (registered in ``deps.pods``, whose uid
+    is its lock: the task is read once, under it)."""
+    uid = deps.pods.uid_of(namespace, name)
+    if uid is None:
+        return  # no longer bound to pods: ended, deleted, or its podSelector removed
+    async with deps.locks.hold(uid):
+        body = await resources.get_task(deps.api, namespace, name)
+        task = TaskView.from_body(body) if body is not None else None
+        if task is None or task.uid != uid or task.ended or task.deleting:
+            deps.pods.unregister(namespace, uid)
             return
-        await apply_pods(deps, fresh)
+        await apply_pods(deps, task)
 
 
 async def _already_issued(deps: Deps, task: TaskView, ref: CredentialRef) -> bool:

@@ -114,6 +114,13 @@ class PodIndex:
     def unregister(self, namespace: str, uid: str) -> None:
         self._by_namespace.get(namespace, {}).pop(uid, None)
 
+    def uid_of(self, namespace: str, name: str) -> str | None:
+        """The uid of the registered task of that name (to lock it before reading it)."""
+        for uid, (registered, _) in self._by_namespace.get(namespace, {}).items():
+            if registered == name:
+                return uid
+        return None
+
     def tasks_selecting(self, namespace: str, labels: Mapping[str, str]) -> list[str]:
         return [
             name
