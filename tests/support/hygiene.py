@@ -23,9 +23,10 @@ from pathlib import Path
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import Label, Plural
 from support.kube import GROUP, VERSION
 
-SESSION_SELECTOR = "agentcred.io/session=true"  # services/lease_records.py labels(): the records
+SESSION_SELECTOR = f"{Label.SESSION}=true"  # services/lease_records.py labels(): the records
 # How long the namespace controller gets to empty the run's last namespaces: it deletes a
 # namespace's content in a few seconds on this testbed; a finalizer nobody removes never.
 WAIT_SECONDS = float(os.environ.get("AGENTCRED_LEFTOVER_WAIT", "90"))
@@ -48,7 +49,7 @@ def _backends(api: client.ApiClient) -> set[str]:
     by a prefix instead)."""
     try:
         items = client.CustomObjectsApi(api).list_cluster_custom_object(
-            GROUP, VERSION, "credentialbackends"
+            GROUP, VERSION, Plural.BACKENDS
         )["items"]
     except ApiException as exc:
         if exc.status == 404:  # no CRDs (yet)
@@ -60,7 +61,7 @@ def _backends(api: client.ApiClient) -> set[str]:
 def _objects(api: client.ApiClient) -> set[str]:
     """Every AgentTask and AgentCredential, as ``"<plural> <namespace>/<name>"``."""
     found: set[str] = set()
-    for plural in ("agenttasks", "agentcredentials"):
+    for plural in (Plural.TASKS, Plural.CREDENTIALS):
         try:
             items = client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, plural)
         except ApiException as exc:
@@ -91,7 +92,7 @@ def baseline(api: client.ApiClient, operator_namespace: str) -> Baseline:
 def _tasks_with_finalizers(api: client.ApiClient, namespace: str) -> list[str]:
     try:
         items = client.CustomObjectsApi(api).list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "agenttasks"
+            GROUP, VERSION, namespace, Plural.TASKS
         )["items"]
     except ApiException as exc:
         if exc.status == 404:
@@ -106,7 +107,7 @@ def release_tasks(api: client.ApiClient, namespace: str) -> None:
     for name in _tasks_with_finalizers(api, namespace):
         with contextlib.suppress(ApiException):  # gone meanwhile
             custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, "agenttasks", name, {"metadata": {"finalizers": None}}
+                GROUP, VERSION, namespace, Plural.TASKS, name, {"metadata": {"finalizers": None}}
             )
 
 
@@ -193,7 +194,7 @@ def forget(api: client.ApiClient, namespace: str, operator_namespace: str) -> No
     release_tasks(api, namespace)
     client.CoreV1Api(api).delete_collection_namespaced_secret(
         operator_namespace,
-        label_selector=f"{SESSION_SELECTOR},agentcred.io/task-namespace={namespace}",
+        label_selector=f"{SESSION_SELECTOR},{Label.TASK_NAMESPACE}={namespace}",
     )
 
 

@@ -12,13 +12,14 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import OPERATOR_POD, Label
 from agentcred_testbed import incluster, node
 from support import vault
 from support.kube import wait_for
 from support.scenario import Scenario
 
 NAMESPACE = incluster.NAMESPACE
-OPERATOR_LABELS = "app.kubernetes.io/name=agentcred,app.kubernetes.io/component=operator"
+OPERATOR_LABELS = ",".join(f"{k}={v}" for k, v in OPERATOR_POD.items())
 
 
 def operator_pods(api: client.ApiClient) -> list[Any]:
@@ -202,4 +203,4 @@ def unique(prefix: str) -> str:
 
 
 def task_label(name: str) -> dict[str, str]:
-    return {"agentcred.io/task": re.sub(r"[^a-z0-9-]", "-", name)}
+    return {Label.TASK.value: re.sub(r"[^a-z0-9-]", "-", name)}

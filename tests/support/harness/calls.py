@@ -3,13 +3,15 @@ expected call list reads as what the operator does."""
 
 from __future__ import annotations
 
+from agentcred.models.api_names import Plural
+
 Short = tuple[str, str, str]
 
-GET_TASK: Short = ("get", "agenttasks", "")
-LIST_TASKS: Short = ("list", "agenttasks", "")
-PATCH_STATUS: Short = ("patch", "agenttasks", "status")
-GET_CREDENTIAL: Short = ("get", "agentcredentials", "")
-GET_BACKEND: Short = ("get", "credentialbackends", "")
+GET_TASK: Short = ("get", Plural.TASKS, "")
+LIST_TASKS: Short = ("list", Plural.TASKS, "")
+PATCH_STATUS: Short = ("patch", Plural.TASKS, "status")
+GET_CREDENTIAL: Short = ("get", Plural.CREDENTIALS, "")
+GET_BACKEND: Short = ("get", Plural.BACKENDS, "")
 GET_NAMESPACE: Short = ("get", "namespaces", "")
 GET_SECRET: Short = ("get", "secrets", "")
 LIST_SECRETS: Short = ("list", "secrets", "")

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from agentcred.backends.base import Backend
 from agentcred.backends.registry import BackendRegistry
 from agentcred.backends.settings import BackendSettings
+from agentcred.models.api_names import Plural
 from agentcred.services import drift, lifecycle, maintenance, pod_events, sweep
 from agentcred.services.deps import Deps
 from agentcred.services.lookups import Lookups
@@ -125,7 +126,7 @@ class Harness:
     # -- what Kopf's handlers would call ---------------------------------------------
 
     def body(self, name: str = "t1", ns: str = NAMESPACE) -> Body:
-        found = self.server.read("agenttasks", ns, name)
+        found = self.server.read(Plural.TASKS, ns, name)
         assert found is not None, f"no AgentTask {ns}/{name}"
         return found
 
@@ -139,14 +140,14 @@ class Harness:
 
     async def complete(self, name: str = "t1", ns: str = NAMESPACE) -> None:
         """The user sets ``spec.completed``; the update handler runs."""
-        self.server.edit("agenttasks", ns, name, {"spec": {"completed": True}})
+        self.server.edit(Plural.TASKS, ns, name, {"spec": {"completed": True}})
         await lifecycle.complete(self.deps, self.body(name, ns))
 
     async def delete(self, name: str = "t1", ns: str = NAMESPACE) -> None:
         """The user deletes the task; the delete handler runs; Kopf releases the finalizer."""
-        self.server.remove("agenttasks", ns, name)
+        self.server.remove(Plural.TASKS, ns, name)
         await lifecycle.finalize(self.deps, self.body(name, ns))
-        self.server.edit("agenttasks", ns, name, {"metadata": {"finalizers": None}})
+        self.server.edit(Plural.TASKS, ns, name, {"metadata": {"finalizers": None}})
 
     # -- what the watches would deliver ------------------------------------------------
 
@@ -224,7 +225,7 @@ class Harness:
         return [c.short for c in self.take_calls()]
 
     def task(self, name: str = "t1", ns: str = NAMESPACE) -> Body | None:
-        return self.server.read("agenttasks", ns, name)
+        return self.server.read(Plural.TASKS, ns, name)
 
     def status(self, name: str = "t1", ns: str = NAMESPACE) -> dict[str, Any]:
         return dict(self.body(name, ns).get("status") or {})

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentcred.models.api_names import GROUP, VERSION, Plural
+from agentcred.models.api_names import Kind as ApiKind
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -35,19 +38,19 @@ KINDS = {
         Kind("", "v1", "namespaces", "Namespace", namespaced=False),
         Kind("batch", "v1", "jobs", "Job"),
         Kind("coordination.k8s.io", "v1", "leases", "Lease"),
-        Kind("agentcred.io", "v1alpha1", "agenttasks", "AgentTask", status_subresource=True),
+        Kind(GROUP, VERSION, Plural.TASKS, ApiKind.TASK, status_subresource=True),
         Kind(
-            "agentcred.io",
-            "v1alpha1",
-            "agentcredentials",
-            "AgentCredential",
+            GROUP,
+            VERSION,
+            Plural.CREDENTIALS,
+            ApiKind.CREDENTIAL,
             status_subresource=True,
         ),
         Kind(
-            "agentcred.io",
-            "v1alpha1",
-            "credentialbackends",
-            "CredentialBackend",
+            GROUP,
+            VERSION,
+            Plural.BACKENDS,
+            ApiKind.BACKEND,
             namespaced=False,
             status_subresource=True,
         ),

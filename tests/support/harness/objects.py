@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agentcred.models.api_names import API_VERSION, FINALIZER
 from support.harness.store import Body
 
 NAMESPACE = "team-a"
 OPERATOR_NAMESPACE = "agentcred-system"
 ACCOUNT = "agent"
-FINALIZER = "agentcred.io/revoke-credentials"
-GROUP_VERSION = "agentcred.io/v1alpha1"
+GROUP_VERSION = API_VERSION
 
 BACKEND_BLOCKS: dict[str, Body] = {
     "vault": {
