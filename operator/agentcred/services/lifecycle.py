@@ -418,7 +418,7 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
     records = await lease_records.load(deps, task.uid)
     remaining: dict[str, lease_records.LeaseRecord] = {}
     for key, record in records.items():
-        if not await _revoke(deps, task, record):
+        if not await revocation.revoke_reported(deps, task, record):
             remaining[key] = record
     if records:  # no lease-record Secret (a static read, STS): nothing to rewrite or delete
         await lease_records.save(deps, task, remaining)
@@ -432,11 +432,3 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
         message = f"{len(remaining)} session(s) could not be revoked yet; retrying"
         await report.event(deps.api, task, EventReason.REVOKE_FAILED, message, warning=True)
         raise TaskRetry(Reason.REVOKE_FAILED, message)
-
-
-async def _revoke(deps: Deps, task: TaskView, record: lease_records.LeaseRecord) -> bool:
-    """Revoke one session of a live task (with an Event); True when it is gone."""
-    gone = await revocation.revoke_for_task(deps, task, record)
-    if gone:
-        await report.event(deps.api, task, EventReason.REVOKED, f"{record.credential}: revoked")
-    return gone

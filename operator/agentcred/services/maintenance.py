@@ -30,7 +30,7 @@ from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import Condition, CredentialEntry, EntryState, Phase, timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import issuance, lease_records, lifecycle, report, task_status
+from agentcred.services import issuance, lease_records, lifecycle, report, revocation, task_status
 from agentcred.services.deps import Deps
 from agentcred.services.due import IDLE, next_due
 from agentcred.services.errors import TaskFailed, TaskRetry
@@ -329,7 +329,7 @@ async def _rotate_records(
     old, new = records.pop(ref.name, None), records.pop(next_key, None)
     stale = records.pop(ref.name + lease_records.PREVIOUS, None)
     if stale is not None:
-        await lifecycle._revoke(deps, task, stale)
+        await revocation.revoke_reported(deps, task, stale)
     if old is not None:
         records[ref.name + lease_records.PREVIOUS] = old
     if new is not None:
@@ -344,7 +344,7 @@ async def _give_up_records(deps: Deps, task: TaskView, ref: CredentialRef) -> No
     (one that cannot be revoked yet stays for the task's end or the sweep)."""
     records = await lease_records.load(deps, task.uid)
     keys = [k for k in (ref.name, ref.name + lease_records.PREVIOUS) if k in records]
-    gone = [k for k in keys if await lifecycle._revoke(deps, task, records[k])]
+    gone = [k for k in keys if await revocation.revoke_reported(deps, task, records[k])]
     if gone:
         await lease_records.save(deps, task, {k: v for k, v in records.items() if k not in gone})
 
@@ -353,7 +353,7 @@ async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> Tas
     """Revoke the credential kept during a re-issue overlap."""
     records = await lease_records.load(deps, task.uid)
     old = records.get(ref.name + lease_records.PREVIOUS)
-    if old is not None and not await lifecycle._revoke(deps, task, old):
+    if old is not None and not await revocation.revoke_reported(deps, task, old):
         raise TaskRetry(Reason.REVOKE_FAILED, f"{ref.name}: previous credential not revoked yet")
     if old is not None:  # the records as just read: no second read to drop it
         records.pop(ref.name + lease_records.PREVIOUS)
