@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from agentcred.models.api_names import EventReason
 from support import postgres, vault
 from support.credentials import DYNAMIC, own_db_role, vault_database
 from support.kube import wait_for
@@ -144,7 +145,7 @@ def test_a_forged_secret_claiming_a_task_triggers_nothing(
     )
     assert scenario.status("victim")["credentials"][0]["leaseId"] == lease
     assert scenario.status("victim")["credentials"][0].get("reissues", 0) == 0
-    assert "SecretRestored" not in scenario.event_reasons("victim")
+    assert EventReason.RESTORED not in scenario.event_reasons("victim")
 
 
 def test_a_deleted_secret_is_restored_at_most_once_per_30_seconds(

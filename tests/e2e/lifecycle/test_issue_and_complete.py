@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentcred.models.api_names import EventReason, Reason
 from support import postgres
 from support.credentials import vault_database
 from support.kube import wait_for
@@ -55,7 +56,7 @@ def test_issued_password_logs_in_and_is_refused_after_completion(
         30,
         "credential recorded as Revoked",
     )
-    assert {"CredentialRevoked", "TaskEnded"} <= scenario.event_reasons("claim-4711")
+    assert {EventReason.REVOKED, EventReason.ENDED} <= scenario.event_reasons("claim-4711")
 
 
 def test_deadline_expires_the_task_and_revokes(
@@ -66,7 +67,7 @@ def test_deadline_expires_the_task_and_revokes(
         "short", "research-db", serviceAccountName=account, activeDeadlineSeconds=20
     )
     status = scenario.wait_phase("short", "Expired", timeout=60)
-    assert status["reason"] == "DeadlineExceeded" and status["completionTime"]
+    assert status["reason"] == Reason.DEADLINE_EXCEEDED and status["completionTime"]
     wait_for(lambda: scenario.read_secret("short-research-db") is None, 30, "Secret deleted")
     postgres.wait_refused(testbed_env, data)
 
@@ -118,4 +119,4 @@ def test_drift_deleted_or_edited_secret_is_restored_with_a_fresh_credential(
     )
     assert third["password"] != "tampered-value"
     assert postgres.can_login(testbed_env, third["username"], third["password"])
-    assert "SecretRestored" in scenario.event_reasons("drift")
+    assert EventReason.RESTORED in scenario.event_reasons("drift")

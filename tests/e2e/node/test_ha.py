@@ -15,6 +15,7 @@ import time
 import pytest
 from kubernetes import client
 
+from agentcred.models.api_names import EventReason
 from agentcred_testbed import incluster, stack
 from support import postgres, vault
 from support.kube import wait_for
@@ -183,7 +184,7 @@ def test_many_failovers_issue_nothing_twice_and_leak_no_lease(
         (entry,) = status["credentials"]
         issued[task] = entry["leaseId"]
         reasons = [e.reason for e in scene.events(task)]
-        assert reasons.count("CredentialIssued") == 1, (task, reasons)
+        assert reasons.count(EventReason.ISSUED) == 1, (task, reasons)
     assert len(set(issued.values())) == len(tasks)
     wait_for(
         lambda: vault_leases() - before == set(issued.values()),

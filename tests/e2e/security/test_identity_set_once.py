@@ -24,6 +24,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import Reason
 from support import vault
 from support.credentials import own_db_role
 from support.kube import GROUP, REPO, VERSION, wait_for
@@ -118,7 +119,7 @@ def test_a_tenant_cannot_change_whom_a_task_acts_as(
     for name in ("named", "unset"):
         scene.wait_phase(name, phase)
         if phase == "Pending":
-            scene.wait_condition(name, "CredentialNotFound")
+            scene.wait_condition(name, Reason.CREDENTIAL_NOT_FOUND)
     before = written(scene, testbed_env)
     assert len(before) == (4 if phase == "Active" else 0), before
     leases = {path: vault.leases(testbed_env, path + "/") for path in paths}
@@ -252,7 +253,7 @@ def test_the_operator_never_acts_for_a_changed_identity(
         wait_for(lambda: enforced_again(scene, "t"), 60, "the rules to be enforced again")
 
     status = scene.wait_phase("t", "Failed")
-    assert status["reason"] == "IdentityChanged", status
+    assert status["reason"] == Reason.IDENTITY_CHANGED, status
     assert "first issued as 'agent'" in status["message"], status
     assert status["identity"]["serviceAccountName"] == AGENT, "the record was rewritten"
     wait_for(lambda: scene.read_secret("t-db") is None, 30, "the Secret deleted")

@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import EventReason, Reason
 from support import postgres, vault
 from support.credentials import DYNAMIC, vault_database
 from support.kube import GROUP, VERSION, wait_for
@@ -59,11 +60,11 @@ def assert_refused(
     scene: Scenario, env: dict[str, str], attacker: Listener, task: str, field: str
 ) -> None:
     cond = wait_for(lambda: ready(scene, "x"), 30, "Ready on the credential")
-    assert (cond["status"], cond["reason"]) == ("False", "NotAllowed"), cond
+    assert (cond["status"], cond["reason"]) == ("False", Reason.NOT_ALLOWED), cond
     assert field in cond["message"], cond
     status = scene.wait_phase(task, "Failed")
-    assert status["reason"] == "NotAllowed" and field in status["message"], status
-    assert "IssueFailed" in scene.event_reasons(task)
+    assert status["reason"] == Reason.NOT_ALLOWED and field in status["message"], status
+    assert EventReason.ISSUE_FAILED in scene.event_reasons(task)
     assert written(scene, env) == []
     assert attacker.connections == 0, attacker.received
 
@@ -189,7 +190,7 @@ def test_a_credential_limited_to_other_service_accounts_is_refused(
         name="t",
     )
     status = scenario.wait_phase("t", "Failed")
-    assert status["reason"] == "NotAllowed" and "spec.serviceAccounts" in status["message"]
+    assert status["reason"] == Reason.NOT_ALLOWED and "spec.serviceAccounts" in status["message"]
     assert written(scenario, testbed_env) == []
     assert attacker.connections == probes, attacker.received
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from agentcred.models.api_names import Reason
 from support import vault
 from support.credentials import kv_rules
 from support.kube import GROUP, VERSION
@@ -74,7 +75,7 @@ def test_a_tenant_chosen_secret_is_opaque_in_its_namespace_and_never_someone_els
             {"serviceAccountName": AGENT, "credentials": [{"name": "kv", "secretName": secret}]},
         )
 
-    scene.wait_condition("taken", "SecretConflict")
+    scene.wait_condition("taken", Reason.SECRET_CONFLICT)
     theirs = scene.secret_object("pull")
     assert theirs.type == "kubernetes.io/dockerconfigjson"
     assert base64.b64decode(theirs.data[".dockerconfigjson"]) == b"{}"

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from agentcred.backends.base import BackendUnavailable
+from agentcred.models.api_names import Reason
 from agentcred.services.errors import TaskRetry
 from support.harness import Harness, Slow, play
 from support.harness.calls import (
@@ -50,7 +51,7 @@ def test_completed_the_task_succeeds_and_everything_is_revoked() -> None:
         assert h.take() == [GET_TASK, *CLEANUP, *ENDED]
         assert h.backends["vault"].take() == [("revoke", "accessor-1")]
         status = h.status()
-        assert (status["phase"], status["reason"]) == ("Succeeded", "Completed")
+        assert (status["phase"], status["reason"]) == ("Succeeded", Reason.COMPLETED)
         assert h.entry()["state"] == "Revoked"
         assert h.secret_data("team-a", "t1-db") is None and h.record_keys() == []
         await h.delete()  # then deleted: nothing is left to do
@@ -88,7 +89,7 @@ def test_its_pods_finished_the_task_ends_with_them() -> None:
         # the task read once, under its lock (its uid from the pod index)
         assert h.take() == [GET_TASK, LIST_PODS, PATCH_STATUS, *CLEANUP, *ENDED]
         status = h.status()
-        assert (status["phase"], status["reason"]) == ("Succeeded", "PodsSucceeded")
+        assert (status["phase"], status["reason"]) == ("Succeeded", Reason.PODS_SUCCEEDED)
         assert h.backends["vault"].take()[-1] == ("revoke", "accessor-1")
 
     play(Harness(world(task=agent_task(pod_selector=selector))), scenario)
@@ -238,7 +239,7 @@ def test_a_revocation_that_fails_for_now_is_retried_until_the_session_is_gone() 
         vault.fail("revoke", BackendUnavailable("connection refused"), times=None)
         with pytest.raises(TaskRetry) as caught:
             await h.complete()  # Kopf retries the handler; the scheduler retries too
-        assert caught.value.reason == "RevokeFailed"
+        assert caught.value.reason == Reason.REVOKE_FAILED
         assert h.status()["phase"] == "Succeeded"  # the outcome is recorded anyway
         assert h.secret_data("team-a", "t1-db") is None  # the Secret goes first
         assert h.record_keys() == ["db"]  # the record stays until the session is gone

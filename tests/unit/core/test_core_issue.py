@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from agentcred.models.api_names import Reason
 from agentcred.services.errors import TaskRetry
 from support.harness import Harness, failing_permanently, failing_temporarily, play
 from support.harness.backends import FakeBackend
@@ -59,7 +60,7 @@ ROWS = [
         [GET_TASK, *RESOLVE, *LOGIN_ISSUE, *ISSUED],
         [("login", "db"), ("issue", "db")],
         "Active",
-        ("True", "CredentialsIssued"),
+        ("True", Reason.CREDENTIALS_ISSUED),
         records=["db"],
     ),
     Row(
@@ -68,7 +69,7 @@ ROWS = [
         [GET_TASK, *RESOLVE, *LOGIN_ISSUE, *ISSUED],
         [("login", "db"), ("issue", "db")],
         "Active",
-        ("True", "CredentialsIssued"),
+        ("True", Reason.CREDENTIALS_ISSUED),
         records=["db"],
     ),
     Row(
@@ -77,7 +78,7 @@ ROWS = [
         [GET_TASK, *RESOLVE, GET_SECRET, CREATE_SECRET, *ISSUED],
         [("issue", "db")],
         "Active",
-        ("True", "CredentialsIssued"),
+        ("True", Reason.CREDENTIALS_ISSUED),
     ),
     Row(
         "static read through a session backend (Vault KV): a token, no lease record",
@@ -85,7 +86,7 @@ ROWS = [
         [GET_TASK, *RESOLVE, GET_SECRET, TOKEN, CREATE_SECRET, *ISSUED],
         [("issue", "db")],
         "Active",
-        ("True", "CredentialsIssued"),
+        ("True", Reason.CREDENTIALS_ISSUED),
     ),
     Row(
         "backend refuses for good: the task fails, nothing is left",
@@ -104,9 +105,9 @@ ROWS = [
         [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, EVENT, PATCH_STATUS],
         [("login", "db")],
         "Pending",
-        ("False", "BackendUnavailable"),
+        ("False", Reason.BACKEND_UNAVAILABLE),
         backends={"vault": failing_temporarily()},
-        retry="BackendUnavailable",
+        retry=Reason.BACKEND_UNAVAILABLE,
     ),
     Row(
         "the Secret's name is taken by someone else's: waits, never overwritten",
@@ -114,8 +115,8 @@ ROWS = [
         [GET_TASK, *RESOLVE, GET_SECRET, EVENT, PATCH_STATUS],
         [],
         "Pending",
-        ("False", "SecretConflict"),
-        retry="SecretConflict",
+        ("False", Reason.SECRET_CONFLICT),
+        retry=Reason.SECRET_CONFLICT,
     ),
     Row(
         "no such AgentCredential: waits, nothing sent anywhere",
@@ -123,8 +124,8 @@ ROWS = [
         [GET_TASK, GET_CREDENTIAL, EVENT, PATCH_STATUS],
         [],
         "Pending",
-        ("False", "CredentialNotFound"),
-        retry="CredentialNotFound",
+        ("False", Reason.CREDENTIAL_NOT_FOUND),
+        retry=Reason.CREDENTIAL_NOT_FOUND,
     ),
     Row(
         "no such ServiceAccount: the login's TokenRequest is refused, the task waits",
@@ -132,8 +133,8 @@ ROWS = [
         [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, TOKEN, EVENT, PATCH_STATUS],
         [("login", "db")],
         "Pending",
-        ("False", "ReferenceNotFound"),
-        retry="ReferenceNotFound",
+        ("False", Reason.REFERENCE_NOT_FOUND),
+        retry=Reason.REFERENCE_NOT_FOUND,
     ),
 ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 
+from agentcred.models.api_names import EventReason
 from support.harness import Harness, play
 from support.harness.calls import (
     CREATE_SECRET,
@@ -107,7 +108,7 @@ def test_an_event_the_task_already_has_is_counted_in_one_patch() -> None:
         await h.advance(h.next_due() or 0)  # the second: the same Event, counted
         events = [(c.short, c.status) for c in h.take_calls() if c.resource == "events"]
         assert events == [(("patch", "events", ""), 200)]
-        (renewed,) = [e for e in h.server.of("events") if e["reason"] == "LeaseRenewed"]
+        (renewed,) = [e for e in h.server.of("events") if e["reason"] == EventReason.RENEWED]
         assert renewed["count"] == 2
 
     play(Harness(world()), scenario)
@@ -117,7 +118,7 @@ def test_an_event_changed_since_is_read_before_it_is_counted() -> None:
     async def scenario(h: Harness) -> None:
         await h.start()
         await h.advance(h.next_due() or 0)
-        (renewed,) = [e for e in h.server.of("events") if e["reason"] == "LeaseRenewed"]
+        (renewed,) = [e for e in h.server.of("events") if e["reason"] == EventReason.RENEWED]
         h.server.edit("events", NAMESPACE, renewed["metadata"]["name"], {"count": 5})
         h.take()
         await h.advance(h.next_due() or 0)
@@ -128,7 +129,7 @@ def test_an_event_changed_since_is_read_before_it_is_counted() -> None:
             (("get", "events", ""), 200),
             (("patch", "events", ""), 200),
         ]
-        (renewed,) = [e for e in h.server.of("events") if e["reason"] == "LeaseRenewed"]
+        (renewed,) = [e for e in h.server.of("events") if e["reason"] == EventReason.RENEWED]
         assert renewed["count"] == 6
 
     play(Harness(world()), scenario)

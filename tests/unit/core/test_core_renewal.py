@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from agentcred.backends.base import BackendUnavailable
+from agentcred.models.api_names import Reason
 from support.harness import Harness, RenewableLease, play
 from support.harness.backends import FakeBackend
 from support.harness.calls import (
@@ -152,7 +153,7 @@ def test_a_credential_that_could_not_be_renewed_expires_and_the_task_waits() -> 
         assert h.secret_data("team-a", "t1-db") is None  # nothing stale stays behind
         assert h.entry()["state"] == "Expired"
         assert h.status()["phase"] == "Pending"
-        assert h.ready() == ("False", "BackendUnavailable")  # re-issuing, backend still down
+        assert h.ready() == ("False", Reason.BACKEND_UNAVAILABLE)  # re-issuing, backend still down
         renewals = [c for c in vault.take() if c[0] == "renew"]
         assert len(renewals) > 10  # retried with backoff, not once per ttl
         vault.heal()  # the backend is back
@@ -174,7 +175,7 @@ def test_a_task_past_its_deadline_ends_expired_at_its_next_step() -> None:
         assert h.entry()["expiresAt"] == "2026-06-01T12:05:00Z"  # capped by the deadline
         await h.advance(300)
         assert h.status()["phase"] == "Expired"
-        assert h.status()["reason"] == "DeadlineExceeded"
+        assert h.status()["reason"] == Reason.DEADLINE_EXCEEDED
         assert h.entry()["state"] == "Revoked"
         assert h.secret_data("team-a", "t1-db") is None
         # at renewAt the lease already lasted until the deadline: nothing renewed

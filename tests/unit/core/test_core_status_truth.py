@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from agentcred.backends.base import BackendUnavailable
+from agentcred.models.api_names import Reason
 from agentcred.models.status import EntryState
 from support.harness import Harness, play
 from support.harness.calls import PATCH_STATUS
@@ -20,10 +21,10 @@ def test_ready_is_true_again_once_a_renewal_succeeds_after_one_failed() -> None:
         await h.start()
         h.backends["vault"].fail("renew", BackendUnavailable("connection refused"))
         await h.advance(h.next_due() or 0)
-        assert h.ready() == ("False", "RenewFailed")
+        assert h.ready() == ("False", Reason.RENEW_FAILED)
         await h.advance(h.next_due() or 0)  # retried within seconds, and renewed
         assert h.entry()["renewals"] == 1
-        assert h.ready() == ("True", "CredentialsIssued")
+        assert h.ready() == ("True", Reason.CREDENTIALS_ISSUED)
 
     play(Harness(world()), scenario)
 

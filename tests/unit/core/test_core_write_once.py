@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from agentcred.models.api_names import Reason
 from support.harness import Harness, play
 from support.harness.backends import failing_permanently
 from support.harness.calls import PATCH_STATUS
@@ -14,7 +15,7 @@ def test_a_new_task_that_fails_for_good_is_written_once_failed_with_its_start() 
         await h.start()
         assert h.take().count(PATCH_STATUS) == 1  # not Pending, then Failed
         status = h.status()
-        assert (status["phase"], status["reason"]) == ("Failed", "Denied")
+        assert (status["phase"], status["reason"]) == ("Failed", Reason.DENIED)
         assert status["startTime"] and status["completionTime"]
         assert status["observedGeneration"] == 1
         assert h.next_due() is None  # nothing to look at later
