@@ -14,9 +14,10 @@ from kubernetes_asyncio.client import ApiClient, CoordinationV1Api
 from agentcred.kube.calls import call, get_or_none
 from agentcred.kube.errors import subject
 from agentcred.kube.objects import Body
+from agentcred.models.api_names import OPERATOR_POD
 from agentcred.models.leadership import LeadershipLease
 
-LABELS = {"app.kubernetes.io/name": "agentcred", "app.kubernetes.io/component": "operator"}
+LABELS = OPERATOR_POD  # the operator's own objects carry its pods' labels
 
 
 async def read_leadership_lease(
