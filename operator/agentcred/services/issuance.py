@@ -212,14 +212,22 @@ async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> 
 
 
 async def issue(
-    deps: Deps, task: TaskView, bound: BoundCredential, *, record_key: str, cid: str
+    deps: Deps,
+    task: TaskView,
+    bound: BoundCredential,
+    *,
+    record_key: str,
+    cid: str,
+    records: dict[str, lease_records.LeaseRecord] | None = None,
 ) -> tuple[Issued, SecretInfo]:
-    """Issue (or read) the credential and write the generated Secret."""
+    """Issue (or read) the credential and write the generated Secret. ``records``, when
+    given, receives the task's lease records as this issue left them (a re-issue then
+    rotates them without reading them again)."""
     caps = bound.backend.capabilities(bound.spec)
     if caps.static:
         issued = await _read_static(deps, task, bound, record_key, cid)
     else:
-        issued = await _issue_lease(deps, task, bound, record_key, cid)
+        issued = await _issue_lease(deps, task, bound, record_key, cid, records)
     try:
         extra = render(bound.spec.template, issued.data)
     except TemplateError as exc:
@@ -254,7 +262,12 @@ def static_key(task: TaskView, bound: BoundCredential) -> static_reads.Key:
 
 
 async def _issue_lease(
-    deps: Deps, task: TaskView, bound: BoundCredential, record_key: str, cid: str
+    deps: Deps,
+    task: TaskView,
+    bound: BoundCredential,
+    record_key: str,
+    cid: str,
+    written: dict[str, lease_records.LeaseRecord] | None = None,
 ) -> Issued:
     """Log in (recording the session first), then issue."""
     request = request_for(deps, task, bound, cid)
@@ -296,6 +309,8 @@ async def _issue_lease(
         if session is not None:
             await discard(deps, task, bound, session, record_key, cid)
         raise
+    if written is not None:
+        written.update(records)
     return issued
 
 

@@ -275,10 +275,13 @@ async def reissue(
     """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``."""
     cid = audit.new_correlation_id()
     next_key = ref.name + lease_records.NEXT
-    issued, info = await issuance.issue(deps, task, bound, record_key=next_key, cid=cid)
+    records: dict[str, lease_records.LeaseRecord] = {}  # as the issue left them
+    issued, info = await issuance.issue(
+        deps, task, bound, record_key=next_key, cid=cid, records=records
+    )
     old = None
     if not issuance.keeps_no_record(bound):
-        old = await _rotate_records(deps, task, ref)
+        old = await _rotate_records(deps, task, ref, records)
     elif (previous := task.entry(ref.name)) is not None and previous.revocable:
         await _give_up_records(deps, task, ref)  # a lease until now: edited to a static read
     retire_at = deps.clock() + overlap if old is not None else None
@@ -295,7 +298,7 @@ async def reissue(
     ready = await report.reporter(deps).tell(task, fact)
     task = await _save_entry(deps, task, entry, ready=ready)
     if old is not None and overlap <= NO_OVERLAP:
-        task = await retire_previous(deps, task, ref)
+        task = await retire_previous(deps, task, ref, records)
     return task
 
 
@@ -320,12 +323,15 @@ def _reissued_entry(
 
 
 async def _rotate_records(
-    deps: Deps, task: TaskView, ref: CredentialRef
+    deps: Deps, task: TaskView, ref: CredentialRef, records: dict[str, lease_records.LeaseRecord]
 ) -> lease_records.LeaseRecord | None:
     """After a re-issue: the new session becomes current, the old one is kept as previous
-    (retired after the overlap), an older previous is revoked now. Returns the old one."""
+    (retired after the overlap), an older previous is revoked now. Returns the old one.
+    ``records``: as the issue wrote them (read again only if it left none); rotated in
+    place."""
     next_key = ref.name + lease_records.NEXT
-    records = await lease_records.load(deps, task.uid)
+    if not records:
+        records.update(await lease_records.load(deps, task.uid))
     old, new = records.pop(ref.name, None), records.pop(next_key, None)
     stale = records.pop(ref.name + lease_records.PREVIOUS, None)
     if stale is not None:
@@ -349,9 +355,16 @@ async def _give_up_records(deps: Deps, task: TaskView, ref: CredentialRef) -> No
         await lease_records.save(deps, task, {k: v for k, v in records.items() if k not in gone})
 
 
-async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> TaskView:
-    """Revoke the credential kept during a re-issue overlap."""
-    records = await lease_records.load(deps, task.uid)
+async def retire_previous(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    records: dict[str, lease_records.LeaseRecord] | None = None,
+) -> TaskView:
+    """Revoke the credential kept during a re-issue overlap (``records``: as just written
+    by the re-issue; read when not given)."""
+    if records is None:
+        records = await lease_records.load(deps, task.uid)
     old = records.get(ref.name + lease_records.PREVIOUS)
     if old is not None and not await revocation.revoke_reported(deps, task, old):
         raise TaskRetry(Reason.REVOKE_FAILED, f"{ref.name}: previous credential not revoked yet")

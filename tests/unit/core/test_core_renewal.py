@@ -33,8 +33,8 @@ STEP: list[Short] = [GET_TASK]
 AGAIN: list[Short] = []
 # A re-issue (after the records' read): a fresh login recorded under "<cred>.next" (one
 # patch at the version read), the Secret patched at the version we wrote, the records
-# rotated (read, patch), CredentialReissued, status.
-REISSUE = [TOKEN, PATCH_SECRET, PATCH_SECRET, GET_SECRET, PATCH_SECRET]
+# rotated as the issue left them (no read again: one patch), CredentialReissued, status.
+REISSUE = [TOKEN, PATCH_SECRET, PATCH_SECRET, PATCH_SECRET]
 # Retiring the overlapped credential: read the records, CredentialRevoked, drop it.
 RETIRE = [GET_SECRET, EVENT, PATCH_SECRET, PATCH_STATUS]
 

@@ -19,7 +19,8 @@ Issue 19 ("lock, read once, decide, write once"), before -> after, requests per 
   its next due time from the status it wrote: get agenttasks 3 -> 1; a Secret we wrote
   or read is written at that resourceVersion in one patch, not create 409, get, update):
   renewal 11 -> 8 (the expiry annotation patched without a read first), re-issue
-  21 -> 12 (get secrets 6 -> 2, create 3 + update 3 -> patch 3), static refresh 10 -> 6.
+  21 -> 11 (the records read once and rotated as the issue left them: get secrets
+  6 -> 1, create 3 + update 3 -> patch 3), static refresh 10 -> 6.
 """
 
 from __future__ import annotations
@@ -139,13 +140,13 @@ STEPS = {
         "create events": 1,
         "patch agenttasks/status": 1,
     },
-    # re-issue with an overlap: the records read, a fresh login recorded under
-    # "<cred>.next", the Secret rewritten, the records read again and rotated; each
-    # write of a Secret whose resourceVersion we hold is one patch at that version
+    # re-issue with an overlap: the records read once, a fresh login recorded under
+    # "<cred>.next", the Secret rewritten, the records rotated; each write of a Secret
+    # whose resourceVersion we hold is one patch at that version
     "awsSts": {
         "get agenttasks": 1,
         **RESOLVE,
-        "get secrets": 2,
+        "get secrets": 1,
         "create serviceaccounts/token": 1,
         "patch secrets": 3,
         "create events": 1,
@@ -165,7 +166,7 @@ def test_the_step_totals() -> None:
     """The headline figures of one scheduled step (before issue 19: 11, 21, 10)."""
     assert {kind: sum(calls.values()) for kind, calls in STEPS.items()} == {
         "vault": 8,
-        "awsSts": 12,
+        "awsSts": 11,
         "awsSecretsManager": 6,
     }
 
