@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import FINALIZER, Label
 from support import hygiene
 from support.kube import GROUP, VERSION
 from support.scenario import TEST_NAMESPACE_LABEL
@@ -59,7 +60,7 @@ def leave_behind(kube: client.ApiClient, ns: str, backend: str, record: str, own
         {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "AgentTask",
-            "metadata": {"name": "held", "finalizers": ["agentcred.io/revoke-credentials"]},
+            "metadata": {"name": "held", "finalizers": [FINALIZER]},
             "spec": {"credentials": [{"name": "db"}]},
         },
     )
@@ -87,7 +88,7 @@ def leave_behind(kube: client.ApiClient, ns: str, backend: str, record: str, own
         {
             "metadata": {
                 "name": record,
-                "labels": {"agentcred.io/session": "true", "agentcred.io/task-namespace": ns},
+                "labels": {Label.SESSION: "true", Label.TASK_NAMESPACE: ns},
             },
             "stringData": {"db": "{}"},
         },

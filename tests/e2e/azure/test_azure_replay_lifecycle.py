@@ -37,7 +37,7 @@ from recorded import (
     PYTHON_API_VERSION,
 )
 
-from agentcred.models.api_names import EventReason, Reason
+from agentcred.models.api_names import Annotation, EventReason, Reason
 from support.azure_replay import AzureReplay
 from support.kube import wait_for
 from support.leaks import assert_no_leaks
@@ -141,7 +141,7 @@ def test_a_task_gets_the_recorded_latest_value_and_loses_it_when_done(
     expires = datetime.datetime.fromisoformat(entry["expiresAt"].replace("Z", "+00:00"))
     assert expires == CRUD_EXPIRES  # the version's recorded exp
     secret = scenario.secret_object("claim-llm")
-    assert secret.metadata.annotations["agentcred.io/expires-at"]
+    assert secret.metadata.annotations[Annotation.EXPIRES_AT]
     assert EventReason.ISSUED in scenario.event_reasons("claim")
     assert azure_replay.served("GET", f"/secrets/{CRUD}/") >= 1
 

@@ -27,6 +27,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import MANAGED_SELECTOR
 from support import hygiene, vault
 from support.kube import GROUP, REPO, VERSION, kubectl, wait_for
 from support.operator import operator_env, running_operator
@@ -199,9 +200,7 @@ def test_examples_stay_in_sync_while_the_operator_issues_renews_and_reissues(
         )
         assert diff.returncode == 0, f"drift after the operator acted:\n{diff.stdout}{diff.stderr}"
 
-        generated = core.list_namespaced_secret(
-            ns, label_selector="app.kubernetes.io/managed-by=agentcred"
-        ).items
+        generated = core.list_namespaced_secret(ns, label_selector=MANAGED_SELECTOR).items
         assert generated, "the operator generated no Secret"
         for secret in generated:
             assert TRACKING_LABEL not in (secret.metadata.labels or {}), secret.metadata.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentcred.models.api_names import EventReason, Reason
+from agentcred.models.api_names import EventReason, Label, Reason
 from support import postgres
 from support.credentials import vault_database
 from support.kube import wait_for
@@ -15,12 +15,12 @@ pytestmark = pytest.mark.e2e
 
 def bound_task(scene: Scenario, env: dict[str, str], name: str) -> dict[str, str]:
     account = vault_database(scene, env, f"{name}-db", account=f"{name}-agent")
-    scene.pod(f"{name}-pod", {"agentcred.io/task": name})
+    scene.pod(f"{name}-pod", {Label.TASK: name})
     scene.task(
         name,
         [f"{name}-db"],
         serviceAccountName=account,
-        podSelector={"matchLabels": {"agentcred.io/task": name}},
+        podSelector={"matchLabels": {Label.TASK: name}},
     )
     scene.wait_phase(name, "Active")
     wait_for(lambda: scene.status(name).get("pods", {}).get("seen"), 30, "pod seen")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentcred.models.api_names import EventReason
+from agentcred.models.api_names import Annotation, EventReason
 from support import postgres
 from support.credentials import own_db_role, vault_database
 from support.kube import wait_for
@@ -36,7 +36,7 @@ def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[s
     def annotation_matches_status() -> bool:
         expires = scenario.status("renewing")["credentials"][0]["expiresAt"]
         secret = scenario.secret_object("renewing-db")
-        return secret.metadata.annotations["agentcred.io/expires-at"] == expires
+        return secret.metadata.annotations[Annotation.EXPIRES_AT] == expires
 
     wait_for(annotation_matches_status, 20, "expiry annotation follows renewals")
     assert EventReason.RESTORED not in scenario.event_reasons("renewing")

@@ -24,7 +24,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from agentcred.models.api_names import Reason
+from agentcred.models.api_names import MANAGED_SELECTOR, Reason
 from support import vault
 from support.credentials import own_db_role
 from support.kube import GROUP, REPO, VERSION, wait_for
@@ -78,9 +78,7 @@ def refused(edit: Any, *args: Any) -> str:
 
 def written(scene: Scenario, env: dict[str, str]) -> set[str]:
     """Every Secret the operator holds for this namespace: generated and lease records."""
-    generated = scene.core.list_namespaced_secret(
-        scene.ns, label_selector="app.kubernetes.io/managed-by=agentcred"
-    ).items
+    generated = scene.core.list_namespaced_secret(scene.ns, label_selector=MANAGED_SELECTOR).items
     records = scene.core.list_namespaced_secret(
         env["AGENTCRED_NAMESPACE"], label_selector=f"agentcred.io/task-namespace={scene.ns}"
     ).items

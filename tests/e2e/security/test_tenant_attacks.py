@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from agentcred.models.api_names import EventReason, Reason
+from agentcred.models.api_names import MANAGED_SELECTOR, EventReason, Label, Reason
 from support import postgres, vault
 from support.credentials import DYNAMIC, vault_database
 from support.kube import GROUP, VERSION, wait_for
@@ -47,9 +47,7 @@ def ready(scene: Scenario, name: str) -> dict[str, str] | None:
 
 def written(scene: Scenario, env: dict[str, str]) -> list[str]:
     """Everything the operator wrote for this namespace: generated and lease-record Secrets."""
-    generated = scene.core.list_namespaced_secret(
-        scene.ns, label_selector="app.kubernetes.io/managed-by=agentcred"
-    ).items
+    generated = scene.core.list_namespaced_secret(scene.ns, label_selector=MANAGED_SELECTOR).items
     records = scene.core.list_namespaced_secret(
         env["AGENTCRED_NAMESPACE"], label_selector=f"agentcred.io/task-namespace={scene.ns}"
     ).items
@@ -302,7 +300,7 @@ def test_session_records_are_out_of_the_tenants_reach(
     uid = scenario.get_task("t")["metadata"]["uid"]
     own = testbed_env["AGENTCRED_NAMESPACE"]
     record = scenario.core.read_namespaced_secret(f"agentcred-session-{uid}", own)
-    assert record.metadata.labels["agentcred.io/task-namespace"] == scenario.ns
+    assert record.metadata.labels[Label.TASK_NAMESPACE] == scenario.ns
     assert (
         scenario.core.list_namespaced_secret(
             scenario.ns, label_selector="agentcred.io/session=true"
@@ -340,11 +338,11 @@ def test_a_forged_session_secret_in_a_tenant_namespace_is_ignored(
         "secret": "forged-token-000",
     }
     labels = {
-        "app.kubernetes.io/managed-by": "agentcred",
-        "agentcred.io/session": "true",
-        "agentcred.io/task": "ghost",
-        "agentcred.io/task-uid": "00000000-0000-0000-0000-000000000000",
-        "agentcred.io/task-namespace": scenario.ns,
+        Label.MANAGED_BY: "agentcred",
+        Label.SESSION: "true",
+        Label.TASK: "ghost",
+        Label.TASK_UID: "00000000-0000-0000-0000-000000000000",
+        Label.TASK_NAMESPACE: scenario.ns,
     }
     scenario.core.create_namespaced_secret(
         scenario.ns,

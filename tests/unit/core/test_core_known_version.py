@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 
-from agentcred.models.api_names import EventReason
+from agentcred.models.api_names import EventReason, Label
 from support.harness import Harness, play
 from support.harness.calls import (
     CREATE_SECRET,
@@ -74,7 +74,7 @@ def test_a_secret_replaced_by_someone_else_is_never_overwritten() -> None:
         assert calls[4:] == [(PATCH_SECRET, 409), (CREATE_SECRET, 409), (GET_SECRET, 200)]
         secret = h.server.read("secrets", NAMESPACE, "t1-db")
         assert secret is not None and secret["data"] == THEIRS  # untouched
-        assert "app.kubernetes.io/managed-by" not in (secret["metadata"].get("labels") or {})
+        assert Label.MANAGED_BY not in (secret["metadata"].get("labels") or {})
 
     play(Harness(world(request="awsSecretsManager")), scenario)
 

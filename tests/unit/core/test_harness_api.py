@@ -15,6 +15,7 @@ from agentcred.kube import resources, secrets, watch
 from agentcred.kube.calls import call
 from agentcred.kube.errors import KubeConflict, KubeNotFound, KubeUnavailable
 from agentcred.kube.objects import OwnerRef
+from agentcred.models.api_names import API_VERSION, MANAGED_SELECTOR, Label
 from support.harness import FakeApiServer, FakeClock
 from support.harness.objects import agent_task, namespace, pod
 from support.harness.patching import json_patch, merge_patch, selects
@@ -99,7 +100,7 @@ def test_the_status_subresource_and_the_object_are_written_apart() -> None:
 def test_delete_holds_for_finalizers_checks_preconditions_and_collects_owned_objects() -> None:
     async def scenario(server: FakeApiServer, api: ApiClient) -> None:
         task = server.seed(agent_task("t", ns="a"))
-        owner = OwnerRef("agentcred.io/v1alpha1", "AgentTask", "t", task["metadata"]["uid"])
+        owner = OwnerRef(API_VERSION, "AgentTask", "t", task["metadata"]["uid"])
         await secrets.write_secret(
             api, "a", "s", {"k": "v"}, labels={}, annotations={}, owner=owner
         )
@@ -148,7 +149,7 @@ def test_a_watch_streams_changes_and_lists_again_after_410_gone() -> None:
             return await asyncio.wait_for(seen.get(), 5)
 
         def secret(name: str) -> dict[str, Any]:
-            labels = {"app.kubernetes.io/managed-by": "agentcred"}
+            labels = {Label.MANAGED_BY: "agentcred"}
             return {
                 "kind": "Secret",
                 "metadata": {"name": name, "namespace": "a", "labels": labels},
@@ -157,7 +158,7 @@ def test_a_watch_streams_changes_and_lists_again_after_410_gone() -> None:
         server.seed(secret("s1"))
         server.seed({"kind": "Secret", "metadata": {"name": "other", "namespace": "a"}})
         watcher = asyncio.create_task(
-            watch.watch_secrets(api, "app.kubernetes.io/managed-by=agentcred", on_event, stop, "a")
+            watch.watch_secrets(api, MANAGED_SELECTOR, on_event, stop, "a")
         )
         events = [await next_event()]  # the first list
         server.seed(secret("s2"))
