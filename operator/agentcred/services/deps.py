@@ -77,6 +77,11 @@ class Deps:
     # (kube/secrets.write_secret's known_version; a stale one costs a 409 and the long way)
     written: dict[tuple[str, str], str] = field(default_factory=dict)
     pods: PodIndex = field(default_factory=PodIndex)
+    # uids of ended tasks whose cleanup this process finished (every Secret deleted, every
+    # session revoked) with nothing issued since: their finalizer and later steps need
+    # not look again. Not kept across restarts (a leader that loses its lease exits): a
+    # new process looks once.
+    cleaned: set[str] = field(default_factory=set)
     static_reads: StaticReads = field(default_factory=StaticReads)
     drift: Coalescer = field(default_factory=lambda: Coalescer("drift"))
     limits: Limits = field(default_factory=Limits)

@@ -223,6 +223,7 @@ async def issue(
     """Issue (or read) the credential and write the generated Secret. ``records``, when
     given, receives the task's lease records as this issue left them (a re-issue then
     rotates them without reading them again)."""
+    deps.cleaned.discard(task.uid)  # it will hold something again: its end looks afresh
     caps = bound.backend.capabilities(bound.spec)
     if caps.static:
         issued = await _read_static(deps, task, bound, record_key, cid)

@@ -341,7 +341,9 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
             await report.event(
                 deps.api, fresh, EventReason.ENDED, f"task Failed: {message}", warning=True
             )
-        await cleanup(deps, fresh)
+        if task.uid not in deps.cleaned:  # cleaned up by this process already: nothing left
+            await cleanup(deps, fresh)
+    deps.cleaned.discard(task.uid)
     deps.locks.forget(task.uid)
     deps.scheduler.forget(task.uid)
     deps.active.discard(task.uid)
@@ -396,7 +398,10 @@ async def end(
 
 
 async def cleanup_pending(deps: Deps, task: TaskView) -> bool:
-    """Whether an ended task still holds sessions or generated Secrets."""
+    """Whether an ended task still holds sessions or generated Secrets (no read when this
+    process finished its cleanup and issued nothing since: ``deps.cleaned``)."""
+    if task.uid in deps.cleaned:
+        return False
     if await lease_records.load(deps, task.uid):
         return True
     return any(e.state is EntryState.ISSUED for e in task.entries)
@@ -432,3 +437,4 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
         message = f"{len(remaining)} session(s) could not be revoked yet; retrying"
         await report.event(deps.api, task, EventReason.REVOKE_FAILED, message, warning=True)
         raise TaskRetry(Reason.REVOKE_FAILED, message)
+    deps.cleaned.add(task.uid)

@@ -54,9 +54,45 @@ def test_completed_the_task_succeeds_and_everything_is_revoked() -> None:
         assert (status["phase"], status["reason"]) == ("Succeeded", Reason.COMPLETED)
         assert h.entry()["state"] == "Revoked"
         assert h.secret_data("team-a", "t1-db") is None and h.record_keys() == []
-        await h.delete()  # then deleted: nothing is left to do
-        assert h.take() == [GET_TASK, GET_SECRET, GET_SECRET]
+        await h.delete()  # then deleted: this process cleaned it up, nothing to look at
+        assert h.take() == [GET_TASK]
         assert h.task() is None and h.backends["vault"].take() == []
+
+    play(Harness(world()), scenario)
+
+
+def test_a_new_operator_looks_again_before_it_releases_an_ended_task() -> None:
+    async def scenario(h: Harness) -> None:
+        await started(h)
+        await h.complete()
+        h.restart()  # the cleanup done is the old process's knowledge, not the cluster's
+        h.take()
+        await h.delete()
+        assert h.take() == [GET_TASK, GET_SECRET, GET_SECRET]  # the Secret, the records
+        assert h.task() is None
+
+    play(Harness(world()), scenario)
+
+
+def test_an_ended_task_issued_for_again_is_cleaned_up_again() -> None:
+    """The mark "cleaned up" goes with any issue for the task: nothing it holds is missed."""
+
+    async def scenario(h: Harness) -> None:
+        await started(h)
+        await h.complete()
+        h.server.edit("agenttasks", "team-a", "t1", {"status": {"phase": "Active"}})
+        h.server.edit("agenttasks", "team-a", "t1", {"spec": {"completed": False}})
+        uid = (h.task() or {})["metadata"]["uid"]
+        assert uid in h.deps.cleaned
+        await h.start()  # someone set it Active again: its credentials are issued again
+        assert uid not in h.deps.cleaned
+        assert h.secret_data("team-a", "t1-db") is not None
+        h.take()
+        h.backends["vault"].take()
+        await h.delete()
+        assert h.secret_data("team-a", "t1-db") is None
+        assert h.server.read("secrets", OPERATOR_NAMESPACE, f"agentcred-session-{uid}") is None
+        assert [c[0] for c in h.backends["vault"].take()] == ["revoke"]
 
     play(Harness(world()), scenario)
 
