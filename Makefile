@@ -18,9 +18,11 @@ setup: $(STAMP)
 dev: setup
 	NODE=$(NODE) $(PY) -m agentcred_testbed.dev
 
-## Lint, type-check, then the whole test suite (starts and stops the testbed itself).
+## Lint, type-check, then the whole test suite (starts and stops the testbed itself), under
+## coverage with the operators the tests start; ends with one line: services/ and total.
 test: setup lint
-	$(PY) -m pytest
+	rm -rf .coverage-data
+	$(PY) -m coverage run -m pytest; status=$$?; $(PY) scripts/coverage-summary.py; exit $$status
 
 unit: setup
 	$(PY) -m pytest tests/unit

@@ -74,10 +74,31 @@ def leader(env: dict[str, str]) -> str | None:
     return str(holder) if holder else None
 
 
-def remove(env: dict[str, str], timeout: float = 120) -> None:
+POD_LABELS = "app.kubernetes.io/name=agentcred,app.kubernetes.io/component=operator"
+
+
+def remove(env: dict[str, str], *, node_running: bool = True, timeout: float = 120) -> None:
     """Delete the operator Deployment and wait for its pods to go (suites that run their own
-    operators must not race an in-cluster one)."""
+    operators must not race an in-cluster one).
+
+    Without a running node (``make dev NODE=1`` then ``make testbed-down`` stopped it; the
+    cluster's objects stay in etcd) no kubelet will ever confirm the pods' deletion, and
+    their containers are gone anyway: their objects are deleted at once."""
     kubectl(env, "-n", NAMESPACE, "delete", "deployment", DEPLOYMENT, "--ignore-not-found")
+    if not node_running:
+        kubectl(
+            env,
+            "-n",
+            NAMESPACE,
+            "delete",
+            "pod",
+            "-l",
+            POD_LABELS,
+            "--grace-period=0",
+            "--force",
+            "--ignore-not-found",
+            check=False,
+        )
     kubectl(
         env,
         "-n",
@@ -86,8 +107,10 @@ def remove(env: dict[str, str], timeout: float = 120) -> None:
         "--for=delete",
         "pod",
         "-l",
-        "app.kubernetes.io/name=agentcred,app.kubernetes.io/component=operator",
+        POD_LABELS,
         f"--timeout={int(timeout)}s",
         check=False,
         timeout=timeout + 10,
     )
+    # No replica is left to hold or release it: the next deploy waits for a new holder.
+    kubectl(env, "-n", NAMESPACE, "delete", "lease", LEASE, "--ignore-not-found", check=False)

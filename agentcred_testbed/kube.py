@@ -108,6 +108,11 @@ def _pki(state: StateDir) -> dict[str, certs.Pair]:
 
 
 def _start_etcd(state: StateDir, bins: Path) -> int:
+    # A fresh cluster each start: OpenBao (in memory) and PostgreSQL (initdb) start empty,
+    # and objects kept from an earlier testbed (tasks whose leases died with that OpenBao,
+    # namespaces stuck Terminating, a `make dev NODE=1` Deployment bound to a stopped node)
+    # would only load the API server and mislead the tests.
+    shutil.rmtree(state.data("etcd"), ignore_errors=True)
     client, peer = procs.free_port(), procs.free_port()
     procs.start(
         state,
@@ -340,7 +345,7 @@ def up(state: StateDir, env: dict[str, str]) -> dict[str, str]:
     kubeconfig = write_kubeconfig(state.root / "kubeconfig", port, pki)
     _start_controller_manager(state, bins, pki, kubeconfig)
     reviewer = make_token_reviewer(server, admin_ssl_context(pki), state.data("pki"))
-    # The operator's own namespace: session records and operator-side Secrets live here.
+    # The operator's own namespace: lease records and operator-side Secrets live here.
     api(
         server,
         admin_ssl_context(pki),

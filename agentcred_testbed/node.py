@@ -515,6 +515,8 @@ def up(state: StateDir, env: dict[str, str], log: Any = print) -> dict[str, str]
     _need_tools()
     down(state)
     folder = _folder(state)
+    # Pod logs outlive the node (``down`` keeps them to read); a new node starts without.
+    shutil.rmtree(folder / "pod-logs", ignore_errors=True)
     started = time.monotonic()
     bins = _node_binaries(Path(env["KUBEBUILDER_ASSETS"]))
     version = _k8s_version(bins)

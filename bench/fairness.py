@@ -24,15 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentcred.models.api_names import GROUP, VERSION
 from bench.kubeapi import Kube, KubeError, ns_path
 from bench.recorder import SecretRecorder, summary
 from bench.vaultapi import Vault
 from bench.workload import (
     DEADLINE_SECONDS,
-    GROUP,
     POLICY,
     RUN_LABEL,
-    VERSION,
     Workload,
     parallel,
 )

@@ -15,10 +15,11 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from agentcred.models.api_names import Label
 from bench.kubeapi import Kube, WatchEvent, ns_path
 from bench.workload import NAMESPACE, SECRET_SELECTOR
 
-TASK_LABEL = "agentcred.io/task"
+TASK_LABEL = Label.TASK.value
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

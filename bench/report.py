@@ -152,7 +152,7 @@ def markdown(results: dict[str, Any]) -> str:
                 cname += f"; operator logged {errors:,} errors (API timeouts, retried)"
             revoked = (
                 f"Vault tokens {comp['vault_tokens_before']}->{comp['vault_tokens_after']}, "
-                f"session records {comp['session_records_before']}->"
+                f"lease records {comp['session_records_before']}->"
                 f"{comp['session_records_after']}"
             )
             lines.append(

@@ -429,7 +429,7 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
     ctx.progress(
         f"complete {scenario}: {len(latencies)}/{len(live)} Secrets deleted, "
         f"p50 {_s(result['latency']['p50'])} p99 {_s(result['latency']['p99'])}; Vault tokens "
-        f"{tokens_before} -> {result['vault_tokens_after']}, session records "
+        f"{tokens_before} -> {result['vault_tokens_after']}, lease records "
         f"{sessions_before} -> {result['session_records_after']}"
     )
     return result

@@ -28,10 +28,10 @@ from typing import Any
 
 import yaml
 
+from agentcred.models.api_names import GROUP, MANAGED_SELECTOR, VERSION, Label
 from bench.kubeapi import Kube, KubeError, ns_path
 from bench.vaultapi import Vault
 
-GROUP, VERSION = "agentcred.io", "v1alpha1"
 NAMESPACE = "agentcred-bench"
 BACKEND = "agentcred-bench-vault"
 ROLE = "agentcred-bench"
@@ -42,8 +42,8 @@ SHARED_SA = "agent"
 SHARED_CREDENTIAL = "kv-shared"
 RUN_LABEL = "bench.agentcred.io/run"
 SCENARIO_LABEL = "bench.agentcred.io/scenario"
-SECRET_SELECTOR = "app.kubernetes.io/managed-by=agentcred,agentcred.io/credential"
-SESSION_SELECTOR = "agentcred.io/session=true"
+SECRET_SELECTOR = f"{MANAGED_SELECTOR},{Label.CREDENTIAL}"
+SESSION_SELECTOR = f"{Label.SESSION}=true"
 DEADLINE_SECONDS = 7200  # a task the benchmark forgot still ends by itself
 CRDS = ("agentcredentials", "agenttasks", "credentialbackends")
 REPO = Path(__file__).resolve().parents[1]
@@ -310,7 +310,7 @@ class Workload:
         return time.monotonic() - started
 
     def session_count(self) -> int:
-        """Session records (write-ahead Vault tokens) in the operator's namespace."""
+        """Lease records (the write-ahead Vault token of each lease) in the operator's namespace."""
         path = ns_path(self.operator_namespace, "secrets")
         return sum(
             1 for _ in self.kube.list_items(path, selector=SESSION_SELECTOR, metadata_only=True)

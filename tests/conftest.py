@@ -1,8 +1,13 @@
 """Session fixtures: the real testbed (started once, reused if already up) and API clients.
 
-If ``make testbed-up`` already started a testbed, the tests use it and leave it
-running; otherwise the session starts one into ``.testbed`` and stops it at the end,
-checking that no process it recorded is left alive.
+If ``make testbed-up`` (or ``make dev``) already started a testbed, the tests use it and
+leave it running; otherwise the session starts one into ``.testbed`` and stops it at the
+end, checking that no process it recorded is left alive.
+
+Whatever ``make dev`` left (either form) is set aside first: its operator stopped, the
+in-cluster one removed, namespaces an earlier run left ``Terminating`` released. The run
+must leave the testbed as it found it: at the end, namespaces it created still there,
+test CredentialBackends, lease records or child processes fail it (support/hygiene.py).
 """
 
 from __future__ import annotations
@@ -19,10 +24,22 @@ from kubernetes import client, config
 
 from agentcred_testbed import incluster, node, procs, stack
 from agentcred_testbed.procs import StateDir
+from support import hygiene
 from support.kube import apply_crds
 from support.scenario import Scenario
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left() -> Iterator[None]:
+    """Fails the run if a process a test started outlives it (the testbed's own servers,
+    recorded by PID, aside: they are checked when the testbed stops)."""
+    yield
+    state = StateDir(stack.default_root())
+    servers = {procs.pid_of(state, p.stem) for p in state.pids.glob("*.pid")}
+    left = hygiene.live_children({p for p in servers if p is not None})
+    assert not left, f"processes the tests started are still running: {left}"
 
 
 @pytest.fixture(scope="session")
@@ -34,13 +51,20 @@ def testbed_env() -> Iterator[dict[str, str]]:
     # A `make dev` operator watches every namespace and would race the tests' own; so
     # would the in-cluster one of `make dev NODE=1` (tests/e2e/node deploys its own).
     procs.stop(state, "operator")
-    if node.running(state):
-        incluster.remove(env)
+    incluster.remove(env, node_running=node.running(state))
+    api = config.new_client_from_config(config_file=env["KUBECONFIG"])
+    released = hygiene.release_stuck(api)
+    if released:
+        print(f"[testbed] released namespaces an earlier run left Terminating: {released}")
+    before = hygiene.baseline(api, env["AGENTCRED_NAMESPACE"])
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
         yield env
+        left = hygiene.leftovers(api, before, env["AGENTCRED_NAMESPACE"])
+        assert not left, f"the run left behind (see support/hygiene.py): {left}"
     finally:
+        api.close()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -79,7 +103,7 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
     name = f"{stem}-{uuid.uuid4().hex[:5]}"
     core.create_namespace({"metadata": {"name": name, "labels": {"agentcred.io/test": "true"}}})
     yield name
-    _release_tasks(kube, name)
+    hygiene.forget(kube, name, os.environ["AGENTCRED_NAMESPACE"])
     core.delete_namespace(name)
     core.delete_collection_namespaced_secret(
         os.environ["AGENTCRED_NAMESPACE"], label_selector=f"agentcred.io/test-namespace={name}"
@@ -91,28 +115,3 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
             "credentialbackends",
             label_selector=f"agentcred.io/test-namespace={name}",
         )
-
-
-def _release_tasks(kube: client.ApiClient, namespace: str) -> None:
-    """Drop the finalizers of the test's AgentTasks before its namespace goes.
-
-    The test's operator has stopped by now, so nobody would remove them: the namespace
-    would stay Terminating for good and the namespace controller would re-list it without
-    end, loading the API server for every later test.
-    """
-    custom = client.CustomObjectsApi(kube)
-    with contextlib.suppress(client.ApiException):  # no CRDs in this test
-        tasks = custom.list_namespaced_custom_object(
-            "agentcred.io", "v1alpha1", namespace, "agenttasks"
-        )["items"]
-        for task in tasks:
-            if task["metadata"].get("finalizers"):
-                with contextlib.suppress(client.ApiException):
-                    custom.patch_namespaced_custom_object(
-                        "agentcred.io",
-                        "v1alpha1",
-                        namespace,
-                        "agenttasks",
-                        task["metadata"]["name"],
-                        {"metadata": {"finalizers": None}},
-                    )

@@ -6,7 +6,7 @@ in its typed memo (``handlers.OperatorMemo``), until SIGTERM or SIGINT, on which
 stops its watchers and the process exits 0.
 
 With ``AGENTCRED_LEADER_ELECTION=true`` (the Deployment's two replicas) Kopf starts only
-once this replica holds the leader Lease (``agentcred.election``); a leader that loses
+once this replica holds the leader Lease (``agentcred.leadership``); a leader that loses
 the Lease exits with status 1 at once, and one that is stopped releases it.
 """
 
@@ -25,7 +25,7 @@ import uuid
 
 import kopf
 
-from agentcred import __version__, election, handlers, logs
+from agentcred import __version__, handlers, leadership, logs
 from agentcred import settings as settings_mod
 from agentcred.kube.client import make_api_client
 
@@ -82,7 +82,7 @@ async def _operator(config: settings_mod.Settings) -> None:
 def _lost(reason: str) -> None:
     """Leadership is gone: stop handling at once, so no handler of ours runs next to the new
     leader's. Exit 1 without unwinding (as controller-runtime does); the kubelet restarts
-    this pod as a standby. Write-ahead session records make a cut-off issuance safe."""
+    this pod as a standby. Write-ahead lease records make a cut-off issuance safe."""
     log.error("leader election lost (%s); exiting", reason)
     logging.shutdown()
     os._exit(1)
@@ -91,18 +91,18 @@ def _lost(reason: str) -> None:
 async def _run_elected(config: settings_mod.Settings) -> None:
     api = await make_api_client()
     identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
-    elector = election.LeaderElector(
+    claim = leadership.Leadership(
         api,
         config.namespace,
         config.leader_election_lease_name,
         identity,
-        election.Timing(
+        leadership.LeadershipTiming(
             lease_duration=config.leader_election_lease_duration.total_seconds(),
             renew_deadline=config.leader_election_renew_deadline.total_seconds(),
             retry_period=config.leader_election_retry_period.total_seconds(),
         ),
     )
-    standby = election.StandbyHealth(config.liveness_endpoint)
+    standby = leadership.StandbyHealth(config.liveness_endpoint)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     try:
@@ -111,7 +111,7 @@ async def _run_elected(config: settings_mod.Settings) -> None:
             loop.add_signal_handler(sig, main.cancel if main else (lambda: None))
         await standby.start()
         log.info("leader election: competing for the lease", extra={"identity": identity})
-        await elector.acquire()
+        await claim.acquire()
     except BaseException:
         await api.close()
         raise
@@ -119,14 +119,14 @@ async def _run_elected(config: settings_mod.Settings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await standby.stop()
-    keeping = asyncio.create_task(elector.keep(on_lost=_lost))
+    keeping = asyncio.create_task(claim.keep(on_lost=_lost))
     try:
         await _operator(config)
     finally:
         keeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeping
-        await elector.release()
+        await claim.release()
         await api.close()
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from agentcred.models.api_names import FINALIZER
 from agentcred.models.duration import parse_duration
 
 TRUE = frozenset({"true", "1", "yes", "on"})
@@ -29,7 +30,7 @@ class Settings:
     log_format: str = "json"
     log_level: str = "INFO"
     namespaces: tuple[str, ...] = ()  # empty: every namespace
-    # The operator's own namespace (Downward API in the Deployment): session records and
+    # The operator's own namespace (Downward API in the Deployment): lease records and
     # operator-side Secrets (appRole secret ids, Vault tokens) live here, never in a tenant's.
     namespace: str = "agentcred-system"
     # Never served, even cluster-wide: the system's namespaces (and always the operator's).
@@ -54,14 +55,14 @@ class Settings:
     client_cache_size: int = 64  # SDK clients / HTTP pools kept per backend kind (LRU)
     reissue_overlap: timedelta = timedelta(seconds=30)
     pod_selector: str | None = None  # narrows the pod watch server-side, e.g. "agentcred.io/task"
-    finalizer: str = "agentcred.io/revoke-credentials"
+    finalizer: str = FINALIZER
     # Azure Key Vault clients (see agentcred.backends.azure_key_vault): keep the challenge
     # check on except for vaults outside Azure's domains (emulators); a CA bundle for the
     # vault's connections only; a REST api version for vaults that lag behind the SDK.
     azure_verify_challenge_resource: bool = True
     azure_ca_bundle: str | None = None
     azure_api_version: str | None = None
-    # Leader election between replicas (agentcred.election): off for a single local
+    # Leader election between replicas (agentcred.leadership): off for a single local
     # process, on in the Deployment. client-go's durations: a Lease is valid for
     # lease_duration without renewal, a leader gives up after renew_deadline without a
     # successful renewal, and everyone polls every retry_period.

@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import API_VERSION, Label
 from support.kube import create, established, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +24,7 @@ REF = {"name": "vault-main"}
 
 def credential(name: str = "research-db", **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "agentcred.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "AgentCredential",
         "metadata": {"name": name},
         "spec": {"backendRef": REF, **spec},
@@ -33,7 +34,7 @@ def credential(name: str = "research-db", **spec: Any) -> dict[str, Any]:
 def backend(name: str = "crd-schema-check", **spec: Any) -> dict[str, Any]:
     spec.setdefault("namespaceSelector", {"matchLabels": {"agentcred.io/tenant": "true"}})
     return {
-        "apiVersion": "agentcred.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "CredentialBackend",
         "metadata": {"name": name},
         "spec": spec,
@@ -43,7 +44,7 @@ def backend(name: str = "crd-schema-check", **spec: Any) -> dict[str, Any]:
 def task(name: str = "claim-4711", **spec: Any) -> dict[str, Any]:
     spec.setdefault("credentials", [{"name": "research-db"}])
     return {
-        "apiVersion": "agentcred.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "AgentTask",
         "metadata": {"name": name},
         "spec": spec,
@@ -110,7 +111,7 @@ ACCEPT: list[tuple[str, dict[str, Any]]] = [
         task(
             serviceAccountName="research-agent",
             credentials=[{"name": "research-db", "secretName": "claim-db"}, {"name": "llm-key"}],
-            podSelector={"matchLabels": {"agentcred.io/task": "claim-4711"}},
+            podSelector={"matchLabels": {Label.TASK: "claim-4711"}},
             activeDeadlineSeconds=1800,
             completed=False,
         ),

@@ -4,6 +4,7 @@ namespace-scoped install's own RBAC (a token of its ServiceAccount, not the admi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +31,26 @@ def kubectl(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def ensure_namespace(kube: client.ApiClient, name: str) -> None:
-    try:
-        client.CoreV1Api(kube).create_namespace({"metadata": {"name": name}})
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
+@pytest.fixture
+def overlay_namespaces(kube: client.ApiClient) -> Iterator[None]:
+    """The namespaces the overlay names; those this test created are deleted afterwards
+    (``make dev`` may have made team-a already: it stays)."""
+    core, created = client.CoreV1Api(kube), []
+    for name in ("agentcred-system", "team-a", "team-b"):
+        try:
+            core.create_namespace({"metadata": {"name": name}})
+            created.append(name)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    yield
+    for name in created:
+        core.delete_namespace(name)
 
 
 def test_the_namespace_scoped_overlay_passes_server_side_dry_run(
-    kube: client.ApiClient, testbed_env: dict[str, str], crds: None
+    testbed_env: dict[str, str], crds: None, overlay_namespaces: None
 ) -> None:
-    for name in ("agentcred-system", "team-a", "team-b"):
-        ensure_namespace(kube, name)
     out = kubectl(testbed_env, "apply", "-k", str(SCOPED), "--dry-run=server")
     assert "role.rbac.authorization.k8s.io/agentcred-operator" in out
     rendered = list(yaml.safe_load_all(kubectl(testbed_env, "kustomize", str(SCOPED))))

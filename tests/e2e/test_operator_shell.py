@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from agentcred.models.api_names import API_VERSION
 from support.kube import create, get, wait_for
 from support.operator import running_operator
 from support.scenario import Scenario
@@ -30,7 +31,7 @@ def test_operator_handles_both_kinds_logs_json_and_exits_cleanly_on_sigterm(
         kube,
         namespace,
         {
-            "apiVersion": "agentcred.io/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "AgentTask",
             "metadata": {"name": "claim-4711"},
             "spec": {"credentials": [{"name": "research-db"}]},

@@ -13,7 +13,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-GROUP, VERSION = "agentcred.io", "v1alpha1"
+from agentcred.models.api_names import GROUP, VERSION
+
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 

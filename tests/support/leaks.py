@@ -11,6 +11,7 @@ import json
 import traceback
 from collections.abc import Iterable
 
+from agentcred.models.api_names import Plural
 from support.kube import GROUP, VERSION
 from support.operator import OperatorProcess
 from support.scenario import Scenario
@@ -27,7 +28,7 @@ def assert_no_leaks(scene: Scenario, operators: Iterable[OperatorProcess]) -> No
         haystacks[f"operator log {i}"] = op.log_path.read_text(errors="replace")
     for event in scene.events():
         haystacks[f"event {event.reason}"] = f"{event.message} {event.reason}"
-    for plural in ("agenttasks", "agentcredentials"):
+    for plural in (Plural.TASKS, Plural.CREDENTIALS):
         listed = scene.custom.list_namespaced_custom_object(GROUP, VERSION, scene.ns, plural)
         for item in listed["items"]:
             haystacks[f"{plural}/{item['metadata']['name']}"] = json.dumps(item.get("status", {}))

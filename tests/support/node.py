@@ -12,13 +12,14 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import OPERATOR_POD, Label
 from agentcred_testbed import incluster, node
 from support import vault
 from support.kube import wait_for
 from support.scenario import Scenario
 
 NAMESPACE = incluster.NAMESPACE
-OPERATOR_LABELS = "app.kubernetes.io/name=agentcred,app.kubernetes.io/component=operator"
+OPERATOR_LABELS = ",".join(f"{k}={v}" for k, v in OPERATOR_POD.items())
 
 
 def operator_pods(api: client.ApiClient) -> list[Any]:
@@ -27,11 +28,21 @@ def operator_pods(api: client.ApiClient) -> list[Any]:
 
 
 def leader_pod(api: client.ApiClient, env: dict[str, str]) -> Any:
-    holder = wait_for(lambda: incluster.leader(env), 60, "a lease holder")
-    for pod in operator_pods(api):
-        if holder.startswith(pod.metadata.name + "_"):
-            return pod
-    raise AssertionError(f"the lease holder {holder} is no running operator pod")
+    """The operator pod holding the leader Lease (a holder that is no pod of now, such as
+    a replica removed without a kubelet to stop it, is waited out)."""
+
+    def holder_pod() -> Any:
+        holder = incluster.leader(env) or ""
+        return next(
+            (p for p in operator_pods(api) if holder.startswith(p.metadata.name + "_")), None
+        )
+
+    return wait_for(
+        holder_pod,
+        60,
+        "a running operator pod holding the Lease",
+        describe=lambda: incluster.leader(env),
+    )
 
 
 def container_pids(pod: Any, env: dict[str, str]) -> list[int]:
@@ -47,12 +58,21 @@ def container_pids(pod: Any, env: dict[str, str]) -> list[int]:
     return sorted(pids)
 
 
-def pod_logs(env: dict[str, str], namespace: str, pod: str) -> str:
-    """Every line the kubelet logged for a pod (all containers, all restarts)."""
-    text = []
-    for path in Path(env["NODE_POD_LOGS"]).glob(f"{namespace}_{pod}_*/*/*.log"):
-        text.append(path.read_text(errors="replace"))
-    return "\n".join(text)
+def current_log(env: dict[str, str], pod: Any) -> str:
+    """What this pod's (first) container has logged since it last started, and nothing else.
+
+    The kubelet writes ``<namespace>_<name>_<uid>/<container>/<restart count>.log``; pod
+    logs outlive the node (``make testbed-down``) and a pod object may outlive its
+    containers, so another pod of the same name (an earlier ``make dev``) or an earlier
+    run of this container would show in a glob over the pod's name."""
+    meta, status = pod.metadata, (pod.status.container_statuses or [])[0]
+    path = (
+        Path(env["NODE_POD_LOGS"])
+        / f"{meta.namespace}_{meta.name}_{meta.uid}"
+        / status.name
+        / f"{status.restart_count}.log"
+    )
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def operator_logs(env: dict[str, str]) -> str:
@@ -183,4 +203,4 @@ def unique(prefix: str) -> str:
 
 
 def task_label(name: str) -> dict[str, str]:
-    return {"agentcred.io/task": re.sub(r"[^a-z0-9-]", "-", name)}
+    return {Label.TASK.value: re.sub(r"[^a-z0-9-]", "-", name)}

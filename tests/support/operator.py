@@ -1,4 +1,10 @@
-"""Run the real operator (``.venv/bin/agentcred run``) as a child process for a test."""
+"""Run the real operator (``.venv/bin/agentcred run``) as a child process for a test.
+
+When the test run itself is measured (``make test`` runs pytest under ``coverage run``),
+the operator runs under ``coverage run --parallel-mode`` too, writing its own data file
+beside the run's (``make test`` combines them): the operator's lines count, and its PID is
+still the operator's (coverage runs the program in its own process).
+"""
 
 from __future__ import annotations
 
@@ -46,6 +52,22 @@ def operator_env(testbed_env: dict[str, str]) -> dict[str, str]:
     }
 
 
+def measured(argv: list[str], env: dict[str, str]) -> list[str]:
+    """``argv`` under ``coverage run`` if this test process is measured (``env`` then gets
+    the data file's absolute path: the operator may run elsewhere), else ``argv``."""
+    try:
+        import coverage  # noqa: PLC0415 - only when installed (the dev extra)
+    except ImportError:
+        return argv
+    current = coverage.Coverage.current()
+    if current is None:
+        return argv
+    env["COVERAGE_FILE"] = str(Path(current.config.data_file).resolve())
+    if current.config.config_file:
+        env["COVERAGE_RCFILE"] = str(Path(current.config.config_file).resolve())
+    return [sys.executable, "-m", "coverage", "run", "--parallel-mode", *argv]
+
+
 def start_operator(env: dict[str, str], log_path: Path, *args: str) -> OperatorProcess:
     full = {**os.environ, **env, "AGENTCRED_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
     # The operator must work without the admin's credentials (and hvac would pick up
@@ -54,7 +76,7 @@ def start_operator(env: dict[str, str], log_path: Path, *args: str) -> OperatorP
         full.pop(name, None)
     log = log_path.open("ab")
     proc = subprocess.Popen(
-        [str(AGENTCRED), "run", *args],
+        measured([str(AGENTCRED), "run", *args], full),
         env=full,
         stdout=log,
         stderr=subprocess.STDOUT,

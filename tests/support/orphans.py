@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentcred.models.api_names import GROUP, VERSION, Plural
 from support.kube import wait_for
 from support.operator import OperatorProcess, operator_env, running_operator
 from support.scenario import Scenario
@@ -23,7 +24,7 @@ def orphan_a_task(
         uid = str((scene.get_task(name) or {})["metadata"]["uid"])
         first.kill()
     scene.custom.patch_namespaced_custom_object(
-        "agentcred.io", "v1alpha1", scene.ns, "agenttasks", name, {"metadata": {"finalizers": None}}
+        GROUP, VERSION, scene.ns, Plural.TASKS, name, {"metadata": {"finalizers": None}}
     )
     scene.delete_task(name)
     wait_for(lambda: scene.get_task(name) is None, 30, "task gone")

@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import Plural
 from support.kube import GROUP, VERSION, create, wait_for
 
 # Keys whose values are metadata, not secrets (they may appear in status).
@@ -114,7 +115,7 @@ class Scenario:
             },
         }
         try:
-            self.custom.create_cluster_custom_object(GROUP, VERSION, "credentialbackends", body)
+            self.custom.create_cluster_custom_object(GROUP, VERSION, Plural.BACKENDS, body)
         except ApiException as exc:
             if exc.status != 409 or block is not None or spec:
                 raise
@@ -183,7 +184,7 @@ class Scenario:
     def get_task(self, name: str) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.ns, "agenttasks", name
+                GROUP, VERSION, self.ns, Plural.TASKS, name
             )
             return result
         except ApiException as exc:
@@ -196,11 +197,11 @@ class Scenario:
 
     def patch_task(self, name: str, spec: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.ns, "agenttasks", name, {"spec": spec}
+            GROUP, VERSION, self.ns, Plural.TASKS, name, {"spec": spec}
         )
 
     def delete_task(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.ns, "agenttasks", name)
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.ns, Plural.TASKS, name)
 
     def wait_phase(self, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
         return wait_for(

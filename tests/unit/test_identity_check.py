@@ -13,7 +13,7 @@ import pytest
 from agentcred.backends.base import Session
 from agentcred.models import identity
 from agentcred.models.task import AgentTaskSpec, parse_task_spec
-from agentcred.services import sessions
+from agentcred.services import lease_records
 
 
 def spec(service_account: str | None = None, *creds: dict[str, str]) -> AgentTaskSpec:
@@ -133,7 +133,7 @@ def test_an_unreadable_record_is_never_trusted(record: Any) -> None:
 
 
 def test_session_records_keep_the_account_they_were_logged_in_as() -> None:
-    record = sessions.SessionRecord(
+    record = lease_records.LeaseRecord(
         credential="db",
         backend="vault",
         spec={},
@@ -141,7 +141,7 @@ def test_session_records_keep_the_account_they_were_logged_in_as() -> None:
         session=Session(ref="accessor", secret="token"),
         service_account="agent",
     )
-    assert sessions.SessionRecord.load(record.dump()).service_account == "agent"
+    assert lease_records.LeaseRecord.load(record.dump()).service_account == "agent"
     older = json.loads(record.dump())
     del older["serviceAccount"]
-    assert sessions.SessionRecord.load(json.dumps(older)).service_account == ""
+    assert lease_records.LeaseRecord.load(json.dumps(older)).service_account == ""

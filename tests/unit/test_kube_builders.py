@@ -13,6 +13,7 @@ from agentcred.kube.resources import MERGE_PATCH
 from agentcred.kube.secrets import data_digest, is_ours, secret_info
 from agentcred.kube.selectors import selector_string
 from agentcred.kube.watch import Backoff, relist_events
+from agentcred.models.api_names import API_VERSION, Label
 from agentcred.models.task import LabelSelector, LabelSelectorRequirement
 
 
@@ -36,8 +37,8 @@ def test_the_digest_of_written_data_matches_the_stored_secret() -> None:
 
 
 def test_ours_means_managed_by_agentcred_and_owned_by_the_owner() -> None:
-    owner = OwnerRef("agentcred.io/v1alpha1", "AgentTask", "t", "uid-1")
-    labelled = {"labels": {"app.kubernetes.io/managed-by": "agentcred"}}
+    owner = OwnerRef(API_VERSION, "AgentTask", "t", "uid-1")
+    labelled = {"labels": {Label.MANAGED_BY: "agentcred"}}
     owned = secret({}, **labelled, ownerReferences=[owner.as_dict(controller=True)])
     assert is_ours(secret_info(owned), "uid-1")
     assert is_ours(secret_info(owned), None)
@@ -52,7 +53,7 @@ def test_selector_string_renders_labels_and_expressions() -> None:
         match_expressions=(
             LabelSelectorRequirement("env", "In", ("dev", "prod")),
             LabelSelectorRequirement("tier", "NotIn", ("db",)),
-            LabelSelectorRequirement("agentcred.io/task", "Exists"),
+            LabelSelectorRequirement(Label.TASK, "Exists"),
             LabelSelectorRequirement("legacy", "DoesNotExist"),
         ),
     )
@@ -77,7 +78,7 @@ def test_a_relist_reports_what_changed_while_nobody_watched() -> None:
 
 
 def test_event_bodies_are_truncated_and_name_the_object() -> None:
-    ref = ObjectRef("agentcred.io/v1alpha1", "AgentTask", "team-a", "t" * 300, "uid-1")
+    ref = ObjectRef(API_VERSION, "AgentTask", "team-a", "t" * 300, "uid-1")
     body = event_body(ref, type_="Normal", reason="R" * 200, message="m" * 2000)
     assert len(body["message"]) == 1024
     assert len(body["reason"]) == 128

@@ -40,7 +40,7 @@ REF = {"name": "vault-main"}
 
 def test_credential_defaults_live_in_the_operator() -> None:
     spec = parse_credential_spec({"backendRef": REF, "vault": VAULT})
-    assert spec.backend == "vault" and spec.backend_ref.name == "vault-main"
+    assert spec.backend_kind == "vault" and spec.backend_ref.name == "vault-main"
     assert spec.ttl == DEFAULT_TTL
     assert spec.renewal_percent == 67
     assert spec.refresh_interval == timedelta(minutes=5)
@@ -78,7 +78,7 @@ def test_backend_defaults_live_in_the_operator() -> None:
     ],
 )
 def test_backend_kind_is_named(spec: dict[str, object], backend: str) -> None:
-    assert parse_credential_spec({"backendRef": REF, **spec}).backend == backend
+    assert parse_credential_spec({"backendRef": REF, **spec}).backend_kind == backend
 
 
 @pytest.mark.parametrize(

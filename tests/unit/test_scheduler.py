@@ -7,8 +7,8 @@ import asyncio
 import datetime
 from typing import Any
 
+from agentcred.services.due import IDLE, initial_delay, next_due
 from agentcred.services.scheduler import Scheduler, TaskKey
-from agentcred.services.task_plan import IDLE, initial_delay, next_due
 from agentcred.services.task_view import TaskView
 
 NOW = datetime.datetime(2026, 11, 29, 12, 0, tzinfo=datetime.UTC)
@@ -143,3 +143,25 @@ def test_ended_and_pending_tasks_at_start() -> None:
     assert initial_delay(task("Succeeded", [{**issued, "state": "Revoked"}]), NOW) is None
     assert initial_delay(task("Pending", [issued]), NOW) == 0  # lost a credential: re-issue
     assert initial_delay(task("Pending", []), NOW) is None  # first issue: the create handler's
+
+
+def test_a_cancelled_run_leaves_no_task_behind() -> None:
+    """At shutdown the cleanup handler sets the stop event and cancels the run; a waiter
+    left pending would hold Kopf's exit for its 5 s grace on hung tasks (every operator
+    stop, every test operator, every leader handing over)."""
+
+    async def scenario() -> set[asyncio.Task[Any]]:
+        async def step(k: TaskKey, attempt: int) -> float | None:
+            return None
+
+        stop = asyncio.Event()
+        runner = asyncio.create_task(Scheduler().run(step, stop))
+        for _ in range(3):  # into its wait for work
+            await asyncio.sleep(0)
+        stop.set()
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await asyncio.sleep(0)
+        return {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
+
+    assert asyncio.run(scenario()) == set()

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from agentcred.backends.aws_sts import _issued, duration_seconds
 from agentcred.backends.base import Capabilities, Issued, Renewed
-from agentcred.backends.vault import _lease_from, _validity
+from agentcred.backends.vault.leases import lease_from, validity
 from agentcred.models.backend import parse_backend_spec
 from agentcred.models.ceiling import (
     GRACE,
@@ -38,7 +38,7 @@ from agentcred.models.policy import authorize
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from agentcred.models.task import CredentialRef
 from agentcred.services.errors import TaskFailed
-from agentcred.services.issuance import Resolved, check_ceiling
+from agentcred.services.issuance import BoundCredential, check_ceiling
 from agentcred.services.maintenance import check_renewal
 
 NOW = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -296,14 +296,14 @@ def test_the_vault_backend_reports_every_expiry_of_a_dynamic_answer() -> None:
         "renewable": False,
         "data": {"certificate": certificate(year), "expiration": int(year.timestamp())},
     }
-    read = _lease_from(body, "POST pki/issue/agent")
-    assert _validity(read, NOW) == (
+    read = lease_from(body, "POST pki/issue/agent")
+    assert validity(read, NOW) == (
         Validity("lease", NOW + timedelta(seconds=31536000)),
         Validity("certificate", year),
     )
-    unleased = _lease_from({"data": {"value": "x"}, "lease_id": ""}, "GET a/b")
-    assert unleased.lease_id == "" and _validity(unleased, NOW) == ()
-    token = _lease_from(
+    unleased = lease_from({"data": {"value": "x"}, "lease_id": ""}, "GET a/b")
+    assert unleased.lease_id == "" and validity(unleased, NOW) == ()
+    token = lease_from(
         {
             "data": {"k": "v"},
             "lease_id": "x/y",
@@ -312,7 +312,7 @@ def test_the_vault_backend_reports_every_expiry_of_a_dynamic_answer() -> None:
         },
         "POST x/y",
     )
-    assert _validity(token, NOW) == (lease(60), Validity("token", None))
+    assert validity(token, NOW) == (lease(60), Validity("token", None))
 
 
 # -- the policy: allowedParams, allowedWritePaths, allowUnleased -------------------------------
@@ -360,9 +360,9 @@ def test_params_outside_allowed_params_are_refused_naming_the_param_and_backend(
 
 
 def test_an_allowed_params_ttl_is_capped_in_what_is_sent() -> None:
-    resolved = resolve({"path": "pki/issue/team-a", "params": {"common_name": "a", "ttl": "8760h"}})
-    assert resolved.vault is not None and resolved.vault.dynamic is not None
-    assert resolved.vault.dynamic.params == {"common_name": "a", "ttl": "3600s"}
+    bound = resolve({"path": "pki/issue/team-a", "params": {"common_name": "a", "ttl": "8760h"}})
+    assert bound.vault is not None and bound.vault.dynamic is not None
+    assert bound.vault.dynamic.params == {"common_name": "a", "ttl": "3600s"}
     with pytest.raises(SpecError, match=r"params\.ttl"):
         resolve({"path": "pki/issue/team-a", "params": {"ttl": "a year"}})
 
@@ -387,15 +387,15 @@ def test_a_write_needs_allowed_write_paths_even_on_a_readable_path() -> None:
 
 
 def test_the_ceiling_and_allow_unleased_travel_with_the_resolved_credential() -> None:
-    resolved = resolve({"path": "database/creds/team-a_ro"})
-    assert resolved.max_ttl == HOUR
-    assert resolved.vault is not None and resolved.vault.allow_unleased is False
+    bound = resolve({"path": "database/creds/team-a_ro"})
+    assert bound.max_ttl == HOUR
+    assert bound.vault is not None and bound.vault.allow_unleased is False
     allowing = {**BACKEND, "vault": {**BACKEND["vault"], "allowUnleased": True}}
     unleased_ok = resolve({"path": "database/creds/team-a_ro"}, allowing)
     assert unleased_ok.vault is not None and unleased_ok.vault.allow_unleased is True
-    # what a session record keeps, and reads back (renewal checks against the same)
+    # what a lease record keeps, and reads back (renewal checks against the same)
     assert parse_resolved(to_json(unleased_ok)) == unleased_ok
-    old_record = {k: v for k, v in to_json(resolved).items() if k != "maxTTL"}
+    old_record = {k: v for k, v in to_json(bound).items() if k != "maxTTL"}
     assert parse_resolved(old_record).max_ttl is None
 
 
@@ -442,9 +442,9 @@ class StubBackend:
         return Capabilities(renewable=self.revocable, revocable=self.revocable, static=False)
 
 
-def resolved_with(spec: ResolvedCredential, revocable: bool = True) -> Resolved:
+def resolved_with(spec: ResolvedCredential, revocable: bool = True) -> BoundCredential:
     backend: Any = StubBackend(revocable)
-    return Resolved(ref=CredentialRef("cert"), spec=spec, raw_spec={}, backend=backend)
+    return BoundCredential(ref=CredentialRef("cert"), spec=spec, raw_spec={}, backend=backend)
 
 
 def issued(validity: tuple[Validity, ...], unleased: bool = False) -> Issued:

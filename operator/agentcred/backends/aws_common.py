@@ -4,7 +4,7 @@ Both AWS backends (``awsSecretsManager``, ``awsSts``) talk to AWS through boto3,
 is synchronous: every call runs in the backend's :class:`BlockingRunner`, and so does
 the creation of a client (it may resolve credentials, e.g. from the instance metadata
 service). Clients are made once per (service, region, endpoint, signed or not) and
-reused; boto3 clients are thread-safe, the session that makes them is not, so making one
+reused; boto3 clients are thread-safe, the boto3 Session that makes them is not, so making one
 holds a lock.
 
 Everything not set in the spec is resolved the way every AWS SDK does it, so an
@@ -275,7 +275,7 @@ class AwsClients:
         self._runner = runner
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._session: Any = None
+        self._boto3: Any = None  # the boto3 Session that makes clients (not a login)
         self._clients: LruCache[Target, Any] = LruCache(cache_size)
 
     async def call(
@@ -330,12 +330,12 @@ class AwsClients:
 
     def _client(self, target: Target) -> Any:
         with self._lock:
-            if self._session is None:
-                self._session = boto3.session.Session()
-            session = self._session
+            if self._boto3 is None:
+                self._boto3 = boto3.session.Session()
+            maker = self._boto3
         return self._clients.get_or_make(
             target,
-            lambda: session.client(
+            lambda: maker.client(
                 target.service,
                 region_name=target.region,
                 endpoint_url=target.endpoint,

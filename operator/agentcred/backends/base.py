@@ -17,45 +17,48 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from agentcred.models.api_names import Reason
 from agentcred.models.ceiling import Validity
+from agentcred.models.errors import OperatorError
 from agentcred.models.resolved import ResolvedCredential
 
 
-class BackendError(Exception):
-    """Base of every backend failure. Messages never contain a credential value."""
+class BackendError(OperatorError):
+    """Base of every backend failure. Messages never contain a credential value.
+    Temporary unless a subclass says ``permanent`` (models/errors.py)."""
 
-    reason = "BackendError"
+    reason: str = Reason.BACKEND_ERROR
 
 
 class BackendDenied(BackendError):
     """The backend refused this identity or path (403, access denied). Needs a config change."""
 
-    reason = "Denied"
+    reason: str = Reason.DENIED
+    permanent = True
 
 
 class BackendNotFound(BackendError):
     """The path, role, secret or version does not exist. Needs a config change."""
 
-    reason = "NotFound"
+    reason: str = Reason.NOT_FOUND
+    permanent = True
 
 
 class BackendInvalidConfig(BackendError):
     """The backend block cannot work as written (e.g. malformed response, bad mount)."""
 
-    reason = "InvalidConfig"
+    reason: str = Reason.INVALID_CONFIG
+    permanent = True
 
 
 class BackendUnavailable(BackendError):
     """The backend could not be reached or answered 5xx/429: retry with backoff."""
 
-    reason = "BackendUnavailable"
+    reason: str = Reason.BACKEND_UNAVAILABLE
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-PERMANENT: tuple[type[BackendError], ...] = (BackendDenied, BackendNotFound, BackendInvalidConfig)
 
 
 @dataclass(frozen=True)

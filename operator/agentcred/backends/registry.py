@@ -66,7 +66,7 @@ class BackendRegistry:
         return self._instances[kind]
 
     def for_spec(self, spec: ResolvedCredential) -> Backend:
-        return self.for_kind(spec.backend)
+        return self.for_kind(spec.backend_kind)
 
     async def aclose(self) -> None:
         """Close every backend built so far (their SDK clients and thread pools); idempotent.

@@ -8,10 +8,11 @@ from typing import Any
 import kopf
 
 from agentcred.handlers.memo import OperatorMemo
+from agentcred.models.api_names import GROUP, VERSION, Plural
 from agentcred.services import backend_status, credential_recheck
 from agentcred.services.deps import Deps
 
-GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "credentialbackends"
+PLURAL = Plural.BACKENDS.value
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)

@@ -9,9 +9,10 @@ import kopf
 
 from agentcred.handlers.filters import served
 from agentcred.handlers.memo import OperatorMemo
+from agentcred.models.api_names import GROUP, VERSION, Plural
 from agentcred.services import credential_status
 
-GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agentcredentials"
+PLURAL = Plural.CREDENTIALS.value
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, when=served)

@@ -18,6 +18,7 @@ from agentcred.backends.registry import BackendRegistry
 from agentcred.backends.settings import BackendSettings
 from agentcred.handlers.memo import OperatorMemo
 from agentcred.kube import client, watch
+from agentcred.models.api_names import KOPF_PREFIX
 from agentcred.services import credential_recheck, drift, maintenance, pod_events, sweep
 from agentcred.services.deps import Deps
 from agentcred.services.limits import Limits
@@ -45,8 +46,8 @@ async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: An
     settings.peering.standalone = True
     # Progress and diff-base live in annotations: the status schemas are structural and
     # would prune Kopf's own status fields; Argo CD ignores annotations it did not set.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="agentcred.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="agentcred.io")
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX)
     settings.persistence.finalizer = config.finalizer
     settings.posting.enabled = False  # Events are posted explicitly, with stable reasons
     settings.watching.server_timeout = 300

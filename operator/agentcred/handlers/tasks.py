@@ -9,18 +9,16 @@ from typing import Any
 
 import kopf
 
-from agentcred.backends.base import BackendError
 from agentcred.handlers.errors import to_kopf
 from agentcred.handlers.filters import served
 from agentcred.handlers.memo import OperatorMemo
-from agentcred.kube.errors import KubeError
-from agentcred.models.errors import SpecError
+from agentcred.models.api_names import GROUP, VERSION, Plural
+from agentcred.models.errors import OperatorError, SpecError
 from agentcred.services import lifecycle
 from agentcred.services.deps import Deps
-from agentcred.services.errors import TaskFailed, TaskRetry
 
-GROUP, VERSION, PLURAL = "agentcred.io", "v1alpha1", "agenttasks"
-HANDLED = (TaskRetry, TaskFailed, BackendError, KubeError)
+PLURAL = Plural.TASKS.value
+HANDLED = OperatorError  # says itself whether to retry (models/errors.py)
 Start = Callable[[Deps, Mapping[str, Any], int], Awaitable[None]]
 
 
@@ -35,11 +33,9 @@ async def start(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> No
 
 
 async def _starting(start: Start, body: kopf.Body, memo: OperatorMemo, retry: int) -> None:
-    """Resume or start a task; a spec that cannot be read fails for good."""
+    """Resume or start a task; a spec that cannot be read fails for good (permanent)."""
     try:
         await start(memo.deps, body, retry)
-    except SpecError as exc:
-        raise kopf.PermanentError(str(exc)) from None
     except HANDLED as exc:
         raise to_kopf(exc, retry) from None
 

@@ -21,9 +21,13 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from agentcred.models.errors import OperatorError
 
-class KubeError(Exception):
-    """Base of every Kubernetes API failure. ``status`` is the HTTP code when there was one."""
+
+class KubeError(OperatorError):
+    """Base of every Kubernetes API failure. ``status`` is the HTTP code when there was one.
+    All are temporary to the core (models/errors.py): a forbidden or invalid request is
+    retried with backoff, as RBAC or a webhook can be fixed while the task waits."""
 
     def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
         super().__init__(message)

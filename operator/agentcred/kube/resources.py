@@ -21,26 +21,21 @@ from kubernetes_asyncio.client import ApiClient, BatchV1Api, CoreV1Api, CustomOb
 from agentcred.kube.calls import call, get_or_none, list_all, list_kept
 from agentcred.kube.errors import subject
 from agentcred.kube.objects import Body
+from agentcred.models.api_names import GROUP, KIND_OF, VERSION, Kind, Plural
 
-GROUP = "agentcred.io"
-VERSION = "v1alpha1"
-CREDENTIALS = "agentcredentials"
-TASKS = "agenttasks"
-BACKENDS = "credentialbackends"
 MERGE_PATCH = "application/merge-patch+json"
 T = TypeVar("T")
-_KINDS = {CREDENTIALS: "AgentCredential", TASKS: "AgentTask", BACKENDS: "CredentialBackend"}
 
 
 async def get_backend(api: ApiClient, name: str) -> Body | None:
     """A cluster-scoped CredentialBackend (None if it does not exist)."""
     custom = CustomObjectsApi(api)
     return await get_or_none(
-        subject("CredentialBackend", None, name),
+        subject(Kind.BACKEND, None, name),
         custom.get_cluster_custom_object,
         GROUP,
         VERSION,
-        BACKENDS,
+        Plural.BACKENDS,
         name,
     )
 
@@ -49,11 +44,11 @@ async def patch_backend_status(api: ApiClient, name: str, patch: Mapping[str, An
     """Merge ``patch`` into the CredentialBackend's ``.status``."""
     custom = CustomObjectsApi(api)
     return await call(
-        subject("CredentialBackend", None, name),
+        subject(Kind.BACKEND, None, name),
         custom.patch_cluster_custom_object_status,
         GROUP,
         VERSION,
-        BACKENDS,
+        Plural.BACKENDS,
         name,
         {"status": dict(patch)},
         _content_type=MERGE_PATCH,
@@ -71,16 +66,16 @@ async def namespace_labels(api: ApiClient, namespace: str) -> dict[str, str] | N
 
 
 async def get_credential(api: ApiClient, namespace: str, name: str) -> Body | None:
-    return await _get(api, CREDENTIALS, namespace, name)
+    return await _get(api, Plural.CREDENTIALS, namespace, name)
 
 
 async def get_task(api: ApiClient, namespace: str, name: str) -> Body | None:
-    return await _get(api, TASKS, namespace, name)
+    return await _get(api, Plural.TASKS, namespace, name)
 
 
 async def list_tasks(api: ApiClient, namespace: str | None = None) -> list[Body]:
     """Every AgentTask, in one namespace or all of them."""
-    return await _list(api, "AgentTasks", TASKS, namespace)
+    return await _list(api, "AgentTasks", Plural.TASKS, namespace)
 
 
 async def list_task_parts(
@@ -92,21 +87,27 @@ async def list_task_parts(
     what = subject("AgentTasks", namespace)
     if namespace is None:
         parts, _ = await list_kept(
-            what, custom.list_cluster_custom_object, GROUP, VERSION, TASKS, keep=keep
+            what, custom.list_cluster_custom_object, GROUP, VERSION, Plural.TASKS, keep=keep
         )
     else:
         parts, _ = await list_kept(
-            what, custom.list_namespaced_custom_object, GROUP, VERSION, namespace, TASKS, keep=keep
+            what,
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            Plural.TASKS,
+            keep=keep,
         )
     return parts
 
 
 async def list_credentials(api: ApiClient, namespace: str | None = None) -> list[Body]:
     """Every AgentCredential, in one namespace or all of them."""
-    return await _list(api, "AgentCredentials", CREDENTIALS, namespace)
+    return await _list(api, "AgentCredentials", Plural.CREDENTIALS, namespace)
 
 
-async def _list(api: ApiClient, kind: str, plural: str, namespace: str | None) -> list[Body]:
+async def _list(api: ApiClient, kind: str, plural: Plural, namespace: str | None) -> list[Body]:
     custom = CustomObjectsApi(api)
     what = subject(kind, namespace)
     if namespace is None:
@@ -130,14 +131,14 @@ async def patch_task_status(
 
     ``None`` values delete keys. Returns the whole object as stored.
     """
-    return await _patch_status(api, TASKS, namespace, name, patch, resource_version)
+    return await _patch_status(api, Plural.TASKS, namespace, name, patch, resource_version)
 
 
 async def patch_credential_status(
     api: ApiClient, namespace: str, name: str, patch: Mapping[str, Any]
 ) -> Body:
     """Merge ``patch`` into the AgentCredential's ``.status``, as ``patch_task_status``."""
-    return await _patch_status(api, CREDENTIALS, namespace, name, patch, None)
+    return await _patch_status(api, Plural.CREDENTIALS, namespace, name, patch, None)
 
 
 async def patch_task_metadata(
@@ -154,7 +155,7 @@ async def patch_task_metadata(
         metadata["resourceVersion"] = resource_version
     custom = CustomObjectsApi(api)
     return await _merge_patch(
-        custom.patch_namespaced_custom_object, TASKS, namespace, name, {"metadata": metadata}
+        custom.patch_namespaced_custom_object, Plural.TASKS, namespace, name, {"metadata": metadata}
     )
 
 
@@ -183,8 +184,8 @@ async def list_pods(api: ApiClient, namespace: str, label_selector: str | None) 
     return items
 
 
-async def _get(api: ApiClient, plural: str, namespace: str, name: str) -> Body | None:
-    what = subject(_KINDS[plural], namespace, name)
+async def _get(api: ApiClient, plural: Plural, namespace: str, name: str) -> Body | None:
+    what = subject(KIND_OF[plural], namespace, name)
     custom = CustomObjectsApi(api)
     return await get_or_none(
         what, custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
@@ -193,7 +194,7 @@ async def _get(api: ApiClient, plural: str, namespace: str, name: str) -> Body |
 
 async def _patch_status(
     api: ApiClient,
-    plural: str,
+    plural: Plural,
     namespace: str,
     name: str,
     patch: Mapping[str, Any],
@@ -209,11 +210,11 @@ async def _patch_status(
 
 
 async def _merge_patch(
-    method: Callable[..., Any], plural: str, namespace: str, name: str, body: Body
+    method: Callable[..., Any], plural: Plural, namespace: str, name: str, body: Body
 ) -> Body:
     """``method`` (an object's or its status's patch) with ``body`` as a JSON merge patch."""
     return await call(
-        subject(_KINDS[plural], namespace, name),
+        subject(KIND_OF[plural], namespace, name),
         method,
         GROUP,
         VERSION,

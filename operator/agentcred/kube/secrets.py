@@ -32,14 +32,11 @@ from agentcred.kube.errors import (
     subject,
 )
 from agentcred.kube.objects import Body, OwnerRef
+from agentcred.models.api_names import MANAGED_BY_US, MANAGER, Label
 from agentcred.models.names import label_value
 
 log = logging.getLogger(__name__)
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "agentcred"
-TASK_LABEL = "agentcred.io/task"
-CREDENTIAL_LABEL = "agentcred.io/credential"
 ATTEMPTS = 4  # create/replace/delete rounds before giving up on a Secret that keeps changing
 
 
@@ -60,9 +57,9 @@ class SecretInfo:
 def secret_labels(task: str, credential: str) -> dict[str, str]:
     """The labels of a generated Secret (long names are hash-shortened to valid values)."""
     return {
-        MANAGED_BY: MANAGER,
-        TASK_LABEL: label_value(task),
-        CREDENTIAL_LABEL: label_value(credential),
+        Label.MANAGED_BY: MANAGER,
+        Label.TASK: label_value(task),
+        Label.CREDENTIAL: label_value(credential),
     }
 
 
@@ -89,7 +86,7 @@ def secret_info(obj: Mapping[str, Any]) -> SecretInfo:
 
 def is_ours(info: SecretInfo, owner_uid: str | None) -> bool:
     """Managed by agentcred and, if an owner is named, owned by it."""
-    managed = info.labels.get(MANAGED_BY) == MANAGER
+    managed = info.labels.get(Label.MANAGED_BY) == MANAGER
     return managed and (owner_uid is None or owner_uid in info.owner_uids)
 
 
@@ -112,6 +109,19 @@ async def read_secret_data(api: ApiClient, namespace: str, name: str) -> dict[st
     if obj is None:
         return None
     return {key: _decode(value, what, key) for key, value in (obj.get("data") or {}).items()}
+
+
+async def read_secret_and_info(
+    api: ApiClient, namespace: str, name: str
+) -> tuple[dict[str, str], SecretInfo] | None:
+    """All keys of a Secret, decoded, with its ``SecretInfo`` (its resourceVersion, for a
+    write that follows); None if there is no such Secret."""
+    what = subject("Secret", namespace, name)
+    obj = await get_or_none(what, CoreV1Api(api).read_namespaced_secret, name, namespace)
+    if obj is None:
+        return None
+    raw = obj.get("data") or {}
+    return {key: _decode(value, what, key) for key, value in raw.items()}, secret_info(obj)
 
 
 async def get_secret_info(api: ApiClient, namespace: str, name: str) -> SecretInfo | None:
@@ -137,22 +147,60 @@ async def write_secret(
     annotations: Mapping[str, str],
     owner: OwnerRef | None,
     controller_owner: bool = True,
+    known_version: str | None = None,
 ) -> SecretInfo:
     """Create the Secret, or replace it if it is ours; ``KubeSecretCollision`` if it is not.
 
     ``labels`` always gain ``app.kubernetes.io/managed-by=agentcred``. A replace
     keeps the Secret's other metadata (ownerReferences, finalizers) and swaps data,
     labels and annotations; it is retried when the Secret changes in between.
+
+    ``known_version``: the resourceVersion at which we last wrote (or read) this Secret.
+    It is then patched in one request with that version as a precondition; a Secret
+    changed or deleted since (409/404) takes the path above, ownership check included.
     """
     metadata: Body = {
         "name": name,
         "namespace": namespace,
-        "labels": {**labels, MANAGED_BY: MANAGER},
+        "labels": {**labels, **MANAGED_BY_US},
         "annotations": dict(annotations),
     }
     if owner is not None:
         metadata["ownerReferences"] = [owner.as_dict(controller=controller_owner)]
-    return await _create_or_take_over(api, _secret_body(metadata, data), owner)
+    body = _secret_body(metadata, data)
+    if known_version:
+        written = await _patch_known(api, body, known_version)
+        if written is not None:
+            return written
+    return await _create_or_take_over(api, body, owner)
+
+
+async def _patch_known(api: ApiClient, body: Body, version: str) -> SecretInfo | None:
+    """Swap data, labels and annotations of the Secret we know at ``version`` (one JSON
+    patch; as ``_replacement``, the rest of its metadata is kept); None when it changed
+    or went since: a resourceVersion is never reused, so a match proves it is the Secret
+    we wrote or checked, untouched."""
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    what = subject("Secret", namespace, name)
+    operations = [
+        {"op": "add", "path": "/metadata/resourceVersion", "value": version},
+        {"op": "add", "path": "/metadata/labels", "value": meta["labels"]},
+        {"op": "add", "path": "/metadata/annotations", "value": meta["annotations"]},
+        {"op": "add", "path": "/data", "value": body["data"]},
+    ]
+    try:
+        written = await call(
+            what,
+            CoreV1Api(api).patch_namespaced_secret,
+            name,
+            namespace,
+            operations,
+            _content_type="application/json-patch+json",
+        )
+    except (KubeConflict, KubeNotFound, KubeInvalid):
+        return None
+    return secret_info(written)
 
 
 async def _create_or_take_over(api: ApiClient, body: Body, owner: OwnerRef | None) -> SecretInfo:
@@ -182,15 +230,38 @@ async def _create_or_take_over(api: ApiClient, body: Body, owner: OwnerRef | Non
 
 
 async def delete_secret(
-    api: ApiClient, namespace: str, name: str, *, owner_uid: str | None
+    api: ApiClient,
+    namespace: str,
+    name: str,
+    *,
+    owner_uid: str | None,
+    known_version: str | None = None,
 ) -> bool:
     """Delete the Secret if it is ours; False if it is missing or someone else's.
 
     The delete carries the uid and resourceVersion we checked as preconditions, so
     a Secret replaced by someone else in between is never deleted by mistake.
+    ``known_version``: the resourceVersion at which we wrote (or read and checked) it;
+    the delete is then sent at once with it as the precondition (one request), and only
+    a Secret changed since (409) is read and checked first.
     """
     what = subject("Secret", namespace, name)
     core = CoreV1Api(api)
+    if known_version:
+        try:
+            await call(
+                what,
+                core.delete_namespaced_secret,
+                name,
+                namespace,
+                body={"preconditions": {"resourceVersion": known_version}},
+            )
+        except KubeNotFound:
+            return False
+        except KubeConflict:
+            pass  # changed since: check it below
+        else:
+            return True
     for _ in range(ATTEMPTS):
         current = await get_or_none(what, core.read_namespaced_secret, name, namespace)
         if current is None:
@@ -223,20 +294,35 @@ async def annotate_secret(
     annotations: Mapping[str, str],
     *,
     owner_uid: str,
+    known_version: str | None = None,
 ) -> SecretInfo | None:
     """Merge ``annotations`` into our Secret (e.g. a renewed expiry); None if it is gone
-    or not ours. Only metadata changes: the values are never sent."""
+    or not ours. Only metadata changes: the values are never sent.
+
+    ``known_version``: the resourceVersion at which we wrote it; the patch is then sent
+    at once with it as a precondition (one request), and only a Secret changed since is
+    read and checked first."""
     what = subject("Secret", namespace, name)
     core = CoreV1Api(api)
+    if known_version:
+        written = await _annotate_at(api, namespace, name, annotations, known_version)
+        if written is not None:
+            return written
     current = await get_or_none(what, core.read_namespaced_secret, name, namespace)
     if current is None or not is_ours(secret_info(current), owner_uid):
         return None
-    patch = {
-        "metadata": {
-            "annotations": dict(annotations),
-            "resourceVersion": current["metadata"]["resourceVersion"],
-        }
-    }
+    return await _annotate_at(
+        api, namespace, name, annotations, current["metadata"]["resourceVersion"]
+    )
+
+
+async def _annotate_at(
+    api: ApiClient, namespace: str, name: str, annotations: Mapping[str, str], version: str
+) -> SecretInfo | None:
+    """Merge ``annotations`` into the Secret if it is still at ``version``; else None."""
+    what = subject("Secret", namespace, name)
+    core = CoreV1Api(api)
+    patch = {"metadata": {"annotations": dict(annotations), "resourceVersion": version}}
     try:
         body = await call(
             what,

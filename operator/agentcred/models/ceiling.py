@@ -35,11 +35,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agentcred.models.api_names import Reason
 from agentcred.models.duration import format_duration
 
 GRACE = timedelta(minutes=5)  # clock skew and engines that round up (PKI backdates 30 s)
-TTL_EXCEEDED = "TTLExceeded"
-UNLEASED = "Unleased"
+TTL_EXCEEDED = Reason.TTL_EXCEEDED
+UNLEASED = Reason.UNLEASED
 STS_MIN_SECONDS = 900
 STS_MAX_SECONDS = 43200
 

@@ -31,7 +31,7 @@ from agentcred.models.resolved import (
 # Floors that keep one manifest from turning the operator into a renewal storm.
 MIN_TTL = timedelta(seconds=60)
 MIN_REFRESH_INTERVAL = timedelta(seconds=10)
-MAX_PARAMS_BYTES = 8192  # copied into every session record; a Secret holds at most 1 MiB
+MAX_PARAMS_BYTES = 8192  # copied into every lease record; a Secret holds at most 1 MiB
 
 KINDS = ("vault", "aws_secrets_manager", "aws_sts", "gcp_secret_manager", "azure_key_vault")
 
@@ -97,7 +97,7 @@ class AgentCredentialSpec:
     template: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def backend(self) -> str:
+    def backend_kind(self) -> str:
         """The backend kind: vault, awsSecretsManager, awsSts, gcpSecretManager, azureKeyVault."""
         return json_name(next(f for f in KINDS if getattr(self, f) is not None))
 

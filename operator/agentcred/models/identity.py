@@ -5,7 +5,7 @@ rules on ``spec`` and the shipped admission policy denies an UPDATE that changes
 Those guards live in objects a cluster admin can replace, and a task created before them
 could have been edited since. So the operator keeps its own record: with a task's first
 status write it stores the identity it acts for in ``status.identity`` (only the operator
-writes status), and each write-ahead session record carries the ServiceAccount its
+writes status), and each write-ahead lease record carries the ServiceAccount its
 session was logged in as. Before it issues, renews, re-issues, refreshes or restores
 anything it compares the spec with that record; a task whose spec differs ends
 ``Failed``, reason ``IdentityChanged``, with everything revoked. No backend is ever called
@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agentcred.models.api_names import Reason
 from agentcred.models.status import IdentityCredential, IdentityStatus
 from agentcred.models.task import AgentTaskSpec
 
-IDENTITY_CHANGED = "IdentityChanged"
+IDENTITY_CHANGED = Reason.IDENTITY_CHANGED
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,10 @@ UNRECORDED = Verdict(changed=False, record=True)
 def check(
     status: Mapping[str, Any],
     spec: AgentTaskSpec,
-    session_accounts: Iterable[str] = (),
+    record_accounts: Iterable[str] = (),
 ) -> Verdict:
     """Compare the task's spec with the identity recorded in its status and with the
-    ServiceAccounts its session records were logged in as (records written before
+    ServiceAccounts its lease records were logged in as (records written before
     sessions carried one pass an empty string, which is ignored)."""
     current = TaskIdentity.of(spec)
     try:
@@ -116,7 +117,7 @@ def check(
     problems: list[str] = []
     if first is not None:
         problems += _differences(first, current)
-    others = sorted({a for a in session_accounts if a and a != current.service_account})
+    others = sorted({a for a in record_accounts if a and a != current.service_account})
     if others and not any(p.startswith("serviceAccountName") for p in problems):
         problems.append(
             f"serviceAccountName is {current.service_account!r} but its sessions were logged "

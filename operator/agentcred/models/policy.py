@@ -176,10 +176,11 @@ def authorize(
     a SpecError, when the backend's own allow-lists are ambiguous)."""
     check_allow_lists(backend_name, backend)
     check_namespace(backend_name, backend, namespace, namespace_labels)
-    if credential.backend != backend.kind:
+    if credential.backend_kind != backend.kind:
         raise NotAllowed(
-            f"spec.{credential.backend}",
-            f"CredentialBackend {backend_name} serves {backend.kind}, not {credential.backend}",
+            f"spec.{credential.backend_kind}",
+            f"CredentialBackend {backend_name} serves {backend.kind}, "
+            f"not {credential.backend_kind}",
         )
     check_service_account(credential, service_account)
     ttl = credential.ttl
@@ -194,7 +195,7 @@ def authorize(
         max_ttl=backend.max_ttl,
     )
     where = _Where(backend_name, backend, namespace, service_account)
-    return where.resolve(base, credential)
+    return where.merge(base, credential)
 
 
 class _Where:
@@ -223,7 +224,9 @@ class _Where:
         if url is not None:
             check_url(self.name, field, url, self.backend.allow_insecure_http)
 
-    def resolve(self, base: ResolvedCredential, cred: AgentCredentialSpec) -> ResolvedCredential:
+    def merge(self, base: ResolvedCredential, cred: AgentCredentialSpec) -> ResolvedCredential:
+        """``base`` with the kind's block: the request checked against the allow-list and
+        joined with the backend's connection."""
         b = self.backend
         if cred.vault is not None and b.vault is not None:
             return replace(base, vault=self.vault(cred.vault, b.vault))

@@ -8,7 +8,7 @@ endpoint, auth method, audience) from the backend, the secret's name and the tim
 from the credential. Backends consume only this type, so nothing a tenant writes can
 reach a connection field.
 
-Its JSON form (``to_json``/``parse_resolved``) is what a write-ahead session record
+Its JSON form (``to_json``/``parse_resolved``) is what a write-ahead lease record
 keeps, so renewal and revocation use the connection a lease was issued under, never
 a later-edited one. Defaults live here (never in the CRD schemas: Argo CD drift).
 """
@@ -165,13 +165,13 @@ class ResolvedCredential:
         return ""
 
     @property
-    def backend(self) -> str:
+    def backend_kind(self) -> str:
         """The backend kind: vault, awsSecretsManager, awsSts, gcpSecretManager, azureKeyVault."""
         return json_name(next(f for f in BACKEND_FIELDS if getattr(self, f) is not None))
 
 
 def parse_resolved(spec: Mapping[str, Any]) -> ResolvedCredential:
-    """Parse a resolved credential's JSON (a session record's); raise SpecError."""
+    """Parse a resolved credential's JSON (a lease record's); raise SpecError."""
     parsed = build(ResolvedCredential, spec, "spec")
     present = [f for f in BACKEND_FIELDS if getattr(parsed, f) is not None]
     if len(present) != 1:

@@ -12,15 +12,16 @@ objects alone, so a request outside the allow-list never reaches the backend.
 from __future__ import annotations
 
 from agentcred.kube import resources
+from agentcred.models.api_names import Reason
 from agentcred.models.backend import parse_backend_spec
 from agentcred.models.credential import AgentCredentialSpec
-from agentcred.models.errors import NotAllowed, SpecError, UnsafePattern
+from agentcred.models.errors import NotAllowed, OperatorError, SpecError, UnsafePattern
 from agentcred.models.policy import authorize
 from agentcred.models.resolved import ResolvedCredential
 from agentcred.services.deps import Deps
 
 
-class Refused(Exception):
+class Refused(OperatorError):
     """The credential cannot be resolved; ``permanent`` when only a spec change helps."""
 
     def __init__(self, reason: str, message: str, *, permanent: bool) -> None:
@@ -28,7 +29,7 @@ class Refused(Exception):
         self.reason, self.message, self.permanent = reason, message, permanent
 
 
-async def resolve_credential(
+async def authorize_credential(
     deps: Deps,
     namespace: str,
     credential_name: str,
@@ -42,7 +43,7 @@ async def resolve_credential(
     )
     if body is None:
         raise Refused(
-            "BackendNotFound",
+            Reason.BACKEND_NOT_FOUND,
             f"AgentCredential {credential_name}: CredentialBackend {backend_name} does not exist",
             permanent=False,
         )
@@ -50,7 +51,7 @@ async def resolve_credential(
         backend = parse_backend_spec(body.get("spec") or {})
     except SpecError as exc:
         raise Refused(
-            "InvalidBackend",
+            Reason.INVALID_BACKEND,
             f"CredentialBackend {backend_name} cannot be used: {exc}",
             permanent=False,
         ) from None
@@ -68,16 +69,16 @@ async def resolve_credential(
         )
     except UnsafePattern as exc:  # the platform's allow-list, not the tenant's request
         raise Refused(
-            "InvalidBackend",
+            Reason.INVALID_BACKEND,
             f"AgentCredential {credential_name}: nothing is issued through CredentialBackend "
             f"{backend_name} until its allow-list is fixed: {exc}",
             permanent=False,
         ) from None
     except NotAllowed as exc:
         raise Refused(
-            "NotAllowed", f"AgentCredential {credential_name}: {exc}", permanent=True
+            Reason.NOT_ALLOWED, f"AgentCredential {credential_name}: {exc}", permanent=True
         ) from None
     except SpecError as exc:
         raise Refused(
-            "InvalidCredential", f"AgentCredential {credential_name}: {exc}", permanent=True
+            Reason.INVALID_CREDENTIAL, f"AgentCredential {credential_name}: {exc}", permanent=True
         ) from None

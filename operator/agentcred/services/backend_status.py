@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from agentcred.kube import secrets
 from agentcred.kube.errors import KubeError, KubeNotFound
+from agentcred.models.api_names import ConditionType, Reason
 from agentcred.models.backend import CredentialBackendSpec, parse_backend_spec
 from agentcred.models.errors import NotAllowed, SpecError, UnsafePattern
 from agentcred.models.policy import check_allow_lists, check_url
@@ -58,19 +59,19 @@ async def _problem(deps: Deps, name: str, spec: Mapping[str, Any]) -> tuple[str,
             check_url(name, field, url, parsed.allow_insecure_http)
         check_allow_lists(name, parsed)
     except UnsafePattern as exc:  # written before the CRD's rule: nothing is issued through it
-        return "InvalidBackend", str(exc)
+        return Reason.INVALID_BACKEND, str(exc)
     except SpecError as exc:
-        return "InvalidSpec", str(exc)
+        return Reason.INVALID_SPEC, str(exc)
     except NotAllowed as exc:
-        return "InsecureAddress", str(exc)
+        return Reason.INSECURE_ADDRESS, str(exc)
     own = deps.settings.namespace
     for ref in _refs(parsed):
         try:
             await secrets.read_secret_value(deps.api, own, ref.name, ref.key)
         except KubeNotFound as exc:
-            return "SecretNotFound", f"{exc} (operator-side Secrets live in {own})"
+            return Reason.SECRET_NOT_FOUND, f"{exc} (operator-side Secrets live in {own})"
         except KubeError as exc:
-            return "SecretUnreadable", str(exc)
+            return Reason.SECRET_UNREADABLE, str(exc)
     return None
 
 
@@ -80,9 +81,9 @@ async def evaluate(
     conditions = [cast(Condition, dict(c)) for c in old.get("conditions") or []]
     problem = await _problem(deps, name, spec)
     ready = condition(
-        "Ready",
+        ConditionType.READY,
         ok=problem is None,
-        reason=problem[0] if problem else "Accepted",
+        reason=problem[0] if problem else Reason.ACCEPTED,
         message=problem[1] if problem else "spec valid; AgentCredentials may use this backend",
         generation=generation,
         now=deps.clock(),

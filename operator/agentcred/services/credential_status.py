@@ -16,12 +16,13 @@ from typing import Any, cast
 from agentcred.backends.base import BackendError
 from agentcred.kube import secrets
 from agentcred.kube.errors import KubeError, KubeNotFound
+from agentcred.models.api_names import ConditionType, Reason
 from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
 from agentcred.models.policy import ANY
 from agentcred.models.resolved import ResolvedCredential, SecretKeyRef
 from agentcred.models.status import Condition, CredentialResourceStatus, condition, merge_conditions
-from agentcred.services.authorization import Refused, resolve_credential
+from agentcred.services.authorization import Refused, authorize_credential
 from agentcred.services.deps import Deps
 from agentcred.services.templating import TemplateError, fields_used
 
@@ -43,14 +44,14 @@ async def _problem(deps: Deps, namespace: str, spec: ResolvedCredential) -> tupl
         backend.validate(spec)
         fields_used(spec.template)
     except (BackendError, TemplateError) as exc:
-        return ("TemplateError" if isinstance(exc, TemplateError) else exc.reason), str(exc)
+        return (Reason.TEMPLATE_ERROR if isinstance(exc, TemplateError) else exc.reason), str(exc)
     for ref in _refs(spec):
         try:
             await secrets.read_secret_value(deps.api, deps.settings.namespace, ref.name, ref.key)
         except KubeNotFound as exc:
-            return "SecretNotFound", str(exc)
+            return Reason.SECRET_NOT_FOUND, str(exc)
         except KubeError as exc:
-            return "SecretUnreadable", str(exc)
+            return Reason.SECRET_UNREADABLE, str(exc)
     try:
         async with deps.limits.slot(namespace, spec.target):
             await backend.check(spec)
@@ -73,43 +74,50 @@ async def evaluate(
     try:
         parsed = parse_credential_spec(spec)
     except SpecError as exc:
-        problem: tuple[str, str] | None = ("InvalidSpec", str(exc))
+        problem: tuple[str, str] | None = (Reason.INVALID_SPEC, str(exc))
         valid = condition(
-            "SpecValid",
+            ConditionType.SPEC_VALID,
             ok=False,
-            reason="InvalidSpec",
+            reason=Reason.INVALID_SPEC,
             message=str(exc),
             generation=generation,
             now=now,
         )
     else:
-        backend = parsed.backend
+        backend = parsed.backend_kind
         valid = condition(
-            "SpecValid",
+            ConditionType.SPEC_VALID,
             ok=True,
-            reason="SpecValid",
+            reason=Reason.SPEC_VALID,
             message="spec parsed",
             generation=generation,
             now=now,
         )
         try:
-            resolved = await resolve_credential(deps, namespace, name, parsed, service_account=ANY)
+            resolved = await authorize_credential(
+                deps, namespace, name, parsed, service_account=ANY
+            )
         except Refused as exc:
             problem = (exc.reason, exc.message)
         else:
             problem = await _problem(deps, namespace, resolved)
     if problem is None:
         ready = condition(
-            "Ready",
+            ConditionType.READY,
             ok=True,
-            reason="BackendReachable",
+            reason=Reason.BACKEND_REACHABLE,
             message=f"{backend} backend reachable",
             generation=generation,
             now=now,
         )
     else:
         ready = condition(
-            "Ready", ok=False, reason=problem[0], message=problem[1], generation=generation, now=now
+            ConditionType.READY,
+            ok=False,
+            reason=problem[0],
+            message=problem[1],
+            generation=generation,
+            now=now,
         )
     result = CredentialResourceStatus(
         backend=backend, conditions=merge_conditions(merge_conditions(conditions, valid), ready)

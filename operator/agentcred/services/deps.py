@@ -34,18 +34,32 @@ def utcnow() -> datetime.datetime:
 
 @dataclass
 class TaskLocks:
-    """One lock per task: handlers, the scheduler and the Secret watch never act at once."""
+    """One lock per task: handlers, the scheduler and the Secret watch never act at once.
+
+    A lock lives while someone holds or waits for it, so a caller may take it before
+    reading the task (read once, under the lock) without leaving one behind for a task
+    that turns out to be gone."""
 
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _users: dict[str, int] = field(default_factory=dict)
 
     @asynccontextmanager
     async def hold(self, uid: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(uid, asyncio.Lock())
-        async with lock:
-            yield
+        self._users[uid] = self._users.get(uid, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[uid] -= 1
+            if not self._users[uid]:
+                del self._users[uid]
+                if self._locks.get(uid) is lock:
+                    del self._locks[uid]
 
     def forget(self, uid: str) -> None:
-        self._locks.pop(uid, None)
+        if uid not in self._users:  # never a lock someone holds or waits for
+            self._locks.pop(uid, None)
 
 
 @dataclass
@@ -58,9 +72,16 @@ class Deps:
     locks: TaskLocks = field(default_factory=TaskLocks)
     scheduler: Scheduler = field(default_factory=Scheduler)
     active: set[str] = field(default_factory=set)  # uids of Active tasks (a gauge)
-    # resourceVersions of generated Secrets as we last wrote them (drift detection)
+    # resourceVersions of generated Secrets as we last wrote them (drift detection), and
+    # of lease-record Secrets as last read or written: a write at that version is one request
+    # (kube/secrets.write_secret's known_version; a stale one costs a 409 and the long way)
     written: dict[tuple[str, str], str] = field(default_factory=dict)
     pods: PodIndex = field(default_factory=PodIndex)
+    # uids of ended tasks whose cleanup this process finished (every Secret deleted, every
+    # session revoked) with nothing issued since: their finalizer and later steps need
+    # not look again. Not kept across restarts (a leader that loses its lease exits): a
+    # new process looks once.
+    cleaned: set[str] = field(default_factory=set)
     static_reads: StaticReads = field(default_factory=StaticReads)
     drift: Coalescer = field(default_factory=lambda: Coalescer("drift"))
     limits: Limits = field(default_factory=Limits)

@@ -25,15 +25,16 @@ from agentcred.backends.base import BackendError
 from agentcred.kube import resources
 from agentcred.kube.errors import KubeError
 from agentcred.models import identity
+from agentcred.models.api_names import MANAGED_SELECTOR, EventReason, Kind, Label
 from agentcred.models.errors import SpecError
 from agentcred.models.status import EntryState, Phase, parse_entries
 from agentcred.services import issuance, lifecycle, maintenance, report
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.task_view import KIND, TaskView
+from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.drift")
-SELECTOR = "app.kubernetes.io/managed-by=agentcred,agentcred.io/credential"
+SELECTOR = f"{MANAGED_SELECTOR},{Label.CREDENTIAL}"  # the Secrets the operator generates
 
 
 REISSUE_MIN_INTERVAL = datetime.timedelta(seconds=30)  # per credential: a storm stays a drizzle
@@ -69,7 +70,7 @@ def written_versions(task: Mapping[str, Any]) -> dict[tuple[str, str], str]:
 def _owner_task(meta: Mapping[str, Any]) -> tuple[str, str] | None:
     """(name, uid) of the AgentTask that controls this Secret, as its ownerReference says."""
     for owner in meta.get("ownerReferences") or []:
-        if owner.get("kind") == KIND and owner.get("controller"):
+        if owner.get("kind") == Kind.TASK and owner.get("controller"):
             return str(owner.get("name") or ""), str(owner.get("uid") or "")
     return None
 
@@ -78,7 +79,7 @@ async def on_secret_event(deps: Deps, event_type: str, secret: Mapping[str, Any]
     """Called by the Secret watch: hand the check to the drift queue and return at once."""
     meta = secret.get("metadata") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
-    credential = (meta.get("labels") or {}).get(issuance.CREDENTIAL_LABEL)
+    credential = (meta.get("labels") or {}).get(Label.CREDENTIAL)
     owner = _owner_task(meta)
     version = meta.get("resourceVersion")
     if not credential or owner is None or not deps.settings.serves(namespace):
@@ -101,27 +102,42 @@ async def _check(
     event_type: str,
     version: str | None,
 ) -> None:
-    body = await resources.get_task(deps.api, namespace, owner[0])
-    if body is None:
-        return
-    try:
-        task = TaskView.from_body(body)
-    except SpecError:
-        return
-    if not _ours(task, owner[1], credential, name):
-        log.debug(
-            "Secret %s/%s claims to be generated for %s but is not; ignored",
+    """Under the owner's lock, read the task once, decide, restore; a restore that must
+    wait for the rate limit waits without the lock, then reads again."""
+    while True:
+        async with deps.locks.hold(owner[1]):
+            task = await _read_task(deps, namespace, owner[0])
+            if task is None or not _ours(task, owner[1], credential, name):
+                log.debug(
+                    "Secret %s/%s claims to be generated for %s but is not; ignored",
+                    namespace,
+                    name,
+                    owner[0],
+                )
+                return
+            wait = _rate_limit_wait(deps, task, credential)
+            if wait <= 0:
+                if _tampered(task, credential, event_type, version):
+                    await _restore(deps, task, credential, event_type)
+                return
+        log.info(
+            "%s/%s: %s re-issued less than 30 s ago; restore in %.0f s",
             namespace,
-            name,
             owner[0],
+            credential,
+            wait,
         )
-        return
-    await _wait_for_rate_limit(deps, task, credential)
-    async with deps.locks.hold(task.uid):
-        fresh = await lifecycle.reload(deps, task)
-        if fresh is None or not _tampered(fresh, credential, event_type, version):
-            return
-        await _restore(deps, fresh, credential, event_type)
+        await asyncio.sleep(wait)
+
+
+async def _read_task(deps: Deps, namespace: str, name: str) -> TaskView | None:
+    body = await resources.get_task(deps.api, namespace, name)
+    if body is None:
+        return None
+    try:
+        return TaskView.from_body(body)
+    except SpecError:
+        return None
 
 
 def _ours(task: TaskView, owner_uid: str, credential: str, secret_name: str) -> bool:
@@ -130,23 +146,14 @@ def _ours(task: TaskView, owner_uid: str, credential: str, secret_name: str) -> 
     return task.uid == owner_uid and ref is not None and task.secret_name(ref) == secret_name
 
 
-async def _wait_for_rate_limit(deps: Deps, task: TaskView, credential: str) -> None:
-    """At most one re-issue per credential per REISSUE_MIN_INTERVAL: later events wait
-    (and coalesce in the drift queue) until the interval since the last issue has passed."""
+def _rate_limit_wait(deps: Deps, task: TaskView, credential: str) -> float:
+    """At most one re-issue per credential per REISSUE_MIN_INTERVAL: seconds a later event
+    waits (coalescing in the drift queue) until the interval since the last issue passed."""
     entry = task.entry(credential)
     issued = entry.issued_at if entry is not None else None
     if issued is None:
-        return
-    wait = (issued + REISSUE_MIN_INTERVAL - deps.clock()).total_seconds()
-    if wait > 0:
-        log.info(
-            "%s/%s: %s re-issued less than 30 s ago; restore in %.0f s",
-            task.namespace,
-            task.name,
-            credential,
-            wait,
-        )
-        await asyncio.sleep(wait)
+        return 0.0
+    return (issued + REISSUE_MIN_INTERVAL - deps.clock()).total_seconds()
 
 
 def _tampered(task: TaskView, credential: str, event_type: str, version: str | None) -> bool:
@@ -167,10 +174,13 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
     if held is None:
         return
     task = held
+    # Written by someone else since: the write takes the careful way (create, or read and
+    # check it is ours), not a patch at the version we wrote, which would fail anyway.
+    deps.written.pop((task.namespace, task.secret_name(ref)), None)
     try:
-        resolved = await issuance.resolve(deps, task, ref)
+        bound = await issuance.resolve(deps, task, ref)
         await maintenance.reissue(
-            deps, task, ref, resolved, overlap=maintenance.NO_OVERLAP, reason=report.RESTORED
+            deps, task, ref, bound, overlap=maintenance.NO_OVERLAP, reason=EventReason.RESTORED
         )
     except (TaskRetry, TaskFailed, BackendError) as problem:
         if isinstance(problem, TaskFailed) and problem.reason in maintenance.CEILING_REASONS:
@@ -182,7 +192,7 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
         await report.event(
             deps.api,
             task,
-            report.RESTORED,
+            EventReason.RESTORED,
             f"{credential}: Secret was {what}; restore failed: {problem}",
             warning=True,
         )
@@ -190,7 +200,7 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
     await report.event(
         deps.api,
         task,
-        report.RESTORED,
+        EventReason.RESTORED,
         f"{credential}: Secret {task.secret_name(ref)} was {what}; "
         "restored with a fresh credential (the exposed one is revoked)",
         warning=True,

@@ -35,47 +35,52 @@ from agentcred.kube.errors import KubeError, KubeNotFound, KubeSecretCollision
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling
 from agentcred.models import identity as task_identity
+from agentcred.models.api_names import MANAGED_BY_US, Annotation, Label, Reason
 from agentcred.models.credential import parse_credential_spec
-from agentcred.models.errors import SpecError
+from agentcred.models.errors import SpecError, retry_decision
 from agentcred.models.names import label_value
 from agentcred.models.parse import to_json
 from agentcred.models.resolved import ResolvedCredential
 from agentcred.models.status import CredentialEntry, timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import revocation, sessions, static_reads, task_status
-from agentcred.services.authorization import Refused, resolve_credential
+from agentcred.services import lease_records, revocation, static_reads, task_status
+from agentcred.services.authorization import Refused, authorize_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import (
+from agentcred.services.task_view import TaskView
+from agentcred.services.templating import TemplateError, fields_used, render
+from agentcred.services.timing import (
     SHARED_MARGIN,
     capped_ttl,
     renew_at,
     shared_refresh_at,
     shared_refresh_point,
 )
-from agentcred.services.task_view import TaskView
-from agentcred.services.templating import TemplateError, fields_used, render
 
-EXPIRES_ANNOTATION = "agentcred.io/expires-at"
-CREDENTIAL_LABEL = "agentcred.io/credential"
 TOKEN_SECONDS = 600  # TokenRequest lifetime: only long enough to log in
 
 
 class ReferenceMissing(BackendUnavailable):
     """A ServiceAccount or Secret the credential needs does not exist (yet): retry."""
 
-    reason = "ReferenceNotFound"
+    reason = Reason.REFERENCE_NOT_FOUND
 
 
 @dataclass(frozen=True)
-class Resolved:
+class BoundCredential:
+    """A task's credential after ``resolve``: authorized and bound to the Backend serving it.
+
+    ``spec`` is the pure model (the credential merged with its backend's connection; its
+    kind's name is ``spec.backend_kind``); ``backend`` is the live ``Backend`` object.
+    """
+
     ref: CredentialRef
     spec: ResolvedCredential  # the credential merged with its backend's connection
-    raw_spec: Mapping[str, Any]  # its JSON, as session records keep it
+    raw_spec: Mapping[str, Any]  # its JSON, as lease records keep it
     backend: Backend
 
 
-async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
+async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCredential:
     """The AgentCredential of the task's namespace named by ``ref``, allowed by its
     CredentialBackend for this task's namespace and ServiceAccount, parsed and checked."""
     body = await deps.lookups.get(
@@ -84,20 +89,20 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
     )
     if body is None:
         raise TaskRetry(
-            "CredentialNotFound",
+            Reason.CREDENTIAL_NOT_FOUND,
             f"AgentCredential {task.namespace}/{ref.name} does not exist "
             "(a task can only use AgentCredentials of its own namespace)",
         )
     try:
         requested = parse_credential_spec(body.get("spec") or {})
     except SpecError as exc:
-        raise TaskFailed("InvalidCredential", f"AgentCredential {ref.name}: {exc}") from None
+        raise TaskFailed(Reason.INVALID_CREDENTIAL, f"AgentCredential {ref.name}: {exc}") from None
     try:
-        spec = await resolve_credential(
+        spec = await authorize_credential(
             deps, task.namespace, ref.name, requested, task.spec.service_account_name
         )
     except Refused as exc:
-        if exc.permanent:
+        if retry_decision(exc).permanent:
             raise TaskFailed(exc.reason, exc.message) from None
         raise TaskRetry(exc.reason, exc.message) from None
     try:
@@ -105,10 +110,10 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> Resolved:
         backend.validate(spec)
         fields_used(spec.template)
     except (SpecError, BackendInvalidConfig) as exc:
-        raise TaskFailed("InvalidCredential", f"AgentCredential {ref.name}: {exc}") from None
+        raise TaskFailed(Reason.INVALID_CREDENTIAL, f"AgentCredential {ref.name}: {exc}") from None
     except TemplateError as exc:
-        raise TaskFailed("TemplateError", f"AgentCredential {ref.name}: {exc}") from None
-    return Resolved(ref=ref, spec=spec, raw_spec=to_json(spec), backend=backend)
+        raise TaskFailed(Reason.TEMPLATE_ERROR, f"AgentCredential {ref.name}: {exc}") from None
+    return BoundCredential(ref=ref, spec=spec, raw_spec=to_json(spec), backend=backend)
 
 
 def identity(deps: Deps, task: TaskView) -> Identity:
@@ -145,11 +150,11 @@ def identity(deps: Deps, task: TaskView) -> Identity:
     )
 
 
-def request_for(deps: Deps, task: TaskView, resolved: Resolved, cid: str) -> IssueRequest:
-    ttl = capped_ttl(resolved.spec.ttl, deps.clock(), task.deadline)
+def request_for(deps: Deps, task: TaskView, bound: BoundCredential, cid: str) -> IssueRequest:
+    ttl = capped_ttl(bound.spec.ttl, deps.clock(), task.deadline)
     return IssueRequest(
-        credential=resolved.ref.name,
-        spec=resolved.spec,
+        credential=bound.ref.name,
+        spec=bound.spec,
         identity=identity(deps, task),
         ttl=ttl,
         correlation_id=cid,
@@ -158,18 +163,16 @@ def request_for(deps: Deps, task: TaskView, resolved: Resolved, cid: str) -> Iss
 
 
 def next_action_at(
-    deps: Deps, task: TaskView, resolved: Resolved, issued: Issued
+    deps: Deps, task: TaskView, bound: BoundCredential, issued: Issued
 ) -> datetime.datetime | None:
     """When to look at a fresh credential again: re-read a static one on its shared
     refresh grid, renew (or re-issue) a lease at its renewal percent, never if it has
     no expiry."""
-    if resolved.backend.capabilities(resolved.spec).static:
-        key = static_key(task, resolved)
-        return shared_refresh_at(deps.clock(), resolved.spec.refresh_interval, key, deps.rng)
+    if bound.backend.capabilities(bound.spec).static:
+        key = static_key(task, bound)
+        return shared_refresh_at(deps.clock(), bound.spec.refresh_interval, key, deps.rng)
     if issued.expires_at is not None:
-        return renew_at(
-            issued.issued_at, issued.expires_at, resolved.spec.renewal_percent, deps.rng
-        )
+        return renew_at(issued.issued_at, issued.expires_at, bound.spec.renewal_percent, deps.rng)
     return None
 
 
@@ -177,7 +180,7 @@ def entry_for(
     deps: Deps,
     task: TaskView,
     ref: CredentialRef,
-    resolved: Resolved,
+    bound: BoundCredential,
     issued: Issued,
     info: SecretInfo,
     previous: CredentialEntry | None,
@@ -186,10 +189,10 @@ def entry_for(
     return task_status.issued_entry(
         name=ref.name,
         secret_name=task.secret_name(ref),
-        backend=resolved.spec.backend,
+        backend=bound.spec.backend_kind,
         issued=issued,
-        caps=resolved.backend.capabilities(resolved.spec),
-        renew_at=next_action_at(deps, task, resolved, issued),
+        caps=bound.backend.capabilities(bound.spec),
+        renew_at=next_action_at(deps, task, bound, issued),
         secret_version=info.resource_version,
         previous=previous,
     )
@@ -201,7 +204,7 @@ async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> 
         await secrets.ensure_secret_free(deps.api, task.namespace, name, task.uid)
     except KubeSecretCollision:
         raise TaskRetry(
-            "SecretConflict",
+            Reason.SECRET_CONFLICT,
             f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
             "never overwrites a Secret it did not create; remove or rename that Secret, or set "
             "spec.credentials[].secretName (the task waits and retries)",
@@ -209,157 +212,176 @@ async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> 
 
 
 async def issue(
-    deps: Deps, task: TaskView, resolved: Resolved, *, session_key: str, cid: str
+    deps: Deps,
+    task: TaskView,
+    bound: BoundCredential,
+    *,
+    record_key: str,
+    cid: str,
+    records: dict[str, lease_records.LeaseRecord] | None = None,
 ) -> tuple[Issued, SecretInfo]:
-    """Issue (or read) the credential and write the generated Secret."""
-    caps = resolved.backend.capabilities(resolved.spec)
+    """Issue (or read) the credential and write the generated Secret. ``records``, when
+    given, receives the task's lease records as this issue left them (a re-issue then
+    rotates them without reading them again)."""
+    deps.cleaned.discard(task.uid)  # it will hold something again: its end looks afresh
+    caps = bound.backend.capabilities(bound.spec)
     if caps.static:
-        issued = await _read_static(deps, task, resolved, session_key, cid)
+        issued = await _read_static(deps, task, bound, record_key, cid)
     else:
-        issued = await _issue_lease(deps, task, resolved, session_key, cid)
+        issued = await _issue_lease(deps, task, bound, record_key, cid, records)
     try:
-        extra = render(resolved.spec.template, issued.data)
+        extra = render(bound.spec.template, issued.data)
     except TemplateError as exc:
-        raise TaskFailed("TemplateError", f"AgentCredential {resolved.ref.name}: {exc}") from None
-    info = await write_secret(deps, task, resolved.ref, {**issued.data, **extra}, issued.expires_at)
+        raise TaskFailed(
+            Reason.TEMPLATE_ERROR, f"AgentCredential {bound.ref.name}: {exc}"
+        ) from None
+    info = await write_secret(deps, task, bound.ref, {**issued.data, **extra}, issued.expires_at)
     return issued, info
 
 
 async def _read_static(
-    deps: Deps, task: TaskView, resolved: Resolved, session_key: str, cid: str
+    deps: Deps, task: TaskView, bound: BoundCredential, record_key: str, cid: str
 ) -> Issued:
     """A static secret, read once per point of its refresh grid for everyone sharing it
-    (``schedule.shared_refresh_at``): the read is kept until just before the next point."""
-    key = static_key(task, resolved)
+    (``timing.shared_refresh_at``): the read is kept until just before the next point."""
+    key = static_key(task, bound)
     now = deps.clock()
-    point = shared_refresh_point(now, resolved.spec.refresh_interval, key)
+    point = shared_refresh_point(now, bound.spec.refresh_interval, key)
     keep = (point - now).total_seconds() - SHARED_MARGIN  # > 0: the point is past the margin
     return await deps.static_reads.read(
-        key, keep, lambda: _issue_lease(deps, task, resolved, session_key, cid)
+        key, keep, lambda: _issue_lease(deps, task, bound, record_key, cid)
     )
 
 
-def static_key(task: TaskView, resolved: Resolved) -> static_reads.Key:
+def static_key(task: TaskView, bound: BoundCredential) -> static_reads.Key:
     """Who reads which static secret: tasks with the same key share reads."""
-    spec = resolved.spec
-    block = resolved.raw_spec.get(spec.backend) or {}
+    spec = bound.spec
+    block = bound.raw_spec.get(spec.backend_kind) or {}
     return static_reads.read_key(
-        task.namespace, task.spec.service_account_name, spec.backend, block
+        task.namespace, task.spec.service_account_name, spec.backend_kind, block
     )
 
 
 async def _issue_lease(
-    deps: Deps, task: TaskView, resolved: Resolved, session_key: str, cid: str
+    deps: Deps,
+    task: TaskView,
+    bound: BoundCredential,
+    record_key: str,
+    cid: str,
+    written: dict[str, lease_records.LeaseRecord] | None = None,
 ) -> Issued:
     """Log in (recording the session first), then issue."""
-    request = request_for(deps, task, resolved, cid)
-    backend = resolved.backend
+    request = request_for(deps, task, bound, cid)
+    backend = bound.backend
     session: Session | None = None
-    target = resolved.spec.target
-    if keeps_no_session(resolved):
+    target = bound.spec.target
+    if keeps_no_record(bound):
         async with deps.limits.slot(task.namespace, target):
             issued = await backend.issue(request)
-        check_ceiling(resolved, issued)
-        _render_or_fail(resolved, issued)
+        check_ceiling(bound, issued)
+        _render_or_fail(bound, issued)
         return issued
-    await _retire_stale(deps, task, session_key)
+    records = await _retire_stale(deps, task, record_key)  # the records, read once
     if isinstance(backend, SessionBackend):
         async with deps.limits.slot(task.namespace, target):
             session = await backend.login(request)
-        await sessions.put(
-            deps,
-            task,
-            session_key,
-            sessions.SessionRecord(
-                credential=resolved.ref.name,
-                backend=resolved.spec.backend,
-                spec=resolved.raw_spec,
-                lease_id="",
-                session=session,
-                service_account=task.spec.service_account_name,
-            ),
+        records[record_key] = lease_records.LeaseRecord(
+            credential=bound.ref.name,
+            backend=bound.spec.backend_kind,
+            spec=bound.raw_spec,
+            lease_id="",
+            session=session,
+            service_account=task.spec.service_account_name,
         )
+        await lease_records.save(deps, task, records)  # write-ahead: before the lease exists
     try:
         if isinstance(backend, SessionBackend) and session is not None:
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue_with(request, session)
             if issued.session is None:  # a static read keeps no session
-                await sessions.drop(deps, task, session_key)
+                records.pop(record_key, None)
+                await lease_records.save(deps, task, records)
         else:
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue(request)
-        check_ceiling(resolved, issued)  # an over-long lease is revoked below
-        _render_or_fail(resolved, issued)  # fail before anything is written
+        check_ceiling(bound, issued)  # an over-long lease is revoked below
+        _render_or_fail(bound, issued)  # fail before anything is written
     except BaseException:
         if session is not None:
-            await discard(deps, task, resolved, session, session_key, cid)
+            await discard(deps, task, bound, session, record_key, cid)
         raise
+    if written is not None:
+        written.update(records)
     return issued
 
 
-def keeps_no_session(resolved: Resolved) -> bool:
+def keeps_no_record(bound: BoundCredential) -> bool:
     """A static read, or a backend without sessions: nothing to record before issuing.
 
     A static read's login (Vault: a token used for one read) is revoked by the backend
     right after the read and never leaves the process, so it gets no write-ahead record:
     if the operator dies between that login and its revocation, the token expires at
-    the end of its role's TTL, unused. This saves a session Secret's create, delete and
+    the end of its role's TTL, unused. This saves a lease-record Secret's create, delete and
     three reads per task on the most common credential."""
-    backend = resolved.backend
-    return backend.capabilities(resolved.spec).static or not isinstance(backend, SessionBackend)
+    backend = bound.backend
+    return backend.capabilities(bound.spec).static or not isinstance(backend, SessionBackend)
 
 
-def check_ceiling(resolved: Resolved, issued: Issued) -> None:
+def check_ceiling(bound: BoundCredential, issued: Issued) -> None:
     """TaskFailed (``TTLExceeded`` / ``Unleased``) when what came back must not be handed
     out; the caller revokes the credential's session, and nothing is written."""
-    spec = resolved.spec
+    spec = bound.spec
     found = ceiling.breach(
         spec.max_ttl,
         issued.issued_at,
         issued.validity,
-        revocable=resolved.backend.capabilities(spec).revocable,
+        revocable=bound.backend.capabilities(spec).revocable,
         unleased=issued.unleased,
         allow_unleased=spec.vault is not None and spec.vault.allow_unleased,
     )
     if found is not None:
-        raise TaskFailed(found.reason, f"AgentCredential {resolved.ref.name}: {found.message}")
+        raise TaskFailed(found.reason, f"AgentCredential {bound.ref.name}: {found.message}")
 
 
-def _render_or_fail(resolved: Resolved, issued: Issued) -> None:
+def _render_or_fail(bound: BoundCredential, issued: Issued) -> None:
     try:
-        render(resolved.spec.template, issued.data)
+        render(bound.spec.template, issued.data)
     except TemplateError as exc:
-        raise TaskFailed("TemplateError", f"AgentCredential {resolved.ref.name}: {exc}") from None
+        raise TaskFailed(
+            Reason.TEMPLATE_ERROR, f"AgentCredential {bound.ref.name}: {exc}"
+        ) from None
 
 
-async def _retire_stale(deps: Deps, task: TaskView, key: str) -> None:
+async def _retire_stale(
+    deps: Deps, task: TaskView, key: str
+) -> dict[str, lease_records.LeaseRecord]:
     """A session already under ``key`` is from an attempt that never completed (the
     operator died before recording it, or its Secret was lost): revoke it before its
     slot is reused, or park it under a unique key so that cleanup and the sweep still
-    find it. A write-ahead record is never overwritten."""
-    records = await sessions.load(deps, task.uid)
+    find it. A write-ahead record is never overwritten. Returns the task's records as
+    read (the parked one included), for the caller's one write of the new record; until
+    that write, an unrevoked stale session stays recorded under ``key``."""
+    records = await lease_records.load(deps, task.uid)
     accounts = [r.service_account for r in records.values()]
     verdict = task_identity.check(task.status, task.spec, accounts)
     if verdict.changed:  # never log in as another identity than the task's sessions were
         raise TaskFailed(task_identity.IDENTITY_CHANGED, verdict.message)
-    stale = records.get(key)
-    if stale is None:
-        return
-    gone = await revocation.revoke_for_task(deps, task, stale)
-    if not gone:
-        await sessions.put(deps, task, f"{key}.stale-{uuid.uuid4().hex[:8]}", stale)
+    stale = records.pop(key, None)
+    if stale is not None and not await revocation.revoke_for_task(deps, task, stale):
+        records[f"{key}.stale-{uuid.uuid4().hex[:8]}"] = stale
+    return records
 
 
 async def discard(
-    deps: Deps, task: TaskView, resolved: Resolved, session: Session, key: str, cid: str
+    deps: Deps, task: TaskView, bound: BoundCredential, session: Session, key: str, cid: str
 ) -> None:
     """Undo a login whose issuance failed: revoke the session, forget it."""
     try:
-        async with deps.limits.slot(task.namespace, resolved.spec.target):
-            await resolved.backend.revoke(Lease(resolved.spec, "", session, cid))
+        async with deps.limits.slot(task.namespace, bound.spec.target):
+            await bound.backend.revoke(Lease(bound.spec, "", session, cid))
     except Exception:
         return
-    await sessions.drop(deps, task, key)
+    await lease_records.drop(deps, task, key)
 
 
 async def write_secret(
@@ -377,16 +399,17 @@ async def write_secret(
             name,
             data,
             labels={
-                **sessions.MANAGED_BY,
-                sessions.TASK_LABEL: label_value(task.name),
-                CREDENTIAL_LABEL: ref.name,
+                **MANAGED_BY_US,
+                Label.TASK: label_value(task.name),
+                Label.CREDENTIAL: ref.name,
             },
-            annotations={EXPIRES_ANNOTATION: timestamp(expires_at) if expires_at else ""},
+            annotations={Annotation.EXPIRES_AT: timestamp(expires_at) if expires_at else ""},
             owner=task.owner,
+            known_version=deps.written.get((task.namespace, name)),  # ours: one request
         )
     except KubeSecretCollision:
         raise TaskRetry(
-            "SecretConflict",
+            Reason.SECRET_CONFLICT,
             f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
             "never overwrites a Secret it did not create (the task waits and retries)",
         ) from None
@@ -403,8 +426,9 @@ async def annotate_expiry(
         deps.api,
         task.namespace,
         name,
-        {EXPIRES_ANNOTATION: timestamp(expires_at)},
+        {Annotation.EXPIRES_AT: timestamp(expires_at)},
         owner_uid=task.uid,
+        known_version=deps.written.get((task.namespace, name)),
     )
     if info is not None:
         deps.written[(task.namespace, name)] = info.resource_version
@@ -413,5 +437,7 @@ async def annotate_expiry(
 
 async def delete_secret(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
     name = task.secret_name(ref)
-    await secrets.delete_secret(deps.api, task.namespace, name, owner_uid=task.uid)
-    deps.written.pop((task.namespace, name), None)
+    known = deps.written.pop((task.namespace, name), None)  # as we wrote it: one request
+    await secrets.delete_secret(
+        deps.api, task.namespace, name, owner_uid=task.uid, known_version=known
+    )

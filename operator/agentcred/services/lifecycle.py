@@ -3,7 +3,7 @@
 ``start`` is idempotent: it issues only what the task's status does not already
 record (with its Secret present), so an operator restart never issues twice.
 ``end`` records the final phase first and then cleans up; cleanup revokes every
-session in the task's session Secret (which parents every lease it ever issued,
+session in the task's lease-record Secret (which parents every lease it ever issued,
 recorded or not), deletes the generated Secrets and retries until that is done.
 """
 
@@ -15,18 +15,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentcred import audit, metrics
-from agentcred.backends.base import PERMANENT, BackendError, BackendUnavailable, Issued
+from agentcred.backends.base import BackendError, Issued
 from agentcred.kube import resources, secrets
 from agentcred.models import identity
+from agentcred.models.api_names import EventReason, Reason
+from agentcred.models.errors import retry_decision
 from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
-from agentcred.services import issuance, pod_binding, report, revocation, sessions, task_status
+from agentcred.services import issuance, lease_records, pod_binding, report, revocation, task_status
 from agentcred.services.deps import Deps
+from agentcred.services.due import initial_delay
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import backoff
 from agentcred.services.scheduler import TaskKey
-from agentcred.services.task_plan import initial_delay
 from agentcred.services.task_view import TaskView
+from agentcred.services.timing import backoff
 
 log = logging.getLogger("agentcred.tasks")
 
@@ -39,6 +41,10 @@ async def reload(deps: Deps, task: TaskView) -> TaskView | None:
 
 
 async def patch(deps: Deps, task: TaskView, status: TaskStatus | Mapping[str, Any]) -> TaskView:
+    """Merge ``status`` into the task's; every write says which generation it was decided
+    from (``observedGeneration``), whatever it changes."""
+    if task.generation is not None:
+        status = {**status, "observedGeneration": task.generation}
     body = await resources.patch_task_status(deps.api, task.namespace, task.name, status)
     patched = TaskView.from_body(body)
     count_active(deps, patched)
@@ -90,14 +96,18 @@ async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
         if fresh is None or fresh.deleting:
             return
         started = await _start(deps, fresh, attempt)
-    delay = initial_delay(started, deps.clock()) if started is not None else 0.0
+    if started is None:  # it ended here, its cleanup done (or TaskRetry raised): no step
+        deps.scheduler.forget(task.uid)
+        return
+    delay = initial_delay(started, deps.clock())
     if delay is not None:  # from the status just written: no read to learn it again
         deps.scheduler.schedule(key_of(task), delay)
 
 
-async def resume_issuing(deps: Deps, task: TaskView, attempt: int) -> None:
-    """Issue what an active task lost (called by the scheduled step, under the task's lock)."""
-    await _start(deps, task, attempt)
+async def resume_issuing(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
+    """Issue what an active task lost (called by the scheduled step, under the task's
+    lock); the task as written, None when it ended."""
+    return await _start(deps, task, attempt)
 
 
 async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
@@ -132,15 +142,16 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
                 deps, task, ref, starting, activate=ref is todo[-1] and task.phase != Phase.ACTIVE
             )
         except TaskFailed as failure:
-            if starting:
-                task = await patch(deps, task, starting)
-            await report.event(deps.api, task, report.ISSUE_FAILED, failure.message, warning=True)
-            await end(deps, task, Phase.FAILED, failure.reason, failure.message)
+            await report.event(
+                deps.api, task, EventReason.ISSUE_FAILED, failure.message, warning=True
+            )
+            # A new task's Pending fields ride on its Failed patch: one status write.
+            await end(deps, task, Phase.FAILED, failure.reason, failure.message, starting)
             return None
         except TaskRetry as retry:
             await _waiting(deps, task, ref, retry.reason, retry.message, starting)
             raise TaskRetry(
-                retry.reason, retry.message, retry.delay or backoff(attempt, deps.rng)
+                retry.reason, retry.message, retry.retry_after or backoff(attempt, deps.rng)
             ) from None
         starting = {}
     if starting:  # nothing was missing: still record the identity (a task from before it was)
@@ -187,10 +198,12 @@ async def end_for_identity(deps: Deps, task: TaskView, message: str) -> None:
 async def _end_if_over(deps: Deps, task: TaskView, now: datetime.datetime) -> bool:
     """End a task that is completed or past its deadline; whether it ended."""
     if task.spec.completed:
-        await end(deps, task, Phase.SUCCEEDED, "Completed", "spec.completed is true")
+        await end(deps, task, Phase.SUCCEEDED, Reason.COMPLETED, "spec.completed is true")
         return True
     if task.deadline is not None and task.deadline <= now:
-        await end(deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed")
+        await end(
+            deps, task, Phase.EXPIRED, Reason.DEADLINE_EXCEEDED, "activeDeadlineSeconds passed"
+        )
         return True
     return False
 
@@ -208,17 +221,18 @@ async def apply_pods(deps: Deps, task: TaskView) -> TaskView | None:
 
 
 async def check_pods(deps: Deps, namespace: str, name: str) -> None:
-    """A selected pod changed: re-assess its task."""
-    body = await resources.get_task(deps.api, namespace, name)
-    if body is None:
-        return
-    task = TaskView.from_body(body)
-    async with deps.locks.hold(task.uid):
-        fresh = await reload(deps, task)
-        if fresh is None or fresh.ended or fresh.deleting:
-            deps.pods.unregister(task.namespace, task.uid)
+    """A selected pod changed: re-assess its task (registered in ``deps.pods``, whose uid
+    is its lock: the task is read once, under it)."""
+    uid = deps.pods.uid_of(namespace, name)
+    if uid is None:
+        return  # no longer bound to pods: ended, deleted, or its podSelector removed
+    async with deps.locks.hold(uid):
+        body = await resources.get_task(deps.api, namespace, name)
+        task = TaskView.from_body(body) if body is not None else None
+        if task is None or task.uid != uid or task.ended or task.deleting:
+            deps.pods.unregister(namespace, uid)
             return
-        await apply_pods(deps, fresh)
+        await apply_pods(deps, task)
 
 
 async def _already_issued(deps: Deps, task: TaskView, ref: CredentialRef) -> bool:
@@ -240,20 +254,13 @@ async def _issue_into_status(
     """Issue one credential and record it, with ``starting`` fields (a new task's Pending)
     and, when ``activate``, the task's move to Active, in the same status patch."""
     cid = audit.new_correlation_id()
-    resolved, issued, info = await _issue_one(deps, task, ref, cid)
-    entry = issuance.entry_for(deps, task, ref, resolved, issued, info, task.entry(ref.name))
+    bound, issued, info = await _issue_one(deps, task, ref, cid)
+    entry = issuance.entry_for(deps, task, ref, bound, issued, info, task.entry(ref.name))
     entries = task_status.replace_entry(task.entries, entry)
-    report.succeeded(
-        task,
-        "issue",
-        credential=ref.name,
-        backend=resolved.spec.backend,
-        lease_id=issued.lease_id,
-        cid=cid,
+    fact = report.issued(
+        ref.name, task.secret_name(ref), bound.spec.backend_kind, issued.lease_id, cid
     )
-    await report.event(
-        deps.api, task, report.ISSUED, f"{ref.name}: issued into Secret {task.secret_name(ref)}"
-    )
+    await report.reporter(deps).tell(task, fact)
     status: dict[str, Any] = {**starting, **task_status.with_entries(entries)}
     if activate:
         status.update(
@@ -264,29 +271,22 @@ async def _issue_into_status(
 
 async def _issue_one(
     deps: Deps, task: TaskView, ref: CredentialRef, cid: str
-) -> tuple[issuance.Resolved, Issued, secrets.SecretInfo]:
+) -> tuple[issuance.BoundCredential, Issued, secrets.SecretInfo]:
     """Resolve, check the Secret's name is free, issue; a failure is audited and raised
     as TaskRetry or TaskFailed."""
     backend_kind = "unknown"
     try:
-        resolved = await issuance.resolve(deps, task, ref)
-        backend_kind = resolved.spec.backend
+        bound = await issuance.resolve(deps, task, ref)
+        backend_kind = bound.spec.backend_kind
         await issuance.ensure_secret_free(deps, task, ref)
         with metrics.ISSUE_DURATION.labels(backend_kind).time():
-            issued, info = await issuance.issue(deps, task, resolved, session_key=ref.name, cid=cid)
+            issued, info = await issuance.issue(deps, task, bound, record_key=ref.name, cid=cid)
     except (TaskRetry, TaskFailed, BackendError) as exc:
         failure = _as_task_error(exc, ref)
-        report.trail(
-            task,
-            "issue",
-            "failure",
-            credential=ref.name,
-            backend=backend_kind,
-            correlation_id=cid,
-            reason=failure.reason,
-        )
+        line = report.Audit("issue", "failure", ref.name, backend_kind, "", cid, failure.reason)
+        await report.reporter(deps).tell(task, report.Fact(failure.message, audit=line))
         raise failure from None
-    return resolved, issued, info
+    return bound, issued, info
 
 
 def _as_task_error(exc: Exception, ref: CredentialRef) -> TaskRetry | TaskFailed:
@@ -294,10 +294,10 @@ def _as_task_error(exc: Exception, ref: CredentialRef) -> TaskRetry | TaskFailed
         return exc
     assert isinstance(exc, BackendError)
     message = f"{ref.name}: {exc}"
-    if isinstance(exc, PERMANENT):
+    decision = retry_decision(exc)
+    if decision.permanent:
         return TaskFailed(exc.reason, message)
-    delay = exc.retry_after if isinstance(exc, BackendUnavailable) else None
-    return TaskRetry(exc.reason, message, delay)
+    return TaskRetry(exc.reason, message, decision.retry_after)
 
 
 async def _waiting(
@@ -308,20 +308,8 @@ async def _waiting(
     message: str,
     starting: Mapping[str, Any],
 ) -> None:
-    now = deps.clock()
-    await patch(
-        deps,
-        task,
-        {
-            **starting,
-            "conditions": task_status.ready(
-                task.status, False, reason, message, task.generation, now
-            ),
-        },
-    )
-    # A name conflict is the user's to fix and says so under its own reason.
-    reason_shown = reason if reason == "SecretConflict" else report.ISSUE_FAILED
-    await report.event(deps.api, task, reason_shown, message, warning=True)
+    ready = await report.reporter(deps).tell(task, report.waiting(reason, message))
+    await patch(deps, task, {**starting, "conditions": ready})
 
 
 async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
@@ -330,7 +318,7 @@ async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
     async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
         fresh = await reload(deps, task)
         if fresh is not None and not fresh.ended:
-            await end(deps, fresh, Phase.SUCCEEDED, "Completed", "spec.completed is true")
+            await end(deps, fresh, Phase.SUCCEEDED, Reason.COMPLETED, "spec.completed is true")
         elif fresh is not None and await cleanup_pending(deps, fresh):
             await cleanup(deps, fresh)
 
@@ -351,9 +339,11 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
                 ),
             )
             await report.event(
-                deps.api, fresh, report.ENDED, f"task Failed: {message}", warning=True
+                deps.api, fresh, EventReason.ENDED, f"task Failed: {message}", warning=True
             )
-        await cleanup(deps, fresh)
+        if task.uid not in deps.cleaned:  # cleaned up by this process already: nothing left
+            await cleanup(deps, fresh)
+    deps.cleaned.discard(task.uid)
     deps.locks.forget(task.uid)
     deps.scheduler.forget(task.uid)
     deps.active.discard(task.uid)
@@ -367,17 +357,31 @@ async def _deletion_cause(deps: Deps, task: TaskView) -> tuple[str, str]:
         body = await resources.get_owner(deps.api, task.namespace, kind, name)
         alive = body is not None and body["metadata"].get("uid") == owner.get("uid")
         if not alive or (body or {}).get("metadata", {}).get("deletionTimestamp"):
-            return "OwnerDeleted", f"its owner {kind}/{name} was deleted"
-    return "Deleted", "the task was deleted before it finished"
+            return Reason.OWNER_DELETED, f"its owner {kind}/{name} was deleted"
+    return Reason.DELETED, "the task was deleted before it finished"
 
 
-async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: str) -> None:
-    """Delete everything the task holds and revoke it; the final phase is written with the
-    revoked entries in one status patch (on its own if the cleanup fails before that)."""
+async def end(
+    deps: Deps,
+    task: TaskView,
+    phase: Phase,
+    reason: str,
+    message: str,
+    starting: Mapping[str, Any] | None = None,
+) -> None:
+    """Delete everything the task holds and revoke it; the final phase (with ``starting``,
+    a new task's first fields) is written with the revoked entries in one status patch
+    (on its own if the cleanup fails before that). Done, the task leaves the schedule:
+    no later step to find nothing left."""
     deps.pods.unregister(task.namespace, task.uid)
-    final = task_status.ended(task.status, phase, reason, message, task.generation, deps.clock())
+    now = deps.clock()
+    final = {
+        **(starting or {}),
+        **task_status.ended(task.status, phase, reason, message, task.generation, now),
+    }
     try:
         await cleanup(deps, task, final)
+        deps.scheduler.forget(task.uid)
     except TaskRetry:
         raise  # cleanup wrote its patch (final phase included) before giving up for now
     except Exception:
@@ -387,15 +391,18 @@ async def end(deps: Deps, task: TaskView, phase: Phase, reason: str, message: st
         await report.event(
             deps.api,
             task,
-            report.ENDED,
+            EventReason.ENDED,
             f"task {phase.value}: {message}",
             warning=phase != Phase.SUCCEEDED,
         )
 
 
 async def cleanup_pending(deps: Deps, task: TaskView) -> bool:
-    """Whether an ended task still holds sessions or generated Secrets."""
-    if await sessions.load(deps, task.uid):
+    """Whether an ended task still holds sessions or generated Secrets (no read when this
+    process finished its cleanup and issued nothing since: ``deps.cleaned``)."""
+    if task.uid in deps.cleaned:
+        return False
+    if await lease_records.load(deps, task.uid):
         return True
     return any(e.state is EntryState.ISSUED for e in task.entries)
 
@@ -413,13 +420,13 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
     for name in sorted({e.secret_name for e in task.entries if e.secret_name} - named):
         await secrets.delete_secret(deps.api, task.namespace, name, owner_uid=task.uid)
         deps.written.pop((task.namespace, name), None)
-    records = await sessions.load(deps, task.uid)
-    remaining: dict[str, sessions.SessionRecord] = {}
+    records = await lease_records.load(deps, task.uid)
+    remaining: dict[str, lease_records.LeaseRecord] = {}
     for key, record in records.items():
-        if not await _revoke(deps, task, record):
+        if not await revocation.revoke_reported(deps, task, record):
             remaining[key] = record
-    if records:  # no session Secret (a static read, STS): nothing to rewrite or delete
-        await sessions.save(deps, task, remaining)
+    if records:  # no lease-record Secret (a static read, STS): nothing to rewrite or delete
+        await lease_records.save(deps, task, remaining)
     if not task.deleting:
         await patch(
             deps,
@@ -428,13 +435,6 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
         )
     if remaining:
         message = f"{len(remaining)} session(s) could not be revoked yet; retrying"
-        await report.event(deps.api, task, report.REVOKE_FAILED, message, warning=True)
-        raise TaskRetry("RevokeFailed", message)
-
-
-async def _revoke(deps: Deps, task: TaskView, record: sessions.SessionRecord) -> bool:
-    """Revoke one session of a live task (with an Event); True when it is gone."""
-    gone = await revocation.revoke_for_task(deps, task, record)
-    if gone:
-        await report.event(deps.api, task, report.REVOKED, f"{record.credential}: revoked")
-    return gone
+        await report.event(deps.api, task, EventReason.REVOKE_FAILED, message, warning=True)
+        raise TaskRetry(Reason.REVOKE_FAILED, message)
+    deps.cleaned.add(task.uid)

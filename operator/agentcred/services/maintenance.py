@@ -25,17 +25,18 @@ from agentcred.backends.base import (
 from agentcred.kube import resources
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling, identity
+from agentcred.models.api_names import EventReason, Reason
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
-from agentcred.models.status import CredentialEntry, EntryState, Phase, timestamp
+from agentcred.models.status import Condition, CredentialEntry, EntryState, Phase, timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import issuance, lifecycle, report, sessions, task_status
+from agentcred.services import issuance, lease_records, lifecycle, report, revocation, task_status
 from agentcred.services.deps import Deps
+from agentcred.services.due import IDLE, next_due
 from agentcred.services.errors import TaskFailed, TaskRetry
-from agentcred.services.schedule import backoff, capped_ttl, renew_at
 from agentcred.services.scheduler import TaskKey
-from agentcred.services.task_plan import IDLE, next_due
 from agentcred.services.task_view import TaskView
+from agentcred.services.timing import backoff, capped_ttl, renew_at
 
 log = logging.getLogger("agentcred.tasks")
 NO_OVERLAP = datetime.timedelta(0)
@@ -44,61 +45,69 @@ CEILING_REASONS = (ceiling.TTL_EXCEEDED, ceiling.UNLEASED)
 
 
 async def step(deps: Deps, key: TaskKey, attempt: int) -> float | None:
-    """One scheduled round for a task: act if due; seconds until the next round
-    (negative: a retry backoff), None: nothing more to do."""
-    body = await resources.get_task(deps.api, key.namespace, key.name)
-    if body is None or body["metadata"]["uid"] != key.uid:
-        return None
-    try:
-        task = TaskView.from_body(body)
-    except SpecError:
-        return None
-    if task.deleting:
-        return None
-    return await _step(deps, task, attempt)
+    """One scheduled round for a task: under its lock, read it once, act if due; seconds
+    until the next round (negative: a retry backoff), None: nothing more to do."""
+    async with deps.locks.hold(key.uid):
+        body = await resources.get_task(deps.api, key.namespace, key.name)
+        if body is None or body["metadata"]["uid"] != key.uid:
+            return None
+        try:
+            task = TaskView.from_body(body)
+        except SpecError:
+            return None
+        if task.deleting:
+            return None
+        return await _step(deps, task, attempt)
 
 
 async def _step(deps: Deps, task: TaskView, attempt: int) -> float | None:
-    """One round; returns seconds to sleep (negative: a retry backoff), None: done."""
+    """One round (under the task's lock); returns seconds to sleep (negative: a retry
+    backoff), None: done. Having acted, the next delay comes from the status just
+    written, not from another read."""
     try:
         if task.ended:
-            if not await lifecycle.cleanup_pending(deps, task):
-                return None
-            async with deps.locks.hold(task.uid):
-                await lifecycle.cleanup(deps, task)
-            return IDLE
+            if await lifecycle.cleanup_pending(deps, task):
+                await lifecycle.cleanup(deps, task)  # TaskRetry while something is left
+            return None
         if task.phase == Phase.PENDING and task.entries:
             # Was active, lost a credential (expired while the backend was down): re-issue.
-            async with deps.locks.hold(task.uid):
-                fresh = await lifecycle.reload(deps, task)
-                if fresh is not None:
-                    await lifecycle.resume_issuing(deps, fresh, attempt)
-            return 0.0
+            return until_due(deps, await lifecycle.resume_issuing(deps, task, attempt))
         if task.phase != Phase.ACTIVE:
             return IDLE  # first issuance is the create handler's job (it retries with backoff)
         now = deps.clock()
         due = next_due(task)
         if due is None or due > now:
             return min(IDLE, (due - now).total_seconds()) if due else IDLE
-        async with deps.locks.hold(task.uid):
-            fresh = await lifecycle.reload(deps, task)
-            if fresh is not None and not fresh.ended and not fresh.deleting:
-                await act(deps, fresh)
-        return 0.0
+        return until_due(deps, await act(deps, task))
     except TaskRetry as retry:
-        return -(retry.delay or backoff(attempt, deps.rng))
+        return -(retry.retry_after or backoff(attempt, deps.rng))
 
 
-async def act(deps: Deps, task: TaskView) -> None:
+def until_due(deps: Deps, task: TaskView | None) -> float | None:
+    """Seconds until the next round of ``task`` as last written (None: it ended here, its
+    cleanup done; 0: something is due already, or it is Pending again)."""
+    if task is None or task.ended:
+        return None
+    if task.phase != Phase.ACTIVE:
+        return 0.0
+    due = next_due(task)
+    if due is None:
+        return IDLE
+    return max(0.0, min(IDLE, (due - deps.clock()).total_seconds()))
+
+
+async def act(deps: Deps, task: TaskView) -> TaskView | None:
+    """Do what is due for an active task (under its lock); the task as last written, or
+    None when it ended here."""
     now = deps.clock()
     if task.deadline is not None and task.deadline <= now:
         await lifecycle.end(
-            deps, task, Phase.EXPIRED, "DeadlineExceeded", "activeDeadlineSeconds passed"
+            deps, task, Phase.EXPIRED, Reason.DEADLINE_EXCEEDED, "activeDeadlineSeconds passed"
         )
-        return
+        return None
     held = await lifecycle.hold_identity(deps, task)  # before any backend call
     if held is None:
-        return
+        return None
     task = held
     try:
         for entry in task.entries:
@@ -107,11 +116,13 @@ async def act(deps: Deps, task: TaskView) -> None:
                 continue
             task = await _act_on(deps, task, ref, entry, now)
             if task.ended:
-                return
-    except TaskFailed as failure:  # a session record logged in as another account
+                return None
+    except TaskFailed as failure:  # a lease record logged in as another account
         if failure.reason != identity.IDENTITY_CHANGED:
             raise
         await lifecycle.end_for_identity(deps, task, failure.message)
+        return None
+    return task
 
 
 async def _act_on(
@@ -144,34 +155,35 @@ async def refresh_one(
         return await _save_entry(deps, task, dataclasses.replace(entry, renew_at=task.deadline))
     cid = audit.new_correlation_id()
     try:
-        resolved = await issuance.resolve(deps, task, ref)
+        bound = await issuance.resolve(deps, task, ref)
     except (TaskRetry, TaskFailed) as problem:
         return await _postpone(deps, task, ref, entry, problem.message)
-    caps = resolved.backend.capabilities(resolved.spec)
+    caps = bound.backend.capabilities(bound.spec)
     try:
         if caps.static:
             return await reissue(
-                deps, task, ref, resolved, overlap=NO_OVERLAP, reason=report.REFRESHED
+                deps, task, ref, bound, overlap=NO_OVERLAP, reason=EventReason.REFRESHED
             )
         renewed = None
         if caps.renewable:
             asked_at = deps.clock()
-            renewed = await renew_in_place(deps, task, ref, entry, resolved, cid)
-            check_renewal(resolved, renewed, asked_at)
+            renewed = await renew_in_place(deps, task, ref, entry, bound, cid)
+            check_renewal(bound, renewed, asked_at)
         if renewed is None or renewed.capped:
             overlap = deps.settings.reissue_overlap
-            return await reissue(deps, task, ref, resolved, overlap=overlap, reason=report.REISSUED)
+            why = EventReason.REISSUED
+            return await reissue(deps, task, ref, bound, overlap=overlap, reason=why)
     except BackendError as exc:  # BackendUnavailable included
         return await _postpone(deps, task, ref, entry, f"{ref.name}: {exc}")
     except TaskFailed as failure:
         if failure.reason not in CEILING_REASONS:
             raise
         return await fail_over_ceiling(deps, task, failure)
-    return await _record_renewal(deps, task, ref, entry, resolved, renewed, cid)
+    return await _record_renewal(deps, task, ref, entry, bound, renewed, cid)
 
 
 def check_renewal(
-    resolved: issuance.Resolved, renewed: Renewed | None, asked_at: datetime.datetime
+    bound: issuance.BoundCredential, renewed: Renewed | None, asked_at: datetime.datetime
 ) -> None:
     """TaskFailed ``TTLExceeded`` when a renewal granted more than the backend's maxTTL
     (plus 5 minutes): the increment asked is the credential's ttl, already capped by
@@ -179,23 +191,21 @@ def check_renewal(
     if renewed is None:
         return
     found = ceiling.breach(
-        resolved.spec.max_ttl,
+        bound.spec.max_ttl,
         asked_at,
         renewed.validity,
-        revocable=resolved.backend.capabilities(resolved.spec).revocable,
+        revocable=bound.backend.capabilities(bound.spec).revocable,
     )
     if found is not None:
-        raise TaskFailed(found.reason, f"{resolved.ref.name}: {found.message}")
+        raise TaskFailed(found.reason, f"{bound.ref.name}: {found.message}")
 
 
 async def fail_over_ceiling(deps: Deps, task: TaskView, failure: TaskFailed) -> TaskView:
     """A credential that must not be handed out (models/ceiling.py): the task ends Failed,
     everything it holds revoked (the over-long one included) and its Secrets deleted."""
-    await report.event(deps.api, task, report.ISSUE_FAILED, failure.message, warning=True)
+    await report.event(deps.api, task, EventReason.ISSUE_FAILED, failure.message, warning=True)
     await lifecycle.end(deps, task, Phase.FAILED, failure.reason, failure.message)
-    fresh = await lifecycle.reload(deps, task)
-    if fresh is not None:
-        return fresh
+    # Ended (its cleanup done, or TaskRetry raised): no read needed to say so.
     return dataclasses.replace(task, status={**task.status, "phase": Phase.FAILED.value})
 
 
@@ -204,23 +214,23 @@ async def renew_in_place(
     task: TaskView,
     ref: CredentialRef,
     entry: CredentialEntry,
-    resolved: issuance.Resolved,
+    bound: issuance.BoundCredential,
     cid: str,
 ) -> Renewed | None:
     """Renew the lease with the connection it was issued under (never a later-edited
-    backend's); None when it cannot be renewed (no session record, denied, gone)."""
-    records = await sessions.load(deps, task.uid)
+    backend's); None when it cannot be renewed (no lease record, denied, gone)."""
+    records = await lease_records.load(deps, task.uid)
     verdict = identity.check(task.status, task.spec, [r.service_account for r in records.values()])
     if verdict.changed:
         raise TaskFailed(identity.IDENTITY_CHANGED, verdict.message)
     record = records.get(ref.name)
     if record is None:
         return None
-    ttl = capped_ttl(resolved.spec.ttl, deps.clock(), task.deadline)
+    ttl = capped_ttl(bound.spec.ttl, deps.clock(), task.deadline)
     try:
         issued_under = parse_resolved(record.spec)
         async with deps.limits.slot(task.namespace, issued_under.target):
-            return await resolved.backend.renew(
+            return await bound.backend.renew(
                 Lease(issued_under, entry.lease_id, record.session, cid), ttl
             )
     except (BackendDenied, BackendNotFound, SpecError):
@@ -232,7 +242,7 @@ async def _record_renewal(
     task: TaskView,
     ref: CredentialRef,
     entry: CredentialEntry,
-    resolved: issuance.Resolved,
+    bound: issuance.BoundCredential,
     renewed: Renewed,
     cid: str,
 ) -> TaskView:
@@ -241,57 +251,54 @@ async def _record_renewal(
     updated = dataclasses.replace(
         entry,
         expires_at=renewed.expires_at,
-        renew_at=renew_at(now, renewed.expires_at, resolved.spec.renewal_percent, deps.rng),
+        renew_at=renew_at(now, renewed.expires_at, bound.spec.renewal_percent, deps.rng),
         renewals=entry.renewals + 1,
     )
     info = await issuance.annotate_expiry(deps, task, ref, renewed.expires_at)
     if info is not None:
         updated = dataclasses.replace(updated, secret_resource_version=info.resource_version)
-    report.succeeded(
-        task,
-        "renew",
-        credential=ref.name,
-        backend=resolved.spec.backend,
-        lease_id=entry.lease_id,
-        cid=cid,
-    )
-    message = f"{ref.name}: lease renewed until {timestamp(renewed.expires_at)}"
-    await report.event(deps.api, task, report.RENEWED, message)
-    return await _save_entry(deps, task, updated)
+    until = timestamp(renewed.expires_at)
+    fact = report.renewed(ref.name, bound.spec.backend_kind, entry.lease_id, cid, until)
+    ready = await report.reporter(deps).tell(task, fact)
+    return await _save_entry(deps, task, updated, ready=ready)
 
 
 async def reissue(
     deps: Deps,
     task: TaskView,
     ref: CredentialRef,
-    resolved: issuance.Resolved,
+    bound: issuance.BoundCredential,
     *,
     overlap: datetime.timedelta,
     reason: str,
 ) -> TaskView:
     """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``."""
     cid = audit.new_correlation_id()
-    next_key = ref.name + sessions.NEXT
-    issued, info = await issuance.issue(deps, task, resolved, session_key=next_key, cid=cid)
-    old = None
-    if not issuance.keeps_no_session(resolved):
-        old = await _rotate_sessions(deps, task, ref)
-    retire_at = deps.clock() + overlap if old is not None else None
-    entry = _reissued_entry(deps, task, ref, resolved, issued, info, retire_at)
-    report.succeeded(
-        task,
-        "refresh" if resolved.backend.capabilities(resolved.spec).static else "reissue",
-        credential=ref.name,
-        backend=resolved.spec.backend,
-        lease_id=issued.lease_id,
-        cid=cid,
+    next_key = ref.name + lease_records.NEXT
+    records: dict[str, lease_records.LeaseRecord] = {}  # as the issue left them
+    issued, info = await issuance.issue(
+        deps, task, bound, record_key=next_key, cid=cid, records=records
     )
-    if reason == report.REISSUED:
-        message = f"{ref.name}: fresh credential issued into {task.secret_name(ref)}"
-        await report.event(deps.api, task, reason, message)
-    task = await _save_entry(deps, task, entry)
+    old = None
+    if not issuance.keeps_no_record(bound):
+        old = await _rotate_records(deps, task, ref, records)
+    elif (previous := task.entry(ref.name)) is not None and previous.revocable:
+        await _give_up_records(deps, task, ref)  # a lease until now: edited to a static read
+    retire_at = deps.clock() + overlap if old is not None else None
+    entry = _reissued_entry(deps, task, ref, bound, issued, info, retire_at)
+    fact = report.replaced(
+        ref.name,
+        task.secret_name(ref),
+        bound.spec.backend_kind,
+        issued.lease_id,
+        cid,
+        static=bound.backend.capabilities(bound.spec).static,
+        why=reason,
+    )
+    ready = await report.reporter(deps).tell(task, fact)
+    task = await _save_entry(deps, task, entry, ready=ready)
     if old is not None and overlap <= NO_OVERLAP:
-        task = await retire_previous(deps, task, ref)
+        task = await retire_previous(deps, task, ref, records)
     return task
 
 
@@ -299,7 +306,7 @@ def _reissued_entry(
     deps: Deps,
     task: TaskView,
     ref: CredentialRef,
-    resolved: issuance.Resolved,
+    bound: issuance.BoundCredential,
     issued: Issued,
     info: SecretInfo,
     retire_at: datetime.datetime | None,
@@ -307,41 +314,63 @@ def _reissued_entry(
     """The entry of a fresh credential, the old one retired at ``retire_at``. A static
     refresh stays the same credential: its re-issues kept, one more renewal."""
     previous = task.entry(ref.name)
-    entry = issuance.entry_for(deps, task, ref, resolved, issued, info, previous)
-    if previous is not None and resolved.backend.capabilities(resolved.spec).static:
+    entry = issuance.entry_for(deps, task, ref, bound, issued, info, previous)
+    if previous is not None and bound.backend.capabilities(bound.spec).static:
         entry = dataclasses.replace(
             entry, reissues=previous.reissues, renewals=previous.renewals + 1
         )
     return dataclasses.replace(entry, retire_at=retire_at)
 
 
-async def _rotate_sessions(
-    deps: Deps, task: TaskView, ref: CredentialRef
-) -> sessions.SessionRecord | None:
+async def _rotate_records(
+    deps: Deps, task: TaskView, ref: CredentialRef, records: dict[str, lease_records.LeaseRecord]
+) -> lease_records.LeaseRecord | None:
     """After a re-issue: the new session becomes current, the old one is kept as previous
-    (retired after the overlap), an older previous is revoked now. Returns the old one."""
-    next_key = ref.name + sessions.NEXT
-    records = await sessions.load(deps, task.uid)
+    (retired after the overlap), an older previous is revoked now. Returns the old one.
+    ``records``: as the issue wrote them (read again only if it left none); rotated in
+    place."""
+    next_key = ref.name + lease_records.NEXT
+    if not records:
+        records.update(await lease_records.load(deps, task.uid))
     old, new = records.pop(ref.name, None), records.pop(next_key, None)
-    stale = records.pop(ref.name + sessions.PREVIOUS, None)
+    stale = records.pop(ref.name + lease_records.PREVIOUS, None)
     if stale is not None:
-        await lifecycle._revoke(deps, task, stale)
+        await revocation.revoke_reported(deps, task, stale)
     if old is not None:
-        records[ref.name + sessions.PREVIOUS] = old
+        records[ref.name + lease_records.PREVIOUS] = old
     if new is not None:
         records[ref.name] = new
-    await sessions.save(deps, task, records)
+    await lease_records.save(deps, task, records)
     return old
 
 
-async def retire_previous(deps: Deps, task: TaskView, ref: CredentialRef) -> TaskView:
-    """Revoke the credential kept during a re-issue overlap."""
-    records = await sessions.load(deps, task.uid)
-    old = records.get(ref.name + sessions.PREVIOUS)
-    if old is not None and not await lifecycle._revoke(deps, task, old):
-        raise TaskRetry("RevokeFailed", f"{ref.name}: previous credential not revoked yet")
-    if old is not None:
-        await sessions.drop(deps, task, ref.name + sessions.PREVIOUS)
+async def _give_up_records(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
+    """A credential edited from a lease to a static read keeps no session: the sessions of
+    its earlier leases are revoked now, not when the task ends, and their records dropped
+    (one that cannot be revoked yet stays for the task's end or the sweep)."""
+    records = await lease_records.load(deps, task.uid)
+    keys = [k for k in (ref.name, ref.name + lease_records.PREVIOUS) if k in records]
+    gone = [k for k in keys if await revocation.revoke_reported(deps, task, records[k])]
+    if gone:
+        await lease_records.save(deps, task, {k: v for k, v in records.items() if k not in gone})
+
+
+async def retire_previous(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    records: dict[str, lease_records.LeaseRecord] | None = None,
+) -> TaskView:
+    """Revoke the credential kept during a re-issue overlap (``records``: as just written
+    by the re-issue; read when not given)."""
+    if records is None:
+        records = await lease_records.load(deps, task.uid)
+    old = records.get(ref.name + lease_records.PREVIOUS)
+    if old is not None and not await revocation.revoke_reported(deps, task, old):
+        raise TaskRetry(Reason.REVOKE_FAILED, f"{ref.name}: previous credential not revoked yet")
+    if old is not None:  # the records as just read: no second read to drop it
+        records.pop(ref.name + lease_records.PREVIOUS)
+        await lease_records.save(deps, task, records)
     entry = task.entry(ref.name)
     if entry is None:
         return task
@@ -354,20 +383,10 @@ async def expire(
     """A credential ran out before it could be renewed: no stale Secret stays behind."""
     await issuance.delete_secret(deps, task, ref)
     updated = dataclasses.replace(entry, state=EntryState.EXPIRED)
-    message = f"{ref.name}: expired before it could be renewed; Secret deleted, re-issuing"
-    await report.event(deps.api, task, report.EXPIRED, message, warning=True)
-    task = await _save_entry(deps, task, updated)
-    task = await lifecycle.patch(
-        deps,
-        task,
-        {
-            "phase": Phase.PENDING.value,
-            "conditions": task_status.ready(
-                task.status, False, "CredentialExpired", message, task.generation, deps.clock()
-            ),
-        },
-    )
-    return task
+    ready = await report.reporter(deps).tell(task, report.expired(ref.name))
+    entries = task_status.replace_entry(task.entries, updated)
+    status = {**task_status.with_entries(entries), "phase": Phase.PENDING.value}
+    return await lifecycle.patch(deps, task, {**status, "conditions": ready})
 
 
 async def _postpone(
@@ -379,28 +398,17 @@ async def _postpone(
     if entry.expires_at is not None:
         retry_at = min(retry_at, max(now, entry.expires_at))
     updated = dataclasses.replace(entry, renew_at=retry_at)
-    report.trail(
-        task,
-        "renew",
-        "failure",
-        credential=ref.name,
-        backend=entry.backend,
-        lease_id=entry.lease_id,
-        reason="postponed",
-    )
-    await report.event(deps.api, task, report.RENEW_FAILED, message, warning=True)
-    task = await _save_entry(deps, task, updated)
-    return await lifecycle.patch(
-        deps,
-        task,
-        {
-            "conditions": task_status.ready(
-                task.status, False, "RenewFailed", message, task.generation, now
-            )
-        },
-    )
+    fact = report.renewal_postponed(ref.name, entry.backend, entry.lease_id, message)
+    ready = await report.reporter(deps).tell(task, fact)
+    return await _save_entry(deps, task, updated, ready=ready)
 
 
-async def _save_entry(deps: Deps, task: TaskView, entry: CredentialEntry) -> TaskView:
+async def _save_entry(
+    deps: Deps, task: TaskView, entry: CredentialEntry, *, ready: list[Condition] | None = None
+) -> TaskView:
+    """The credential's entry, with the Ready condition when it changes, in one patch."""
     entries = task_status.replace_entry(task.entries, entry)
-    return await lifecycle.patch(deps, task, task_status.with_entries(entries))
+    status = task_status.with_entries(entries)
+    if ready is not None:
+        status["conditions"] = ready
+    return await lifecycle.patch(deps, task, status)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentcred.kube import resources
 from agentcred.kube.selectors import selector_string
+from agentcred.models.api_names import Reason
 from agentcred.models.selectors import matches
 from agentcred.models.status import Phase, PodRecord
 from agentcred.models.task import LabelSelector
@@ -66,12 +67,16 @@ def verdict(record: PodRecord, present: Iterable[Pod]) -> tuple[Phase, str, str]
     if not seen or any(p.phase not in FINISHED for p in present):
         return None
     if record.get("failed"):
-        return Phase.FAILED, "PodFailed", "a selected pod failed"
+        return Phase.FAILED, Reason.POD_FAILED, "a selected pod failed"
     finished = set(record.get("succeeded") or [])
     gone = [uid for uid in seen if uid not in finished and uid not in {p.uid for p in present}]
     if gone:
-        return Phase.FAILED, "PodsDeleted", f"{len(gone)} selected pod(s) deleted before finishing"
-    return Phase.SUCCEEDED, "PodsSucceeded", "all selected pods succeeded"
+        return (
+            Phase.FAILED,
+            Reason.PODS_DELETED,
+            f"{len(gone)} selected pod(s) deleted before finishing",
+        )
+    return Phase.SUCCEEDED, Reason.PODS_SUCCEEDED, "all selected pods succeeded"
 
 
 async def assess(
@@ -108,6 +113,13 @@ class PodIndex:
 
     def unregister(self, namespace: str, uid: str) -> None:
         self._by_namespace.get(namespace, {}).pop(uid, None)
+
+    def uid_of(self, namespace: str, name: str) -> str | None:
+        """The uid of the registered task of that name (to lock it before reading it)."""
+        for uid, (registered, _) in self._by_namespace.get(namespace, {}).items():
+            if registered == name:
+                return uid
+        return None
 
     def tasks_selecting(self, namespace: str, labels: Mapping[str, str]) -> list[str]:
         return [

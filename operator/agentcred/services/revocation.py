@@ -1,4 +1,5 @@
-"""Revoke one recorded session, with an audit line; shared by task cleanup and the sweep."""
+"""Revoke one recorded session, with an audit line; shared by task cleanup, the re-issue
+steps (an overlapped or stale session) and the sweep."""
 
 from __future__ import annotations
 
@@ -6,17 +7,19 @@ import logging
 
 from agentcred import audit, metrics
 from agentcred.backends.base import BackendError, BackendUnavailable, Lease
+from agentcred.models.api_names import EventReason
 from agentcred.models.errors import SpecError
 from agentcred.models.resolved import parse_resolved
+from agentcred.services import report
 from agentcred.services.deps import Deps
-from agentcred.services.sessions import SessionRecord
+from agentcred.services.lease_records import LeaseRecord
 from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.tasks")
 
 
 async def revoke_record(
-    deps: Deps, record: SessionRecord, *, namespace: str, task: str, service_account: str
+    deps: Deps, record: LeaseRecord, *, namespace: str, task: str, service_account: str
 ) -> bool:
     """True when the session is gone: revoked now, already gone, expired, or unrevocable."""
     cid = audit.new_correlation_id()
@@ -55,7 +58,7 @@ async def revoke_record(
     return True
 
 
-async def revoke_for_task(deps: Deps, task: TaskView, record: SessionRecord) -> bool:
+async def revoke_for_task(deps: Deps, task: TaskView, record: LeaseRecord) -> bool:
     """``revoke_record`` for a session of ``task``; True when it is gone. The audit names
     the account the session was logged in as (the spec's, for records from before it was
     kept): after an identity change the two differ."""
@@ -66,3 +69,12 @@ async def revoke_for_task(deps: Deps, task: TaskView, record: SessionRecord) -> 
         task=task.name,
         service_account=record.service_account or task.spec.service_account_name,
     )
+
+
+async def revoke_reported(deps: Deps, task: TaskView, record: LeaseRecord) -> bool:
+    """Revoke one session of a live task, with a CredentialRevoked Event when it is gone;
+    True when it is gone."""
+    gone = await revoke_for_task(deps, task, record)
+    if gone:
+        await report.event(deps.api, task, EventReason.REVOKED, f"{record.credential}: revoked")
+    return gone

@@ -108,9 +108,11 @@ class Scheduler:
             if wait is None or wait > 0:
                 waiters = [asyncio.ensure_future(self._changed.wait())]
                 waiters.append(asyncio.ensure_future(stopped.wait()))
-                await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-                for waiter in waiters:
-                    waiter.cancel()
+                try:
+                    await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                finally:  # cancelled too (shutdown): a waiter left pending holds Kopf's exit 5 s
+                    for waiter in waiters:
+                        waiter.cancel()
             else:
                 await asyncio.sleep(0)
         for job in list(self._jobs):

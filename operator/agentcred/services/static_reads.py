@@ -4,9 +4,9 @@ Static secrets (Vault KV, AWS Secrets Manager, GCP Secret Manager, Azure Key Vau
 are the same for every task that reads them with the same identity, so concurrent
 and repeated reads are coalesced: a single in-flight read per key (single flight),
 and its result kept until just before the next point of the secret's refresh grid
-(``schedule.shared_refresh_point``: every interval, at a phase that comes from the
+(``timing.shared_refresh_point``: every interval, at a phase that comes from the
 key). Every task sharing a key refreshes just after the same grid point
-(``schedule.shared_refresh_at``), so the first refresh after a point reads afresh and
+(``timing.shared_refresh_at``), so the first refresh after a point reads afresh and
 the rest are served it, however long the operator takes to get through them: N tasks
 cost one read per refresh, and a rotation reaches every task within 1.1 intervals.
 

@@ -1,6 +1,6 @@
 """The orphan sweep: nothing the operator issued outlives its task.
 
-Every ``AGENTCRED_SWEEP_INTERVAL`` (default 60 s) it lists the session Secrets in the
+Every ``AGENTCRED_SWEEP_INTERVAL`` (default 60 s) it lists the lease-record Secrets in the
 operator's own namespace (which hold the session parenting every lease ever issued,
 recorded in status or not; a look-alike in a tenant namespace is never read) and:
 
@@ -23,8 +23,9 @@ from agentcred import memory, metrics
 from agentcred.kube import resources, secrets
 from agentcred.kube.errors import KubeError
 from agentcred.kube.secrets import SecretInfo
+from agentcred.models.api_names import Annotation, Label
 from agentcred.models.errors import SpecError
-from agentcred.services import lifecycle, revocation, sessions
+from agentcred.services import lease_records, lifecycle, revocation
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskRetry
 from agentcred.services.task_view import TaskView
@@ -42,18 +43,16 @@ class SweepResult:
 async def sweep(deps: Deps) -> SweepResult:
     result = SweepResult()
     metrics.SWEEP_RUNS.inc()
-    listed = await secrets.list_secrets(
-        deps.api, f"{sessions.SESSION_LABEL}=true", deps.settings.namespace
-    )
+    listed = await secrets.list_secrets(deps.api, f"{Label.SESSION}=true", deps.settings.namespace)
     for info in listed:
-        task_namespace = info.labels.get(sessions.TASK_NAMESPACE_LABEL, "")
+        task_namespace = info.labels.get(Label.TASK_NAMESPACE, "")
         if not deps.settings.serves(task_namespace):
             continue  # another operator's (a namespaced install of its own)
         try:
-            await _sweep_session(deps, task_namespace, info, result)
+            await _sweep_record_secret(deps, task_namespace, info, result)
         except Exception as exc:  # a bad record is reported, never stops the sweep
             metrics.count_error("sweep", exc)
-            log.warning("session Secret %s skipped: %s", info.name, type(exc).__name__)
+            log.warning("lease-record Secret %s skipped: %s", info.name, type(exc).__name__)
     for namespace in deps.settings.namespaces or (None,):
         for body in await resources.list_tasks(deps.api, namespace):
             try:
@@ -72,10 +71,12 @@ async def sweep(deps: Deps) -> SweepResult:
     return result
 
 
-async def _sweep_session(deps: Deps, namespace: str, info: SecretInfo, result: SweepResult) -> None:
+async def _sweep_record_secret(
+    deps: Deps, namespace: str, info: SecretInfo, result: SweepResult
+) -> None:
     name = info.name
-    task_name = info.annotations.get(sessions.TASK_NAME_ANNOTATION, "")
-    uid = info.labels.get(sessions.TASK_UID_LABEL, "")
+    task_name = info.annotations.get(Annotation.TASK_NAME, "")
+    uid = info.labels.get(Label.TASK_UID, "")
     known = bool(task_name and namespace)
     body = await resources.get_task(deps.api, namespace, task_name) if known else None
     if body is not None and body["metadata"]["uid"] == uid:
@@ -113,10 +114,10 @@ async def _revoke_orphan(
     left: dict[str, str] = {}
     for key, text in data.items():
         try:
-            record = sessions.SessionRecord.load(text)
-        except sessions.MalformedRecord as exc:
+            record = lease_records.LeaseRecord.load(text)
+        except lease_records.MalformedRecord as exc:
             metrics.count_error("sweep", exc)
-            log.warning("session Secret %s entry %s skipped: %s", secret_name, key, exc)
+            log.warning("lease-record Secret %s entry %s skipped: %s", secret_name, key, exc)
             left[key] = text
             continue
         if await revocation.revoke_record(

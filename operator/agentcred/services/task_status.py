@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from agentcred.backends.base import Capabilities, Issued
+from agentcred.models.api_names import ConditionType, Reason
 from agentcred.models.status import (
     Condition,
     CredentialEntry,
@@ -82,8 +83,23 @@ def ready(
     generation: int | None,
     now: datetime.datetime,
 ) -> list[Condition]:
-    cond = condition("Ready", ok=ok, reason=reason, message=message, generation=generation, now=now)
+    cond = condition(
+        ConditionType.READY, ok=ok, reason=reason, message=message, generation=generation, now=now
+    )
     return merge_conditions([cast(Condition, dict(c)) for c in old.get("conditions") or []], cond)
+
+
+def recovered(
+    old: Mapping[str, Any], generation: int | None, now: datetime.datetime
+) -> list[Condition] | None:
+    """Ready back to True on an active task whose Ready says otherwise (a renewal that
+    failed and has since succeeded); None when nothing changes."""
+    if old.get("phase") != Phase.ACTIVE.value:
+        return None
+    conditions = old.get("conditions") or []
+    if any(c.get("type") == ConditionType.READY and c.get("status") == "True" for c in conditions):
+        return None
+    return ready(old, True, Reason.CREDENTIALS_ISSUED, "all credentials issued", generation, now)
 
 
 def pending(old: Mapping[str, Any], generation: int | None, now: datetime.datetime) -> TaskStatus:
@@ -104,10 +120,12 @@ def active(
     entries = tuple(entries)
     status = TaskStatus(
         phase=Phase.ACTIVE.value,
-        reason="CredentialsIssued",
+        reason=Reason.CREDENTIALS_ISSUED,
         message=f"{len(entries)} credential(s) issued",
         credentials=entries_json(entries),
-        conditions=ready(old, True, "CredentialsIssued", "all credentials issued", generation, now),
+        conditions=ready(
+            old, True, Reason.CREDENTIALS_ISSUED, "all credentials issued", generation, now
+        ),
     )
     expiry = nearest_expiry(entries)
     if expiry:

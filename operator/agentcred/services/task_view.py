@@ -9,11 +9,9 @@ from functools import cached_property
 from typing import Any
 
 from agentcred.kube.objects import ObjectRef, OwnerRef
+from agentcred.models.api_names import API_VERSION, Kind
 from agentcred.models.status import CredentialEntry, Phase, parse_entries
 from agentcred.models.task import AgentTaskSpec, CredentialRef, parse_task_spec, secret_name_for
-
-API_VERSION = "agentcred.io/v1alpha1"
-KIND = "AgentTask"
 
 
 def parse_time(text: str | None) -> datetime.datetime | None:
@@ -86,13 +84,13 @@ class TaskView:
 
     @property
     def owner(self) -> OwnerRef:
-        return OwnerRef(api_version=API_VERSION, kind=KIND, name=self.name, uid=self.uid)
+        return OwnerRef(api_version=API_VERSION, kind=Kind.TASK, name=self.name, uid=self.uid)
 
     @property
     def object_ref(self) -> ObjectRef:
         return ObjectRef(
             api_version=API_VERSION,
-            kind=KIND,
+            kind=Kind.TASK,
             namespace=self.namespace,
             name=self.name,
             uid=self.uid,

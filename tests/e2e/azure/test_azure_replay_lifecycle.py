@@ -37,6 +37,7 @@ from recorded import (
     PYTHON_API_VERSION,
 )
 
+from agentcred.models.api_names import Annotation, EventReason, Reason
 from support.azure_replay import AzureReplay
 from support.kube import wait_for
 from support.leaks import assert_no_leaks
@@ -140,8 +141,8 @@ def test_a_task_gets_the_recorded_latest_value_and_loses_it_when_done(
     expires = datetime.datetime.fromisoformat(entry["expiresAt"].replace("Z", "+00:00"))
     assert expires == CRUD_EXPIRES  # the version's recorded exp
     secret = scenario.secret_object("claim-llm")
-    assert secret.metadata.annotations["agentcred.io/expires-at"]
-    assert "CredentialIssued" in scenario.event_reasons("claim")
+    assert secret.metadata.annotations[Annotation.EXPIRES_AT]
+    assert EventReason.ISSUED in scenario.event_reasons("claim")
     assert azure_replay.served("GET", f"/secrets/{CRUD}/") >= 1
 
     scenario.patch_task("claim", {"completed": True})
@@ -197,7 +198,7 @@ def assert_failed_visibly(scenario: Scenario, task: str, reason: str, says: str)
     assert says in status["message"]
     ready = condition(status)
     assert (ready["status"], ready["reason"]) == ("False", reason)
-    events = warnings(scenario, task, "IssueFailed")
+    events = warnings(scenario, task, EventReason.ISSUE_FAILED)
     assert any(says in m for m in events), events
     assert scenario.read_secret(f"{task}-llm") is None
 
@@ -211,7 +212,7 @@ def test_a_missing_secret_fails_the_task_with_not_found(
     start_operator()
     azure_credential(scenario, backend_name, MISSING)
     scenario.task("missing", ["llm"])
-    assert_failed_visibly(scenario, "missing", "NotFound", "SecretNotFound")
+    assert_failed_visibly(scenario, "missing", "NotFound", Reason.SECRET_NOT_FOUND)
     assert azure_replay.served("GET", f"/secrets/{MISSING}/", status=404) >= 1
 
 
@@ -241,9 +242,9 @@ def test_a_secret_outside_the_allow_list_is_refused_without_asking_azure(
     scenario.task("outside", ["llm"])
     status = scenario.wait_phase("outside", "Failed")
 
-    assert status["reason"] == "NotAllowed", status
+    assert status["reason"] == Reason.NOT_ALLOWED, status
     assert "allow-list" in status["message"] and "spec.azureKeyVault.name" in status["message"]
-    events = warnings(scenario, "outside", "IssueFailed")
+    events = warnings(scenario, "outside", EventReason.ISSUE_FAILED)
     assert any("allow-list" in m for m in events), events
     assert scenario.read_secret("outside-llm") is None
     asked = [e.key for e in azure_replay.exchanges() if DISABLED in e.key.path]

@@ -26,6 +26,7 @@ from backends import (
     private_server,
 )
 
+from agentcred.models.api_names import EventReason, Reason
 from agentcred_testbed.procs import free_port
 from support.kube import wait_for
 from support.operator import OperatorProcess
@@ -108,8 +109,8 @@ def test_missing_secret_fails_the_task_with_not_found(
     scenario.credential("cred", **backend.missing(scenario, testbed_env))
     scenario.task("task", ["cred"], serviceAccountName="agent")
     status = scenario.wait_phase("task", "Failed")
-    assert status["reason"] == "NotFound", status
-    assert "IssueFailed" in scenario.event_reasons("task")
+    assert status["reason"] == Reason.NOT_FOUND, status
+    assert EventReason.ISSUE_FAILED in scenario.event_reasons("task")
 
 
 @pytest.fixture(autouse=True)
@@ -128,7 +129,7 @@ def test_denied_identity_fails_the_task_with_denied(
     scenario.credential("cred", **backend.denied(scenario, testbed_env))
     scenario.task("task", ["cred"], serviceAccountName="intruder")
     status = scenario.wait_phase("task", "Failed")
-    assert status["reason"] == "Denied", status
+    assert status["reason"] == Reason.DENIED, status
 
 
 @pytest.fixture
@@ -160,7 +161,7 @@ def test_backend_down_then_back_the_task_waits_shows_why_and_recovers(
     server.stop()  # type: ignore[attr-defined]
     scenario.credential("cred", **spec)
     scenario.task("task", ["cred"], serviceAccountName="agent")
-    cond = scenario.wait_condition("task", "BackendUnavailable")
+    cond = scenario.wait_condition("task", Reason.BACKEND_UNAVAILABLE)
     assert cond["status"] == "False" and scenario.status("task")["phase"] == "Pending"
     restarted = server.start()  # type: ignore[attr-defined]
     backend.seed(scenario, restarted)

@@ -28,7 +28,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from support import vault
+from agentcred.models.api_names import Reason
+from support import hygiene, vault
 from support.credentials import DYNAMIC
 from support.kube import GROUP, REPO, VERSION, wait_for
 from support.operator import operator_env, running_operator
@@ -237,28 +238,28 @@ def test_argocd_health_of_objects_the_operator_produced(
             judge("ready", wait_for(ready(lambda: get_backend(main), "True"), 60, "backend Ready"))
             edited_be = wait_for(ready(lambda: get_backend(edited_backend), "True"), 60, "edited")
             bad = wait_for(ready(lambda: get_backend(insecure), "False"), 60, "insecure backend")
-            assert ready_condition(bad)["reason"] == "InsecureAddress"  # type: ignore[index]
+            assert ready_condition(bad)["reason"] == Reason.INSECURE_ADDRESS  # type: ignore[index]
             judge("insecure-address", bad)
             bad = wait_for(ready(lambda: get_backend(noref), "False"), 60, "backend w/o Secret")
-            assert ready_condition(bad)["reason"] == "SecretNotFound"  # type: ignore[index]
+            assert ready_condition(bad)["reason"] == Reason.SECRET_NOT_FOUND  # type: ignore[index]
             judge("secret-not-found", bad)
 
             judge("ready", wait_for(ready(lambda: credential(namespace, "db"), "True"), 60, "db"))
             edited = wait_for(ready(lambda: credential(namespace, "edited"), "True"), 60, "edited")
             bad = wait_for(ready(lambda: credential(namespace, "down"), "False"), 60, "down")
-            assert ready_condition(bad)["reason"] == "BackendUnavailable"  # type: ignore[index]
+            assert ready_condition(bad)["reason"] == Reason.BACKEND_UNAVAILABLE  # type: ignore[index]
             judge("backend-unavailable", bad)
             bad = wait_for(ready(lambda: credential(namespace, "elsewhere"), "False"), 60, "path")
-            assert ready_condition(bad)["reason"] == "NotAllowed"  # type: ignore[index]
+            assert ready_condition(bad)["reason"] == Reason.NOT_ALLOWED  # type: ignore[index]
             judge("not-allowed", bad)
 
             scene.wait_phase("active", "Active")
             judge("active", task(namespace, "active"))
-            scene.wait_condition("waiting-for-credential", "CredentialNotFound")
+            scene.wait_condition("waiting-for-credential", Reason.CREDENTIAL_NOT_FOUND)
             judge("pending-credential-not-found", task(namespace, "waiting-for-credential"))
-            scene.wait_condition("waiting-for-backend", "BackendUnavailable")
+            scene.wait_condition("waiting-for-backend", Reason.BACKEND_UNAVAILABLE)
             judge("pending-backend-unavailable", task(namespace, "waiting-for-backend"))
-            scene.wait_condition("conflict", "SecretConflict")
+            scene.wait_condition("conflict", Reason.SECRET_CONFLICT)
             judge("pending-secret-conflict", task(namespace, "conflict"))
             scene.wait_phase("failed", "Failed")
             judge("failed", task(namespace, "failed"))
@@ -290,6 +291,7 @@ def test_argocd_health_of_objects_the_operator_produced(
         for name in backends:
             custom.delete_cluster_custom_object(GROUP, VERSION, "credentialbackends", name)
         for extra in (quiet, own):
+            hygiene.release_tasks(kube, extra)
             core.delete_namespace(extra)
 
     statuses = {case: v["status"] for case, v in judge.verdicts.items()}

@@ -27,7 +27,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from support import vault
+from agentcred.models.api_names import MANAGED_SELECTOR
+from support import hygiene, vault
 from support.kube import GROUP, REPO, VERSION, kubectl, wait_for
 from support.operator import operator_env, running_operator
 
@@ -107,6 +108,8 @@ def example_namespace(kube: client.ApiClient) -> Iterator[str]:
             custom.delete_cluster_custom_object(
                 GROUP, VERSION, "credentialbackends", backend["metadata"]["name"]
             )
+    # The examples' tasks are still Active, their finalizer on, and the operator is gone.
+    hygiene.forget(kube, name, f"{name}-system")
     for ns in (name, f"{name}-system"):
         try:
             core.delete_namespace(ns)
@@ -197,9 +200,7 @@ def test_examples_stay_in_sync_while_the_operator_issues_renews_and_reissues(
         )
         assert diff.returncode == 0, f"drift after the operator acted:\n{diff.stdout}{diff.stderr}"
 
-        generated = core.list_namespaced_secret(
-            ns, label_selector="app.kubernetes.io/managed-by=agentcred"
-        ).items
+        generated = core.list_namespaced_secret(ns, label_selector=MANAGED_SELECTOR).items
         assert generated, "the operator generated no Secret"
         for secret in generated:
             assert TRACKING_LABEL not in (secret.metadata.labels or {}), secret.metadata.name

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from support import hygiene
 from support.credentials import vault_kv
 from support.kube import GROUP, VERSION, wait_for
 from support.leaks import assert_no_leaks
@@ -36,19 +37,7 @@ def other_namespace(kube: client.ApiClient, namespace: str) -> Iterator[str]:
     name = f"{namespace[:50]}-b{uuid.uuid4().hex[:3]}"
     core.create_namespace({"metadata": {"name": name, "labels": {"agentcred.io/test": "true"}}})
     yield name
-    with contextlib.suppress(client.ApiException):
-        for task in custom.list_namespaced_custom_object(GROUP, VERSION, name, "agenttasks")[
-            "items"
-        ]:
-            if task["metadata"].get("finalizers"):
-                custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    name,
-                    "agenttasks",
-                    task["metadata"]["name"],
-                    {"metadata": {"finalizers": None}},
-                )
+    hygiene.forget(kube, name, os.environ["AGENTCRED_NAMESPACE"])
     core.delete_namespace(name)
     with contextlib.suppress(client.ApiException):
         custom.delete_collection_cluster_custom_object(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from agentcred.models.api_names import API_VERSION, Annotation, EventReason, Label
 from support import postgres, vault
 from support.credentials import DYNAMIC, own_db_role, vault_database
 from support.kube import wait_for
@@ -39,11 +40,11 @@ def test_a_poison_session_record_does_not_stop_the_sweep(
             "metadata": {
                 "name": f"agentcred-session-0-poison-{scene.ns}"[:253],
                 "labels": {
-                    "agentcred.io/session": "true",
-                    "agentcred.io/task-namespace": scene.ns,
+                    Label.SESSION: "true",
+                    Label.TASK_NAMESPACE: scene.ns,
                     "agentcred.io/test-namespace": scene.ns,
                 },
-                "annotations": {"agentcred.io/task-name": "poison"},
+                "annotations": {Annotation.TASK_NAME: "poison"},
             },
             "stringData": {"db": "{not json"},
         },
@@ -118,12 +119,12 @@ def test_a_forged_secret_claiming_a_task_triggers_nothing(
                 "metadata": {
                     "name": name,
                     "labels": {
-                        "app.kubernetes.io/managed-by": "agentcred",
-                        "agentcred.io/credential": "db",
+                        Label.MANAGED_BY: "agentcred",
+                        Label.CREDENTIAL: "db",
                     },
                     "ownerReferences": [
                         {
-                            "apiVersion": "agentcred.io/v1alpha1",
+                            "apiVersion": API_VERSION,
                             "kind": "AgentTask",
                             "name": "victim",
                             "uid": uid,
@@ -144,7 +145,7 @@ def test_a_forged_secret_claiming_a_task_triggers_nothing(
     )
     assert scenario.status("victim")["credentials"][0]["leaseId"] == lease
     assert scenario.status("victim")["credentials"][0].get("reissues", 0) == 0
-    assert "SecretRestored" not in scenario.event_reasons("victim")
+    assert EventReason.RESTORED not in scenario.event_reasons("victim")
 
 
 def test_a_deleted_secret_is_restored_at_most_once_per_30_seconds(
@@ -208,7 +209,7 @@ def test_a_long_task_name_and_a_password_full_of_url_syntax_still_work(
     assert data is not None and all(c in data["password"] for c in "@/:?#")
     assert postgres.can_login_url(data["DATABASE_URL"])
     labels = scenario.secret_object(secret_name).metadata.labels
-    assert len(labels["agentcred.io/task"]) <= 63
+    assert len(labels[Label.TASK]) <= 63
     scenario.complete(name)
     wait_for(lambda: not postgres.can_login_url(data["DATABASE_URL"]), 30, "revoked")
     admin.delete(f"database/config/{connection}")

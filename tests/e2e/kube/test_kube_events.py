@@ -8,6 +8,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from agentcred.kube import events
 from agentcred.kube.objects import ObjectRef
+from agentcred.models.api_names import EventReason, Reason
 from support.aio import run_with_api
 from support.kube import wait_for
 
@@ -23,7 +24,9 @@ def test_post_event_creates_an_event_about_the_object(
     ref = ObjectRef("v1", "ConfigMap", namespace, "subject", cm.metadata.uid)
 
     async def scenario(api: ApiClient) -> None:
-        await events.post_event(api, ref, type_="Warning", reason="IssueFailed", message="x" * 5000)
+        await events.post_event(
+            api, ref, type_="Warning", reason=EventReason.ISSUE_FAILED, message="x" * 5000
+        )
 
     run_with_api(scenario)
     [event] = wait_for(
@@ -36,7 +39,7 @@ def test_post_event_creates_an_event_about_the_object(
         ),
         what="the event",
     )
-    assert (event.reason, event.type, event.count) == ("IssueFailed", "Warning", 1)
+    assert (event.reason, event.type, event.count) == (EventReason.ISSUE_FAILED, "Warning", 1)
     assert event.message == "x" * 1024
     assert event.metadata.name.startswith("subject.")
     assert event.source.component == "agentcred"
@@ -65,9 +68,11 @@ def test_repeated_events_are_aggregated_per_reason(kube: client.ApiClient, names
     async def scenario(api: ApiClient) -> None:
         for i in range(5):
             await events.post_event(
-                api, ref, type_="Normal", reason="LeaseRenewed", message=f"#{i}"
+                api, ref, type_="Normal", reason=EventReason.RENEWED, message=f"#{i}"
             )
-        await events.post_event(api, ref, type_="Warning", reason="RenewFailed", message="down")
+        await events.post_event(
+            api, ref, type_="Warning", reason=EventReason.RENEW_FAILED, message="down"
+        )
 
     run_with_api(scenario)
     items = (
@@ -77,5 +82,8 @@ def test_repeated_events_are_aggregated_per_reason(kube: client.ApiClient, names
     )
     by_reason = {e.reason: e for e in items}
     assert len(items) == 2, [e.reason for e in items]
-    assert (by_reason["LeaseRenewed"].count, by_reason["LeaseRenewed"].message) == (5, "#4")
-    assert by_reason["RenewFailed"].count == 1
+    assert (by_reason[EventReason.RENEWED].count, by_reason[EventReason.RENEWED].message) == (
+        5,
+        "#4",
+    )
+    assert by_reason[Reason.RENEW_FAILED].count == 1

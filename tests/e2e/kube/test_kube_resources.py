@@ -10,6 +10,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from agentcred.kube import resources
 from agentcred.kube.errors import KubeConflict
+from agentcred.models.api_names import API_VERSION
 from support.aio import run_with_api
 from support.kube import create, get
 
@@ -20,7 +21,7 @@ SPEC = {"serviceAccountName": "agent", "credentials": [{"name": "research-db"}]}
 
 def make_task(kube: client.ApiClient, namespace: str, name: str = "claim-1") -> dict[str, Any]:
     body = {
-        "apiVersion": "agentcred.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "AgentTask",
         "metadata": {"name": name},
         "spec": SPEC,

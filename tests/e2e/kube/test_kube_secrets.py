@@ -11,6 +11,7 @@ from kubernetes_asyncio.client import ApiClient
 from agentcred.kube import secrets
 from agentcred.kube.errors import KubeNotFound, KubeSecretCollision
 from agentcred.kube.objects import OwnerRef
+from agentcred.models.api_names import Annotation, Label
 from support.aio import run_with_api
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +51,7 @@ def test_write_secret_creates_then_replaces_ours(kube: client.ApiClient, namespa
             "claim-1-db",
             {"username": "u1", "password": "p1"},
             labels=labels,
-            annotations={"agentcred.io/expires-at": "t1"},
+            annotations={Annotation.EXPIRES_AT: "t1"},
             owner=owner,
         )
         second = await secrets.write_secret(
@@ -59,7 +60,7 @@ def test_write_secret_creates_then_replaces_ours(kube: client.ApiClient, namespa
             "claim-1-db",
             {"username": "u2", "password": "p2", "extra": "x"},
             labels=labels,
-            annotations={"agentcred.io/expires-at": "t2"},
+            annotations={Annotation.EXPIRES_AT: "t2"},
             owner=owner,
         )
         return first, second
@@ -76,11 +77,11 @@ def test_write_secret_creates_then_replaces_ours(kube: client.ApiClient, namespa
     assert secret.type == "Opaque"
     assert decoded(secret) == {"username": "u2", "password": "p2", "extra": "x"}
     assert secret.metadata.labels == {
-        "app.kubernetes.io/managed-by": "agentcred",
-        "agentcred.io/task": "claim-1",
-        "agentcred.io/credential": "db",
+        Label.MANAGED_BY: "agentcred",
+        Label.TASK: "claim-1",
+        Label.CREDENTIAL: "db",
     }
-    assert secret.metadata.annotations == {"agentcred.io/expires-at": "t2"}
+    assert secret.metadata.annotations == {Annotation.EXPIRES_AT: "t2"}
     [ref] = secret.metadata.owner_references
     assert (ref.uid, ref.kind, ref.controller) == (owner.uid, "ConfigMap", True)
 
@@ -95,7 +96,7 @@ def test_write_secret_refuses_a_secret_it_does_not_own(
         kube,
         namespace,
         "other-task",
-        labels={"app.kubernetes.io/managed-by": "agentcred"},
+        labels={Label.MANAGED_BY: "agentcred"},
         ownerReferences=[other.as_dict(controller=True)],
     )
     before = {n: stored(kube, namespace, n) for n in ("unlabelled", "other-task")}
@@ -130,7 +131,7 @@ def test_write_secret_refuses_a_secret_it_does_not_own(
 
 def test_delete_secret_leaves_foreign_secrets_alone(kube: client.ApiClient, namespace: str) -> None:
     owner = make_owner(kube, namespace)
-    foreign_secret(kube, namespace, "foreign", labels={"app.kubernetes.io/managed-by": "someone"})
+    foreign_secret(kube, namespace, "foreign", labels={Label.MANAGED_BY: "someone"})
 
     async def scenario(api: ApiClient) -> tuple[bool, bool, bool, bool]:
         await secrets.write_secret(

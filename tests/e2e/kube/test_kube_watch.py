@@ -11,6 +11,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from agentcred.kube.objects import Body
 from agentcred.kube.watch import OnEvent, watch_pods, watch_secrets
+from agentcred.models.api_names import MANAGED_SELECTOR, Label
 from support.aio import eventually, run_with_api
 from support.kube import wait_for
 
@@ -34,7 +35,7 @@ def test_watch_secrets_delivers_labelled_changes_only_and_stops(
 ) -> None:
     core = client.CoreV1Api(kube)
     task = f"watch-{uuid.uuid4().hex[:8]}"
-    labels = {"app.kubernetes.io/managed-by": "agentcred", "agentcred.io/task": task}
+    labels = {Label.MANAGED_BY: "agentcred", Label.TASK: task}
     selector = f"app.kubernetes.io/managed-by=agentcred,agentcred.io/task={task}"
 
     def secret(name: str, **metadata: object) -> None:
@@ -70,7 +71,7 @@ def test_watch_secrets_delivers_labelled_changes_only_and_stops(
 
 def test_a_failing_handler_does_not_end_the_watch(kube: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(kube)
-    labels = {"app.kubernetes.io/managed-by": "agentcred"}
+    labels = {Label.MANAGED_BY: "agentcred"}
 
     def secret(name: str) -> None:
         core.create_namespaced_secret(namespace, {"metadata": {"name": name, "labels": labels}})
@@ -82,7 +83,7 @@ def test_a_failing_handler_does_not_end_the_watch(kube: client.ApiClient, namesp
         watching = asyncio.create_task(
             watch_secrets(
                 api,
-                "app.kubernetes.io/managed-by=agentcred",
+                MANAGED_SELECTOR,
                 on_event,
                 stopped,
                 namespace=namespace,
@@ -116,10 +117,10 @@ def test_watch_pods_selects_by_label_existence(kube: client.ApiClient, namespace
         seen: Seen = []
         stopped = asyncio.Event()
         watching = asyncio.create_task(
-            watch_pods(api, "agentcred.io/task", recorder(seen), stopped, namespace=namespace)
+            watch_pods(api, Label.TASK, recorder(seen), stopped, namespace=namespace)
         )
         await asyncio.to_thread(pod, "other", {"app": "x"})
-        await asyncio.to_thread(pod, "agent", {"agentcred.io/task": "claim-1"})
+        await asyncio.to_thread(pod, "agent", {Label.TASK: "claim-1"})
         await eventually(lambda: ("ADDED", "agent") in seen, "the selected pod")
         await asyncio.to_thread(core.delete_namespaced_pod, "agent", namespace)
         await eventually(lambda: ("DELETED", "agent") in seen, "its deletion")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentcred.models.api_names import EventReason, Reason
 from support import postgres, vault
 from support.credentials import DYNAMIC
 from support.scenario import Scenario, default_block
@@ -69,7 +70,7 @@ def test_role_that_denies_the_service_account_fails_the_task_visibly(
     scenario.credential("db", vault={"role": role, "dynamic": DYNAMIC})
     scenario.task("denied", ["db"], serviceAccountName="agent")
     status = scenario.wait_phase("denied", "Failed")
-    assert status["reason"] == "Denied"
+    assert status["reason"] == Reason.DENIED
     assert "not authorized" in status["message"]
-    assert {"IssueFailed", "TaskEnded"} <= scenario.event_reasons("denied")
+    assert {EventReason.ISSUE_FAILED, EventReason.ENDED} <= scenario.event_reasons("denied")
     assert scenario.read_secret("denied-db") is None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from agentcred.models.api_names import EventReason, Reason
 from support import vault
 from support.credentials import DYNAMIC, vault_database
-from support.kube import wait_for
+from support.kube import GROUP, VERSION, wait_for
 from support.operator import OperatorProcess
 from support.scenario import Scenario, default_block
 
@@ -29,10 +30,10 @@ def test_missing_credential_waits_then_recovers_when_it_appears(
 ) -> None:
     role = k8s_role(scenario, testbed_env)
     scenario.task("early", ["db"], serviceAccountName="agent")
-    cond = scenario.wait_condition("early", "CredentialNotFound")
+    cond = scenario.wait_condition("early", Reason.CREDENTIAL_NOT_FOUND)
     assert "AgentCredential" in cond["message"] and "db" in cond["message"]
     assert scenario.status("early")["phase"] == "Pending"
-    assert "IssueFailed" in scenario.event_reasons("early")
+    assert EventReason.ISSUE_FAILED in scenario.event_reasons("early")
     scenario.credential("db", vault={"role": role, "dynamic": DYNAMIC})
     scenario.wait_phase("early", "Active", timeout=90)
     assert operator.proc.poll() is None
@@ -42,13 +43,19 @@ def test_credential_of_another_namespace_is_not_found(
     scenario: Scenario, testbed_env: dict[str, str], kube: object
 ) -> None:
     other = Scenario(scenario.api, "default")
-    other.credential(
-        f"elsewhere-{scenario.ns}"[:63],
-        vault={"role": "x", "dynamic": DYNAMIC},
-    )
-    scenario.task("crossing", [f"elsewhere-{scenario.ns}"[:63]])
-    cond = scenario.wait_condition("crossing", "CredentialNotFound")
-    assert "own namespace" in cond["message"]
+    name = f"elsewhere-{scenario.ns}"[:63]
+    other.credential(name, vault={"role": "x", "dynamic": DYNAMIC})
+    try:
+        scenario.task("crossing", [name])
+        cond = scenario.wait_condition("crossing", Reason.CREDENTIAL_NOT_FOUND)
+        assert "own namespace" in cond["message"]
+    finally:  # "default" outlives the test: what it made there goes now
+        other.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, "default", "agentcredentials", name
+        )
+        other.custom.delete_cluster_custom_object(
+            GROUP, VERSION, "credentialbackends", "default-vault"
+        )
 
 
 def test_unreachable_vault_shows_and_the_operator_keeps_running(
@@ -56,7 +63,7 @@ def test_unreachable_vault_shows_and_the_operator_keeps_running(
 ) -> None:
     vault_database(scenario, testbed_env, backend=unreachable_vault(scenario, testbed_env))
     scenario.task("offline", ["db"], serviceAccountName="agent")
-    cond = scenario.wait_condition("offline", "BackendUnavailable")
+    cond = scenario.wait_condition("offline", Reason.BACKEND_UNAVAILABLE)
     assert cond["status"] == "False"
     assert scenario.status("offline")["phase"] == "Pending"
     assert operator.proc.poll() is None
@@ -68,7 +75,7 @@ def test_template_with_an_unknown_field_fails_the_task(
     vault_database(scenario, testbed_env, template={"URL": "postgresql://{{ user }}@db"})
     scenario.task("templated", ["db"], serviceAccountName="agent")
     status = scenario.wait_phase("templated", "Failed")
-    assert status["reason"] == "TemplateError"
+    assert status["reason"] == Reason.TEMPLATE_ERROR
     assert "user" in status["message"] and "username" in status["message"]
     assert scenario.read_secret("templated-db") is None
 
@@ -79,9 +86,9 @@ def test_secret_name_collision_never_overwrites_a_foreign_secret(
     scenario.secret("collide-db", {"mine": "do-not-touch-this-value"})
     vault_database(scenario, testbed_env)
     scenario.task("collide", ["db"], serviceAccountName="agent")
-    cond = scenario.wait_condition("collide", "SecretConflict")
+    cond = scenario.wait_condition("collide", Reason.SECRET_CONFLICT)
     assert "collide-db" in cond["message"] and "never overwrites" in cond["message"]
-    assert "SecretConflict" in scenario.event_reasons("collide")
+    assert EventReason.SECRET_CONFLICT in scenario.event_reasons("collide")
     assert scenario.read_secret("collide-db") == {"mine": "do-not-touch-this-value"}
     # Removing the foreign Secret lets the task proceed on its own.
     scenario.core.delete_namespaced_secret("collide-db", scenario.ns)
@@ -112,5 +119,9 @@ def test_credential_ready_condition_reports_backend_problems(
         return conds.get("Ready")
 
     assert wait_for(lambda: ready("good"), 30, "Ready on good")["status"] == "True"
-    assert wait_for(lambda: ready("down"), 30, "Ready on down")["reason"] == "BackendUnavailable"
-    assert wait_for(lambda: ready("noref"), 30, "Ready on noref")["reason"] == "SecretNotFound"
+    assert (
+        wait_for(lambda: ready("down"), 30, "Ready on down")["reason"] == Reason.BACKEND_UNAVAILABLE
+    )
+    assert (
+        wait_for(lambda: ready("noref"), 30, "Ready on noref")["reason"] == Reason.SECRET_NOT_FOUND
+    )

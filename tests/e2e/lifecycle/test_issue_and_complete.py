@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentcred.models.api_names import FINALIZER, Annotation, EventReason, Label, Reason
 from support import postgres
 from support.credentials import vault_database
 from support.kube import wait_for
@@ -31,10 +32,10 @@ def test_issued_password_logs_in_and_is_refused_after_completion(
     assert postgres.can_login(testbed_env, data["username"], data["password"])
 
     secret = scenario.secret_object("claim-4711-research-db")
-    assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "agentcred"
-    assert secret.metadata.labels["agentcred.io/task"] == "claim-4711"
-    assert secret.metadata.labels["agentcred.io/credential"] == "research-db"
-    assert secret.metadata.annotations["agentcred.io/expires-at"]
+    assert secret.metadata.labels[Label.MANAGED_BY] == "agentcred"
+    assert secret.metadata.labels[Label.TASK] == "claim-4711"
+    assert secret.metadata.labels[Label.CREDENTIAL] == "research-db"
+    assert secret.metadata.annotations[Annotation.EXPIRES_AT]
     owner = secret.metadata.owner_references[0]
     assert (owner.kind, owner.name, owner.controller) == ("AgentTask", "claim-4711", True)
 
@@ -55,7 +56,7 @@ def test_issued_password_logs_in_and_is_refused_after_completion(
         30,
         "credential recorded as Revoked",
     )
-    assert {"CredentialRevoked", "TaskEnded"} <= scenario.event_reasons("claim-4711")
+    assert {EventReason.REVOKED, EventReason.ENDED} <= scenario.event_reasons("claim-4711")
 
 
 def test_deadline_expires_the_task_and_revokes(
@@ -66,7 +67,7 @@ def test_deadline_expires_the_task_and_revokes(
         "short", "research-db", serviceAccountName=account, activeDeadlineSeconds=20
     )
     status = scenario.wait_phase("short", "Expired", timeout=60)
-    assert status["reason"] == "DeadlineExceeded" and status["completionTime"]
+    assert status["reason"] == Reason.DEADLINE_EXCEEDED and status["completionTime"]
     wait_for(lambda: scenario.read_secret("short-research-db") is None, 30, "Secret deleted")
     postgres.wait_refused(testbed_env, data)
 
@@ -76,9 +77,7 @@ def test_deleting_a_task_revokes_before_the_finalizer_lets_go(
 ) -> None:
     account = research_db(scenario, testbed_env)
     _, data = scenario.issue("doomed", "research-db", serviceAccountName=account)
-    assert scenario.get_task("doomed")["metadata"]["finalizers"] == [
-        "agentcred.io/revoke-credentials"
-    ]
+    assert scenario.get_task("doomed")["metadata"]["finalizers"] == [FINALIZER]
     scenario.delete_task("doomed")
     wait_for(lambda: scenario.get_task("doomed") is None, 60, "task deleted")
     assert not postgres.role_exists(testbed_env, data["username"])
@@ -118,4 +117,4 @@ def test_drift_deleted_or_edited_secret_is_restored_with_a_fresh_credential(
     )
     assert third["password"] != "tampered-value"
     assert postgres.can_login(testbed_env, third["username"], third["password"])
-    assert "SecretRestored" in scenario.event_reasons("drift")
+    assert EventReason.RESTORED in scenario.event_reasons("drift")

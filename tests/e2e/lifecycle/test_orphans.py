@@ -18,7 +18,7 @@ from agentcred.kube import secrets as kube_secrets
 from agentcred.kube import tokens
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.task import AgentTaskSpec, CredentialRef
-from agentcred.services import sessions
+from agentcred.services import lease_records
 from agentcred.services.deps import Deps
 from agentcred.services.task_view import TaskView
 from agentcred.settings import Settings
@@ -54,7 +54,7 @@ def test_task_deleted_behind_the_operators_back_is_swept(
                 == []
             ),
             30,
-            "session Secret removed",
+            "lease-record Secret removed",
         )
 
 
@@ -70,7 +70,7 @@ def test_lease_issued_but_never_recorded_is_found_and_revoked(
     role = scene.custom.get_namespaced_custom_object(
         "agentcred.io", "v1alpha1", scene.ns, "agentcredentials", "db"
     )["spec"]["vault"]["role"]
-    spec_dict = {  # the credential resolved against its backend, as a session record keeps it
+    spec_dict = {  # the credential resolved against its backend, as a lease record keeps it
         "allowInsecureHTTP": True,
         "vault": {
             "address": testbed_env["VAULT_ADDR"],
@@ -130,11 +130,11 @@ async def _issue_like_a_dying_operator(
             ),
         )
         session = await backend.login(request)
-        await sessions.put(
+        await lease_records.put(
             deps,
             task,
             "db",
-            sessions.SessionRecord(
+            lease_records.LeaseRecord(
                 credential="db", backend="vault", spec=spec_dict, lease_id="", session=session
             ),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentcred.models.api_names import EventReason, Label, Reason
 from support import postgres
 from support.credentials import vault_database
 from support.kube import wait_for
@@ -14,12 +15,12 @@ pytestmark = pytest.mark.e2e
 
 def bound_task(scene: Scenario, env: dict[str, str], name: str) -> dict[str, str]:
     account = vault_database(scene, env, f"{name}-db", account=f"{name}-agent")
-    scene.pod(f"{name}-pod", {"agentcred.io/task": name})
+    scene.pod(f"{name}-pod", {Label.TASK: name})
     scene.task(
         name,
         [f"{name}-db"],
         serviceAccountName=account,
-        podSelector={"matchLabels": {"agentcred.io/task": name}},
+        podSelector={"matchLabels": {Label.TASK: name}},
     )
     scene.wait_phase(name, "Active")
     wait_for(lambda: scene.status(name).get("pods", {}).get("seen"), 30, "pod seen")
@@ -35,7 +36,7 @@ def test_deleting_the_only_pod_revokes_the_credential(
     scenario.core.delete_namespaced_pod("gone-pod", scenario.ns)
     postgres.wait_refused(testbed_env, data, 20, "login refused after the pod was deleted")
     status = scenario.wait_phase("gone", "Failed")
-    assert status["reason"] == "PodsDeleted"
+    assert status["reason"] == Reason.PODS_DELETED
     assert scenario.read_secret("gone-gone-db") is None
 
 
@@ -45,7 +46,7 @@ def test_pod_succeeded_ends_the_task_as_succeeded(
     data = bound_task(scenario, testbed_env, "done")
     scenario.set_pod_phase("done-pod", "Succeeded")
     status = scenario.wait_phase("done", "Succeeded", timeout=20)
-    assert status["reason"] == "PodsSucceeded" and status["completionTime"]
+    assert status["reason"] == Reason.PODS_SUCCEEDED and status["completionTime"]
     postgres.wait_refused(testbed_env, data, 20)
 
 
@@ -54,7 +55,7 @@ def test_pod_failed_ends_the_task_as_failed(
 ) -> None:
     bound_task(scenario, testbed_env, "crash")
     scenario.set_pod_phase("crash-pod", "Failed")
-    assert scenario.wait_phase("crash", "Failed", timeout=20)["reason"] == "PodFailed"
+    assert scenario.wait_phase("crash", "Failed", timeout=20)["reason"] == Reason.POD_FAILED
 
 
 def test_task_waits_for_its_first_pod(scenario: Scenario, testbed_env: dict[str, str]) -> None:
@@ -84,5 +85,5 @@ def test_task_owned_by_a_pod_is_collected_with_it_and_revoked_first(
     wait_for(lambda: scenario.get_task("owned") is None, 120, "task collected with its owner")
     assert not postgres.can_login(testbed_env, data["username"], data["password"])
     assert not postgres.role_exists(testbed_env, data["username"])
-    ended = [e for e in scenario.events("owned") if e.reason == "TaskEnded"]
+    ended = [e for e in scenario.events("owned") if e.reason == EventReason.ENDED]
     assert ended and "owner Pod/owner was deleted" in ended[-1].message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentcred.models.api_names import Annotation, EventReason
 from support import postgres
 from support.credentials import own_db_role, vault_database
 from support.kube import wait_for
@@ -30,15 +31,15 @@ def test_short_lease_is_renewed_in_place(scenario: Scenario, testbed_env: dict[s
     assert renewed.get("reissues", 0) == 0
     assert scenario.read_secret("renewing-db") == data
     assert postgres.can_login(testbed_env, data["username"], data["password"])
-    assert "LeaseRenewed" in scenario.event_reasons("renewing")
+    assert EventReason.RENEWED in scenario.event_reasons("renewing")
 
     def annotation_matches_status() -> bool:
         expires = scenario.status("renewing")["credentials"][0]["expiresAt"]
         secret = scenario.secret_object("renewing-db")
-        return secret.metadata.annotations["agentcred.io/expires-at"] == expires
+        return secret.metadata.annotations[Annotation.EXPIRES_AT] == expires
 
     wait_for(annotation_matches_status, 20, "expiry annotation follows renewals")
-    assert "SecretRestored" not in scenario.event_reasons("renewing")
+    assert EventReason.RESTORED not in scenario.event_reasons("renewing")
 
 
 def test_capped_lease_is_reissued_and_the_old_role_dropped_after_the_overlap(
@@ -69,4 +70,4 @@ def test_capped_lease_is_reissued_and_the_old_role_dropped_after_the_overlap(
         30,
         "old role dropped after the overlap",
     )
-    assert "CredentialReissued" in scenario.event_reasons("capped")
+    assert EventReason.REISSUED in scenario.event_reasons("capped")

@@ -38,6 +38,19 @@ def node_env(testbed_env: dict[str, str]) -> Iterator[dict[str, str]]:
     finally:
         if started and not os.environ.get("AGENTCRED_KEEP_TESTBED"):
             node.down(state)
+            # Pods whose deletion the kubelet had not confirmed yet (the last test's namespace
+            # is still being emptied) would stay Terminating for good, and their namespace
+            # with them: their containers went with the node, so their objects go now.
+            incluster.kubectl(
+                env,
+                "delete",
+                "pod",
+                "--all-namespaces",
+                f"--field-selector=spec.nodeName={node.NODE_NAME}",
+                "--grace-period=0",
+                "--force",
+                check=False,
+            )
             left = node.leftovers(state)
             assert not left, f"the node left behind: {left}"
 

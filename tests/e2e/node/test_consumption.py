@@ -10,6 +10,7 @@ import secrets
 
 import pytest
 
+from agentcred.models.api_names import Reason
 from support import postgres, vault
 from support.kube import wait_for
 from support.node import NodeScenario, task_label, unique
@@ -121,6 +122,6 @@ def test_deleting_a_running_pod_revokes_its_credentials(
     scene.core.delete_namespaced_pod("agent", scene.ns)
 
     final = scene.wait_phase(task, "Failed", timeout=90)
-    assert any(c.get("reason") == "PodsDeleted" for c in final.get("conditions") or []), final
+    assert any(c.get("reason") == Reason.PODS_DELETED for c in final.get("conditions") or []), final
     wait_for(lambda: not postgres.role_exists(testbed_env, data["username"]), 30, "role dropped")
     assert not postgres.can_login(testbed_env, data["username"], data["password"])

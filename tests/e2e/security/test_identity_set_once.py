@@ -24,6 +24,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import MANAGED_SELECTOR, Reason
 from support import vault
 from support.credentials import own_db_role
 from support.kube import GROUP, REPO, VERSION, wait_for
@@ -76,10 +77,8 @@ def refused(edit: Any, *args: Any) -> str:
 
 
 def written(scene: Scenario, env: dict[str, str]) -> set[str]:
-    """Every Secret the operator holds for this namespace: generated and session records."""
-    generated = scene.core.list_namespaced_secret(
-        scene.ns, label_selector="app.kubernetes.io/managed-by=agentcred"
-    ).items
+    """Every Secret the operator holds for this namespace: generated and lease records."""
+    generated = scene.core.list_namespaced_secret(scene.ns, label_selector=MANAGED_SELECTOR).items
     records = scene.core.list_namespaced_secret(
         env["AGENTCRED_NAMESPACE"], label_selector=f"agentcred.io/task-namespace={scene.ns}"
     ).items
@@ -118,7 +117,7 @@ def test_a_tenant_cannot_change_whom_a_task_acts_as(
     for name in ("named", "unset"):
         scene.wait_phase(name, phase)
         if phase == "Pending":
-            scene.wait_condition(name, "CredentialNotFound")
+            scene.wait_condition(name, Reason.CREDENTIAL_NOT_FOUND)
     before = written(scene, testbed_env)
     assert len(before) == (4 if phase == "Active" else 0), before
     leases = {path: vault.leases(testbed_env, path + "/") for path in paths}
@@ -252,12 +251,12 @@ def test_the_operator_never_acts_for_a_changed_identity(
         wait_for(lambda: enforced_again(scene, "t"), 60, "the rules to be enforced again")
 
     status = scene.wait_phase("t", "Failed")
-    assert status["reason"] == "IdentityChanged", status
+    assert status["reason"] == Reason.IDENTITY_CHANGED, status
     assert "first issued as 'agent'" in status["message"], status
     assert status["identity"]["serviceAccountName"] == AGENT, "the record was rewritten"
     wait_for(lambda: scene.read_secret("t-db") is None, 30, "the Secret deleted")
     wait_for(lambda: not vault.leases(testbed_env, agent_path + "/"), 30, "the lease revoked")
-    wait_for(lambda: not written(scene, testbed_env), 30, "the session record gone")
+    wait_for(lambda: not written(scene, testbed_env), 30, "the lease record gone")
     # Nothing for the new identity: no lease of its role, no issue as it.
     assert vault.leases(testbed_env, privileged_path + "/") == []
     acted = [

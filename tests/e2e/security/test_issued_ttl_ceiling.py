@@ -23,6 +23,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from test_tenant_attacks import AGENT, assert_refused, tenant_create, tenant_starts, written
 
+from agentcred.models.api_names import Reason
 from support import vault
 from support.kube import wait_for
 from support.listener import Listener
@@ -179,7 +180,7 @@ def test_an_over_long_certificate_is_revoked_at_the_backend_and_nothing_is_writt
 
     tenant_task(scenario, tenant, "engine", params={"common_name": "e.agents.test"}, **grant)
     status = scenario.wait_phase("engine", "Failed")
-    assert status["reason"] == "TTLExceeded", status
+    assert status["reason"] == Reason.TTL_EXCEEDED, status
     assert re.search(r"(lease|certificate) valid for \d+h", status["message"]), status
     assert "maxTTL of 1h" in status["message"] and "revoked" in status["message"], status
     assert scenario.read_secret("engine-engine") is None
@@ -211,7 +212,7 @@ def test_an_unleased_answer_is_refused_unless_the_backend_allows_it(
     params = {"common_name": "s.agents.test"}
     tenant_task(scenario, tenant, "strict", backend=strict, role=role, path=path, params=params)
     status = scenario.wait_phase("strict", "Failed")
-    assert status["reason"] == "Unleased", status
+    assert status["reason"] == Reason.UNLEASED, status
     assert "allowUnleased" in status["message"], status
     assert scenario.read_secret("strict-strict") is None
 
@@ -273,7 +274,7 @@ def test_a_reissue_is_held_to_the_ceiling_too(
     pki_role(testbed_env, mount, ttl=YEAR, generate_lease=True)  # now it hands out a year
     scenario.core.delete_namespaced_secret("again-again", scenario.ns)
     status = scenario.wait_phase("again", "Failed")
-    assert status["reason"] == "TTLExceeded", status
+    assert status["reason"] == Reason.TTL_EXCEEDED, status
     assert written(scenario, testbed_env) == []
     issued = issued_serials(admin, mount, ca)
     assert len(issued) == 2, issued

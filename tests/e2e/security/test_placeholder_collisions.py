@@ -25,6 +25,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from test_tenant_attacks import AGENT, tenant_create, written
 
+from agentcred.models.api_names import EventReason, Reason
 from agentcred_testbed import procs, stack
 from agentcred_testbed.procs import StateDir
 from support.kube import GROUP, VERSION, wait_for
@@ -214,14 +215,14 @@ def test_a_backend_that_slipped_past_the_rule_issues_nothing(
 
     for case, _, _, _, pattern, _ in cases:
         cond = wait_for(lambda c=case: backend_ready(scenario, f"{ns}-{c}"), 60, f"{case} Ready")
-        assert (cond["status"], cond["reason"]) == ("False", "InvalidBackend"), cond
+        assert (cond["status"], cond["reason"]) == ("False", Reason.INVALID_BACKEND), cond
         assert f"'{pattern}'" in cond["message"], cond
         cond = wait_for(lambda c=case: credential_ready(scenario, c), 60, f"{case} credential")
-        assert (cond["status"], cond["reason"]) == ("False", "InvalidBackend"), cond
+        assert (cond["status"], cond["reason"]) == ("False", Reason.INVALID_BACKEND), cond
         assert f"'{pattern}'" in cond["message"], cond
-        waiting = scenario.wait_condition(case, "InvalidBackend")
+        waiting = scenario.wait_condition(case, Reason.INVALID_BACKEND)
         assert waiting["status"] == "False" and f"'{pattern}'" in waiting["message"], waiting
         assert scenario.status(case).get("phase") == "Pending", scenario.status(case)
-        assert "IssueFailed" in scenario.event_reasons(case)
+        assert EventReason.ISSUE_FAILED in scenario.event_reasons(case)
     assert written(scenario, testbed_env) == []
     assert attacker.connections == 0, attacker.received

@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from agentcred.models.api_names import MANAGED_SELECTOR, EventReason, Label, Reason
 from support import postgres, vault
 from support.credentials import DYNAMIC, vault_database
 from support.kube import GROUP, VERSION, wait_for
@@ -45,10 +46,8 @@ def ready(scene: Scenario, name: str) -> dict[str, str] | None:
 
 
 def written(scene: Scenario, env: dict[str, str]) -> list[str]:
-    """Everything the operator wrote for this namespace: generated and session Secrets."""
-    generated = scene.core.list_namespaced_secret(
-        scene.ns, label_selector="app.kubernetes.io/managed-by=agentcred"
-    ).items
+    """Everything the operator wrote for this namespace: generated and lease-record Secrets."""
+    generated = scene.core.list_namespaced_secret(scene.ns, label_selector=MANAGED_SELECTOR).items
     records = scene.core.list_namespaced_secret(
         env["AGENTCRED_NAMESPACE"], label_selector=f"agentcred.io/task-namespace={scene.ns}"
     ).items
@@ -59,11 +58,11 @@ def assert_refused(
     scene: Scenario, env: dict[str, str], attacker: Listener, task: str, field: str
 ) -> None:
     cond = wait_for(lambda: ready(scene, "x"), 30, "Ready on the credential")
-    assert (cond["status"], cond["reason"]) == ("False", "NotAllowed"), cond
+    assert (cond["status"], cond["reason"]) == ("False", Reason.NOT_ALLOWED), cond
     assert field in cond["message"], cond
     status = scene.wait_phase(task, "Failed")
-    assert status["reason"] == "NotAllowed" and field in status["message"], status
-    assert "IssueFailed" in scene.event_reasons(task)
+    assert status["reason"] == Reason.NOT_ALLOWED and field in status["message"], status
+    assert EventReason.ISSUE_FAILED in scene.event_reasons(task)
     assert written(scene, env) == []
     assert attacker.connections == 0, attacker.received
 
@@ -189,7 +188,7 @@ def test_a_credential_limited_to_other_service_accounts_is_refused(
         name="t",
     )
     status = scenario.wait_phase("t", "Failed")
-    assert status["reason"] == "NotAllowed" and "spec.serviceAccounts" in status["message"]
+    assert status["reason"] == Reason.NOT_ALLOWED and "spec.serviceAccounts" in status["message"]
     assert written(scenario, testbed_env) == []
     assert attacker.connections == probes, attacker.received
 
@@ -301,7 +300,7 @@ def test_session_records_are_out_of_the_tenants_reach(
     uid = scenario.get_task("t")["metadata"]["uid"]
     own = testbed_env["AGENTCRED_NAMESPACE"]
     record = scenario.core.read_namespaced_secret(f"agentcred-session-{uid}", own)
-    assert record.metadata.labels["agentcred.io/task-namespace"] == scenario.ns
+    assert record.metadata.labels[Label.TASK_NAMESPACE] == scenario.ns
     assert (
         scenario.core.list_namespaced_secret(
             scenario.ns, label_selector="agentcred.io/session=true"
@@ -322,7 +321,7 @@ def test_a_forged_session_secret_in_a_tenant_namespace_is_ignored(
     scenario: Scenario, operator: OperatorProcess, attacker: Listener, testbed_env: dict[str, str]
 ) -> None:
     """A tenant with ``edit`` in its namespace can write any Secret there; one dressed as a
-    session record pointing at the attacker must never be read, let alone revoked."""
+    lease record pointing at the attacker must never be read, let alone revoked."""
     record = {
         "credential": "db",
         "backend": "vault",
@@ -339,11 +338,11 @@ def test_a_forged_session_secret_in_a_tenant_namespace_is_ignored(
         "secret": "forged-token-000",
     }
     labels = {
-        "app.kubernetes.io/managed-by": "agentcred",
-        "agentcred.io/session": "true",
-        "agentcred.io/task": "ghost",
-        "agentcred.io/task-uid": "00000000-0000-0000-0000-000000000000",
-        "agentcred.io/task-namespace": scenario.ns,
+        Label.MANAGED_BY: "agentcred",
+        Label.SESSION: "true",
+        Label.TASK: "ghost",
+        Label.TASK_UID: "00000000-0000-0000-0000-000000000000",
+        Label.TASK_NAMESPACE: scenario.ns,
     }
     scenario.core.create_namespaced_secret(
         scenario.ns,

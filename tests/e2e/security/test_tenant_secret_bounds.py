@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from agentcred.models.api_names import Label, Reason
 from support import vault
 from support.credentials import kv_rules
 from support.kube import GROUP, VERSION
@@ -74,7 +75,7 @@ def test_a_tenant_chosen_secret_is_opaque_in_its_namespace_and_never_someone_els
             {"serviceAccountName": AGENT, "credentials": [{"name": "kv", "secretName": secret}]},
         )
 
-    scene.wait_condition("taken", "SecretConflict")
+    scene.wait_condition("taken", Reason.SECRET_CONFLICT)
     theirs = scene.secret_object("pull")
     assert theirs.type == "kubernetes.io/dockerconfigjson"
     assert base64.b64decode(theirs.data[".dockerconfigjson"]) == b"{}"
@@ -84,7 +85,7 @@ def test_a_tenant_chosen_secret_is_opaque_in_its_namespace_and_never_someone_els
     mine = scene.secret_object("my-pull")
     assert mine.type == "Opaque"
     assert mine.metadata.namespace == ns
-    assert mine.metadata.labels["app.kubernetes.io/managed-by"] == "agentcred"
+    assert mine.metadata.labels[Label.MANAGED_BY] == "agentcred"
     [owner] = mine.metadata.owner_references
     assert (owner.kind, owner.name, owner.controller) == ("AgentTask", "fresh", True)
     assert base64.b64decode(mine.data[".dockerconfigjson"]).decode() == PULL

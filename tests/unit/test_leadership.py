@@ -1,4 +1,4 @@
-"""Leader election decisions (agentcred.models.lease) and the elector's loop against an
+"""Leader election decisions (agentcred.models.leadership) and the leadership loop against an
 in-memory Lease with the API server's optimistic concurrency, on a fake clock.
 
 The real thing (two replicas on a node, failover after delete and SIGKILL) is in
@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from agentcred import election
+from agentcred import leadership
 from agentcred import settings as settings_mod
 from agentcred.kube.errors import KubeConflict, KubeUnavailable
-from agentcred.models.lease import (
-    Action,
-    LeaseRecord,
+from agentcred.models.leadership import (
+    LeadershipAction,
+    LeadershipLease,
     claimed,
     decide,
     parse_microtime,
@@ -31,8 +31,10 @@ from agentcred.models.lease import (
 T0 = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-def held(by: str | None, *, duration: int = 15, transitions: int = 3, rv: str = "7") -> LeaseRecord:
-    return LeaseRecord(
+def held(
+    by: str | None, *, duration: int = 15, transitions: int = 3, rv: str = "7"
+) -> LeadershipLease:
+    return LeadershipLease(
         holder=by,
         duration_seconds=duration,
         acquire_time=T0,
@@ -43,26 +45,26 @@ def held(by: str | None, *, duration: int = 15, transitions: int = 3, rv: str = 
 
 
 def test_missing_lease_is_created_holding_it() -> None:
-    assert decide("a", None, observed_at=None, now=100.0) is Action.CREATE
-    record = claimed("a", None, Action.CREATE, duration_seconds=15, wall_now=T0)
+    assert decide("a", None, observed_at=None, now=100.0) is LeadershipAction.CREATE
+    record = claimed("a", None, LeadershipAction.CREATE, duration_seconds=15, wall_now=T0)
     assert (record.holder, record.transitions, record.acquire_time) == ("a", 0, T0)
 
 
 def test_own_lease_is_renewed_keeping_acquire_time_and_transitions() -> None:
-    assert decide("a", held("a"), observed_at=50.0, now=100.0) is Action.RENEW
+    assert decide("a", held("a"), observed_at=50.0, now=100.0) is LeadershipAction.RENEW
     later = T0 + timedelta(seconds=2)
-    record = claimed("a", held("a"), Action.RENEW, duration_seconds=15, wall_now=later)
+    record = claimed("a", held("a"), LeadershipAction.RENEW, duration_seconds=15, wall_now=later)
     assert (record.acquire_time, record.renew_time, record.transitions) == (T0, later, 3)
     assert record.resource_version == "7"  # written over the version read
 
 
 def test_a_live_lease_of_another_replica_is_left_alone() -> None:
-    assert decide("b", held("a"), observed_at=100.0, now=114.9) is Action.WAIT
+    assert decide("b", held("a"), observed_at=100.0, now=114.9) is LeadershipAction.WAIT
 
 
 def test_an_expired_lease_is_taken_over_with_one_more_transition() -> None:
-    assert decide("b", held("a"), observed_at=100.0, now=115.0) is Action.TAKE
-    record = claimed("b", held("a"), Action.TAKE, duration_seconds=15, wall_now=T0)
+    assert decide("b", held("a"), observed_at=100.0, now=115.0) is LeadershipAction.TAKE
+    record = claimed("b", held("a"), LeadershipAction.TAKE, duration_seconds=15, wall_now=T0)
     assert (record.holder, record.transitions, record.resource_version) == ("b", 4, "7")
 
 
@@ -70,19 +72,19 @@ def test_a_lease_seen_for_the_first_time_is_not_judged_expired_by_its_renew_time
     # renewTime is hours old by the holder's clock, but we only just saw it: wait a full
     # duration by *our* clock (clock skew between nodes must not make two leaders).
     stale = replace(held("a"), renew_time=T0 - timedelta(hours=3))
-    assert decide("b", stale, observed_at=None, now=100.0) is Action.WAIT
+    assert decide("b", stale, observed_at=None, now=100.0) is LeadershipAction.WAIT
 
 
 def test_a_released_lease_is_taken_at_once() -> None:
     gone = released(held("a"), wall_now=T0)
     assert gone.holder is None
-    assert decide("b", gone, observed_at=100.0, now=100.0) is Action.TAKE
+    assert decide("b", gone, observed_at=100.0, now=100.0) is LeadershipAction.TAKE
 
 
 def test_the_lease_spec_round_trips_through_the_api_shape() -> None:
     record = held("a")
     body = {"metadata": {"resourceVersion": "7"}, "spec": record.spec()}
-    assert LeaseRecord.from_body(body) == record
+    assert LeadershipLease.from_body(body) == record
     assert record.spec()["renewTime"] == "2026-11-29T12:00:00.123456Z"
     assert parse_microtime("2026-11-29T12:00:00Z") == T0.replace(microsecond=0)
     assert released(record, wall_now=T0).spec()["holderIdentity"] is None
@@ -107,7 +109,7 @@ class FakeLeases:
     conflicts unless written over the current resourceVersion."""
 
     def __init__(self) -> None:
-        self.record: LeaseRecord | None = None
+        self.record: LeadershipLease | None = None
         self.version = 0
         self.down = False
         self.writes: list[str | None] = []
@@ -116,23 +118,27 @@ class FakeLeases:
         if self.down:
             raise KubeUnavailable("Lease: API server down")
 
-    async def read(self, api: Any, namespace: str, name: str) -> LeaseRecord | None:
+    async def read(self, api: Any, namespace: str, name: str) -> LeadershipLease | None:
         self._check()
         return self.record
 
-    async def create(self, api: Any, namespace: str, name: str, rec: LeaseRecord) -> LeaseRecord:
+    async def create(
+        self, api: Any, namespace: str, name: str, rec: LeadershipLease
+    ) -> LeadershipLease:
         self._check()
         if self.record is not None:
             raise KubeConflict("exists")
         return self._store(rec)
 
-    async def replace(self, api: Any, namespace: str, name: str, rec: LeaseRecord) -> LeaseRecord:
+    async def replace(
+        self, api: Any, namespace: str, name: str, rec: LeadershipLease
+    ) -> LeadershipLease:
         self._check()
         if self.record is None or rec.resource_version != self.record.resource_version:
             raise KubeConflict("stale")
         return self._store(rec)
 
-    def _store(self, rec: LeaseRecord) -> LeaseRecord:
+    def _store(self, rec: LeadershipLease) -> LeadershipLease:
         self.version += 1
         self.record = replace(rec, resource_version=str(self.version))
         self.writes.append(rec.holder)
@@ -150,21 +156,21 @@ class Clock:
 @pytest.fixture
 def leases(monkeypatch: pytest.MonkeyPatch) -> FakeLeases:
     fake = FakeLeases()
-    monkeypatch.setattr(election, "read_lease", fake.read)
-    monkeypatch.setattr(election, "create_lease", fake.create)
-    monkeypatch.setattr(election, "replace_lease", fake.replace)
+    monkeypatch.setattr(leadership, "read_leadership_lease", fake.read)
+    monkeypatch.setattr(leadership, "create_leadership_lease", fake.create)
+    monkeypatch.setattr(leadership, "replace_leadership_lease", fake.replace)
     return fake
 
 
-def elector(
+def replica(
     name: str, clock: Clock, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-) -> election.LeaderElector:
-    return election.LeaderElector(
+) -> leadership.Leadership:
+    return leadership.Leadership(
         None,  # type: ignore[arg-type]  # the fake store needs no client
         "agentcred-system",
         "agentcred-operator",
         name,
-        election.Timing(lease_duration=15, renew_deadline=10, retry_period=2),
+        leadership.LeadershipTiming(lease_duration=15, renew_deadline=10, retry_period=2),
         clock=clock,
         wall=lambda: T0,
         sleep=sleep,
@@ -173,7 +179,7 @@ def elector(
 
 def test_only_one_of_two_replicas_leads_until_the_lease_expires(leases: FakeLeases) -> None:
     clock = Clock()
-    a, b = elector("a", clock), elector("b", clock)
+    a, b = replica("a", clock), replica("b", clock)
 
     async def scenario() -> None:
         assert await a.try_acquire_or_renew()
@@ -194,7 +200,7 @@ def test_only_one_of_two_replicas_leads_until_the_lease_expires(leases: FakeLeas
 
 def test_two_replicas_taking_over_at_once_yield_exactly_one_leader(leases: FakeLeases) -> None:
     clock = Clock()
-    a, b = elector("a", clock), elector("b", clock)
+    a, b = replica("a", clock), replica("b", clock)
 
     async def scenario() -> list[bool]:
         return list(await asyncio.gather(a.try_acquire_or_renew(), b.try_acquire_or_renew()))
@@ -211,7 +217,7 @@ def test_a_leader_that_cannot_renew_gives_up_at_the_renew_deadline(leases: FakeL
         clock.now += seconds
         await asyncio.sleep(0)
 
-    a = elector("a", clock, fast_sleep)
+    a = replica("a", clock, fast_sleep)
 
     async def scenario() -> None:
         assert await a.try_acquire_or_renew()
@@ -232,7 +238,7 @@ def test_a_leader_whose_lease_was_taken_stops_at_the_next_renewal(leases: FakeLe
         clock.now += seconds
         await asyncio.sleep(0)
 
-    a, b = elector("a", clock, paused), elector("b", clock)
+    a, b = replica("a", clock, paused), replica("b", clock)
 
     async def scenario() -> None:
         assert await a.try_acquire_or_renew()
@@ -247,7 +253,7 @@ def test_a_leader_whose_lease_was_taken_stops_at_the_next_renewal(leases: FakeLe
 
 def test_release_lets_the_standby_take_over_without_waiting(leases: FakeLeases) -> None:
     clock = Clock()
-    a, b = elector("a", clock), elector("b", clock)
+    a, b = replica("a", clock), replica("b", clock)
 
     async def scenario() -> None:
         assert await a.try_acquire_or_renew()

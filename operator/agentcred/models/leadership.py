@@ -28,7 +28,7 @@ from typing import Any
 MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # metav1.MicroTime, as the API server writes it
 
 
-class Action(enum.Enum):
+class LeadershipAction(enum.Enum):
     CREATE = "create"
     RENEW = "renew"
     TAKE = "take"
@@ -36,8 +36,8 @@ class Action(enum.Enum):
 
 
 @dataclass(frozen=True)
-class LeaseRecord:
-    """The fields of a Lease's spec that election uses, and the version it was read at."""
+class LeadershipLease:
+    """The fields of a Lease's spec that leadership uses, and the version it was read at."""
 
     holder: str | None
     duration_seconds: int
@@ -47,7 +47,7 @@ class LeaseRecord:
     resource_version: str = ""
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> LeaseRecord:
+    def from_body(cls, body: dict[str, Any]) -> LeadershipLease:
         spec = body.get("spec") or {}
         meta = body.get("metadata") or {}
         return cls(
@@ -69,7 +69,7 @@ class LeaseRecord:
             "leaseTransitions": self.transitions,
         }
 
-    def same_as(self, other: LeaseRecord | None) -> bool:
+    def same_as(self, other: LeadershipLease | None) -> bool:
         """True if ``other`` is this record unchanged (the holder has not renewed since)."""
         return other is not None and (
             self.resource_version == other.resource_version
@@ -95,53 +95,53 @@ def format_microtime(value: datetime | None) -> str | None:
 
 def decide(
     me: str,
-    record: LeaseRecord | None,
+    record: LeadershipLease | None,
     *,
     observed_at: float | None,
     now: float,
-) -> Action:
+) -> LeadershipAction:
     """What replica ``me`` does with the Lease as read.
 
     ``observed_at`` and ``now`` are readings of one monotonic clock: ``observed_at`` is
     when this replica first saw ``record`` in its current version (None: just now).
     """
     if record is None:
-        return Action.CREATE
+        return LeadershipAction.CREATE
     if record.holder == me:
-        return Action.RENEW
+        return LeadershipAction.RENEW
     if not record.holder:
-        return Action.TAKE
+        return LeadershipAction.TAKE
     seen = now if observed_at is None else observed_at
     if now >= seen + record.duration_seconds:
-        return Action.TAKE
-    return Action.WAIT
+        return LeadershipAction.TAKE
+    return LeadershipAction.WAIT
 
 
-def expires_in(record: LeaseRecord, *, observed_at: float, now: float) -> float:
+def expires_in(record: LeadershipLease, *, observed_at: float, now: float) -> float:
     """Seconds until ``record`` (held by someone else) expires by our clock; 0 if it has."""
     return max(0.0, observed_at + record.duration_seconds - now)
 
 
 def claimed(
     me: str,
-    record: LeaseRecord | None,
-    action: Action,
+    record: LeadershipLease | None,
+    action: LeadershipAction,
     *,
     duration_seconds: int,
     wall_now: datetime,
-) -> LeaseRecord:
+) -> LeadershipLease:
     """The record to write for ``action`` (CREATE, RENEW or TAKE): ``me`` holding it now."""
-    if action is Action.WAIT:
+    if action is LeadershipAction.WAIT:
         raise ValueError("nothing to write while another replica holds the lease")
-    if record is None or action is Action.CREATE:
-        return LeaseRecord(
+    if record is None or action is LeadershipAction.CREATE:
+        return LeadershipLease(
             holder=me,
             duration_seconds=duration_seconds,
             acquire_time=wall_now,
             renew_time=wall_now,
             transitions=0,
         )
-    if action is Action.RENEW:
+    if action is LeadershipAction.RENEW:
         return replace(
             record,
             duration_seconds=duration_seconds,
@@ -158,7 +158,7 @@ def claimed(
     )
 
 
-def released(record: LeaseRecord, *, wall_now: datetime) -> LeaseRecord:
+def released(record: LeadershipLease, *, wall_now: datetime) -> LeadershipLease:
     """The record a leader writes on a clean shutdown: nobody holds it, a standby may take it
     at once (controller-runtime's ``LeaderElectionReleaseOnCancel``)."""
     return replace(record, holder=None, duration_seconds=1, renew_time=wall_now)

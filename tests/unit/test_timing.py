@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from agentcred.services.schedule import (
+from agentcred.services.timing import (
     backoff,
     capped_ttl,
     earliest,

@@ -1,4 +1,7 @@
-"""When to act on a lease: renew at ``renewalPercent`` of its life, with jitter.
+"""Time arithmetic for one lease or one retry: when to renew (at ``renewalPercent`` of
+its life, with jitter), when to re-read a shared static secret, the TTL to ask for,
+how long to back off. (``due.py`` picks a task's next moment from its status;
+``scheduler.py`` runs the tasks at those moments.)
 
 Pure functions of times and a random source, so the schedule is unit tested without
 a clock. Jitter only moves renewals earlier (never past the planned share) so that

@@ -1,4 +1,7 @@
-"""When does a task need its next step? Pure functions of its status and the time.
+"""When is a task next due? Pure functions of its status and the time.
+
+The scheduler (``scheduler.py``) runs a task's step at the moment given here; the
+moments themselves (renewAt, refresh points, backoff) are computed by ``timing.py``.
 
 Kept apart from the code that acts (services/maintenance.py) so that the schedule is
 decided in one place and tested in-process with a fake clock.
@@ -9,8 +12,8 @@ from __future__ import annotations
 import datetime
 
 from agentcred.models.status import EntryState, Phase
-from agentcred.services.schedule import earliest
 from agentcred.services.task_view import TaskView
+from agentcred.services.timing import earliest
 
 IDLE = 3600.0  # nothing scheduled: look again in an hour (or when woken)
 

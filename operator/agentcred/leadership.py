@@ -7,7 +7,7 @@ replica competes for one ``coordination.k8s.io`` Lease, as controller-runtime
 managers do, and only the holder starts Kopf:
 
 * **standby**: poll the Lease every ``retry_period``; take it once its holder released
-  it or let it expire (by our clock, see ``agentcred.models.lease``). Meanwhile serve
+  it or let it expire (by our clock, see ``agentcred.models.leadership``). Meanwhile serve
   ``/healthz`` so the kubelet keeps the standby (it is healthy, just not leading).
 * **leader**: renew every ``retry_period``. If the Lease shows another holder, or no
   renewal succeeded for ``renew_deadline``, the replica must assume a standby has taken
@@ -36,10 +36,14 @@ from aiohttp import web
 
 from agentcred.kube.client import ApiClient
 from agentcred.kube.errors import KubeConflict, KubeError
-from agentcred.kube.lease import create_lease, read_lease, replace_lease
-from agentcred.models.lease import (
-    Action,
-    LeaseRecord,
+from agentcred.kube.leadership import (
+    create_leadership_lease,
+    read_leadership_lease,
+    replace_leadership_lease,
+)
+from agentcred.models.leadership import (
+    LeadershipAction,
+    LeadershipLease,
     claimed,
     decide,
     expires_in,
@@ -47,11 +51,11 @@ from agentcred.models.lease import (
     renewal_lost,
 )
 
-log = logging.getLogger("agentcred.election")
+log = logging.getLogger("agentcred.leadership")
 
 
 @dataclass(frozen=True)
-class Timing:
+class LeadershipTiming:
     """client-go's three durations, in seconds: how long a Lease is valid without renewal,
     how long a leader keeps trying to renew before giving up, and the polling period."""
 
@@ -60,14 +64,17 @@ class Timing:
     retry_period: float = 2.0
 
 
-class LeaderElector:
+class Leadership:
+    """One replica's part in leader election: ``acquire`` (block until it holds the
+    Lease), ``keep`` (renew while leading), ``release`` (a clean shutdown)."""
+
     def __init__(
         self,
         api: ApiClient,
         namespace: str,
         name: str,
         identity: str,
-        timing: Timing,
+        timing: LeadershipTiming,
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -76,20 +83,20 @@ class LeaderElector:
         self.api, self.namespace, self.name = api, namespace, name
         self.identity, self.timing = identity, timing
         self.clock, self.wall, self.sleep = clock, wall, sleep
-        self.observed: LeaseRecord | None = None
+        self.observed: LeadershipLease | None = None
         self.observed_at: float | None = None
-        self.holding: LeaseRecord | None = None  # what we last wrote, while we lead
+        self.holding: LeadershipLease | None = None  # what we last wrote, while we lead
 
-    def _observe(self, record: LeaseRecord | None) -> None:
+    def _observe(self, record: LeadershipLease | None) -> None:
         if record is None or not record.same_as(self.observed):
             self.observed, self.observed_at = record, self.clock()
 
     async def try_acquire_or_renew(self) -> bool:
         """One round: read, decide, write. True if we hold the Lease afterwards."""
-        record = await read_lease(self.api, self.namespace, self.name)
+        record = await read_leadership_lease(self.api, self.namespace, self.name)
         self._observe(record)
         action = decide(self.identity, record, observed_at=self.observed_at, now=self.clock())
-        if action is Action.WAIT:
+        if action is LeadershipAction.WAIT:
             self.holding = None
             return False
         wanted = claimed(
@@ -100,14 +107,16 @@ class LeaderElector:
             wall_now=self.wall(),
         )
         try:
-            if action is Action.CREATE:
-                written = await create_lease(self.api, self.namespace, self.name, wanted)
+            if action is LeadershipAction.CREATE:
+                written = await create_leadership_lease(self.api, self.namespace, self.name, wanted)
             else:
-                written = await replace_lease(self.api, self.namespace, self.name, wanted)
+                written = await replace_leadership_lease(
+                    self.api, self.namespace, self.name, wanted
+                )
         except KubeConflict:
             return False  # another replica wrote first; read again next round
         self._observe(written)
-        if action is not Action.RENEW:
+        if action is not LeadershipAction.RENEW:
             log.info(
                 "acquired leadership",
                 extra={"lease": f"{self.namespace}/{self.name}", "identity": self.identity},
@@ -175,10 +184,10 @@ class LeaderElector:
         if self.holding is None:
             return
         try:
-            record = await read_lease(self.api, self.namespace, self.name)
+            record = await read_leadership_lease(self.api, self.namespace, self.name)
             if record is None or record.holder != self.identity:
                 return
-            await replace_lease(
+            await replace_leadership_lease(
                 self.api, self.namespace, self.name, released(record, wall_now=self.wall())
             )
             log.info("released leadership", extra={"lease": f"{self.namespace}/{self.name}"})

@@ -1,0 +1,127 @@
+"""The names other programs match on: the API group and version, resource plurals and
+kinds, label and annotation keys, condition types, condition reasons and Event reasons.
+
+Each is spelled here once, and the operator, its tests and its docs check read them from
+here. Changing a value is an API change: kubectl selectors, alerting rules, GitOps diffs
+and docs/troubleshooting.md match on it. Reasons are ``StrEnum`` members, so they are
+plain strings on the wire, in logs and in comparisons.
+"""
+
+# ruff: noqa: S105 - reason words that name a Kubernetes Secret, not secrets
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+GROUP: Final = "agentcred.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+MANAGER: Final = "agentcred"  # the value of the managed-by label
+FINALIZER: Final = f"{GROUP}/revoke-credentials"
+KOPF_PREFIX: Final = GROUP  # Kopf's progress and diff-base annotations live under it
+
+
+class Plural(StrEnum):
+    TASKS = "agenttasks"
+    CREDENTIALS = "agentcredentials"
+    BACKENDS = "credentialbackends"
+
+
+class Kind(StrEnum):
+    TASK = "AgentTask"
+    CREDENTIAL = "AgentCredential"
+    BACKEND = "CredentialBackend"
+
+
+KIND_OF: Final = {
+    Plural.TASKS: Kind.TASK,
+    Plural.CREDENTIALS: Kind.CREDENTIAL,
+    Plural.BACKENDS: Kind.BACKEND,
+}
+
+
+class Label(StrEnum):
+    MANAGED_BY = "app.kubernetes.io/managed-by"
+    NAME = "app.kubernetes.io/name"
+    COMPONENT = "app.kubernetes.io/component"
+    TASK = f"{GROUP}/task"  # on generated Secrets and lease records (maybe shortened)
+    CREDENTIAL = f"{GROUP}/credential"
+    SESSION = f"{GROUP}/session"  # marks a lease-record Secret (on-cluster name kept)
+    TASK_UID = f"{GROUP}/task-uid"
+    TASK_NAMESPACE = f"{GROUP}/task-namespace"
+
+
+class Annotation(StrEnum):
+    EXPIRES_AT = f"{GROUP}/expires-at"  # on a generated Secret: when its credential ends
+    TASK_NAME = f"{GROUP}/task-name"  # a task's full name (a label value may be shortened)
+
+
+MANAGED_BY_US: Final = {Label.MANAGED_BY.value: MANAGER}
+OPERATOR_POD: Final = {Label.NAME.value: MANAGER, Label.COMPONENT.value: "operator"}
+MANAGED_SELECTOR: Final = f"{Label.MANAGED_BY}={MANAGER}"
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    SPEC_VALID = "SpecValid"
+    BACKEND_REACHABLE = "BackendReachable"
+
+
+class Reason(StrEnum):
+    """Condition reasons (and the reasons errors carry into them)."""
+
+    # AgentTask Ready
+    CREDENTIALS_ISSUED = "CredentialsIssued"
+    COMPLETED = "Completed"
+    DELETED = "Deleted"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    OWNER_DELETED = "OwnerDeleted"
+    POD_FAILED = "PodFailed"
+    PODS_DELETED = "PodsDeleted"
+    PODS_SUCCEEDED = "PodsSucceeded"
+    RENEW_FAILED = "RenewFailed"
+    REVOKE_FAILED = "RevokeFailed"
+    CREDENTIAL_EXPIRED = "CredentialExpired"
+    IDENTITY_CHANGED = "IdentityChanged"
+    SECRET_CONFLICT = "SecretConflict"
+    TEMPLATE_ERROR = "TemplateError"
+    REFERENCE_NOT_FOUND = "ReferenceNotFound"
+    CREDENTIAL_NOT_FOUND = "CredentialNotFound"
+    INVALID_CREDENTIAL = "InvalidCredential"
+    NOT_ALLOWED = "NotAllowed"
+    TTL_EXCEEDED = "TTLExceeded"
+    UNLEASED = "Unleased"
+    # AgentCredential SpecValid / Ready, CredentialBackend Ready
+    SPEC_VALID = "SpecValid"
+    INVALID_SPEC = "InvalidSpec"
+    BACKEND_REACHABLE = "BackendReachable"
+    ACCEPTED = "Accepted"
+    BACKEND_NOT_FOUND = "BackendNotFound"
+    INVALID_BACKEND = "InvalidBackend"
+    INSECURE_ADDRESS = "InsecureAddress"
+    SECRET_NOT_FOUND = "SecretNotFound"
+    SECRET_UNREADABLE = "SecretUnreadable"
+    # a backend's answer (backends/base.py)
+    BACKEND_ERROR = "BackendError"
+    DENIED = "Denied"
+    NOT_FOUND = "NotFound"
+    INVALID_CONFIG = "InvalidConfig"
+    BACKEND_UNAVAILABLE = "BackendUnavailable"
+
+
+class EventReason(StrEnum):
+    """Event reasons: alerting rules match on them."""
+
+    ISSUED = "CredentialIssued"
+    RENEWED = "LeaseRenewed"
+    REISSUED = "CredentialReissued"
+    REVOKED = "CredentialRevoked"
+    RESTORED = "SecretRestored"
+    REFRESHED = "CredentialRefreshed"
+    ISSUE_FAILED = "IssueFailed"
+    RENEW_FAILED = "RenewFailed"
+    REVOKE_FAILED = "RevokeFailed"
+    EXPIRED = "CredentialExpired"
+    ENDED = "TaskEnded"
+    SECRET_CONFLICT = "SecretConflict"

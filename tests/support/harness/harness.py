@@ -1,0 +1,278 @@
+"""The builder: the operator's core wired to the fake API server, fake backends and a fake clock.
+
+As cert-manager's ``pkg/controller/test`` Builder: a test names the objects the cluster
+starts with and the backends, gets ``Deps`` built as the operator builds them (only the
+API client's HTTP session, the backends, the clock and the RNG are fakes), calls the
+same service functions the Kopf handlers call (``start``, ``resume``, ``complete``,
+``delete``), plays what the watches would deliver (``secret_changed``, ``pod_changed``)
+and moves time (``advance``), then asserts the exact API calls (``take``), the
+backend calls and the resulting status.
+
+Time only moves when the test says so. ``advance`` runs every scheduled step that falls
+due on the way, each at its own due time, in order, as the scheduler's loop would:
+the step (``maintenance.step``) and the rescheduling rule (``Scheduler._after``: a
+negative delay is a retry, a None forgets, an earlier due time already set wins) are
+the operator's; only the loop that sleeps until the next due time is the harness's.
+Kopf itself is not run: its own requests (finalizer and annotation PATCHes) are
+outside what a harness test sees, and a test plays its part (adding the finalizer in
+the task object, releasing it after ``finalize``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from agentcred.backends.base import Backend
+from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.settings import BackendSettings
+from agentcred.models.api_names import Plural
+from agentcred.services import drift, lifecycle, maintenance, pod_events, sweep
+from agentcred.services.deps import Deps
+from agentcred.services.lookups import Lookups
+from agentcred.services.scheduler import Scheduler, TaskKey
+from agentcred.services.static_reads import StaticReads
+from agentcred.settings import Settings
+from support.harness.backends import FakeBackend, RenewableLease, StaticSecret, UnrenewableLease
+from support.harness.clock import START, FakeClock
+from support.harness.objects import NAMESPACE, OPERATOR_NAMESPACE, namespace
+from support.harness.server import Call, FakeApiServer
+from support.harness.store import Body
+from support.harness.transport import fake_api_client
+
+T = TypeVar("T")
+Short = tuple[str, str, str]  # (verb, resource, subresource)
+EPSILON = 1e-6  # due within a microsecond (the clock's resolution) is due now
+MAX_STEPS = 200  # steps run by one ``run_due``: more means a step keeps asking for "now"
+
+
+def default_backends() -> dict[str, FakeBackend]:
+    return {
+        "vault": RenewableLease(),
+        "awsSts": UnrenewableLease(),
+        "awsSecretsManager": StaticSecret(),
+    }
+
+
+class RecordingScheduler(Scheduler):
+    """The operator's scheduler, remembering the key of every task it was given."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock=clock)
+        self.keys: dict[str, TaskKey] = {}
+
+    def schedule(self, key: TaskKey, delay: float) -> None:
+        self.keys[key.uid] = key
+        super().schedule(key, delay)
+
+
+class Harness:
+    def __init__(
+        self,
+        objects: Iterable[Body] = (),
+        backends: Mapping[str, FakeBackend] | None = None,
+        *,
+        clock: FakeClock | None = None,
+        settings: Settings | None = None,
+        seed: int = 7,
+    ) -> None:
+        self.clock = clock or FakeClock(START)
+        self.server = FakeApiServer(self.clock.now)
+        self.backends = dict(backends) if backends is not None else default_backends()
+        self.settings = settings or Settings(namespace=OPERATOR_NAMESPACE)
+        self.seed = seed
+        self._taken = 0
+        self._attempts: dict[str, int] = {}
+        objects = list(objects)
+        self.server.seed(namespace(OPERATOR_NAMESPACE))
+        for obj in sorted(objects, key=lambda o: o["kind"] != "Namespace"):
+            self.server.seed(obj)
+
+    async def __aenter__(self) -> Harness:
+        self.api = await fake_api_client(self.server)
+        self.restart()
+        return self
+
+    def restart(self) -> None:
+        """A new operator process on the same cluster: fresh ``Deps`` (schedule, locks,
+        caches, what it wrote), the same API server, backends and clock."""
+        registry = BackendRegistry()
+        for kind, fake in self.backends.items():
+            fake.bind(kind, self.clock.now)
+            registry.register(kind, _serving(fake))
+        self.scheduler = RecordingScheduler(self.clock.monotonic)
+        self.deps = Deps(
+            api=self.api,
+            backends=registry,
+            settings=self.settings,
+            clock=self.clock.now,
+            rng=random.Random(self.seed),
+            scheduler=self.scheduler,
+            lookups=Lookups(clock=self.clock.monotonic),
+            static_reads=StaticReads(clock=self.clock.monotonic),
+        )
+        self._attempts = {}
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.deps.drift.drain()
+        await self.deps.pod_checks.drain()
+        await self.api.close()
+
+    # -- what Kopf's handlers would call ---------------------------------------------
+
+    def body(self, name: str = "t1", ns: str = NAMESPACE) -> Body:
+        found = self.server.read(Plural.TASKS, ns, name)
+        assert found is not None, f"no AgentTask {ns}/{name}"
+        return found
+
+    async def start(self, name: str = "t1", ns: str = NAMESPACE, retry: int = 0) -> None:
+        """The create handler: ``lifecycle.start`` with the task as Kopf saw it."""
+        await lifecycle.start(self.deps, self.body(name, ns), retry)
+
+    async def resume(self, name: str = "t1", ns: str = NAMESPACE) -> None:
+        """The resume handler, as after a restart: the task as Kopf listed it."""
+        await lifecycle.resume(self.deps, self.body(name, ns), 0)
+
+    async def complete(self, name: str = "t1", ns: str = NAMESPACE) -> None:
+        """The user sets ``spec.completed``; the update handler runs."""
+        self.server.edit(Plural.TASKS, ns, name, {"spec": {"completed": True}})
+        await lifecycle.complete(self.deps, self.body(name, ns))
+
+    async def delete(self, name: str = "t1", ns: str = NAMESPACE) -> None:
+        """The user deletes the task; the delete handler runs; Kopf releases the finalizer."""
+        self.server.remove(Plural.TASKS, ns, name)
+        await lifecycle.finalize(self.deps, self.body(name, ns))
+        self.server.edit(Plural.TASKS, ns, name, {"metadata": {"finalizers": None}})
+
+    # -- what the watches would deliver ------------------------------------------------
+
+    def edit_secret(self, ns: str, name: str, data: Mapping[str, str]) -> Body:
+        """Someone else rewrites a Secret's data."""
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        return self.server.edit("secrets", ns, name, {"data": encoded})
+
+    async def secret_changed(self, obj: Body, event_type: str = "MODIFIED") -> None:
+        """The Secret watch delivers ``obj``; the drift check it queues runs to the end.
+
+        Move the clock 30 s past the credential's issue first: the drift check's rate
+        limit (services/drift._check) sleeps in real time, not on the clock."""
+        await drift.on_secret_event(self.deps, event_type, obj)
+        await self.deps.drift.drain()
+
+    async def pod_changed(self, obj: Body, event_type: str = "MODIFIED") -> None:
+        """The pod watch delivers ``obj``; the re-assessments it queues run to the end."""
+        pod_events.on_pod_event(self.deps, event_type, obj)
+        await self.deps.pod_checks.drain()
+
+    async def sweep(self) -> sweep.SweepResult:
+        return await sweep.sweep(self.deps)
+
+    # -- time --------------------------------------------------------------------------
+
+    def next_due(self) -> float | None:
+        """Seconds until the earliest scheduled step (None: nothing scheduled)."""
+        dues = [d for uid in self.scheduler.keys if (d := self.scheduler.due_in(uid)) is not None]
+        return min(dues) if dues else None
+
+    async def advance(self, seconds: float) -> int:
+        """Move time forward, running each step at its due time; the steps run."""
+        target = self.clock.monotonic() + seconds
+        ran = await self.run_due()
+        while (due := self.next_due()) is not None and self.clock.monotonic() + due <= target:
+            self.clock.advance(math.ceil(due * 1e6) / 1e6)  # the clock counts microseconds
+            ran += await self.run_due()
+        self.clock.advance(target - self.clock.monotonic())
+        return ran + await self.run_due()
+
+    async def run_due(self) -> int:
+        """Run every step due now, earliest first, until none is."""
+        for ran in range(MAX_STEPS):
+            due = [
+                (d, key)
+                for uid, key in self.scheduler.keys.items()
+                if (d := self.scheduler.due_in(uid)) is not None and d <= EPSILON
+            ]
+            if not due:
+                return ran
+            await self._step(min(due, key=lambda pair: pair[0])[1])
+        raise AssertionError(f"more than {MAX_STEPS} steps due at once")
+
+    async def _step(self, key: TaskKey) -> None:
+        self.scheduler.forget(key.uid)  # taken off the heap, as the loop does
+        delay = await maintenance.step(self.deps, key, self._attempts.get(key.uid, 0))
+        if delay is None:
+            return
+        self._attempts[key.uid] = self._attempts.get(key.uid, 0) + 1 if delay < 0 else 0
+        due = self.scheduler.due_in(key.uid)
+        if due is None or due > abs(delay):
+            self.scheduler.schedule(key, abs(delay))
+
+    # -- what happened -----------------------------------------------------------------
+
+    def take_calls(self) -> list[Call]:
+        """The API calls made since the last ``take``/``take_calls``."""
+        calls = self.server.calls[self._taken :]
+        self._taken = len(self.server.calls)
+        return calls
+
+    def take(self) -> list[Short]:
+        """``take_calls`` as ``(verb, resource, subresource)`` tuples."""
+        return [c.short for c in self.take_calls()]
+
+    def task(self, name: str = "t1", ns: str = NAMESPACE) -> Body | None:
+        return self.server.read(Plural.TASKS, ns, name)
+
+    def status(self, name: str = "t1", ns: str = NAMESPACE) -> dict[str, Any]:
+        return dict(self.body(name, ns).get("status") or {})
+
+    def ready(self, name: str = "t1", ns: str = NAMESPACE) -> tuple[str, str] | None:
+        """The Ready condition as (status, reason)."""
+        for cond in self.status(name, ns).get("conditions") or []:
+            if cond.get("type") == "Ready":
+                return str(cond.get("status")), str(cond.get("reason"))
+        return None
+
+    def entry(self, credential: str = "db", name: str = "t1", ns: str = NAMESPACE) -> Body:
+        entries = self.status(name, ns).get("credentials") or []
+        return next(e for e in entries if e.get("name") == credential)
+
+    def secret_data(self, ns: str, name: str) -> dict[str, str] | None:
+        obj = self.server.read("secrets", ns, name)
+        if obj is None:
+            return None
+        return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+
+    def record_keys(self, name: str = "t1", ns: str = NAMESPACE) -> list[str]:
+        """The keys of the task's lease record (empty: no record)."""
+        uid = self.body(name, ns)["metadata"]["uid"]
+        data = self.secret_data(OPERATOR_NAMESPACE, f"agentcred-session-{uid}")
+        return sorted(data or {})
+
+
+def _serving(fake: FakeBackend) -> Callable[[BackendSettings], Backend]:
+    """A registry factory that hands out ``fake`` itself (the test keeps a handle on it)."""
+
+    def factory(_settings: BackendSettings) -> Backend:
+        return fake
+
+    return factory
+
+
+def count(calls: Iterable[Short]) -> Counter[str]:
+    """Calls per verb and resource: ``{"get agenttasks": 1, "patch agenttasks/status": 1}``."""
+    return Counter(f"{v} {r}/{s}" if s else f"{v} {r}" for v, r, s in calls)
+
+
+def play(harness: Harness, scenario: Callable[[Harness], Awaitable[T]]) -> T:
+    """Run ``scenario`` against ``harness`` in a fresh event loop."""
+
+    async def main() -> T:
+        async with harness as h:
+            return await scenario(h)
+
+    return asyncio.run(main())

@@ -1,0 +1,186 @@
+"""Issuing a new task, per backend capability: the exact API and backend calls, and the
+status they leave (services/lifecycle.start → issuance)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from agentcred.models.api_names import Reason
+from agentcred.services.errors import TaskRetry
+from support.harness import Harness, failing_permanently, failing_temporarily, play
+from support.harness.backends import FakeBackend
+from support.harness.calls import (
+    CREATE_SECRET,
+    EVENT,
+    GET_CREDENTIAL,
+    GET_SECRET,
+    GET_TASK,
+    PATCH_STATUS,
+    RESOLVE,
+    TOKEN,
+    Short,
+)
+from support.harness.objects import (
+    agent_credential,
+    agent_task,
+    credential_backend,
+    namespace,
+    service_account,
+    world,
+)
+from support.harness.store import Body
+
+# What every issue with a session does: the Secret's name is free, no stale session
+# under the key (the records, read once), the agent's token, the write-ahead session
+# record (created: there was none), then the Secret.
+LOGIN_ISSUE = [GET_SECRET, GET_SECRET, TOKEN, CREATE_SECRET, CREATE_SECRET]
+ISSUED = [EVENT, PATCH_STATUS]  # CredentialIssued, then Pending+entry+Active in one patch
+FAILED_END = [GET_SECRET, GET_SECRET, PATCH_STATUS, EVENT]  # nothing to clean, Failed, TaskEnded
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    objects: list[Body]
+    calls: list[Short]
+    backend_calls: list[tuple[str, str]]
+    phase: str
+    ready: tuple[str, str]
+    backends: dict[str, FakeBackend] | None = None
+    retry: str | None = None  # the TaskRetry reason start raises, if any
+    records: list[str] = field(default_factory=list)
+
+
+ROWS = [
+    Row(
+        "renewable lease",
+        world(),
+        [GET_TASK, *RESOLVE, *LOGIN_ISSUE, *ISSUED],
+        [("login", "db"), ("issue", "db")],
+        "Active",
+        ("True", Reason.CREDENTIALS_ISSUED),
+        records=["db"],
+    ),
+    Row(
+        "unrenewable lease",
+        world(request="awsSts"),
+        [GET_TASK, *RESOLVE, *LOGIN_ISSUE, *ISSUED],
+        [("login", "db"), ("issue", "db")],
+        "Active",
+        ("True", Reason.CREDENTIALS_ISSUED),
+        records=["db"],
+    ),
+    Row(
+        "static secret: no session recorded",
+        world(request="awsSecretsManager"),
+        [GET_TASK, *RESOLVE, GET_SECRET, CREATE_SECRET, *ISSUED],
+        [("issue", "db")],
+        "Active",
+        ("True", Reason.CREDENTIALS_ISSUED),
+    ),
+    Row(
+        "static read through a session backend (Vault KV): a token, no lease record",
+        world(request="vault-kv"),
+        [GET_TASK, *RESOLVE, GET_SECRET, TOKEN, CREATE_SECRET, *ISSUED],
+        [("issue", "db")],
+        "Active",
+        ("True", Reason.CREDENTIALS_ISSUED),
+    ),
+    Row(
+        "backend refuses for good: the task fails, nothing is left",
+        world(),
+        # IssueFailed, then end: the cleanup finds nothing, and the new task's Pending
+        # fields ride on the Failed patch (one status write), then TaskEnded.
+        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, EVENT, *FAILED_END],
+        [("login", "db")],
+        "Failed",
+        ("False", "Denied"),
+        backends={"vault": failing_permanently()},
+    ),
+    Row(
+        "backend down: the task waits Pending and start raises a retry",
+        world(),
+        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, EVENT, PATCH_STATUS],
+        [("login", "db")],
+        "Pending",
+        ("False", Reason.BACKEND_UNAVAILABLE),
+        backends={"vault": failing_temporarily()},
+        retry=Reason.BACKEND_UNAVAILABLE,
+    ),
+    Row(
+        "the Secret's name is taken by someone else's: waits, never overwritten",
+        [*world(), {"kind": "Secret", "metadata": {"name": "t1-db", "namespace": "team-a"}}],
+        [GET_TASK, *RESOLVE, GET_SECRET, EVENT, PATCH_STATUS],
+        [],
+        "Pending",
+        ("False", Reason.SECRET_CONFLICT),
+        retry=Reason.SECRET_CONFLICT,
+    ),
+    Row(
+        "no such AgentCredential: waits, nothing sent anywhere",
+        [namespace(), service_account(), credential_backend(), agent_task()],
+        [GET_TASK, GET_CREDENTIAL, EVENT, PATCH_STATUS],
+        [],
+        "Pending",
+        ("False", Reason.CREDENTIAL_NOT_FOUND),
+        retry=Reason.CREDENTIAL_NOT_FOUND,
+    ),
+    Row(
+        "no such ServiceAccount: the login's TokenRequest is refused, the task waits",
+        [namespace(), credential_backend(), agent_credential(), agent_task()],
+        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, TOKEN, EVENT, PATCH_STATUS],
+        [("login", "db")],
+        "Pending",
+        ("False", Reason.REFERENCE_NOT_FOUND),
+        retry=Reason.REFERENCE_NOT_FOUND,
+    ),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_issue(row: Row) -> None:
+    async def scenario(h: Harness) -> None:
+        if row.retry is None:
+            await h.start()
+        else:
+            with pytest.raises(TaskRetry) as caught:
+                await h.start()
+            assert caught.value.reason == row.retry
+        assert h.take() == row.calls
+        assert [c for b in h.backends.values() for c in b.take()] == row.backend_calls
+        assert h.status()["phase"] == row.phase
+        assert h.ready() == row.ready
+        assert h.record_keys() == row.records
+
+    play(Harness(row.objects, row.backends), scenario)
+
+
+def test_an_issued_task_records_its_secret_and_when_to_act_next() -> None:
+    async def scenario(h: Harness) -> None:
+        await h.start()
+        entry = h.entry()
+        assert entry["state"] == "Issued" and entry["leaseId"] == "lease-2"
+        assert entry["expiresAt"] == "2026-06-01T12:10:00Z"  # the credential's ttl: 10m
+        assert "2026-06-01T12:05" < entry["renewAt"] < "2026-06-01T12:07"  # ~67 %, jittered
+        secret = h.server.read("secrets", "team-a", "t1-db") or {}
+        assert entry["secretResourceVersion"] == secret["metadata"]["resourceVersion"]
+        assert h.secret_data("team-a", "t1-db") == {
+            "username": "user-lease-2",
+            "password": "pw-lease-2",
+        }
+        assert h.next_due() == pytest.approx(382.0)  # scheduled from the status just written
+
+    play(Harness(world()), scenario)
+
+
+def test_a_second_start_issues_nothing_again() -> None:
+    async def scenario(h: Harness) -> None:
+        await h.start()
+        h.take()
+        await h.start()  # Kopf retried the create handler: idempotent
+        assert h.take() == [GET_TASK, GET_SECRET]  # the entry's Secret is there: done
+        assert h.backends["vault"].take() == [("login", "db"), ("issue", "db")]
+
+    play(Harness(world()), scenario)

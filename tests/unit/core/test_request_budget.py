@@ -1,0 +1,183 @@
+"""The request budget: the operator's own API calls for one task, from create to Active
+and from completion to gone, per verb and resource.
+
+Each figure here is a request to the API server for every task the operator runs, and
+the API server's capacity is what bounds the burst rate (docs/performance.md). A change
+that adds or removes a request makes this test fail: update the figure in the same
+commit and say why. Kopf's own requests (its finalizer and progress-annotation PATCHes)
+are outside the harness; ``make bench`` counts everything at the API server.
+
+Issue 19 ("lock, read once, decide, write once"), before -> after, requests per task:
+
+- create -> Active: Vault dynamic 12 -> 11 (the lease records read once for the
+  stale-session check and the write-ahead record: get secrets 3 -> 2); KV 9 -> 9;
+  AWS Secrets Manager 8 -> 8.
+- completion -> gone: Vault dynamic 12 -> 8; KV 9 -> 6; AWS Secrets Manager 9 -> 6 (a
+  Secret we wrote, or a lease record we just read, is deleted with its resourceVersion
+  as the precondition, no read first; the finalizer of a task this process already
+  cleaned up, with nothing issued since, does not look again: get secrets 5 -> 1,
+  4 -> 1; a new process, which does not know, still looks).
+- one scheduled step (the step takes the task's lock, reads the task once, and learns
+  its next due time from the status it wrote: get agenttasks 3 -> 1; a Secret we wrote
+  or read is written at that resourceVersion in one patch, not create 409, get, update):
+  renewal 11 -> 8 (the expiry annotation patched without a read first), re-issue
+  21 -> 11 (the records read once and rotated as the issue left them: get secrets
+  6 -> 1, create 3 + update 3 -> patch 3), static refresh 10 -> 6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from support.harness import Harness, count, play
+from support.harness.objects import world
+
+
+@dataclass(frozen=True)
+class Budget:
+    request: str  # the credential's kind of request (support/harness/objects.REQUESTS)
+    create_to_active: dict[str, int]
+    completion_to_gone: dict[str, int]
+
+
+RESOLVE = {"get agentcredentials": 1, "get credentialbackends": 1, "get namespaces": 1}
+
+BUDGETS = [
+    Budget(
+        "vault",  # a lease with a write-ahead lease record (Vault dynamic)
+        {
+            "get agenttasks": 1,
+            **RESOLVE,
+            "get secrets": 2,  # the name is free; the records (no stale session), read once
+            "create serviceaccounts/token": 1,
+            "create secrets": 2,  # the lease record, the generated Secret
+            "create events": 1,
+            "patch agenttasks/status": 1,
+        },
+        {
+            "get agenttasks": 2,  # complete, then finalize
+            "get secrets": 1,  # complete: the records (finalize: cleaned up here, no look)
+            "delete secrets": 2,  # the generated Secret, the lease record (at known versions)
+            "create events": 2,  # CredentialRevoked, TaskEnded
+            "patch agenttasks/status": 1,
+        },
+    ),
+    Budget(
+        "vault-kv",  # a static read through a session backend: no record kept
+        {
+            "get agenttasks": 1,
+            **RESOLVE,
+            "get secrets": 1,
+            "create serviceaccounts/token": 1,
+            "create secrets": 1,
+            "create events": 1,
+            "patch agenttasks/status": 1,
+        },
+        {
+            "get agenttasks": 2,
+            "get secrets": 1,
+            "delete secrets": 1,
+            "create events": 1,
+            "patch agenttasks/status": 1,
+        },
+    ),
+    Budget(
+        "awsSecretsManager",  # a static secret read with the operator's identity
+        {
+            "get agenttasks": 1,
+            **RESOLVE,
+            "get secrets": 1,
+            "create secrets": 1,
+            "create events": 1,
+            "patch agenttasks/status": 1,
+        },
+        {
+            "get agenttasks": 2,
+            "get secrets": 1,
+            "delete secrets": 1,
+            "create events": 1,
+            "patch agenttasks/status": 1,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("budget", BUDGETS, ids=[b.request for b in BUDGETS])
+def test_the_requests_of_one_task(budget: Budget) -> None:
+    async def scenario(h: Harness) -> tuple[dict[str, int], dict[str, int]]:
+        await h.start()
+        assert h.status()["phase"] == "Active"
+        created = dict(count(h.take()))
+        await h.complete()
+        await h.delete()
+        assert h.task() is None
+        return created, dict(count(h.take()))
+
+    created, ended = play(Harness(world(request=budget.request)), scenario)
+    assert created == budget.create_to_active, f"create→Active: {sum(created.values())}"
+    assert ended == budget.completion_to_gone, f"completion→gone: {sum(ended.values())}"
+
+
+def test_the_totals() -> None:
+    """The headline figures (docs and the issue note quote them)."""
+    totals = {
+        b.request: (sum(b.create_to_active.values()), sum(b.completion_to_gone.values()))
+        for b in BUDGETS
+    }
+    # before issue 19: vault (12, 12), vault-kv (9, 9), awsSecretsManager (8, 9)
+    assert totals == {"vault": (11, 8), "vault-kv": (9, 6), "awsSecretsManager": (8, 6)}
+
+
+STEPS = {
+    # renew in place: the task read once (under its lock), the lease records, the
+    # Secret's expiry annotation patched at the version we wrote, LeaseRenewed, the entry
+    "vault": {
+        "get agenttasks": 1,
+        **RESOLVE,
+        "get secrets": 1,
+        "patch secrets": 1,
+        "create events": 1,
+        "patch agenttasks/status": 1,
+    },
+    # re-issue with an overlap: the records read once, a fresh login recorded under
+    # "<cred>.next", the Secret rewritten, the records rotated; each write of a Secret
+    # whose resourceVersion we hold is one patch at that version
+    "awsSts": {
+        "get agenttasks": 1,
+        **RESOLVE,
+        "get secrets": 1,
+        "create serviceaccounts/token": 1,
+        "patch secrets": 3,
+        "create events": 1,
+        "patch agenttasks/status": 1,
+    },
+    # refresh a static secret: re-read (shared), the Secret patched, the entry
+    "awsSecretsManager": {
+        "get agenttasks": 1,
+        **RESOLVE,
+        "patch secrets": 1,
+        "patch agenttasks/status": 1,
+    },
+}
+
+
+def test_the_step_totals() -> None:
+    """The headline figures of one scheduled step (before issue 19: 11, 21, 10)."""
+    assert {kind: sum(calls.values()) for kind, calls in STEPS.items()} == {
+        "vault": 8,
+        "awsSts": 11,
+        "awsSecretsManager": 6,
+    }
+
+
+@pytest.mark.parametrize("request_kind", sorted(STEPS))
+def test_the_requests_of_one_scheduled_step(request_kind: str) -> None:
+    async def scenario(h: Harness) -> dict[str, int]:
+        await h.start()
+        h.take()
+        await h.advance(h.next_due() or 0)
+        return dict(count(h.take()))
+
+    assert play(Harness(world(request=request_kind)), scenario) == STEPS[request_kind]
