@@ -18,6 +18,7 @@ from kubernetes import client
 
 from agentcred_testbed import incluster, node, stack
 from agentcred_testbed.procs import StateDir
+from support import hygiene
 from support.kube import wait_for
 from support.node import NodeScenario, operator_logs, operator_pods
 
@@ -56,14 +57,22 @@ def node_env(testbed_env: dict[str, str]) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="package")
-def in_cluster(node_env: dict[str, str], crds: None) -> Iterator[dict[str, str]]:
+def in_cluster(
+    kube: client.ApiClient, node_env: dict[str, str], crds: None
+) -> Iterator[dict[str, str]]:
     """The operator as shipped (manifests/overlays/testbed), two replicas, one leader.
-    Removed at the end: later suites run operators of their own, which it would race."""
+    Removed at the end: later suites run operators of their own, which it would race.
+
+    A test's namespace is deleted while this operator still runs, so it re-adds the
+    finalizers the namespace fixture strips and may not get through every deletion before
+    it is removed: the tasks it left are released here, once it is gone (a deleted
+    object never gets a finalizer back), or their namespace would stay Terminating."""
     incluster.deploy(node_env)
     try:
         yield node_env
     finally:
         incluster.remove(node_env)
+        hygiene.release_stuck(kube)
 
 
 @pytest.fixture
