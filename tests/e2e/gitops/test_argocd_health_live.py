@@ -33,7 +33,7 @@ from support import hygiene, vault
 from support.credentials import DYNAMIC
 from support.kube import GROUP, REPO, VERSION, wait_for
 from support.operator import operator_env, running_operator
-from support.scenario import Scenario
+from support.scenario import TEST_NAMESPACE_LABEL, Scenario
 from support.tools import argocd_health
 
 pytestmark = pytest.mark.e2e
@@ -293,6 +293,13 @@ def test_argocd_health_of_objects_the_operator_produced(
         for extra in (quiet, own):
             hygiene.release_tasks(kube, extra)
             core.delete_namespace(extra)
+            # What Scenario.backend made for it (the namespace fixture cleans only its own).
+            custom.delete_collection_cluster_custom_object(
+                GROUP,
+                VERSION,
+                "credentialbackends",
+                label_selector=f"{TEST_NAMESPACE_LABEL}={extra}",
+            )
 
     statuses = {case: v["status"] for case, v in judge.verdicts.items()}
     assert statuses["AgentTask/failed"] == "Degraded"

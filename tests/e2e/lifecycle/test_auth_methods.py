@@ -7,6 +7,7 @@ import pytest
 from agentcred.models.api_names import EventReason, Reason
 from support import postgres, vault
 from support.credentials import DYNAMIC
+from support.kube import wait_for
 from support.scenario import Scenario, default_block
 
 pytestmark = pytest.mark.e2e
@@ -72,5 +73,10 @@ def test_role_that_denies_the_service_account_fails_the_task_visibly(
     status = scenario.wait_phase("denied", "Failed")
     assert status["reason"] == Reason.DENIED
     assert "not authorized" in status["message"]
-    assert {EventReason.ISSUE_FAILED, EventReason.ENDED} <= scenario.event_reasons("denied")
+    # The Events are posted around the final status patch, not before it: wait for both.
+    wait_for(
+        lambda: {EventReason.ISSUE_FAILED, EventReason.ENDED} <= scenario.event_reasons("denied"),
+        15,
+        "IssueFailed and TaskEnded Events",
+    )
     assert scenario.read_secret("denied-db") is None

@@ -56,7 +56,11 @@ def test_issued_password_logs_in_and_is_refused_after_completion(
         30,
         "credential recorded as Revoked",
     )
-    assert {EventReason.REVOKED, EventReason.ENDED} <= scenario.event_reasons("claim-4711")
+    wait_for(
+        lambda: {EventReason.REVOKED, EventReason.ENDED} <= scenario.event_reasons("claim-4711"),
+        15,
+        "CredentialRevoked and TaskEnded Events",
+    )
 
 
 def test_deadline_expires_the_task_and_revokes(
