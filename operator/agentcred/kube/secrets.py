@@ -247,15 +247,14 @@ async def delete_secret(
     """
     what = subject("Secret", namespace, name)
     core = CoreV1Api(api)
+
+    async def delete(preconditions: dict[str, str]) -> None:
+        body = {"preconditions": preconditions}
+        await call(what, core.delete_namespaced_secret, name, namespace, body=body)
+
     if known_version:
         try:
-            await call(
-                what,
-                core.delete_namespaced_secret,
-                name,
-                namespace,
-                body={"preconditions": {"resourceVersion": known_version}},
-            )
+            await delete({"resourceVersion": known_version})
         except KubeNotFound:
             return False
         except KubeConflict:
@@ -270,15 +269,8 @@ async def delete_secret(
             log.info("Not deleting %s: it is not managed by agentcred for this owner", what)
             return False
         meta = current["metadata"]
-        preconditions = {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}
         try:
-            await call(
-                what,
-                core.delete_namespaced_secret,
-                name,
-                namespace,
-                body={"preconditions": preconditions},
-            )
+            await delete({"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]})
         except KubeNotFound:
             return False
         except KubeConflict:
