@@ -32,8 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.fairness import VICTIM_NAMESPACE
+from bench.workload import NAMESPACE
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The operator must work without the admin's credentials (hvac would pick up VAULT_TOKEN).
+BENCH_NAMESPACES = (NAMESPACE, VICTIM_NAMESPACE)
 ADMIN_ONLY = ("VAULT_TOKEN", "PGPASSWORD", "PGUSER")
 METRIC_LINE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -212,6 +216,9 @@ def operator_env(
             "AGENTCRED_METRICS_PORT": str(metrics_port),
             "AGENTCRED_LIVENESS_ENDPOINT": f"http://127.0.0.1:{health_port}/healthz",
             "PYTHONUNBUFFERED": "1",
+            # Only the bench's own namespaces: the testbed may be running tests beside it,
+            # whose tasks are their own operators' (--operator-env may widen it).
+            "AGENTCRED_NAMESPACES": ",".join(BENCH_NAMESPACES),
         }
     )
     return env

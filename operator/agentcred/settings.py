@@ -51,6 +51,11 @@ class Settings:
     # alone it may use them all (services/fair_slots.py). 0.5: two busy tenants split
     # the slots evenly, and a newcomer's first call gets the next slot that frees.
     namespace_share: float = 0.5
+    # The operator's own requests in flight at the API server at once (watches aside); the
+    # others wait for a turn, handed round-robin across namespaces (kube/request_slots.py):
+    # the API server sees a short queue, so one namespace's burst cannot make another's few
+    # requests wait behind hundreds.
+    api_concurrency: int = 16
     backend_timeout: timedelta = timedelta(seconds=30)  # connect and read, each
     client_cache_size: int = 64  # SDK clients / HTTP pools kept per backend kind (LRU)
     reissue_overlap: timedelta = timedelta(seconds=30)
@@ -183,6 +188,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         namespace_concurrency=_int(env, "NAMESPACE_CONCURRENCY", 16, minimum=1),
         task_concurrency=_int(env, "TASK_CONCURRENCY", 48, minimum=1),
         namespace_share=_share(env, "NAMESPACE_SHARE", 0.5),
+        api_concurrency=_int(env, "API_CONCURRENCY", 16, minimum=1),
         backend_timeout=_duration(env, "BACKEND_TIMEOUT", "30s"),
         client_cache_size=_int(env, "CLIENT_CACHE_SIZE", 64, minimum=1),
         reissue_overlap=overlap,

@@ -17,10 +17,11 @@ from agentcred import metrics
 from agentcred.backends.registry import BackendRegistry
 from agentcred.backends.settings import BackendSettings
 from agentcred.handlers.memo import OperatorMemo
-from agentcred.kube import client, watch
+from agentcred.kube import client, request_slots, watch
 from agentcred.models.api_names import KOPF_PREFIX
 from agentcred.services import credential_recheck, drift, maintenance, pod_events, sweep
 from agentcred.services.deps import Deps
+from agentcred.services.fair_slots import FairSlots
 from agentcred.services.limits import Limits
 from agentcred.services.scheduler import Scheduler, TaskKey
 from agentcred.settings import Settings
@@ -55,6 +56,7 @@ async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: An
     settings.networking.request_timeout = 30
     settings.batching.error_delays = (1, 2, 5, 10, 20, 40, 60)
     api = await client.make_api_client()
+    request_slots.install(FairSlots(config.api_concurrency, config.namespace_share))
     deps = Deps(
         api=api,
         settings=config,
@@ -101,6 +103,7 @@ async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: An
 @kopf.on.cleanup()
 async def shutdown(memo: OperatorMemo, **_: Any) -> None:
     memo.stop.set()
+    request_slots.install(None)
     for task in memo.watchers:
         task.cancel()
     deps = memo.started

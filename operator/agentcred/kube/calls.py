@@ -19,6 +19,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from agentcred.kube.client import REQUEST_TIMEOUT
 from agentcred.kube.errors import KubeError, KubeNotFound, translate
 from agentcred.kube.objects import Body
+from agentcred.kube.request_slots import turn
 
 Method = Callable[..., Awaitable[Any]]
 PAGE_SIZE = 500
@@ -29,8 +30,9 @@ async def call(what: str, method: Method, *args: Any, **kwargs: Any) -> Body:
     """Call a generated API method about ``what``; the decoded JSON body, or a KubeError."""
     kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
     try:
-        response = await method(*args, _preload_content=False, **kwargs)
-        data = await read_checked(response)
+        async with turn():  # fair between namespaces while the API server is busy
+            response = await method(*args, _preload_content=False, **kwargs)
+            data = await read_checked(response)
     except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
         raise translate(exc, what) from exc
     try:

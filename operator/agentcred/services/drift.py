@@ -24,6 +24,7 @@ from typing import Any
 from agentcred.backends.base import BackendError
 from agentcred.kube import resources
 from agentcred.kube.errors import KubeError
+from agentcred.kube.request_slots import acting_for
 from agentcred.models import identity
 from agentcred.models.api_names import MANAGED_SELECTOR, EventReason, Kind, Label
 from agentcred.models.errors import SpecError
@@ -105,7 +106,7 @@ async def _check(
     """Under the owner's lock, read the task once, decide, restore; a restore that must
     wait for the rate limit waits without the lock, then reads again."""
     while True:
-        async with deps.locks.hold(owner[1]):
+        async with acting_for(namespace), deps.locks.hold(owner[1]):
             task = await _read_task(deps, namespace, owner[0])
             if task is None or not _ours(task, owner[1], credential, name):
                 log.debug(

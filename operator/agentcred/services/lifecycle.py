@@ -17,6 +17,7 @@ from typing import Any
 from agentcred import audit, metrics
 from agentcred.backends.base import BackendError, Issued
 from agentcred.kube import resources, secrets
+from agentcred.kube.request_slots import acting_for
 from agentcred.models import identity
 from agentcred.models.api_names import EventReason, Reason
 from agentcred.models.errors import retry_decision
@@ -91,7 +92,11 @@ async def resume(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
 async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
     """Create/resume: issue what is missing; end the task if it is already over."""
     task = TaskView.from_body(body)
-    async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
+    async with (
+        acting_for(task.namespace),
+        deps.admission.hold(task.namespace),
+        deps.locks.hold(task.uid),
+    ):
         fresh = await reload(deps, task)
         if fresh is None or fresh.deleting:
             return
@@ -181,7 +186,11 @@ async def recheck_identity(deps: Deps, body: Mapping[str, Any]) -> None:
     than it was first issued under ends at once (a task not started yet is the create
     handler's, which checks the same before issuing)."""
     task = TaskView.from_body(body)
-    async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
+    async with (
+        acting_for(task.namespace),
+        deps.admission.hold(task.namespace),
+        deps.locks.hold(task.uid),
+    ):
         fresh = await reload(deps, task)
         if fresh is None or fresh.ended or fresh.deleting or fresh.phase is None:
             return
@@ -226,7 +235,7 @@ async def check_pods(deps: Deps, namespace: str, name: str) -> None:
     uid = deps.pods.uid_of(namespace, name)
     if uid is None:
         return  # no longer bound to pods: ended, deleted, or its podSelector removed
-    async with deps.locks.hold(uid):
+    async with acting_for(namespace), deps.locks.hold(uid):
         body = await resources.get_task(deps.api, namespace, name)
         task = TaskView.from_body(body) if body is not None else None
         if task is None or task.uid != uid or task.ended or task.deleting:
@@ -315,7 +324,11 @@ async def _waiting(
 async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
     """``spec.completed`` became true: the task succeeded."""
     task = TaskView.from_body(body)
-    async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
+    async with (
+        acting_for(task.namespace),
+        deps.admission.hold(task.namespace),
+        deps.locks.hold(task.uid),
+    ):
         fresh = await reload(deps, task)
         if fresh is not None and not fresh.ended:
             await end(deps, fresh, Phase.SUCCEEDED, Reason.COMPLETED, "spec.completed is true")
@@ -327,7 +340,11 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
     """The task is being deleted: revoke and clean up before the finalizer is released."""
     task = TaskView.from_body(body)
     deps.pods.unregister(task.namespace, task.uid)
-    async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
+    async with (
+        acting_for(task.namespace),
+        deps.admission.hold(task.namespace),
+        deps.locks.hold(task.uid),
+    ):
         fresh = await reload(deps, task) or task
         if not fresh.ended:
             reason, message = await _deletion_cause(deps, fresh)

@@ -23,6 +23,7 @@ from agentcred.backends.base import (
     Renewed,
 )
 from agentcred.kube import resources
+from agentcred.kube.request_slots import acting_for
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling, identity
 from agentcred.models.api_names import EventReason, Reason
@@ -47,7 +48,7 @@ CEILING_REASONS = (ceiling.TTL_EXCEEDED, ceiling.UNLEASED)
 async def step(deps: Deps, key: TaskKey, attempt: int) -> float | None:
     """One scheduled round for a task: under its lock, read it once, act if due; seconds
     until the next round (negative: a retry backoff), None: nothing more to do."""
-    async with deps.locks.hold(key.uid):
+    async with acting_for(key.namespace), deps.locks.hold(key.uid):
         body = await resources.get_task(deps.api, key.namespace, key.name)
         if body is None or body["metadata"]["uid"] != key.uid:
             return None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from agentcred import memory, metrics
 from agentcred.kube import resources, secrets
 from agentcred.kube.errors import KubeError
+from agentcred.kube.request_slots import acting_for
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models.api_names import Annotation, Label
 from agentcred.models.errors import SpecError
@@ -95,7 +96,7 @@ async def _sweep_record_secret(
 
 
 async def _cleanup_ended(deps: Deps, task: TaskView, result: SweepResult) -> None:
-    async with deps.locks.hold(task.uid):
+    async with acting_for(task.namespace), deps.locks.hold(task.uid):
         try:
             await lifecycle.cleanup(deps, task)
         except TaskRetry:
