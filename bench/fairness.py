@@ -362,6 +362,8 @@ def run(
             "victim_tasks": len(during),
             "victim_secrets": len(latencies(during)),
             "victim_latency": summary(latencies(during)),
+            # In creation order: which of them waited (the flood's first seconds or later).
+            "victim_latencies": [round(x, 3) for x in latencies(during)],
             "victim_renewals": renewals.result(),
         }
     finally:
@@ -374,6 +376,7 @@ def run(
         f"{ren['renewals_seen']} renewals seen, delay after renewAt "
         f"p99 {_s(ren['delay_after_renew_at']['p99'])}, "
         f"{ren['renewed_after_expiry']} after expiry, "
-        f"{ren['seen_active_past_expiry']} seen Active past expiry"
+        f"{ren['seen_active_past_expiry']} seen Active past expiry; in creation order: "
+        + " ".join(f"{x:.2f}" for x in result["victim_latencies"])
     )
     return result

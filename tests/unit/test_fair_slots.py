@@ -398,3 +398,48 @@ def test_the_pod_watch_queues_checks_and_never_waits_for_them(
     assert running == POD_WORKERS  # bounded
     assert ("victim", "victim-task-0") in checked[: POD_WORKERS + 1]  # the next free worker
     assert len(checked) == 20 + 1  # one run per task, however many events it had
+
+
+def test_headroom_lets_a_newcomer_start_while_a_burst_holds_the_rest() -> None:
+    async def scenario() -> None:
+        slots = FairSlots(8, share=0.5, headroom=2)
+        holders = Holders(slots)
+        holders.start("burst", 10)
+        await settle()
+        assert slots.held("burst") == 6  # alone, it leaves the headroom free
+        assert slots.waiting == 4
+        holders.start("quiet", 1)
+        await settle()
+        assert slots.held("quiet") == 1  # at once: no slot of the burst had to end
+        holders.start("quiet", 1)
+        await settle()
+        assert slots.held("quiet") == 1  # holding one, it waits like anyone else
+        holders.finish(holders.tasks[0])
+        await settle()
+        assert slots.held("quiet") == 1  # the two free slots are the headroom
+        holders.finish(holders.tasks[1])
+        await settle()
+        assert slots.held("quiet") == 2  # the next one beyond it: its fair turn first
+        assert slots.held("burst") == 4
+        await holders.finish_all()
+        assert slots.idle
+
+    asyncio.run(scenario())
+
+
+def test_no_headroom_means_a_newcomer_waits_for_a_burst_slot_to_end() -> None:
+    async def scenario() -> None:
+        slots = FairSlots(8, share=0.5)
+        holders = Holders(slots)
+        holders.start("burst", 10)
+        holders.start("quiet", 1)
+        await settle()
+        assert slots.held("burst") == 8 and slots.held("quiet") == 0
+        await holders.finish_all()
+
+    asyncio.run(scenario())
+
+
+def test_headroom_must_leave_at_least_one_slot() -> None:
+    with pytest.raises(ValueError, match="headroom"):
+        FairSlots(4, headroom=4)

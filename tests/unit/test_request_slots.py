@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
+from yarl import URL
 
 from agentcred.kube import request_slots
 from agentcred.kube.calls import call
@@ -127,3 +128,52 @@ def test_with_nothing_installed_requests_go_straight_through() -> None:
         return server.sent
 
     assert sorted(asyncio.run(scenario())) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("path", "namespace"),
+    [
+        ("/apis/agentcred.io/v1alpha1/namespaces/team-a/agenttasks/t1", "team-a"),
+        ("/api/v1/namespaces/team-a/serviceaccounts/agent/token", "team-a"),
+        ("/api/v1/namespaces/team-a", None),  # the namespace object itself
+        ("/apis/agentcred.io/v1alpha1/credentialbackends/vault", None),
+        ("/apis/agentcred.io/v1alpha1/agenttasks", None),
+    ],
+)
+def test_kopfs_requests_count_for_the_namespace_in_their_path(
+    path: str, namespace: str | None
+) -> None:
+    assert request_slots.namespace_of(path) == namespace
+
+
+class KopfRequest:
+    """What the middleware reads of an aiohttp ClientRequest."""
+
+    def __init__(self, url: str) -> None:
+        self.url = URL(url)
+
+
+def test_kopfs_patches_take_fair_turns_and_its_watches_none(one_turn: None) -> None:
+    async def scenario() -> list[str]:
+        server = ApiServer()
+
+        async def handler(request: KopfRequest) -> Answer:
+            return await server.method(request.url.path.rsplit("/", 1)[-1])
+
+        def kopf(url: str) -> asyncio.Task[Any]:
+            return asyncio.create_task(request_slots.kopf_middleware(KopfRequest(url), handler))  # type: ignore[arg-type]
+
+        base = "https://api/apis/agentcred.io/v1alpha1"
+        flood = [kopf(f"{base}/namespaces/flood/agenttasks/flood-{i}") for i in range(3)]
+        await settle()
+        watch = kopf(f"{base}/agenttasks/watch-all?watch=true")
+        quiet = kopf(f"{base}/namespaces/quiet/agenttasks/quiet-0")
+        await settle()
+        assert server.sent == ["flood-0", "watch-all"]  # the watch does not wait
+        for name in ["flood-0", "quiet-0", "flood-1", "flood-2", "watch-all"]:
+            server.answer(name)
+            await settle()
+        await asyncio.gather(*flood, watch, quiet)
+        return server.sent
+
+    assert asyncio.run(scenario()) == ["flood-0", "watch-all", "quiet-0", "flood-1", "flood-2"]

@@ -21,7 +21,7 @@ from agentcred.kube import client, request_slots, watch
 from agentcred.models.api_names import KOPF_PREFIX
 from agentcred.services import credential_recheck, drift, maintenance, pod_events, sweep
 from agentcred.services.deps import Deps
-from agentcred.services.fair_slots import FairSlots
+from agentcred.services.fair_slots import FairSlots, fair_headroom
 from agentcred.services.limits import Limits
 from agentcred.services.scheduler import Scheduler, TaskKey
 from agentcred.settings import Settings
@@ -56,7 +56,8 @@ async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: An
     settings.networking.request_timeout = 30
     settings.batching.error_delays = (1, 2, 5, 10, 20, 40, 60)
     api = await client.make_api_client()
-    request_slots.install(FairSlots(config.api_concurrency, config.namespace_share))
+    turns = config.api_concurrency
+    request_slots.install(FairSlots(turns, config.namespace_share, fair_headroom(turns)))
     deps = Deps(
         api=api,
         settings=config,
@@ -113,6 +114,8 @@ async def shutdown(memo: OperatorMemo, **_: Any) -> None:
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a pod: the mounted ServiceAccount; elsewhere: the kubeconfig (KUBECONFIG)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+    """In a pod: the mounted ServiceAccount; elsewhere: the kubeconfig (KUBECONFIG). Kopf's
+    requests take the same fair turns as ours (kube/request_slots.py)."""
+    info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    return client.make_kopf_session(info) if info is not None else None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 import aiohttp
+import kopf
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config.config_exception import ConfigException
@@ -32,6 +33,7 @@ from kubernetes_asyncio.config.incluster_config import (
 )
 
 from agentcred.kube.errors import KubeError
+from agentcred.kube.request_slots import kopf_middleware
 
 POOL_SIZE = 64  # concurrent connections to the API server
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=10, sock_read=30)
@@ -64,6 +66,25 @@ async def make_api_client(*, pool_size: int = POOL_SIZE) -> ApiClient:
         connector=connector, trust_env=False, read_bufsize=READ_BUFFER
     )
     return api
+
+
+def make_kopf_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
+    """The HTTP session Kopf uses for ``info``: the one Kopf would build itself (its
+    headers, TLS and proxy), whose requests take fair turns (kube/request_slots.py)."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+        headers={**info.as_http_headers(), "User-Agent": f"{USER_AGENT}-kopf"},
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+        middlewares=(kopf_middleware,),
+    )
+    return kopf.AiohttpSession(
+        aiohttp_session=session,
+        server=info.server,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        priority=info.priority,
+    )
 
 
 def _in_cluster() -> bool:

@@ -15,16 +15,26 @@ not for everybody's. Whose turn a request uses is the namespace the current piec
 acts for (:func:`acting_for`, a context variable set by the services at each task's entry
 point); work for no namespace (start-up lists, the sweep's scans) shares the key ``""``.
 
+Kopf's own requests (its finalizer and annotation PATCHes: one namespace's burst of 500
+tasks is 500 of them at once) take the same turns: Kopf is given an HTTP session whose
+middleware (:func:`kopf_middleware`) holds a turn for the namespace in the request's path
+(``kube/client.make_kopf_session``). Watches never wait for a turn.
+
 Nothing is installed in tests that do not ask for it, and without it a request goes
 straight through.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar, Token
 from typing import Protocol
+
+import aiohttp
+
+NAMESPACED_PATH = re.compile(r"^/(?:api/v1|apis/[^/]+/[^/]+)/namespaces/([^/]+)/[^/]+")
 
 _acting_for: ContextVar[str] = ContextVar("agentcred_acting_for", default="")
 
@@ -70,11 +80,30 @@ def current() -> str:
 
 
 @asynccontextmanager
-async def turn() -> AsyncIterator[None]:
-    """Hold one request turn for the current namespace while the block runs."""
+async def turn(namespace: str | None = None) -> AsyncIterator[None]:
+    """Hold one request turn for ``namespace`` (default: the current one) while the
+    block runs."""
     slots = _slots
     if slots is None:
         yield
         return
-    async with slots.hold(_acting_for.get()):
+    async with slots.hold(_acting_for.get() if namespace is None else namespace):
         yield
+
+
+def namespace_of(path: str) -> str | None:
+    """The namespace a request's path names (``/api/v1/namespaces/team-a/pods``: team-a);
+    None for a cluster-scoped path or the namespace object itself."""
+    match = NAMESPACED_PATH.match(path)
+    return match.group(1) if match else None
+
+
+async def kopf_middleware(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """aiohttp client middleware for Kopf's session: a turn per request, watches aside.
+    The turn ends with the response's headers: the API server has done its work then."""
+    if request.url.query.get("watch") in ("true", "1"):
+        return await handler(request)
+    async with turn(namespace_of(request.url.path) or ""):
+        return await handler(request)

@@ -16,7 +16,7 @@ from typing import Any
 
 from agentcred.backends.registry import BackendRegistry
 from agentcred.services.coalesce import Coalescer
-from agentcred.services.fair_slots import FairSlots
+from agentcred.services.fair_slots import FairSlots, fair_headroom
 from agentcred.services.limits import Limits
 from agentcred.services.lookups import Lookups
 from agentcred.services.pod_binding import PodIndex
@@ -26,6 +26,7 @@ from agentcred.settings import Settings
 
 # Pod re-assessments running at once (each lists a task's pods and may end the task).
 POD_WORKERS = 8
+REMOVED_MAX = 100_000
 
 
 def utcnow() -> datetime.datetime:
@@ -76,6 +77,10 @@ class Deps:
     # of lease-record Secrets as last read or written: a write at that version is one request
     # (kube/secrets.write_secret's known_version; a stale one costs a 409 and the long way)
     written: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Generated Secrets this process deleted: their DELETED event needs no check (a burst
+    # of 1,000 ended tasks would otherwise read 1,000 tasks to learn they are gone).
+    # Consumed by the event; cleared whole past REMOVED_MAX (a missed event leaves one).
+    removed: set[tuple[str, str]] = field(default_factory=set)
     pods: PodIndex = field(default_factory=PodIndex)
     # uids of ended tasks whose cleanup this process finished (every Secret deleted, every
     # session revoked) with nothing issued since: their finalizer and later steps need
@@ -93,7 +98,14 @@ class Deps:
     # once, fair across namespaces (services/pod_events.py).
     pod_checks: Coalescer = field(init=False)
 
+    def note_removed(self, namespace: str, name: str) -> None:
+        """We deleted this generated Secret: its DELETED event is ours, not tampering."""
+        if len(self.removed) >= REMOVED_MAX:
+            self.removed.clear()
+        self.removed.add((namespace, name))
+
     def __post_init__(self) -> None:
         share = self.settings.namespace_share
-        self.admission = FairSlots(self.settings.task_concurrency, share)
+        concurrency = self.settings.task_concurrency
+        self.admission = FairSlots(concurrency, share, headroom=fair_headroom(concurrency))
         self.pod_checks = Coalescer("pods", FairSlots(POD_WORKERS, share))

@@ -85,7 +85,11 @@ async def on_secret_event(deps: Deps, event_type: str, secret: Mapping[str, Any]
     version = meta.get("resourceVersion")
     if not credential or owner is None or not deps.settings.serves(namespace):
         return
-    if event_type != "DELETED" and deps.written.get((namespace, name)) == version:
+    if event_type == "DELETED":
+        if (namespace, name) in deps.removed:  # we deleted it (a task's cleanup)
+            deps.removed.discard((namespace, name))
+            return
+    elif deps.written.get((namespace, name)) == version:
         return
 
     async def check() -> None:
@@ -107,6 +111,8 @@ async def _check(
     wait for the rate limit waits without the lock, then reads again."""
     while True:
         async with acting_for(namespace), deps.locks.hold(owner[1]):
+            if event_type != "DELETED" and deps.written.get((namespace, name)) == version:
+                return  # our own write, its version recorded since the event came
             task = await _read_task(deps, namespace, owner[0])
             if task is None or not _ours(task, owner[1], credential, name):
                 log.debug(

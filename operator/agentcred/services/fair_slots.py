@@ -12,7 +12,12 @@ instead and, when a slot frees, hands it to the next waiting key in turn:
   unless every waiting key does: a key that filled every slot while alone gives way as
   its calls finish, until the others have their share, and no slot stays idle while
   anyone waits (``share`` 1: plain round-robin);
-- within a key, waiters are served in arrival order.
+- within a key, waiters are served in arrival order;
+- ``headroom`` slots are kept for keys that hold none: a key that already holds a slot
+  takes another only while more than ``headroom`` are free. A slot held for a long time
+  (a task handler's whole issue, seconds when the API server is busy) frees late; without
+  headroom a newcomer would wait for the first of a burst's slots to free, all of which
+  started together and end together. With it, the newcomer starts at once.
 
 Pure asyncio, no I/O: a slot is handed over (counted as held) at the moment it is
 granted, so a freed slot never goes to a newcomer that skips the queue, and a waiter
@@ -29,13 +34,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 
+def fair_headroom(capacity: int) -> int:
+    """The slots kept for newcomers out of ``capacity``: an eighth (none below eight)."""
+    return capacity // 8
+
+
 class FairSlots:
-    def __init__(self, capacity: int, share: float = 1.0) -> None:
+    def __init__(self, capacity: int, share: float = 1.0, headroom: int = 0) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         if not 0 < share <= 1:
             raise ValueError(f"share must be in (0, 1], got {share}")
+        if not 0 <= headroom < capacity:
+            raise ValueError(f"headroom must be in [0, capacity), got {headroom}")
         self.capacity = capacity
+        self.headroom = headroom
         # What one key may hold while others wait (at least one slot each).
         self.cap = max(1, math.floor(capacity * share))
         self._free = capacity
@@ -54,11 +67,12 @@ class FairSlots:
             self.release(key)
 
     async def acquire(self, key: str) -> None:
-        if self._free > 0 and not self._waiters:
+        if not self._waiters and self._may_take(key):
             self._take(key)
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(key, deque()).append(waiter)
+        self._grant()  # a newcomer may start at once though others wait (headroom)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -98,9 +112,14 @@ class FairSlots:
         self._held[key] = self._held.get(key, 0) + 1
         self._served[key] = next(self._clock)
 
+    def _may_take(self, key: str) -> bool:
+        return self._free > (self.headroom if key in self._held else 0)
+
     def _grant(self) -> None:
         while self._free > 0 and self._waiters:
             key = self._next()
+            if key is None:
+                return  # the free slots are the headroom, and every waiting key holds one
             queue = self._waiters[key]
             waiter = queue.popleft()
             if not queue:
@@ -111,14 +130,16 @@ class FairSlots:
             self._take(key)
             waiter.set_result(None)
 
-    def _next(self) -> str:
-        """The waiting key whose turn it is: keys under their share before keys at it,
-        then the one served least recently (never served: first)."""
+    def _next(self) -> str | None:
+        """The waiting key whose turn it is, among those that may take a slot now: keys
+        under their share before keys at it, then the one served least recently (never
+        served: first)."""
 
         def turn(key: str) -> tuple[bool, int]:
             return self._held.get(key, 0) >= self.cap, self._served.get(key, -1)
 
-        return min(self._waiters, key=turn)
+        eligible = [key for key in self._waiters if self._may_take(key)]
+        return min(eligible, key=turn) if eligible else None
 
     def _drop(self, key: str, waiter: asyncio.Future[None]) -> None:
         queue = self._waiters.get(key)

@@ -438,6 +438,7 @@ async def annotate_expiry(
 async def delete_secret(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
     name = task.secret_name(ref)
     known = deps.written.pop((task.namespace, name), None)  # as we wrote it: one request
-    await secrets.delete_secret(
+    if await secrets.delete_secret(
         deps.api, task.namespace, name, owner_uid=task.uid, known_version=known
-    )
+    ):
+        deps.note_removed(task.namespace, name)

@@ -435,8 +435,10 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
     # Secrets it generated under names its spec no longer gives (an identity change).
     named = {task.secret_name(ref) for ref in task.spec.credentials}
     for name in sorted({e.secret_name for e in task.entries if e.secret_name} - named):
-        await secrets.delete_secret(deps.api, task.namespace, name, owner_uid=task.uid)
+        deleted = await secrets.delete_secret(deps.api, task.namespace, name, owner_uid=task.uid)
         deps.written.pop((task.namespace, name), None)
+        if deleted:
+            deps.note_removed(task.namespace, name)
     records = await lease_records.load(deps, task.uid)
     remaining: dict[str, lease_records.LeaseRecord] = {}
     for key, record in records.items():

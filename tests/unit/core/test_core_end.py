@@ -224,6 +224,44 @@ def test_the_operators_own_write_is_not_drift() -> None:
     play(Harness(world()), scenario)
 
 
+def test_the_operators_own_delete_is_not_drift() -> None:
+    """A burst of ended tasks must not read each task again to learn its Secret's
+    DELETED event was the cleanup's own."""
+
+    async def scenario(h: Harness) -> None:
+        await started(h)
+        own = h.server.read("secrets", "team-a", "t1-db") or {}
+        await h.complete()
+        h.take()
+        await h.secret_changed(own, "DELETED")
+        assert h.take() == []
+        h.clock.advance(60)  # past the rate limit of restores (it sleeps in real time)
+        await h.secret_changed(own, "DELETED")  # consumed: a second delete is looked at
+        assert h.take() == [GET_TASK]
+
+    play(Harness(world()), scenario)
+
+
+def test_an_event_of_our_write_that_comes_before_its_version_is_known_reads_nothing() -> None:
+    """The watch may deliver our own write before the writer has recorded its version;
+    the check waits for the task's lock and then finds the version recorded."""
+
+    async def scenario(h: Harness) -> None:
+        await started(h)
+        own = h.server.read("secrets", "team-a", "t1-db") or {}
+        key, version = ("team-a", "t1-db"), own["metadata"]["resourceVersion"]
+        uid = h.body()["metadata"]["uid"]
+        async with h.deps.locks.hold(uid):  # the writer, between its write and the record
+            h.deps.written[key] = "an older version"
+            checking = asyncio.create_task(h.secret_changed(own))
+            await asyncio.sleep(0)
+            h.deps.written[key] = version
+        await checking
+        assert h.take() == []
+
+    play(Harness(world()), scenario)
+
+
 def test_a_restart_rebuilds_the_schedule_from_listed_tasks_without_a_call() -> None:
     async def scenario(h: Harness) -> None:
         for name in ("t1", "t2", "t3"):
