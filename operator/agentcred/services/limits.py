@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from agentcred.services.fair_slots import FairSlots
+from agentcred.services.fair_slots import FairSlots, fair_headroom
 
 
 @dataclass
@@ -61,7 +61,7 @@ class _FairKeyed:
     async def hold(self, target: str, namespace: str) -> AsyncIterator[None]:
         slots = self._slots.get(target)
         if slots is None:
-            slots = self._slots[target] = FairSlots(self.size, self.share)
+            slots = self._slots[target] = FairSlots(self.size, self.share, fair_headroom(self.size))
         try:
             async with slots.hold(namespace):
                 yield

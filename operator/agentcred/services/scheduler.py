@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agentcred import metrics
-from agentcred.services.fair_slots import FairSlots
+from agentcred.services.fair_slots import FairSlots, fair_headroom
 
 log = logging.getLogger("agentcred.scheduler")
 
@@ -101,7 +101,7 @@ class Scheduler:
 
     async def run(self, step: Step, stopped: asyncio.Event) -> None:
         """Run due steps until ``stopped`` is set."""
-        gate = FairSlots(self._parallel, self._share)
+        gate = FairSlots(self._parallel, self._share, fair_headroom(self._parallel))
         while not stopped.is_set():
             wait = self._pop_due(step, gate)
             self._changed.clear()
