@@ -158,7 +158,7 @@ async def refresh_one(
         bound = await issuance.resolve(deps, task, ref)
     except (TaskRetry, TaskFailed) as problem:
         return await _postpone(deps, task, ref, entry, problem.message)
-    caps = bound.backend.capabilities(bound.spec)
+    caps = bound.caps
     try:
         if caps.static:
             return await reissue(
@@ -194,7 +194,7 @@ def check_renewal(
         bound.spec.max_ttl,
         asked_at,
         renewed.validity,
-        revocable=bound.backend.capabilities(bound.spec).revocable,
+        revocable=bound.caps.revocable,
     )
     if found is not None:
         raise TaskFailed(found.reason, f"{bound.ref.name}: {found.message}")
@@ -220,9 +220,7 @@ async def renew_in_place(
     """Renew the lease with the connection it was issued under (never a later-edited
     backend's); None when it cannot be renewed (no lease record, denied, gone)."""
     records = await lease_records.load(deps, task.uid)
-    verdict = identity.check(task.status, task.spec, [r.service_account for r in records.values()])
-    if verdict.changed:
-        raise TaskFailed(identity.IDENTITY_CHANGED, verdict.message)
+    issuance.check_identity(task, records)
     record = records.get(ref.name)
     if record is None:
         return None
@@ -292,7 +290,7 @@ async def reissue(
         bound.spec.backend_kind,
         issued.lease_id,
         cid,
-        static=bound.backend.capabilities(bound.spec).static,
+        static=bound.caps.static,
         why=reason,
     )
     ready = await report.reporter(deps).tell(task, fact)
@@ -315,7 +313,7 @@ def _reissued_entry(
     refresh stays the same credential: its re-issues kept, one more renewal."""
     previous = task.entry(ref.name)
     entry = issuance.entry_for(deps, task, ref, bound, issued, info, previous)
-    if previous is not None and bound.backend.capabilities(bound.spec).static:
+    if previous is not None and bound.caps.static:
         entry = dataclasses.replace(
             entry, reissues=previous.reissues, renewals=previous.renewals + 1
         )
