@@ -15,9 +15,7 @@ import logging
 
 from agentcred import audit
 from agentcred.backends.base import (
-    BackendDenied,
     BackendError,
-    BackendNotFound,
     Issued,
     Lease,
     Renewed,
@@ -26,7 +24,7 @@ from agentcred.kube import resources
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling, identity
 from agentcred.models.api_names import EventReason, Reason
-from agentcred.models.errors import SpecError
+from agentcred.models.errors import SpecError, retry_decision
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import Condition, CredentialEntry, EntryState, Phase, timestamp
 from agentcred.models.task import CredentialRef
@@ -218,7 +216,8 @@ async def renew_in_place(
     cid: str,
 ) -> Renewed | None:
     """Renew the lease with the connection it was issued under (never a later-edited
-    backend's); None when it cannot be renewed (no lease record, denied, gone)."""
+    backend's); None when it cannot be renewed (no lease record, or a permanent error:
+    denied, gone, invalid); a temporary error is raised (the caller postpones)."""
     records = await lease_records.load(deps, task.uid)
     issuance.check_identity(task, records)
     record = records.get(ref.name)
@@ -231,8 +230,10 @@ async def renew_in_place(
             return await bound.backend.renew(
                 Lease(issued_under, entry.lease_id, record.session, cid), ttl
             )
-    except (BackendDenied, BackendNotFound, SpecError):
-        return None
+    except (BackendError, SpecError) as exc:
+        if retry_decision(exc).permanent:  # denied, gone, unusable: re-issue instead
+            return None
+        raise  # for now: the caller postpones
 
 
 async def _record_renewal(
