@@ -261,6 +261,7 @@ async def _read_static(deps: Deps, task: TaskView, bound: BoundCredential, cid: 
         key,
         keep,
         lambda: _issue_unrecorded(deps, task, bound, request_for(deps, task, bound, cid)),
+        backend=bound.spec.backend_kind,
     )
 
 
