@@ -215,19 +215,6 @@ def entry_for(
     )
 
 
-async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
-    name = task.secret_name(ref)
-    try:
-        await secrets.ensure_secret_free(deps.api, task.namespace, name, task.uid)
-    except KubeSecretCollision:
-        raise TaskRetry(
-            Reason.SECRET_CONFLICT,
-            f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
-            "never overwrites a Secret it did not create; remove or rename that Secret, or set "
-            "spec.credentials[].secretName (the task waits and retries)",
-        ) from None
-
-
 async def issue(
     deps: Deps,
     task: TaskView,
@@ -239,14 +226,24 @@ async def issue(
 ) -> tuple[Issued, SecretInfo]:
     """Issue (or read) the credential and write the generated Secret. ``records``, when
     given, receives the task's lease records as this issue left them (a re-issue then
-    rotates them without reading them again)."""
+    rotates them without reading them again).
+
+    Nothing looks at the Secret's name first: the write creates it, and a 409 is the
+    never-overwrite branch (``write_secret``). When the name is someone else's, what was
+    just issued is revoked (its session and record gone) and the task waits."""
     deps.cleaned.discard(task.uid)  # it will hold something again: its end looks afresh
     if bound.caps.static:
         issued = await _read_static(deps, task, bound, cid)
         extra = render_or_fail(bound, issued)  # per task: the read may be shared
     else:
         issued, extra = await _issue_lease(deps, task, bound, record_key, cid, records)
-    info = await write_secret(deps, task, bound.ref, {**issued.data, **extra}, issued.expires_at)
+    try:
+        data = {**issued.data, **extra}
+        info = await write_secret(deps, task, bound.ref, data, issued.expires_at)
+    except TaskRetry:  # the name is taken: hand out nothing, keep nothing
+        if issued.session is not None:
+            await discard(deps, task, bound, issued.session, record_key, cid)
+        raise
     return issued, info
 
 
@@ -438,7 +435,8 @@ async def write_secret(
         raise TaskRetry(
             Reason.SECRET_CONFLICT,
             f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
-            "never overwrites a Secret it did not create (the task waits and retries)",
+            "never overwrites a Secret it did not create; remove or rename that Secret, or set "
+            "spec.credentials[].secretName (the task waits and retries)",
         ) from None
     deps.written[(task.namespace, name)] = info.resource_version
     return info
