@@ -271,7 +271,9 @@ async def reissue(
     overlap: datetime.timedelta,
     reason: str,
 ) -> TaskView:
-    """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``."""
+    """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``
+    (at once when it is 0: revoked before the one status patch, which then needs no
+    ``retireAt``; one that cannot be revoked yet is retired at its ``retireAt``, now)."""
     cid = audit.new_correlation_id()
     next_key = ref.name + lease_records.NEXT
     records: dict[str, lease_records.LeaseRecord] = {}  # as the issue left them
@@ -284,6 +286,12 @@ async def reissue(
     elif (previous := task.entry(ref.name)) is not None and previous.revocable:
         await _give_up_records(deps, task, ref)  # a lease until now: edited to a static read
     retire_at = deps.clock() + overlap if old is not None else None
+    if (
+        old is not None
+        and overlap <= NO_OVERLAP
+        and await _revoke_previous(deps, task, ref, records)
+    ):
+        retire_at = None  # nothing left to retire
     entry = _reissued_entry(deps, task, ref, bound, issued, info, retire_at)
     fact = report.replaced(
         ref.name,
@@ -295,10 +303,7 @@ async def reissue(
         why=reason,
     )
     ready = await report.reporter(deps).tell(task, fact)
-    task = await _save_entry(deps, task, entry, ready=ready)
-    if old is not None and overlap <= NO_OVERLAP:
-        task = await retire_previous(deps, task, ref, records)
-    return task
+    return await _save_entry(deps, task, entry, ready=ready)
 
 
 def _reissued_entry(
@@ -364,16 +369,27 @@ async def retire_previous(
     by the re-issue; read when not given)."""
     if records is None:
         records = await lease_records.load(deps, task.uid)
-    old = records.get(ref.name + lease_records.PREVIOUS)
-    if old is not None and not await revocation.revoke_reported(deps, task, old):
+    if not await _revoke_previous(deps, task, ref, records):
         raise TaskRetry(Reason.REVOKE_FAILED, f"{ref.name}: previous credential not revoked yet")
-    if old is not None:  # the records as just read: no second read to drop it
-        records.pop(ref.name + lease_records.PREVIOUS)
-        await lease_records.save(deps, task, records)
     entry = task.entry(ref.name)
     if entry is None:
         return task
     return await _save_entry(deps, task, dataclasses.replace(entry, retire_at=None))
+
+
+async def _revoke_previous(
+    deps: Deps, task: TaskView, ref: CredentialRef, records: dict[str, lease_records.LeaseRecord]
+) -> bool:
+    """Revoke the kept previous session and drop its record (``records`` as just read or
+    written: no second read); False when it cannot be revoked yet."""
+    old = records.get(ref.name + lease_records.PREVIOUS)
+    if old is None:
+        return True
+    if not await revocation.revoke_reported(deps, task, old):
+        return False
+    records.pop(ref.name + lease_records.PREVIOUS)
+    await lease_records.save(deps, task, records)
+    return True
 
 
 async def expire(

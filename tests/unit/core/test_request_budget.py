@@ -28,7 +28,9 @@ Issue 22 ("create, don't look first"), create -> Active: Vault dynamic 11 -> 10,
 9 -> 8, AWS Secrets Manager 8 -> 7: the generated Secret is created without a GET of
 its name first; a 409 is the never-overwrite branch (read, found not ours: the task
 waits, and what was issued for it is revoked). Completion -> gone and the steps are
-unchanged.
+unchanged. One status patch per transition: a restore of a tampered lease (overlap 0)
+revokes the exposed credential before its one status patch (was 2 patches, the second
+only to clear ``retireAt``; tests/unit/core/test_core_end.py).
 """
 
 from __future__ import annotations
