@@ -234,7 +234,7 @@ async def issue(
     deps.cleaned.discard(task.uid)  # it will hold something again: its end looks afresh
     if bound.caps.static:
         issued = await _read_static(deps, task, bound, cid)
-        extra = render_or_fail(bound, issued)  # per task: the read may be shared
+        extra = _render_or_fail(bound, issued)  # per task: the read may be shared
     else:
         issued, extra = await _issue_lease(deps, task, bound, record_key, cid, records)
     try:
@@ -287,7 +287,7 @@ async def _issue_lease(
     target = bound.spec.target
     if keeps_no_record(bound):
         issued = await _issue_unrecorded(deps, task, bound, request)
-        return issued, render_or_fail(bound, issued)
+        return issued, _render_or_fail(bound, issued)
     records = await _retire_stale(deps, task, record_key)  # the records, read once
     if isinstance(backend, SessionBackend):
         async with deps.limits.slot(task.namespace, target):
@@ -312,7 +312,7 @@ async def _issue_lease(
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue(request)
         check_ceiling(bound, issued)  # an over-long lease is revoked below
-        extra = render_or_fail(bound, issued)  # fail before anything is written
+        extra = _render_or_fail(bound, issued)  # fail before anything is written
     except BaseException:
         if session is not None:
             await discard(deps, task, bound, session, record_key, cid)
@@ -359,7 +359,7 @@ def check_ceiling(bound: BoundCredential, issued: Issued) -> None:
         raise TaskFailed(found.reason, f"AgentCredential {bound.ref.name}: {found.message}")
 
 
-def render_or_fail(bound: BoundCredential, issued: Issued) -> dict[str, str]:
+def _render_or_fail(bound: BoundCredential, issued: Issued) -> dict[str, str]:
     """The template's keys rendered from what was issued (parsed once, in ``bind``);
     TaskFailed ``TemplateError`` when it names a field the credential does not have."""
     try:
