@@ -130,9 +130,18 @@ class Operator:
             return {}
 
     def backend_calls(self) -> dict[str, float]:
-        """``agentcred_backend_calls_total`` summed by operation (all backends, outcomes)."""
+        """``agentcred_backend_calls_total`` (calls that reached a backend) summed by
+        operation (all backends, outcomes)."""
+        return self._by_operation("agentcred_backend_calls_total")
+
+    def backend_cache_hits(self) -> dict[str, float]:
+        """``agentcred_backend_cache_hits_total`` (calls a backend was spared: static reads
+        served by a shared read) summed by operation (all backends)."""
+        return self._by_operation("agentcred_backend_cache_hits_total")
+
+    def _by_operation(self, metric: str) -> dict[str, float]:
         by_op: dict[str, float] = defaultdict(float)
-        for labels, value in self.metrics().get("agentcred_backend_calls_total", {}).items():
+        for labels, value in self.metrics().get(metric, {}).items():
             by_op[dict(labels).get("operation", "?")] += value
         return dict(by_op)
 

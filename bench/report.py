@@ -217,9 +217,10 @@ def markdown(results: dict[str, Any]) -> str:
                 *_lat(burst["latency"]),
                 _ms(burst["cpu_ms_per_task"]),
                 _mib(burst["rss_after_mib"]),
-                f"{TARGETS['shared']}; measured {shared['reads_per_refresh']:.1f} reads and "
-                f"{shared['secret_writes']} Secret writes per {shared['refresh_seconds']:g} s "
-                "refresh",
+                f"{TARGETS['shared']}; measured {shared['reads_per_refresh']:.1f} backend "
+                f"reads ({shared.get('hits_per_refresh', 0):.0f} served by the shared read) "
+                f"and {shared['secret_writes']} Secret writes per "
+                f"{shared['refresh_seconds']:g} s refresh",
             )
         )
     fair = results.get("fairness")

@@ -24,10 +24,20 @@ def serve(port: int) -> None:
         start_http_server(port)
 
 
+# What reaches a backend (counted by the registry's wrapper, backends/instrumented.py),
+# and, apart, what a backend was spared: a task's static read served by the read another
+# task made or is making (services/static_reads.py). One backend read per refresh for N
+# tasks sharing a secret shows as 1 call and N-1 cache hits.
 BACKEND_CALLS = Counter(
     "agentcred_backend_calls_total",
-    "Calls to credential backends",
+    "Calls that reached a credential backend",
     ["backend", "operation", "outcome"],
+)
+BACKEND_CACHE_HITS = Counter(
+    "agentcred_backend_cache_hits_total",
+    "Backend calls not made: served by a shared static read (kept until the next refresh "
+    "point, or in flight)",
+    ["backend", "operation"],
 )
 
 ERRORS = Counter(

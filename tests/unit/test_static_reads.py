@@ -38,10 +38,12 @@ def test_concurrent_readers_of_one_secret_cause_one_backend_read() -> None:
         return issued("v1")
 
     async def main() -> list[Issued]:
-        return await asyncio.gather(*(reads.read("k", 60, fetch) for _ in range(100)))
+        return await asyncio.gather(
+            *(reads.read("k", 60, fetch, backend="test") for _ in range(100))
+        )
 
     results = asyncio.run(main())
-    assert calls == 1 and reads.backend_reads == 1
+    assert calls == 1 and reads.backend_reads == 1 and reads.hits == 99
     assert {r.data["value"] for r in results} == {"v1"}
 
 
@@ -54,11 +56,11 @@ def test_a_read_is_kept_only_for_its_window() -> None:
         return issued(next(values))
 
     async def main() -> list[str]:
-        first = await reads.read("k", 30, fetch)
+        first = await reads.read("k", 30, fetch, backend="test")
         clock.now = 29
-        cached = await reads.read("k", 30, fetch)
+        cached = await reads.read("k", 30, fetch, backend="test")
         clock.now = 31
-        fresh = await reads.read("k", 30, fetch)
+        fresh = await reads.read("k", 30, fetch, backend="test")
         return [first.data["value"], cached.data["value"], fresh.data["value"]]
 
     assert asyncio.run(main()) == ["v1", "v1", "v2"]
@@ -76,14 +78,15 @@ def test_a_failed_read_reaches_every_waiter_and_is_not_cached() -> None:
 
     async def main() -> list[BaseException | Issued]:
         return await asyncio.gather(
-            *(reads.read("k", 60, failing) for _ in range(5)), return_exceptions=True
+            *(reads.read("k", 60, failing, backend="test") for _ in range(5)),
+            return_exceptions=True,
         )
 
     results = asyncio.run(main())
     assert all(isinstance(r, BackendNotFound) for r in results)
     assert attempts == 1 and len(reads) == 0
     with pytest.raises(BackendNotFound):
-        asyncio.run(reads.read("k", 60, failing))
+        asyncio.run(reads.read("k", 60, failing, backend="test"))
     assert attempts == 2
 
 

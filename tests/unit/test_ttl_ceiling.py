@@ -38,7 +38,7 @@ from agentcred.models.policy import authorize
 from agentcred.models.resolved import ResolvedCredential, parse_resolved
 from agentcred.models.task import CredentialRef
 from agentcred.services.errors import TaskFailed
-from agentcred.services.issuance import BoundCredential, check_ceiling
+from agentcred.services.issuance import BoundCredential, bind, check_ceiling
 from agentcred.services.maintenance import check_renewal
 
 NOW = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -444,7 +444,7 @@ class StubBackend:
 
 def resolved_with(spec: ResolvedCredential, revocable: bool = True) -> BoundCredential:
     backend: Any = StubBackend(revocable)
-    return BoundCredential(ref=CredentialRef("cert"), spec=spec, raw_spec={}, backend=backend)
+    return bind(CredentialRef("cert"), spec, backend)
 
 
 def issued(validity: tuple[Validity, ...], unleased: bool = False) -> Issued:

@@ -189,6 +189,10 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
         await maintenance.reissue(
             deps, task, ref, bound, overlap=maintenance.NO_OVERLAP, reason=EventReason.RESTORED
         )
+        told = (
+            f"{credential}: Secret {task.secret_name(ref)} was {what}; "
+            "restored with a fresh credential (the exposed one is revoked)"
+        )
     except (TaskRetry, TaskFailed, BackendError) as problem:
         if isinstance(problem, TaskFailed) and problem.reason in maintenance.CEILING_REASONS:
             await maintenance.fail_over_ceiling(deps, task, problem)  # as any re-issue
@@ -196,19 +200,5 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
         if isinstance(problem, TaskFailed) and problem.reason == identity.IDENTITY_CHANGED:
             await lifecycle.end_for_identity(deps, task, problem.message)
             return
-        await report.event(
-            deps.api,
-            task,
-            EventReason.RESTORED,
-            f"{credential}: Secret was {what}; restore failed: {problem}",
-            warning=True,
-        )
-        return
-    await report.event(
-        deps.api,
-        task,
-        EventReason.RESTORED,
-        f"{credential}: Secret {task.secret_name(ref)} was {what}; "
-        "restored with a fresh credential (the exposed one is revoked)",
-        warning=True,
-    )
+        told = f"{credential}: Secret was {what}; restore failed: {problem}"
+    await report.event(deps.api, task, EventReason.RESTORED, told, warning=True)

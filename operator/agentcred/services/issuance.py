@@ -23,6 +23,7 @@ from agentcred.backends.base import (
     Backend,
     BackendInvalidConfig,
     BackendUnavailable,
+    Capabilities,
     Identity,
     Issued,
     IssueRequest,
@@ -48,7 +49,7 @@ from agentcred.services.authorization import Refused, authorize_credential
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.task_view import TaskView
-from agentcred.services.templating import TemplateError, fields_used, render
+from agentcred.services.templating import Template, TemplateError, parse
 from agentcred.services.timing import (
     SHARED_MARGIN,
     capped_ttl,
@@ -72,12 +73,29 @@ class BoundCredential:
 
     ``spec`` is the pure model (the credential merged with its backend's connection; its
     kind's name is ``spec.backend_kind``); ``backend`` is the live ``Backend`` object.
+    What an issuance asks of them more than once is worked out here, once (``bind``): the
+    backend's capabilities for this spec and the parsed template.
     """
 
     ref: CredentialRef
     spec: ResolvedCredential  # the credential merged with its backend's connection
     raw_spec: Mapping[str, Any]  # its JSON, as lease records keep it
     backend: Backend
+    caps: Capabilities  # backend.capabilities(spec)
+    template: Template  # spec.template, parsed
+
+
+def bind(ref: CredentialRef, spec: ResolvedCredential, backend: Backend) -> BoundCredential:
+    """``spec`` bound to ``backend``: its capabilities asked and its template parsed once
+    for the whole issuance (TemplateError when the template is malformed)."""
+    return BoundCredential(
+        ref=ref,
+        spec=spec,
+        raw_spec=to_json(spec),
+        backend=backend,
+        caps=backend.capabilities(spec),
+        template=parse(spec.template),
+    )
 
 
 async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCredential:
@@ -108,12 +126,11 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCreden
     try:
         backend = deps.backends.for_spec(spec)
         backend.validate(spec)
-        fields_used(spec.template)
+        return bind(ref, spec, backend)
     except (SpecError, BackendInvalidConfig) as exc:
         raise TaskFailed(Reason.INVALID_CREDENTIAL, f"AgentCredential {ref.name}: {exc}") from None
     except TemplateError as exc:
         raise TaskFailed(Reason.TEMPLATE_ERROR, f"AgentCredential {ref.name}: {exc}") from None
-    return BoundCredential(ref=ref, spec=spec, raw_spec=to_json(spec), backend=backend)
 
 
 def identity(deps: Deps, task: TaskView) -> Identity:
@@ -168,7 +185,7 @@ def next_action_at(
     """When to look at a fresh credential again: re-read a static one on its shared
     refresh grid, renew (or re-issue) a lease at its renewal percent, never if it has
     no expiry."""
-    if bound.backend.capabilities(bound.spec).static:
+    if bound.caps.static:
         key = static_key(task, bound)
         return shared_refresh_at(deps.clock(), bound.spec.refresh_interval, key, deps.rng)
     if issued.expires_at is not None:
@@ -191,24 +208,11 @@ def entry_for(
         secret_name=task.secret_name(ref),
         backend=bound.spec.backend_kind,
         issued=issued,
-        caps=bound.backend.capabilities(bound.spec),
+        caps=bound.caps,
         renew_at=next_action_at(deps, task, bound, issued),
         secret_version=info.resource_version,
         previous=previous,
     )
-
-
-async def ensure_secret_free(deps: Deps, task: TaskView, ref: CredentialRef) -> None:
-    name = task.secret_name(ref)
-    try:
-        await secrets.ensure_secret_free(deps.api, task.namespace, name, task.uid)
-    except KubeSecretCollision:
-        raise TaskRetry(
-            Reason.SECRET_CONFLICT,
-            f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
-            "never overwrites a Secret it did not create; remove or rename that Secret, or set "
-            "spec.credentials[].secretName (the task waits and retries)",
-        ) from None
 
 
 async def issue(
@@ -222,26 +226,28 @@ async def issue(
 ) -> tuple[Issued, SecretInfo]:
     """Issue (or read) the credential and write the generated Secret. ``records``, when
     given, receives the task's lease records as this issue left them (a re-issue then
-    rotates them without reading them again)."""
+    rotates them without reading them again).
+
+    Nothing looks at the Secret's name first: the write creates it, and a 409 is the
+    never-overwrite branch (``write_secret``). When the name is someone else's, what was
+    just issued is revoked (its session and record gone) and the task waits."""
     deps.cleaned.discard(task.uid)  # it will hold something again: its end looks afresh
-    caps = bound.backend.capabilities(bound.spec)
-    if caps.static:
-        issued = await _read_static(deps, task, bound, record_key, cid)
+    if bound.caps.static:
+        issued = await _read_static(deps, task, bound, cid)
+        extra = _render_or_fail(bound, issued)  # per task: the read may be shared
     else:
-        issued = await _issue_lease(deps, task, bound, record_key, cid, records)
+        issued, extra = await _issue_lease(deps, task, bound, record_key, cid, records)
     try:
-        extra = render(bound.spec.template, issued.data)
-    except TemplateError as exc:
-        raise TaskFailed(
-            Reason.TEMPLATE_ERROR, f"AgentCredential {bound.ref.name}: {exc}"
-        ) from None
-    info = await write_secret(deps, task, bound.ref, {**issued.data, **extra}, issued.expires_at)
+        data = {**issued.data, **extra}
+        info = await write_secret(deps, task, bound.ref, data, issued.expires_at)
+    except TaskRetry:  # the name is taken: hand out nothing, keep nothing
+        if issued.session is not None:
+            await discard(deps, task, bound, issued.session, record_key, cid)
+        raise
     return issued, info
 
 
-async def _read_static(
-    deps: Deps, task: TaskView, bound: BoundCredential, record_key: str, cid: str
-) -> Issued:
+async def _read_static(deps: Deps, task: TaskView, bound: BoundCredential, cid: str) -> Issued:
     """A static secret, read once per point of its refresh grid for everyone sharing it
     (``timing.shared_refresh_at``): the read is kept until just before the next point."""
     key = static_key(task, bound)
@@ -249,7 +255,10 @@ async def _read_static(
     point = shared_refresh_point(now, bound.spec.refresh_interval, key)
     keep = (point - now).total_seconds() - SHARED_MARGIN  # > 0: the point is past the margin
     return await deps.static_reads.read(
-        key, keep, lambda: _issue_lease(deps, task, bound, record_key, cid)
+        key,
+        keep,
+        lambda: _issue_unrecorded(deps, task, bound, request_for(deps, task, bound, cid)),
+        backend=bound.spec.backend_kind,
     )
 
 
@@ -269,18 +278,16 @@ async def _issue_lease(
     record_key: str,
     cid: str,
     written: dict[str, lease_records.LeaseRecord] | None = None,
-) -> Issued:
-    """Log in (recording the session first), then issue."""
+) -> tuple[Issued, dict[str, str]]:
+    """Log in (recording the session first), then issue; the credential and its rendered
+    template keys."""
     request = request_for(deps, task, bound, cid)
     backend = bound.backend
     session: Session | None = None
     target = bound.spec.target
     if keeps_no_record(bound):
-        async with deps.limits.slot(task.namespace, target):
-            issued = await backend.issue(request)
-        check_ceiling(bound, issued)
-        _render_or_fail(bound, issued)
-        return issued
+        issued = await _issue_unrecorded(deps, task, bound, request)
+        return issued, _render_or_fail(bound, issued)
     records = await _retire_stale(deps, task, record_key)  # the records, read once
     if isinstance(backend, SessionBackend):
         async with deps.limits.slot(task.namespace, target):
@@ -305,13 +312,23 @@ async def _issue_lease(
             async with deps.limits.slot(task.namespace, target):
                 issued = await backend.issue(request)
         check_ceiling(bound, issued)  # an over-long lease is revoked below
-        _render_or_fail(bound, issued)  # fail before anything is written
+        extra = _render_or_fail(bound, issued)  # fail before anything is written
     except BaseException:
         if session is not None:
             await discard(deps, task, bound, session, record_key, cid)
         raise
     if written is not None:
         written.update(records)
+    return issued, extra
+
+
+async def _issue_unrecorded(
+    deps: Deps, task: TaskView, bound: BoundCredential, request: IssueRequest
+) -> Issued:
+    """Issue (or read) what keeps no session record (``keeps_no_record``)."""
+    async with deps.limits.slot(task.namespace, bound.spec.target):
+        issued = await bound.backend.issue(request)
+    check_ceiling(bound, issued)
     return issued
 
 
@@ -323,8 +340,7 @@ def keeps_no_record(bound: BoundCredential) -> bool:
     if the operator dies between that login and its revocation, the token expires at
     the end of its role's TTL, unused. This saves a lease-record Secret's create, delete and
     three reads per task on the most common credential."""
-    backend = bound.backend
-    return backend.capabilities(bound.spec).static or not isinstance(backend, SessionBackend)
+    return bound.caps.static or not isinstance(bound.backend, SessionBackend)
 
 
 def check_ceiling(bound: BoundCredential, issued: Issued) -> None:
@@ -335,7 +351,7 @@ def check_ceiling(bound: BoundCredential, issued: Issued) -> None:
         spec.max_ttl,
         issued.issued_at,
         issued.validity,
-        revocable=bound.backend.capabilities(spec).revocable,
+        revocable=bound.caps.revocable,
         unleased=issued.unleased,
         allow_unleased=spec.vault is not None and spec.vault.allow_unleased,
     )
@@ -343,9 +359,11 @@ def check_ceiling(bound: BoundCredential, issued: Issued) -> None:
         raise TaskFailed(found.reason, f"AgentCredential {bound.ref.name}: {found.message}")
 
 
-def _render_or_fail(bound: BoundCredential, issued: Issued) -> None:
+def _render_or_fail(bound: BoundCredential, issued: Issued) -> dict[str, str]:
+    """The template's keys rendered from what was issued (parsed once, in ``bind``);
+    TaskFailed ``TemplateError`` when it names a field the credential does not have."""
     try:
-        render(bound.spec.template, issued.data)
+        return bound.template.render(issued.data)
     except TemplateError as exc:
         raise TaskFailed(
             Reason.TEMPLATE_ERROR, f"AgentCredential {bound.ref.name}: {exc}"
@@ -362,14 +380,20 @@ async def _retire_stale(
     read (the parked one included), for the caller's one write of the new record; until
     that write, an unrevoked stale session stays recorded under ``key``."""
     records = await lease_records.load(deps, task.uid)
-    accounts = [r.service_account for r in records.values()]
-    verdict = task_identity.check(task.status, task.spec, accounts)
-    if verdict.changed:  # never log in as another identity than the task's sessions were
-        raise TaskFailed(task_identity.IDENTITY_CHANGED, verdict.message)
+    check_identity(task, records)
     stale = records.pop(key, None)
     if stale is not None and not await revocation.revoke_for_task(deps, task, stale):
         records[f"{key}.stale-{uuid.uuid4().hex[:8]}"] = stale
     return records
+
+
+def check_identity(task: TaskView, records: Mapping[str, lease_records.LeaseRecord]) -> None:
+    """TaskFailed ``IdentityChanged`` when the task's sessions were logged in as another
+    account than its spec names now: never log in, or renew, as another identity."""
+    accounts = [r.service_account for r in records.values()]
+    verdict = task_identity.check(task.status, task.spec, accounts)
+    if verdict.changed:
+        raise TaskFailed(task_identity.IDENTITY_CHANGED, verdict.message)
 
 
 async def discard(
@@ -411,7 +435,8 @@ async def write_secret(
         raise TaskRetry(
             Reason.SECRET_CONFLICT,
             f"Secret {task.namespace}/{name} exists and is not managed by this task: agentcred "
-            "never overwrites a Secret it did not create (the task waits and retries)",
+            "never overwrites a Secret it did not create; remove or rename that Secret, or set "
+            "spec.credentials[].secretName (the task waits and retries)",
         ) from None
     deps.written[(task.namespace, name)] = info.resource_version
     return info

@@ -281,13 +281,12 @@ async def _issue_into_status(
 async def _issue_one(
     deps: Deps, task: TaskView, ref: CredentialRef, cid: str
 ) -> tuple[issuance.BoundCredential, Issued, secrets.SecretInfo]:
-    """Resolve, check the Secret's name is free, issue; a failure is audited and raised
-    as TaskRetry or TaskFailed."""
+    """Resolve and issue (the Secret's name is checked by its create, no read first:
+    ``issuance.issue``); a failure is audited and raised as TaskRetry or TaskFailed."""
     backend_kind = "unknown"
     try:
         bound = await issuance.resolve(deps, task, ref)
         backend_kind = bound.spec.backend_kind
-        await issuance.ensure_secret_free(deps, task, ref)
         with metrics.ISSUE_DURATION.labels(backend_kind).time():
             issued, info = await issuance.issue(deps, task, bound, record_key=ref.name, cid=cid)
     except (TaskRetry, TaskFailed, BackendError) as exc:

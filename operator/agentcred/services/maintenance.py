@@ -15,9 +15,7 @@ import logging
 
 from agentcred import audit
 from agentcred.backends.base import (
-    BackendDenied,
     BackendError,
-    BackendNotFound,
     Issued,
     Lease,
     Renewed,
@@ -27,7 +25,7 @@ from agentcred.kube.request_slots import acting_for
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling, identity
 from agentcred.models.api_names import EventReason, Reason
-from agentcred.models.errors import SpecError
+from agentcred.models.errors import SpecError, retry_decision
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import Condition, CredentialEntry, EntryState, Phase, timestamp
 from agentcred.models.task import CredentialRef
@@ -159,7 +157,7 @@ async def refresh_one(
         bound = await issuance.resolve(deps, task, ref)
     except (TaskRetry, TaskFailed) as problem:
         return await _postpone(deps, task, ref, entry, problem.message)
-    caps = bound.backend.capabilities(bound.spec)
+    caps = bound.caps
     try:
         if caps.static:
             return await reissue(
@@ -195,7 +193,7 @@ def check_renewal(
         bound.spec.max_ttl,
         asked_at,
         renewed.validity,
-        revocable=bound.backend.capabilities(bound.spec).revocable,
+        revocable=bound.caps.revocable,
     )
     if found is not None:
         raise TaskFailed(found.reason, f"{bound.ref.name}: {found.message}")
@@ -219,11 +217,10 @@ async def renew_in_place(
     cid: str,
 ) -> Renewed | None:
     """Renew the lease with the connection it was issued under (never a later-edited
-    backend's); None when it cannot be renewed (no lease record, denied, gone)."""
+    backend's); None when it cannot be renewed (no lease record, or a permanent error:
+    denied, gone, invalid); a temporary error is raised (the caller postpones)."""
     records = await lease_records.load(deps, task.uid)
-    verdict = identity.check(task.status, task.spec, [r.service_account for r in records.values()])
-    if verdict.changed:
-        raise TaskFailed(identity.IDENTITY_CHANGED, verdict.message)
+    issuance.check_identity(task, records)
     record = records.get(ref.name)
     if record is None:
         return None
@@ -234,8 +231,10 @@ async def renew_in_place(
             return await bound.backend.renew(
                 Lease(issued_under, entry.lease_id, record.session, cid), ttl
             )
-    except (BackendDenied, BackendNotFound, SpecError):
-        return None
+    except (BackendError, SpecError) as exc:
+        if retry_decision(exc).permanent:  # denied, gone, unusable: re-issue instead
+            return None
+        raise  # for now: the caller postpones
 
 
 async def _record_renewal(
@@ -273,7 +272,9 @@ async def reissue(
     overlap: datetime.timedelta,
     reason: str,
 ) -> TaskView:
-    """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``."""
+    """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``
+    (at once when it is 0: revoked before the one status patch, which then needs no
+    ``retireAt``; one that cannot be revoked yet is retired at its ``retireAt``, now)."""
     cid = audit.new_correlation_id()
     next_key = ref.name + lease_records.NEXT
     records: dict[str, lease_records.LeaseRecord] = {}  # as the issue left them
@@ -286,6 +287,12 @@ async def reissue(
     elif (previous := task.entry(ref.name)) is not None and previous.revocable:
         await _give_up_records(deps, task, ref)  # a lease until now: edited to a static read
     retire_at = deps.clock() + overlap if old is not None else None
+    if (
+        old is not None
+        and overlap <= NO_OVERLAP
+        and await _revoke_previous(deps, task, ref, records)
+    ):
+        retire_at = None  # nothing left to retire
     entry = _reissued_entry(deps, task, ref, bound, issued, info, retire_at)
     fact = report.replaced(
         ref.name,
@@ -293,14 +300,11 @@ async def reissue(
         bound.spec.backend_kind,
         issued.lease_id,
         cid,
-        static=bound.backend.capabilities(bound.spec).static,
+        static=bound.caps.static,
         why=reason,
     )
     ready = await report.reporter(deps).tell(task, fact)
-    task = await _save_entry(deps, task, entry, ready=ready)
-    if old is not None and overlap <= NO_OVERLAP:
-        task = await retire_previous(deps, task, ref, records)
-    return task
+    return await _save_entry(deps, task, entry, ready=ready)
 
 
 def _reissued_entry(
@@ -316,7 +320,7 @@ def _reissued_entry(
     refresh stays the same credential: its re-issues kept, one more renewal."""
     previous = task.entry(ref.name)
     entry = issuance.entry_for(deps, task, ref, bound, issued, info, previous)
-    if previous is not None and bound.backend.capabilities(bound.spec).static:
+    if previous is not None and bound.caps.static:
         entry = dataclasses.replace(
             entry, reissues=previous.reissues, renewals=previous.renewals + 1
         )
@@ -366,16 +370,27 @@ async def retire_previous(
     by the re-issue; read when not given)."""
     if records is None:
         records = await lease_records.load(deps, task.uid)
-    old = records.get(ref.name + lease_records.PREVIOUS)
-    if old is not None and not await revocation.revoke_reported(deps, task, old):
+    if not await _revoke_previous(deps, task, ref, records):
         raise TaskRetry(Reason.REVOKE_FAILED, f"{ref.name}: previous credential not revoked yet")
-    if old is not None:  # the records as just read: no second read to drop it
-        records.pop(ref.name + lease_records.PREVIOUS)
-        await lease_records.save(deps, task, records)
     entry = task.entry(ref.name)
     if entry is None:
         return task
     return await _save_entry(deps, task, dataclasses.replace(entry, retire_at=None))
+
+
+async def _revoke_previous(
+    deps: Deps, task: TaskView, ref: CredentialRef, records: dict[str, lease_records.LeaseRecord]
+) -> bool:
+    """Revoke the kept previous session and drop its record (``records`` as just read or
+    written: no second read); False when it cannot be revoked yet."""
+    old = records.get(ref.name + lease_records.PREVIOUS)
+    if old is None:
+        return True
+    if not await revocation.revoke_reported(deps, task, old):
+        return False
+    records.pop(ref.name + lease_records.PREVIOUS)
+    await lease_records.save(deps, task, records)
+    return True
 
 
 async def expire(

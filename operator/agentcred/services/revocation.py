@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 
 from agentcred import audit, metrics
-from agentcred.backends.base import BackendError, BackendUnavailable, Lease
+from agentcred.backends.base import BackendError, Lease
 from agentcred.models.api_names import EventReason
-from agentcred.models.errors import SpecError
+from agentcred.models.errors import SpecError, retry_decision
 from agentcred.models.resolved import parse_resolved
 from agentcred.services import report
 from agentcred.services.deps import Deps
@@ -21,7 +21,11 @@ log = logging.getLogger("agentcred.tasks")
 async def revoke_record(
     deps: Deps, record: LeaseRecord, *, namespace: str, task: str, service_account: str
 ) -> bool:
-    """True when the session is gone: revoked now, already gone, expired, or unrevocable."""
+    """True when the session is gone: revoked now, already gone, expired, or unrevocable.
+
+    A failure retrying can help (``retry_decision``: not permanent) leaves the session
+    to a later attempt, unless it has expired meanwhile; a permanent one can never
+    succeed, and the session's own TTL bounds it."""
     cid = audit.new_correlation_id()
 
     def trail(outcome: str, reason: str = "") -> None:
@@ -46,14 +50,16 @@ async def revoke_record(
         async with deps.limits.slot(namespace, spec.target):
             with metrics.REVOKE_DURATION.labels(record.backend).time():
                 await backend.revoke(Lease(spec, record.lease_id, record.session, cid))
-    except BackendUnavailable as exc:
+    except (BackendError, SpecError) as exc:
+        if retry_decision(exc).permanent:  # can never succeed; its own TTL bounds it
+            name = metrics.error_name(exc)
+            log.warning("revocation of %s impossible: %s", record.credential, name)
+            trail("failure", name)
+            return True
         expired = record.expired(deps.clock())
-        trail("success" if expired else "failure", "expired" if expired else exc.reason)
+        reason = exc.reason if isinstance(exc, BackendError) else metrics.error_name(exc)
+        trail("success" if expired else "failure", "expired" if expired else reason)
         return expired
-    except (BackendError, SpecError) as exc:  # can never succeed; its own TTL bounds it
-        log.warning("revocation of %s impossible: %s", record.credential, metrics.error_name(exc))
-        trail("failure", metrics.error_name(exc))
-        return True
     trail("success")
     return True
 

@@ -13,6 +13,10 @@ cost one read per refresh, and a rotation reaches every task within 1.1 interval
 The key is the backend block plus the reading identity and the namespace, so two
 tenants never share a read that only one of them is allowed. Values live in memory
 only for that short window and are never logged.
+
+A read made counts in ``agentcred_backend_calls_total`` (the backend wrapper counts what
+reaches the backend); a read served from the kept result or joined while in flight
+counts in ``agentcred_backend_cache_hits_total`` instead, never in both.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from agentcred import metrics
 from agentcred.backends.base import Issued
 
 MAX_ENTRIES = 10_000
@@ -40,17 +45,28 @@ class StaticReads:
         self._clock = clock
         self._entries: OrderedDict[Key, tuple[float, Issued]] = OrderedDict()
         self._inflight: dict[Key, asyncio.Future[Issued]] = {}
-        self.backend_reads = 0
+        self.backend_reads = 0  # reads made (fetch called)
+        self.hits = 0  # reads served by another's: kept, or joined in flight
 
     async def read(
-        self, key: Key, keep_seconds: float, fetch: Callable[[], Awaitable[Issued]]
+        self,
+        key: Key,
+        keep_seconds: float,
+        fetch: Callable[[], Awaitable[Issued]],
+        *,
+        backend: str,
     ) -> Issued:
+        """The value of ``key``: kept, joined while another read of it runs, or read now
+        with ``fetch`` (and kept ``keep_seconds``). ``backend``: its kind, for the
+        cache-hit metric."""
         cached = self._entries.get(key)
         if cached is not None and cached[0] > self._clock():
             self._entries.move_to_end(key)
+            self._hit(backend)
             return cached[1]
         running = self._inflight.get(key)
         if running is not None:
+            self._hit(backend)
             return await asyncio.shield(running)
         future: asyncio.Future[Issued] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -69,6 +85,10 @@ class StaticReads:
         future.set_result(issued)
         self._store(key, self._clock() + keep_seconds, issued)
         return issued
+
+    def _hit(self, backend: str) -> None:
+        self.hits += 1
+        metrics.BACKEND_CACHE_HITS.labels(backend, "issue").inc()
 
     def _store(self, key: Key, until: float, issued: Issued) -> None:
         self._entries[key] = (until, issued)

@@ -169,9 +169,10 @@ def test_the_sweep_of_a_quiet_cluster_costs_two_lists() -> None:
 
 # A restore: the fresh credential under "<cred>.next", the Secret rewritten (the careful
 # way: it was written by someone else), the records rotated as the issue left them (one
-# patch, no read), its entry saved, then the exposed one revoked at once (overlap 0) and
-# dropped (one patch).
-RESTORE_TAIL = [PATCH_SECRET, PATCH_STATUS, EVENT, PATCH_SECRET, PATCH_STATUS, EVENT]
+# patch, no read), the exposed one revoked at once (overlap 0: CredentialRevoked) and
+# dropped (one patch), then the entry in one status patch (no retireAt left to clear),
+# then SecretRestored.
+RESTORE_TAIL = [PATCH_SECRET, EVENT, PATCH_SECRET, PATCH_STATUS, EVENT]
 
 
 def test_an_edited_secret_is_restored_with_a_fresh_credential_and_the_exposed_one_revoked() -> None:
@@ -324,5 +325,23 @@ def test_a_revocation_that_fails_for_now_is_retried_until_the_session_is_gone() 
         assert h.record_keys() == []
         h.take()
         assert h.next_due() is None  # cleanup done: forgotten at once, no step to look again
+
+    play(Harness(world()), scenario)
+
+
+def test_a_restore_whose_exposed_credential_cannot_be_revoked_yet_retires_it_later() -> None:
+    async def scenario(h: Harness) -> None:
+        await started(h)
+        h.clock.advance(60)
+        vault = h.backends["vault"]
+        vault.fail("revoke", BackendUnavailable("connection refused"))
+        edited = h.edit_secret("team-a", "t1-db", {"password": "changed"})
+        await h.secret_changed(edited)
+        assert h.take()[-2:] == [PATCH_STATUS, EVENT]  # one status patch, then SecretRestored
+        assert "retireAt" in h.entry()  # due now: the scheduler retries the revocation
+        assert h.record_keys() == ["db", "db.previous"]
+        await h.advance(h.next_due() or 0)
+        assert vault.take()[-1] == ("revoke", "accessor-1")
+        assert h.record_keys() == ["db"] and "retireAt" not in h.entry()
 
     play(Harness(world()), scenario)

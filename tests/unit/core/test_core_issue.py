@@ -13,6 +13,7 @@ from support.harness import Harness, failing_permanently, failing_temporarily, p
 from support.harness.backends import FakeBackend
 from support.harness.calls import (
     CREATE_SECRET,
+    DELETE_SECRET,
     EVENT,
     GET_CREDENTIAL,
     GET_SECRET,
@@ -32,12 +33,17 @@ from support.harness.objects import (
 )
 from support.harness.store import Body
 
-# What every issue with a session does: the Secret's name is free, no stale session
-# under the key (the records, read once), the agent's token, the write-ahead session
-# record (created: there was none), then the Secret.
-LOGIN_ISSUE = [GET_SECRET, GET_SECRET, TOKEN, CREATE_SECRET, CREATE_SECRET]
+# What every issue with a session does: no stale session under the key (the records,
+# read once), the agent's token, the write-ahead session record (created: there was
+# none), then the Secret, created without a look first (a 409 is the never-overwrite
+# branch: see the taken name below).
+LOGIN_ISSUE = [GET_SECRET, TOKEN, CREATE_SECRET, CREATE_SECRET]
 ISSUED = [EVENT, PATCH_STATUS]  # CredentialIssued, then Pending+entry+Active in one patch
 FAILED_END = [GET_SECRET, GET_SECRET, PATCH_STATUS, EVENT]  # nothing to clean, Failed, TaskEnded
+# A name someone else's Secret holds: after the create's 409 (the last of LOGIN_ISSUE),
+# the Secret read and found not ours; the session just logged in revoked and its
+# record dropped (read, deleted).
+TAKEN = [GET_SECRET, GET_SECRET, DELETE_SECRET]
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ ROWS = [
     Row(
         "static secret: no session recorded",
         world(request="awsSecretsManager"),
-        [GET_TASK, *RESOLVE, GET_SECRET, CREATE_SECRET, *ISSUED],
+        [GET_TASK, *RESOLVE, CREATE_SECRET, *ISSUED],
         [("issue", "db")],
         "Active",
         ("True", Reason.CREDENTIALS_ISSUED),
@@ -83,7 +89,7 @@ ROWS = [
     Row(
         "static read through a session backend (Vault KV): a token, no lease record",
         world(request="vault-kv"),
-        [GET_TASK, *RESOLVE, GET_SECRET, TOKEN, CREATE_SECRET, *ISSUED],
+        [GET_TASK, *RESOLVE, TOKEN, CREATE_SECRET, *ISSUED],
         [("issue", "db")],
         "Active",
         ("True", Reason.CREDENTIALS_ISSUED),
@@ -93,7 +99,7 @@ ROWS = [
         world(),
         # IssueFailed, then end: the cleanup finds nothing, and the new task's Pending
         # fields ride on the Failed patch (one status write), then TaskEnded.
-        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, EVENT, *FAILED_END],
+        [GET_TASK, *RESOLVE, GET_SECRET, EVENT, *FAILED_END],
         [("login", "db")],
         "Failed",
         ("False", "Denied"),
@@ -102,7 +108,7 @@ ROWS = [
     Row(
         "backend down: the task waits Pending and start raises a retry",
         world(),
-        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, EVENT, PATCH_STATUS],
+        [GET_TASK, *RESOLVE, GET_SECRET, EVENT, PATCH_STATUS],
         [("login", "db")],
         "Pending",
         ("False", Reason.BACKEND_UNAVAILABLE),
@@ -110,10 +116,11 @@ ROWS = [
         retry=Reason.BACKEND_UNAVAILABLE,
     ),
     Row(
-        "the Secret's name is taken by someone else's: waits, never overwritten",
+        "the Secret's name is taken by someone else's: waits, never overwritten, "
+        "the credential issued for it revoked",
         [*world(), {"kind": "Secret", "metadata": {"name": "t1-db", "namespace": "team-a"}}],
-        [GET_TASK, *RESOLVE, GET_SECRET, EVENT, PATCH_STATUS],
-        [],
+        [GET_TASK, *RESOLVE, *LOGIN_ISSUE, *TAKEN, EVENT, PATCH_STATUS],
+        [("login", "db"), ("issue", "db"), ("revoke", "accessor-1")],
         "Pending",
         ("False", Reason.SECRET_CONFLICT),
         retry=Reason.SECRET_CONFLICT,
@@ -130,7 +137,7 @@ ROWS = [
     Row(
         "no such ServiceAccount: the login's TokenRequest is refused, the task waits",
         [namespace(), credential_backend(), agent_credential(), agent_task()],
-        [GET_TASK, *RESOLVE, GET_SECRET, GET_SECRET, TOKEN, EVENT, PATCH_STATUS],
+        [GET_TASK, *RESOLVE, GET_SECRET, TOKEN, EVENT, PATCH_STATUS],
         [("login", "db")],
         "Pending",
         ("False", Reason.REFERENCE_NOT_FOUND),
