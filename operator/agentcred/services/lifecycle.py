@@ -22,7 +22,15 @@ from agentcred.models.api_names import EventReason, Reason
 from agentcred.models.errors import retry_decision
 from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
-from agentcred.services import issuance, lease_records, pod_binding, report, revocation, task_status
+from agentcred.services import (
+    authorization,
+    issuance,
+    lease_records,
+    pod_binding,
+    report,
+    revocation,
+    task_status,
+)
 from agentcred.services.deps import Deps
 from agentcred.services.due import initial_delay
 from agentcred.services.errors import TaskFailed, TaskRetry
@@ -135,6 +143,10 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
     )
     if verdict.record:
         starting = {**starting, "identity": identity.TaskIdentity.of(task.spec).status()}
+    quarantine = await authorization.quarantined(deps, task)
+    if quarantine is not None:  # refused before any backend call
+        await end(deps, task, Phase.FAILED, Reason.QUARANTINED, quarantine.message, starting)
+        return None
     todo = [ref for ref in task.spec.credentials if not await _already_issued(deps, task, ref)]
     for ref in todo:
         try:
