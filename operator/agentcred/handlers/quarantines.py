@@ -17,11 +17,11 @@ PLURAL = Plural.QUARANTINES.value
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def observed(
-    type: str | None, body: kopf.Body, memo: OperatorMemo, **_: Any
-) -> None:
+def observed(type: str | None, body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
     deleted = type == "DELETED" or bool(body.get("metadata", {}).get("deletionTimestamp"))
-    quarantine.observe(memo.deps, str(body["metadata"]["name"]), dict(body.get("spec") or {}), deleted=deleted)
+    quarantine.observe(
+        memo.deps, str(body["metadata"]["name"]), dict(body.get("spec") or {}), deleted=deleted
+    )
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)

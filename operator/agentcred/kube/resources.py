@@ -59,7 +59,10 @@ async def list_quarantines(api: ApiClient) -> list[Body]:
     """Every CredentialQuarantine (cluster-scoped)."""
     custom = CustomObjectsApi(api)
     items, _ = await list_all(
-        "CredentialQuarantines", custom.list_cluster_custom_object, GROUP, VERSION,
+        "CredentialQuarantines",
+        custom.list_cluster_custom_object,
+        GROUP,
+        VERSION,
         Plural.QUARANTINES,
     )
     return items

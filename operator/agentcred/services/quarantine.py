@@ -233,7 +233,9 @@ async def _end_one(deps: Deps, quarantine: Quarantine, candidate: Candidate, tal
         done += sum(1 for e in task.entries if e.state is EntryState.REVOKED)
         try:
             if not task.ended:
-                await lifecycle.end(deps, task, Phase.FAILED, Reason.QUARANTINED, quarantine.message)
+                await lifecycle.end(
+                    deps, task, Phase.FAILED, Reason.QUARANTINED, quarantine.message
+                )
             elif await lifecycle.cleanup_pending(deps, task):
                 await lifecycle.cleanup(deps, task)
         except TaskRetry as retry:

@@ -1,0 +1,69 @@
+"""``kubectl-agentcred``: parse the command line, run the command as the user, print.
+
+Exit codes (docs/incident-response.md), for scripts:
+
+    0  done
+    1  an error (the API server refused or could not be reached, a wait timed out)
+    2  usage (a flag missing or malformed)
+    3  not found (the task or quarantine named does not exist)
+    4  forbidden (your RBAC does not allow it)
+
+A command group is a module with ``register(commands)`` adding its sub-commands, each
+with ``run=`` an ``async (Api, args) -> (data, text)``: ``data`` is printed for
+``-o json|yaml``, ``text`` for the default table view. Add a module to ``GROUPS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from agentcred import __version__
+from agentcred.plugin import leases, output, quarantine, status, tasks
+from agentcred.plugin.api import PluginError, connect
+
+GROUPS: tuple[ModuleType, ...] = (status, tasks, quarantine, leases)
+EXIT_USAGE = 2
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="kubectl agentcred",
+        description="agentcred for people: a task's status, quarantines, renewals, leases.",
+        epilog="exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 forbidden",
+    )
+    top.add_argument("--version", action="version", version=f"kubectl-agentcred {__version__}")
+    top.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config)")
+    top.add_argument("--context", help="kubeconfig context (default: the current one)")
+    top.add_argument("-o", "--output", choices=output.FORMATS, default="table")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.register(commands)
+    return top
+
+
+async def _run(args: argparse.Namespace) -> tuple[Any, str]:
+    async with connect(args.kubeconfig, args.context) as api:
+        result: tuple[Any, str] = await args.run(api, args)
+        return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)  # exits 2 on a usage error
+    try:
+        data, text = asyncio.run(_run(args))
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    sys.stdout.write(text if args.output == "table" else output.dump(data, args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
