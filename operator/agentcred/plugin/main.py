@@ -37,13 +37,29 @@ def parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 forbidden",
     )
     top.add_argument("--version", action="version", version=f"kubectl-agentcred {__version__}")
-    top.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config)")
-    top.add_argument("--context", help="kubeconfig context (default: the current one)")
-    top.add_argument("-o", "--output", choices=output.FORMATS, default="table")
+    _connection_flags(top, None)
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.register(commands)
+    for command in commands.choices.values():  # also after the command, as kubectl takes them
+        _connection_flags(command, argparse.SUPPRESS)
     return top
+
+
+def _connection_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--kubeconfig",
+        default=default,
+        help="kubeconfig file (default: KUBECONFIG, ~/.kube/config)",
+    )
+    parser.add_argument("--context", default=default, help="kubeconfig context")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=output.FORMATS,
+        default=default,
+        help="table (default), json, yaml",
+    )
 
 
 async def _run(args: argparse.Namespace) -> tuple[Any, str]:
@@ -61,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
-    sys.stdout.write(text if args.output == "table" else output.dump(data, args.output))
+    fmt = args.output or "table"
+    sys.stdout.write(text if fmt == "table" else output.dump(data, fmt))
     return 0
 
 
