@@ -356,6 +356,7 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
         if task.uid not in deps.cleaned:  # cleaned up by this process already: nothing left
             await cleanup(deps, fresh)
     deps.cleaned.discard(task.uid)
+    deps.renew_requests.pop(task.uid, None)
     deps.locks.forget(task.uid)
     deps.scheduler.forget(task.uid)
     deps.active.discard(task.uid)

@@ -6,7 +6,9 @@ Each Issued credential goes through the same decision as a scheduled renewal
 (``maintenance.refresh_one``): a renewable lease is renewed in place, anything else is
 issued afresh (a static secret re-read); a backend that cannot be reached postpones it as
 usual. The value honoured is recorded in ``status.renewRequestedAt``, so a restarted
-operator (whose watch lists the task with the annotation again) does not repeat it.
+operator (whose watch lists the task with the annotation again) does not repeat it, and
+kept in ``deps.renew_requests`` while the task lives, so that a status without the field
+(a CRD older than the operator prunes it) cannot make every later event renew again.
 
 Why an event handler and not Kopf's update handler: Kopf leaves annotations under its own
 storage prefix (``agentcred.io``) out of the diff it compares, so it never sees this
@@ -67,7 +69,6 @@ async def honour(deps: Deps, body: Mapping[str, Any]) -> bool:
             if current.ended:
                 return True
         current = await lifecycle.patch(deps, current, {"renewRequestedAt": value})
-    deps.renew_requests.pop(task.uid, None)
     delay = maintenance.until_due(deps, current)
     if delay is not None:
         deps.scheduler.forget(task.uid)
