@@ -37,10 +37,8 @@ def responder(
     user = person(kube, testbed_env["KUBECONFIG"], namespace, "responder", tmp_path)
     binding = bind_cluster_role(kube, "agentcred-incident-responder", user)
     wait_allowed(user, "leases", "-n", namespace)
-    made: list[str] = []
     yield user
     client.RbacAuthorizationV1Api(kube).delete_cluster_role_binding(binding)
-    del made
 
 
 @pytest.fixture
