@@ -5,10 +5,20 @@ quarantine's status says how many, what could not be revoked yet, and how long i
 One enforcement costs one paged LIST of the served tasks (only what matching needs is
 kept of each), one LIST of AgentCredentials when the quarantine names backends and one of
 namespaces when it selects them: never a LIST per task. Matching is pure
-(models/quarantine.py). Each matched task is then ended as any task ends
-(``lifecycle.end``: Secrets first, then every session revoked), under its lock, read once
-fresh; ``ENDING`` of them at once, shared fairly between namespaces (``FairSlots``), and
-every backend call holds its target's and namespace's slots (services/limits.py).
+(models/quarantine.py). The matched tasks are then handled in two passes, ``ENDING`` at
+once, shared fairly between namespaces (``FairSlots``), each task under its lock:
+
+1. *contain*, from the task as listed: its Secrets deleted (what pods read), every session
+   in its lease records revoked at the backend (every backend call holds its target's and
+   namespace's slots, services/limits.py), the records dropped;
+2. *conclude*, from the task read fresh: the final status (``Failed``/``Quarantined``, the
+   entries revoked) and its Event; a task the first pass could not finish, or that
+   changed meanwhile, goes the full way (``lifecycle.end``).
+
+So every Secret is gone and every lease revoked before the first status patch is sent:
+the measured target (``make bench ARGS="--scenarios quarantine"``) is about those. While
+a task is between the passes, drift repair leaves its deleted Secret alone
+(services/drift.py asks ``authorization.quarantined``).
 
 A task that cannot be fully revoked yet is listed in ``status.failures`` and the whole
 enforcement is retried (``QuarantineIncomplete``): tasks already ended by the quarantine
@@ -29,7 +39,7 @@ from typing import Any
 
 from agentcred.kube import resources
 from agentcred.kube.objects import Body
-from agentcred.models.api_names import ConditionType, Reason
+from agentcred.models.api_names import ConditionType, EventReason, Reason
 from agentcred.models.errors import OperatorError, SpecError
 from agentcred.models.quarantine import (
     Quarantine,
@@ -40,7 +50,14 @@ from agentcred.models.quarantine import (
 )
 from agentcred.models.status import Condition, EntryState, Phase, condition, timestamp
 from agentcred.models.task import DEFAULT_SERVICE_ACCOUNT
-from agentcred.services import lifecycle
+from agentcred.services import (
+    issuance,
+    lease_records,
+    lifecycle,
+    report,
+    revocation,
+    task_status,
+)
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskRetry
 from agentcred.services.fair_slots import FairSlots
@@ -61,10 +78,11 @@ class QuarantineIncomplete(OperatorError):
 
 @dataclass(frozen=True)
 class Candidate:
-    """A listed task, as much of it as matching needs."""
+    """A listed task, as much of it as matching needs, and the body as listed."""
 
     subject: TaskSubject
     uid: str
+    body: Body
 
 
 @dataclass
@@ -196,23 +214,73 @@ def _candidate(
             backends=tuple(b for c in credentials if (b := backends.get((namespace, c)))),
         ),
         uid=str(meta.get("uid") or ""),
+        body=body,
     )
 
 
 async def _end_all(deps: Deps, quarantine: Quarantine, candidates: list[Candidate]) -> Tally:
+    """Two passes over the matched tasks, so that what matters most is done first for all
+    of them: ``_contain`` (Secrets deleted, sessions revoked, lease records dropped), then
+    ``_conclude`` (the final status and Event, or the full ``lifecycle.end`` wherever the
+    first pass could not finish)."""
     tally = Tally()
     slots = FairSlots(ENDING, deps.settings.namespace_share)
+    contained: dict[str, int] = {}
 
-    async def one(candidate: Candidate) -> None:
+    async def contain(candidate: Candidate) -> None:
         async with slots.hold(candidate.subject.namespace):
-            await _end_one(deps, quarantine, candidate, tally)
+            revoked = await _contain(deps, candidate)
+            if revoked is not None:
+                contained[candidate.uid] = revoked
 
-    await asyncio.gather(*(one(c) for c in candidates))
+    async def conclude(candidate: Candidate) -> None:
+        async with slots.hold(candidate.subject.namespace):
+            await _conclude(deps, quarantine, candidate, contained.get(candidate.uid), tally)
+
+    await asyncio.gather(*(contain(c) for c in candidates))
+    await asyncio.gather(*(conclude(c) for c in candidates))
     return tally
 
 
-async def _end_one(deps: Deps, quarantine: Quarantine, candidate: Candidate, tally: Tally) -> None:
-    """End one matched task (or finish cleaning up one it ended), under the task's lock."""
+async def _contain(deps: Deps, candidate: Candidate) -> int | None:
+    """Under the task's lock, from the task as listed: delete its generated Secrets, revoke
+    every session in its lease records, drop the records. The sessions revoked, or None
+    when something is left (the task ended otherwise, a session not revocable yet: the
+    second pass takes the full way)."""
+    try:
+        task = TaskView.from_body(candidate.body)
+    except SpecError:
+        return None
+    if task.ended:
+        return None  # ended by this quarantine before: the second pass cleans up what is left
+    async with deps.locks.hold(task.uid):
+        try:
+            for ref in task.spec.credentials:
+                await issuance.delete_secret(deps, task, ref)
+            records = await lease_records.load(deps, task.uid)
+            left = {
+                key: record
+                for key, record in records.items()
+                if not await revocation.revoke_for_task(deps, task, record)
+            }
+            if records:
+                await lease_records.save(deps, task, left)
+        except OperatorError as exc:  # an API call failed: the second pass tries again
+            log.info("quarantine: %s/%s not contained yet: %s", task.namespace, task.name, exc)
+            return None
+    return None if left else len(records)
+
+
+async def _conclude(
+    deps: Deps,
+    quarantine: Quarantine,
+    candidate: Candidate,
+    contained: int | None,
+    tally: Tally,
+) -> None:
+    """Under the task's lock, read fresh: record it Failed/Quarantined. A task the first
+    pass contained and nobody touched since needs only its final status and Event; any
+    other goes the full way (``lifecycle.end``, or ``cleanup`` for one already ended)."""
     subject = candidate.subject
     label = f"{subject.namespace}/{subject.name}"
     async with deps.locks.hold(candidate.uid):
@@ -227,12 +295,17 @@ async def _end_one(deps: Deps, quarantine: Quarantine, candidate: Candidate, tal
             return
         reason, message = str(task.status.get("reason")), str(task.status.get("message"))
         if task.ended and not ended_by(quarantine.name, reason, message):
-            return  # ended by something else just now
+            return  # ended by something else meanwhile
         tally.matched.append(label)
         done = sum(1 for e in task.entries if e.state in (EntryState.ISSUED, EntryState.PENDING))
         done += sum(1 for e in task.entries if e.state is EntryState.REVOKED)
+        untouched = task.status.get("credentials") == (candidate.body.get("status") or {}).get(
+            "credentials"
+        )
         try:
-            if not task.ended:
+            if not task.ended and contained is not None and untouched:
+                await _record_end(deps, task, quarantine)
+            elif not task.ended:
                 await lifecycle.end(
                     deps, task, Phase.FAILED, Reason.QUARANTINED, quarantine.message
                 )
@@ -246,6 +319,27 @@ async def _end_one(deps: Deps, quarantine: Quarantine, candidate: Candidate, tal
             return
         deps.scheduler.forget(task.uid)
         tally.revoked += done
+
+
+async def _record_end(deps: Deps, task: TaskView, quarantine: Quarantine) -> None:
+    """What ``lifecycle.end`` writes when its cleanup is already done: the final phase and
+    the revoked entries in one status patch, then the TaskEnded Event."""
+    deps.pods.unregister(task.namespace, task.uid)
+    final = task_status.ended(
+        task.status,
+        Phase.FAILED,
+        Reason.QUARANTINED,
+        quarantine.message,
+        task.generation,
+        deps.clock(),
+    )
+    await lifecycle.patch(
+        deps, task, {**final, **task_status.with_entries(task_status.revoked(task.entries))}
+    )
+    deps.cleaned.add(task.uid)
+    await report.event(
+        deps.api, task, EventReason.ENDED, f"task Failed: {quarantine.message}", warning=True
+    )
 
 
 async def _record(

@@ -86,13 +86,15 @@ def test_a_quarantine_by_service_account_ends_exactly_its_tasks_and_revokes_them
         await all_started(h)
         status = await enforce(h, serviceAccounts=["team-a/agent"])
         calls = h.take()
-        # One LIST of tasks for the whole enforcement, then per matched task: read it,
-        # delete its Secret, revoke (records read and deleted), one status patch, Events.
+        # One LIST of tasks for the whole enforcement; then, per matched task, first what
+        # matters (its Secret deleted at the version we wrote it, its records read, its
+        # session revoked, the records deleted), then its final status and TaskEnded.
         assert calls.count(LIST_TASKS) == 1
         assert calls.count(GET_TASK) == 1
         assert calls[0] == QUARANTINE_STATUS and calls[-1] == QUARANTINE_STATUS
-        cleanup = [DELETE_SECRET, GET_SECRET, EVENT, DELETE_SECRET]  # as any end (core_end)
-        assert calls[1:-1] == [LIST_TASKS, GET_TASK, *cleanup, PATCH_STATUS, EVENT]
+        contain = [DELETE_SECRET, GET_SECRET, DELETE_SECRET]
+        conclude = [GET_TASK, PATCH_STATUS, EVENT]
+        assert calls[1:-1] == [LIST_TASKS, *contain, *conclude]
         assert h.backends["vault"].take() == [("revoke", "accessor-1")]
         assert phase(h, "t1") == ("Failed", Reason.QUARANTINED)
         assert "CredentialQuarantine q1: prompt injection" in h.status("t1")["message"]
@@ -230,3 +232,35 @@ def test_a_renewal_request_is_honoured_once_per_value() -> None:
         ),
         scenario,
     )
+
+
+def test_every_secret_and_session_goes_before_the_first_status_patch() -> None:
+    async def scenario(h: Harness) -> None:
+        await all_started(h)
+        await enforce(h, credentialBackends=["backend", "backend-b"])
+        calls = h.take()
+        first_patch = calls.index(PATCH_STATUS)
+        assert calls[first_patch:].count(DELETE_SECRET) == 0  # 3 Secrets + 3 records before
+        assert calls[:first_patch].count(DELETE_SECRET) == 6
+        assert [c[0] for c in h.backends["vault"].take()] == ["revoke"] * 3
+        assert all(
+            phase(h, n, ns)[1] == Reason.QUARANTINED
+            for n, ns in (("t1", "team-a"), ("t2", "team-a"), ("t3", "team-b"))
+        )
+
+    play(Harness(the_world()), scenario)
+
+
+def test_drift_does_not_restore_the_secret_of_a_quarantined_task() -> None:
+    async def scenario(h: Harness) -> None:
+        await all_started(h)
+        quarantine.observe(h.deps, "q1", {"reason": "r", "namespaces": ["team-a"]}, deleted=False)
+        h.clock.advance(60)  # past drift's rate limit
+        gone = h.server.remove("secrets", "team-a", "t1-db")
+        await h.secret_changed(gone, "DELETED")
+        assert h.backends["vault"].take() == []  # no fresh credential issued
+        assert h.secret_data("team-a", "t1-db") is None
+        reasons = {e.get("reason") for e in h.server.of("events")}
+        assert "SecretRestored" not in reasons  # not even a failed attempt
+
+    play(Harness(the_world()), scenario)
