@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentcred import metrics
 from agentcred.kube import resources
 from agentcred.kube.objects import Body
 from agentcred.models.api_names import ConditionType, EventReason, Reason
@@ -97,6 +98,7 @@ def observe(deps: Deps, name: str, spec: Mapping[str, Any], *, deleted: bool) ->
     it is gone or its spec cannot be used (logged; the CRD's rules normally refuse it)."""
     if deleted:
         deps.quarantines.remove(name)
+        metrics.quarantine_lifted(name)
         log.info("CredentialQuarantine %s lifted", name)
         return None
     try:
@@ -373,6 +375,7 @@ async def _record(
             ],
         },
     )
+    metrics.QUARANTINE_REVOKE_FAILURES.labels(name).set(len(tally.failures))
     log.info("CredentialQuarantine %s: %s", name, message)
 
 
