@@ -132,8 +132,14 @@ async def enforce(deps: Deps, body: Mapping[str, Any]) -> None:
     if quarantine is None:
         return
     status = body.get("status") or {}
-    same = status.get("observedGeneration") == generation and status.get("startedAt")
-    started = (parse_time(status.get("startedAt")) if same else None) or deps.clock()
+    # A retry of an unfinished enforcement keeps its start (the time it took counts from
+    # the first try); a new generation, or a check at operator start, times itself.
+    retrying = (
+        status.get("observedGeneration") == generation
+        and status.get("startedAt")
+        and not status.get("completedAt")
+    )
+    started = (parse_time(status.get("startedAt")) if retrying else None) or deps.clock()
     await resources.patch_quarantine_status(
         deps.api,
         name,
