@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
@@ -131,7 +132,7 @@ class Api:
                 raise ApiException(status=response.status, reason=response.reason)
         except ApiException as exc:
             raise _error(what, exc) from None
-        except (OSError, TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise PluginError(f"{what}: cannot reach the API server ({exc})") from None
         result: Body = json.loads(data) if data else {}
         return result
