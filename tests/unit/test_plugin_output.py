@@ -9,8 +9,10 @@ import json
 from typing import Any
 
 import pytest
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from agentcred.plugin import leases, main, output, quarantine, status, tasks
+from agentcred.plugin.api import _error, kubeconfig_path
 from agentcred.plugin.quarantine import UsageError
 
 NOW = datetime.datetime(2026, 12, 3, 12, 0, tzinfo=datetime.UTC)
@@ -175,3 +177,17 @@ def test_durations_and_formats() -> None:
     assert output.relative(None, NOW) == "-"
     assert json.loads(output.dump({"a": 1}, "json")) == {"a": 1}
     assert output.dump({"a": 1}, "yaml") == "a: 1\n"
+
+
+@pytest.mark.parametrize(("status", "code"), [(404, 3), (403, 4), (401, 4), (500, 1), (422, 1)])
+def test_api_answers_become_exit_codes(status: int, code: int) -> None:
+    error = _error("AgentTask team-a/x", ApiException(status=status, reason="r"))
+    assert error.code == code and "AgentTask team-a/x" in str(error)
+
+
+def test_the_kubeconfig_is_the_flag_then_the_first_of_kubeconfig(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/a/one:/a/two")
+    assert kubeconfig_path(None) == "/a/one"
+    assert kubeconfig_path("/b/mine") == "/b/mine"
