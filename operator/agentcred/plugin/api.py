@@ -153,7 +153,9 @@ def kubeconfig_path(given: str | None) -> str:
 
 
 @asynccontextmanager
-async def connect(kubeconfig: str | None, context: str | None) -> AsyncIterator[Api]:
+async def connect(
+    kubeconfig: str | None, context: str | None, impersonate: str | None = None
+) -> AsyncIterator[Api]:
     """An ``Api`` from the user's kubeconfig (``--kubeconfig``, ``KUBECONFIG``, ~/.kube/config)."""
     path = kubeconfig_path(kubeconfig)
     configuration = client.Configuration()
@@ -172,6 +174,8 @@ async def connect(kubeconfig: str | None, context: str | None) -> AsyncIterator[
         active = next((c for c in contexts if c.get("name") == context), active)
     namespace = str(((active or {}).get("context") or {}).get("namespace") or "default")
     raw = client.ApiClient(configuration)
+    if impersonate:  # kubectl's --as: the API server checks you may impersonate them
+        raw.set_default_header("Impersonate-User", impersonate)
     try:
         yield Api(raw, namespace)
     finally:

@@ -54,6 +54,9 @@ def _connection_flags(parser: argparse.ArgumentParser, default: Any) -> None:
     )
     parser.add_argument("--context", default=default, help="kubeconfig context")
     parser.add_argument(
+        "--as", dest="as_user", default=default, metavar="USER", help="act as USER (impersonate)"
+    )
+    parser.add_argument(
         "-o",
         "--output",
         choices=output.FORMATS,
@@ -63,7 +66,7 @@ def _connection_flags(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 async def _run(args: argparse.Namespace) -> tuple[Any, str]:
-    async with connect(args.kubeconfig, args.context) as api:
+    async with connect(args.kubeconfig, args.context, args.as_user) as api:
         result: tuple[Any, str] = await args.run(api, args)
         return result
 
