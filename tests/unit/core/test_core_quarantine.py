@@ -264,3 +264,22 @@ def test_drift_does_not_restore_the_secret_of_a_quarantined_task() -> None:
         assert "SecretRestored" not in reasons  # not even a failed attempt
 
     play(Harness(the_world()), scenario)
+
+
+def test_requests_per_matched_task_stay_six_whatever_the_count() -> None:
+    """30 tasks: one LIST for all, then 3 requests each to contain (Secret, records read
+    and deleted) and 3 to conclude (read, status, Event); two quarantine status patches."""
+    tasks = [agent_task(f"t{i}") for i in range(30)]
+    world = [namespace(), service_account(), credential_backend(), agent_credential(), *tasks]
+
+    async def scenario(h: Harness) -> None:
+        for i in range(30):
+            await h.start(f"t{i}")
+        h.take()
+        status = await enforce(h, namespaces=["team-a"])
+        calls = h.take()
+        assert status["matchedTasks"] == 30 and status["leasesRevoked"] == 30
+        assert calls.count(LIST_TASKS) == 1
+        assert len(calls) == 2 + 1 + 30 * 6
+
+    play(Harness(world), scenario)
