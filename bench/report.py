@@ -23,6 +23,7 @@ TARGETS = {
     "restart": "ready <= 30 s @5,000, 0 re-issued",
     "shared": "1 read per refresh",
     "fairness": "victim p99 <= 2 s, no renewal past expiry",
+    "quarantine": "every Secret deleted and lease revoked (at Vault) p99 <= 10 s @1,000",
     "rss": "<= 150 MiB @5,000; <= 1.2x idle after",
 }
 
@@ -241,6 +242,25 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{fair['flood_seconds']:.1f} s, {renewals['renewals_seen']} renewals "
                 f"(p99 {_f(renewals['delay_after_renew_at'].get('p99'), unit=' s')} after "
                 f"renewAt), {renewals['renewed_after_expiry']} past expiry",
+            )
+        )
+    quarantined = results.get("quarantine")
+    if quarantined:
+        lines.append(
+            _row(
+                "quarantine -> Secret deleted (one CredentialQuarantine, dynamic DB leases)",
+                f"{quarantined['active_before']:,}",
+                "-",
+                "-",
+                *_lat(quarantined["secret_latency"]),
+                "-",
+                "-",
+                f"{TARGETS['quarantine']}; leases revoked at Vault "
+                f"{quarantined['leases_revoked']}/{quarantined['leases_before']}, p50 "
+                f"{_f(quarantined['revoke_latency'].get('p50'), unit=' s')} p99 "
+                f"{_f(quarantined['revoke_latency'].get('p99'), unit=' s')} (polled every "
+                f"{quarantined['poll_seconds']:g} s); operator: "
+                f"{quarantined.get('complete_message') or '-'}",
             )
         )
     lines.append("")

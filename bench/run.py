@@ -2,6 +2,7 @@
 
     make bench ARGS="--sizes 100,1000 --scenarios burst,floor,restart,completion,paced,shared"
     make bench ARGS="--scenarios fairness --fairness-flood 500"
+    make bench ARGS="--scenarios quarantine"    # 1,000 leases, one quarantine (issue #20)
 
 Per size (ascending): the plain-script floor on fresh identities, the burst of N tasks
 on the same identities, a restart with the N tasks active, their completion, then
@@ -36,6 +37,7 @@ from typing import Any
 from agentcred_testbed import stack
 from agentcred_testbed.procs import StateDir
 from bench import fairness, floor, report, scenarios
+from bench import quarantine as quarantine_scenario
 from bench.kubeapi import Kube
 from bench.operator_proc import Sampler
 from bench.recorder import SecretRecorder
@@ -45,7 +47,7 @@ from bench.workload import SHARED_CREDENTIAL, Workload
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-ALL = ("floor", "burst", "restart", "completion", "paced", "shared", "fairness")
+ALL = ("floor", "burst", "restart", "completion", "paced", "shared", "fairness", "quarantine")
 MAX_SIZE = 10_000
 MAX_SAMPLES = 800
 
@@ -81,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shared-intervals", type=int, default=2, help="shared: intervals observed")
     p.add_argument(
         "--fairness-flood", type=int, default=500, help="fairness: tasks one namespace creates"
+    )
+    p.add_argument(
+        "--quarantine-size",
+        type=int,
+        default=1000,
+        help="quarantine: active tasks (one dynamic database lease each) it ends",
     )
     p.add_argument(
         "--fairness-pace",
@@ -298,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             _end_all(ctx, f"shared-{size}", "shared")
         if "fairness" in chosen:
             results["fairness"] = _fairness(ctx, args)
+        if "quarantine" in chosen:
+            results["quarantine"] = quarantine_scenario.run(ctx, args.quarantine_size)
         scenarios.settle(ctx, timeout=60)
         results["final_rss_mib"] = ctx.op().rss()
     except (KeyboardInterrupt, Interrupted):
@@ -319,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         problems = workload.teardown(operator_running=op_running)
         if "fairness" in chosen:
             problems += fairness.teardown(kube, vault)
+        if "quarantine" in chosen:
+            try:
+                quarantine_scenario.teardown(ctx)
+            except Exception as exc:  # the other steps still ran
+                problems.append(f"quarantine teardown: {type(exc).__name__}: {exc}")
         for problem in problems:
             progress(f"teardown: {problem} (run `python -m bench.run --cleanup` again)")
         if ctx.operator is not None:

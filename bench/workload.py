@@ -45,7 +45,7 @@ SCENARIO_LABEL = "bench.agentcred.io/scenario"
 SECRET_SELECTOR = f"{MANAGED_SELECTOR},{Label.CREDENTIAL}"
 SESSION_SELECTOR = f"{Label.SESSION}=true"
 DEADLINE_SECONDS = 7200  # a task the benchmark forgot still ends by itself
-CRDS = ("agentcredentials", "agenttasks", "credentialbackends")
+CRDS = ("agentcredentials", "agenttasks", "credentialbackends", "credentialquarantines")
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 16
 

@@ -6,6 +6,8 @@ Served on ``AGENTCRED_METRICS_PORT`` when set. Labels are low-cardinality on pur
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 SWEEP_RUNS = Counter("agentcred_sweep_runs_total", "Orphan sweeps run")
@@ -92,3 +94,16 @@ RENEW_DURATION = Histogram(
 )
 ACTIVE_TASKS = Gauge("agentcred_active_tasks", "AgentTasks in phase Active served by this operator")
 SCHEDULED = Gauge("agentcred_scheduled_items", "Tasks with a next step in the operator's schedule")
+# A CredentialQuarantine's matched tasks still holding what a backend could not revoke yet
+# (retried every 10 s); removed when the quarantine is lifted. Alert:
+# AgentcredQuarantineIncomplete.
+QUARANTINE_REVOKE_FAILURES = Gauge(
+    "agentcred_quarantine_revoke_failures",
+    "Tasks a CredentialQuarantine ended that still hold credentials not revoked yet",
+    ["quarantine"],
+)
+
+
+def quarantine_lifted(name: str) -> None:
+    with contextlib.suppress(KeyError):  # never enforced by this process
+        QUARANTINE_REVOKE_FAILURES.remove(name)

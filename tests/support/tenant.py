@@ -61,4 +61,5 @@ def _bind(
 SHIPPED = [
     REPO / "manifests" / "base" / "admission.yaml",
     REPO / "manifests" / "base" / "tenant-roles.yaml",
+    REPO / "manifests" / "base" / "incident-roles.yaml",
 ]

@@ -13,6 +13,7 @@ import yaml
 from agentcred.models.backend import CredentialBackendSpec
 from agentcred.models.credential import AgentCredentialSpec
 from agentcred.models.parse import json_fields
+from agentcred.models.quarantine import CredentialQuarantineSpec
 from agentcred.models.status import (
     Condition,
     CredentialEntry,
@@ -63,6 +64,7 @@ def mismatches(model: type, node: dict[str, Any], path: str) -> list[str]:
         ("agentcredentials", AgentCredentialSpec),
         ("agenttasks", AgentTaskSpec),
         ("credentialbackends", CredentialBackendSpec),
+        ("credentialquarantines", CredentialQuarantineSpec),
     ],
 )
 def test_spec_models_and_crd_schemas_name_the_same_fields(plural: str, model: type) -> None:
@@ -104,12 +106,16 @@ def _walk(node: Any, path: str = "") -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("plural", ["agentcredentials", "agenttasks", "credentialbackends"])
+@pytest.mark.parametrize(
+    "plural", ["agentcredentials", "agenttasks", "credentialbackends", "credentialquarantines"]
+)
 def test_crd_schemas_have_no_server_side_defaults(plural: str) -> None:
     assert _walk(schema(plural)) == []
 
 
-@pytest.mark.parametrize("plural", ["agentcredentials", "agenttasks", "credentialbackends"])
+@pytest.mark.parametrize(
+    "plural", ["agentcredentials", "agenttasks", "credentialbackends", "credentialquarantines"]
+)
 def test_every_schema_property_has_a_description_or_is_self_explanatory(plural: str) -> None:
     spec = schema(plural)["properties"]["spec"]
     undocumented = [name for name, prop in spec["properties"].items() if "description" not in prop]

@@ -19,7 +19,14 @@ from agentcred.backends.settings import BackendSettings
 from agentcred.handlers.memo import OperatorMemo
 from agentcred.kube import client, request_slots, watch
 from agentcred.models.api_names import KOPF_PREFIX
-from agentcred.services import credential_recheck, drift, maintenance, pod_events, sweep
+from agentcred.services import (
+    credential_recheck,
+    drift,
+    maintenance,
+    pod_events,
+    quarantine,
+    sweep,
+)
 from agentcred.services.deps import Deps
 from agentcred.services.fair_slots import FairSlots, fair_headroom
 from agentcred.services.limits import Limits
@@ -67,6 +74,8 @@ async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: An
         config.target_concurrency, config.namespace_concurrency, config.namespace_share
     )
     deps.scheduler = Scheduler(share=config.namespace_share)
+    # Quarantines before any task handler runs: a matching task is refused from the start.
+    await quarantine.load(deps)
     memo.started = deps
     stop = memo.stop
     metrics.serve(config.metrics_port)

@@ -4,6 +4,7 @@ Kopf daemon per task."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -12,11 +13,12 @@ import kopf
 from agentcred.handlers.errors import to_kopf
 from agentcred.handlers.filters import served
 from agentcred.handlers.memo import OperatorMemo
-from agentcred.models.api_names import GROUP, VERSION, Plural
+from agentcred.models.api_names import GROUP, VERSION, Annotation, Plural
 from agentcred.models.errors import OperatorError, SpecError
-from agentcred.services import lifecycle
+from agentcred.services import lifecycle, renew_request
 from agentcred.services.deps import Deps
 
+log = logging.getLogger("agentcred.tasks")
 PLURAL = Plural.TASKS.value
 HANDLED = OperatorError  # says itself whether to retry (models/errors.py)
 Start = Callable[[Deps, Mapping[str, Any], int], Awaitable[None]]
@@ -46,6 +48,25 @@ async def complete(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) ->
         await lifecycle.complete(memo.deps, body)
     except HANDLED as exc:
         raise to_kopf(exc, retry) from None
+
+
+@kopf.on.event(
+    GROUP,
+    VERSION,
+    PLURAL,
+    annotations={Annotation.RENEW_REQUESTED_AT.value: kopf.PRESENT},
+    when=served,
+)
+async def renew_requested(type: str | None, body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
+    """A person asked for the task's credentials now (``kubectl agentcred renew``); an
+    event handler (see services/renew_request.py), so a failure is logged, not retried:
+    the value stays pending and the next event of the task tries again."""
+    if type == "DELETED":
+        return
+    try:
+        await renew_request.honour(memo.deps, body)
+    except HANDLED as exc:
+        log.warning("renewal request for %s not honoured yet: %s", body["metadata"]["name"], exc)
 
 
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec.serviceAccountName", when=served)

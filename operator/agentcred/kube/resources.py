@@ -55,6 +55,69 @@ async def patch_backend_status(api: ApiClient, name: str, patch: Mapping[str, An
     )
 
 
+async def list_quarantines(api: ApiClient) -> list[Body]:
+    """Every CredentialQuarantine (cluster-scoped)."""
+    custom = CustomObjectsApi(api)
+    items, _ = await list_all(
+        "CredentialQuarantines",
+        custom.list_cluster_custom_object,
+        GROUP,
+        VERSION,
+        Plural.QUARANTINES,
+    )
+    return items
+
+
+async def patch_quarantine_status(api: ApiClient, name: str, patch: Mapping[str, Any]) -> Body:
+    """Merge ``patch`` into the CredentialQuarantine's ``.status``."""
+    custom = CustomObjectsApi(api)
+    return await call(
+        subject(Kind.QUARANTINE, None, name),
+        custom.patch_cluster_custom_object_status,
+        GROUP,
+        VERSION,
+        Plural.QUARANTINES,
+        name,
+        {"status": dict(patch)},
+        _content_type=MERGE_PATCH,
+    )
+
+
+async def all_namespace_labels(api: ApiClient) -> dict[str, dict[str, str]]:
+    """Every namespace's labels, by name (one paged list)."""
+    core = CoreV1Api(api)
+
+    def keep(item: Body) -> tuple[str, dict[str, str]]:
+        meta = item.get("metadata") or {}
+        return str(meta.get("name") or ""), dict(meta.get("labels") or {})
+
+    pairs, _ = await list_kept("Namespaces", core.list_namespace, keep=keep)
+    return dict(pairs)
+
+
+async def list_credential_parts(
+    api: ApiClient, keep: Callable[[Body], T], namespace: str | None = None
+) -> list[T]:
+    """``keep(credential)`` of every AgentCredential (of ``namespace`` or all), page by page."""
+    custom = CustomObjectsApi(api)
+    what = subject("AgentCredentials", namespace)
+    if namespace is None:
+        parts, _ = await list_kept(
+            what, custom.list_cluster_custom_object, GROUP, VERSION, Plural.CREDENTIALS, keep=keep
+        )
+    else:
+        parts, _ = await list_kept(
+            what,
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            Plural.CREDENTIALS,
+            keep=keep,
+        )
+    return parts
+
+
 async def namespace_labels(api: ApiClient, namespace: str) -> dict[str, str] | None:
     """The labels of a namespace (None if it does not exist), for namespaceSelectors."""
     body = await get_or_none(

@@ -26,18 +26,21 @@ class Plural(StrEnum):
     TASKS = "agenttasks"
     CREDENTIALS = "agentcredentials"
     BACKENDS = "credentialbackends"
+    QUARANTINES = "credentialquarantines"
 
 
 class Kind(StrEnum):
     TASK = "AgentTask"
     CREDENTIAL = "AgentCredential"
     BACKEND = "CredentialBackend"
+    QUARANTINE = "CredentialQuarantine"
 
 
 KIND_OF: Final = {
     Plural.TASKS: Kind.TASK,
     Plural.CREDENTIALS: Kind.CREDENTIAL,
     Plural.BACKENDS: Kind.BACKEND,
+    Plural.QUARANTINES: Kind.QUARANTINE,
 }
 
 
@@ -55,6 +58,9 @@ class Label(StrEnum):
 class Annotation(StrEnum):
     EXPIRES_AT = f"{GROUP}/expires-at"  # on a generated Secret: when its credential ends
     TASK_NAME = f"{GROUP}/task-name"  # a task's full name (a label value may be shortened)
+    # On an AgentTask: a person asks for its credentials to be renewed (or re-read) now;
+    # honoured once per value (`kubectl agentcred renew`).
+    RENEW_REQUESTED_AT = f"{GROUP}/renew-requested-at"
 
 
 MANAGED_BY_US: Final = {Label.MANAGED_BY.value: MANAGER}
@@ -66,6 +72,7 @@ class ConditionType(StrEnum):
     READY = "Ready"
     SPEC_VALID = "SpecValid"
     BACKEND_REACHABLE = "BackendReachable"
+    COMPLETE = "Complete"  # CredentialQuarantine: every matched task ended and revoked
 
 
 class Reason(StrEnum):
@@ -92,6 +99,10 @@ class Reason(StrEnum):
     NOT_ALLOWED = "NotAllowed"
     TTL_EXCEEDED = "TTLExceeded"
     UNLEASED = "Unleased"
+    QUARANTINED = "Quarantined"
+    # CredentialQuarantine Complete
+    ENFORCED = "Enforced"
+    REVOKING = "Revoking"
     # AgentCredential SpecValid / Ready, CredentialBackend Ready
     SPEC_VALID = "SpecValid"
     INVALID_SPEC = "InvalidSpec"
@@ -125,3 +136,4 @@ class EventReason(StrEnum):
     EXPIRED = "CredentialExpired"
     ENDED = "TaskEnded"
     SECRET_CONFLICT = "SecretConflict"
+    RENEW_REQUESTED = "RenewRequested"

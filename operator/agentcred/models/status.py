@@ -204,6 +204,7 @@ class TaskStatus(TypedDict, total=False):
     completionTime: str
     expiresAt: str
     observedGeneration: int
+    renewRequestedAt: str  # the last agentcred.io/renew-requested-at value honoured
     identity: IdentityStatus
     pods: PodRecord
     credentials: list[CredentialStatus]

@@ -7,6 +7,11 @@ namespace's labels applies to every issue that starts 2 s later.
 
 Nothing here talks to a credential backend: a refusal is decided from the cluster's
 objects alone, so a request outside the allow-list never reaches the backend.
+
+``quarantined`` answers whether a CredentialQuarantine matches a task (before any
+backend call for it): with no quarantine in the operator's index it costs nothing; with
+some, the facts matching needs (the namespace's labels, the CredentialBackends its
+AgentCredentials name) come from the same 2 s lookups as authorization.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from agentcred.models.backend import parse_backend_spec
 from agentcred.models.credential import AgentCredentialSpec
 from agentcred.models.errors import NotAllowed, OperatorError, SpecError, UnsafePattern
 from agentcred.models.policy import authorize
+from agentcred.models.quarantine import Quarantine, TaskSubject
 from agentcred.models.resolved import ResolvedCredential
 from agentcred.services.deps import Deps
+from agentcred.services.task_view import TaskView
 
 
 class Refused(OperatorError):
@@ -82,3 +89,43 @@ async def authorize_credential(
         raise Refused(
             Reason.INVALID_CREDENTIAL, f"AgentCredential {credential_name}: {exc}", permanent=True
         ) from None
+
+
+async def quarantined(deps: Deps, task: TaskView) -> Quarantine | None:
+    """The CredentialQuarantine that matches ``task`` (None: none does, or none exists)."""
+    if not deps.quarantines:
+        return None
+    return deps.quarantines.first_match(await subject_of(deps, task))
+
+
+async def subject_of(deps: Deps, task: TaskView) -> TaskSubject:
+    """The task as quarantines match it; only what some quarantine asks for is looked up."""
+    namespace = task.namespace
+    labels = None
+    if deps.quarantines.needs_namespace_labels:
+        labels = await deps.lookups.get(
+            ("namespace", namespace), lambda: resources.namespace_labels(deps.api, namespace)
+        )
+    backends: tuple[str, ...] = ()
+    if deps.quarantines.needs_backends:
+        names = [await _backend_of(deps, namespace, ref.name) for ref in task.spec.credentials]
+        backends = tuple(name for name in names if name)
+    return TaskSubject(
+        namespace=namespace,
+        name=task.name,
+        service_account=task.spec.service_account_name,
+        credentials=tuple(ref.name for ref in task.spec.credentials),
+        labels=task.labels,
+        namespace_labels=labels,
+        backends=backends,
+    )
+
+
+async def _backend_of(deps: Deps, namespace: str, credential: str) -> str | None:
+    """The CredentialBackend an AgentCredential names (None: no such credential)."""
+    body = await deps.lookups.get(
+        ("AgentCredential", namespace, credential),
+        lambda: resources.get_credential(deps.api, namespace, credential),
+    )
+    name = ((body or {}).get("spec") or {}).get("backendRef", {}).get("name")
+    return name if isinstance(name, str) else None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentcred.backends.registry import BackendRegistry
+from agentcred.models.quarantine import QuarantineIndex
 from agentcred.services.coalesce import Coalescer
 from agentcred.services.fair_slots import FairSlots, fair_headroom
 from agentcred.services.limits import Limits
@@ -91,6 +92,11 @@ class Deps:
     drift: Coalescer = field(default_factory=lambda: Coalescer("drift"))
     limits: Limits = field(default_factory=Limits)
     lookups: Lookups = field(default_factory=Lookups)
+    # The CredentialQuarantines that exist (kept from their watch, loaded at startup):
+    # a task one of them matches is refused before any backend call.
+    quarantines: QuarantineIndex = field(default_factory=QuarantineIndex)
+    # The values of agentcred.io/renew-requested-at already honoured, per task uid.
+    renew_requests: dict[str, str] = field(default_factory=dict)
     # Task handlers in flight (settings.task_concurrency); waiters are served in order
     # within a namespace and round-robin across namespaces (settings.namespace_share).
     admission: FairSlots = field(init=False)

@@ -29,7 +29,7 @@ from agentcred.models import identity
 from agentcred.models.api_names import MANAGED_SELECTOR, EventReason, Kind, Label
 from agentcred.models.errors import SpecError
 from agentcred.models.status import EntryState, Phase, parse_entries
-from agentcred.services import issuance, lifecycle, maintenance, report
+from agentcred.services import authorization, issuance, lifecycle, maintenance, report
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.task_view import TaskView
@@ -177,6 +177,8 @@ async def _restore(deps: Deps, task: TaskView, credential: str, event_type: str)
     if ref is None:
         return
     what = "deleted" if event_type == "DELETED" else "edited"
+    if await authorization.quarantined(deps, task) is not None:
+        return  # being ended by a quarantine, its Secrets deleted first: nothing to restore
     held = await lifecycle.hold_identity(deps, task)  # never restore for another identity
     if held is None:
         return

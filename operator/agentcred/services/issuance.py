@@ -45,7 +45,7 @@ from agentcred.models.resolved import ResolvedCredential
 from agentcred.models.status import CredentialEntry, timestamp
 from agentcred.models.task import CredentialRef
 from agentcred.services import lease_records, revocation, static_reads, task_status
-from agentcred.services.authorization import Refused, authorize_credential
+from agentcred.services.authorization import Refused, authorize_credential, quarantined
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.task_view import TaskView
@@ -115,6 +115,9 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCreden
         requested = parse_credential_spec(body.get("spec") or {})
     except SpecError as exc:
         raise TaskFailed(Reason.INVALID_CREDENTIAL, f"AgentCredential {ref.name}: {exc}") from None
+    quarantine = await quarantined(deps, task)
+    if quarantine is not None:
+        raise TaskFailed(Reason.QUARANTINED, quarantine.message)
     try:
         spec = await authorize_credential(
             deps, task.namespace, ref.name, requested, task.spec.service_account_name

@@ -23,7 +23,15 @@ from agentcred.models.api_names import EventReason, Reason
 from agentcred.models.errors import retry_decision
 from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
-from agentcred.services import issuance, lease_records, pod_binding, report, revocation, task_status
+from agentcred.services import (
+    authorization,
+    issuance,
+    lease_records,
+    pod_binding,
+    report,
+    revocation,
+    task_status,
+)
 from agentcred.services.deps import Deps
 from agentcred.services.due import initial_delay
 from agentcred.services.errors import TaskFailed, TaskRetry
@@ -140,6 +148,10 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
     )
     if verdict.record:
         starting = {**starting, "identity": identity.TaskIdentity.of(task.spec).status()}
+    quarantine = await authorization.quarantined(deps, task)
+    if quarantine is not None:  # refused before any backend call
+        await end(deps, task, Phase.FAILED, Reason.QUARANTINED, quarantine.message, starting)
+        return None
     todo = [ref for ref in task.spec.credentials if not await _already_issued(deps, task, ref)]
     for ref in todo:
         try:
@@ -360,6 +372,7 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
         if task.uid not in deps.cleaned:  # cleaned up by this process already: nothing left
             await cleanup(deps, fresh)
     deps.cleaned.discard(task.uid)
+    deps.renew_requests.pop(task.uid, None)
     deps.locks.forget(task.uid)
     deps.scheduler.forget(task.uid)
     deps.active.discard(task.uid)

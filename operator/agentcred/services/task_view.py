@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -31,6 +31,8 @@ class TaskView:
     status: Mapping[str, Any]
     deleting: bool = False
     owners: tuple[Mapping[str, Any], ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> TaskView:
@@ -47,6 +49,8 @@ class TaskView:
             status=body.get("status") or {},
             deleting=bool(meta.get("deletionTimestamp")),
             owners=tuple(meta.get("ownerReferences") or ()),
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
         )
 
     @property

@@ -292,12 +292,13 @@ def test_install_upgrade_uninstall_against_the_testbed(
     rbac, policy = client.RbacAuthorizationV1Api(kube), client.PolicyV1Api(kube)
     # Cluster-wide singletons that other suites (and `make dev`) put on the shared
     # testbed without Helm, which would refuse to adopt them: the CRDs, the admission
-    # policy and the tenant roles. Their templates are proven by the dry run above.
+    # policy and the tenant and incident roles. Their templates are proven by the dry run above.
     base = [str(helm), "--namespace", ns]
     singletons = [
         "--set=crds.install=false",
         "--set=admissionPolicy.create=false",
         "--set=tenantRoles.create=false",
+        "--set=incidentRoles.create=false",
     ]
     run([*base, "install", release, str(CHART), *singletons], env)
 

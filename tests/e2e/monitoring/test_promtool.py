@@ -57,6 +57,7 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
     assert names == {
         "AgentcredRenewalsFailing",
         "AgentcredRevocationsFailing",
+        "AgentcredQuarantineIncomplete",
         "AgentcredOrphansFound",
         "AgentcredBackendDown",
         "AgentcredOperatorAbsent",

@@ -2,7 +2,7 @@
 
 Only what the operator's kube layer reaches: core Secrets, Pods, Events, Namespaces,
 ServiceAccounts (for the ``token`` subresource), batch Jobs (a task's owner),
-coordination Leases (leader election) and the three agentcred.io custom resources,
+coordination Leases (leader election) and the four agentcred.io custom resources,
 each with its status subresource.
 """
 
@@ -51,6 +51,14 @@ KINDS = {
             VERSION,
             Plural.BACKENDS,
             ApiKind.BACKEND,
+            namespaced=False,
+            status_subresource=True,
+        ),
+        Kind(
+            GROUP,
+            VERSION,
+            Plural.QUARANTINES,
+            ApiKind.QUARANTINE,
             namespaced=False,
             status_subresource=True,
         ),
