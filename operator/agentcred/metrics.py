@@ -82,3 +82,15 @@ RENEW_DURATION = Histogram(
 )
 ACTIVE_TASKS = Gauge("agentcred_active_tasks", "AgentTasks in phase Active served by this operator")
 SCHEDULED = Gauge("agentcred_scheduled_items", "Tasks with a next step in the operator's schedule")
+APPROVALS_WAITING = Gauge(
+    "agentcred_approvals_waiting", "AgentTasks waiting for a person's approval (AwaitingApproval)"
+)
+APPROVAL_OLDEST_WAITING = Gauge(
+    "agentcred_approval_oldest_waiting_timestamp_seconds",
+    "Since when the longest-waiting AgentTask has waited for approval (Unix time; 0: none waits)",
+)
+APPROVAL_DECISIONS = Counter(
+    "agentcred_approval_decisions_total",
+    "Approval outcomes applied to AgentTasks",
+    ["decision"],  # Approved, Denied, TimedOut, Voided
+)

@@ -60,5 +60,6 @@ def _bind(
 
 SHIPPED = [
     REPO / "manifests" / "base" / "admission.yaml",
+    REPO / "manifests" / "base" / "approval-admission.yaml",
     REPO / "manifests" / "base" / "tenant-roles.yaml",
 ]

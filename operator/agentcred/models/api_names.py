@@ -26,18 +26,21 @@ class Plural(StrEnum):
     TASKS = "agenttasks"
     CREDENTIALS = "agentcredentials"
     BACKENDS = "credentialbackends"
+    APPROVALS = "agenttaskapprovals"
 
 
 class Kind(StrEnum):
     TASK = "AgentTask"
     CREDENTIAL = "AgentCredential"
     BACKEND = "CredentialBackend"
+    APPROVAL = "AgentTaskApproval"
 
 
 KIND_OF: Final = {
     Plural.TASKS: Kind.TASK,
     Plural.CREDENTIALS: Kind.CREDENTIAL,
     Plural.BACKENDS: Kind.BACKEND,
+    Plural.APPROVALS: Kind.APPROVAL,
 }
 
 
@@ -55,6 +58,8 @@ class Label(StrEnum):
 class Annotation(StrEnum):
     EXPIRES_AT = f"{GROUP}/expires-at"  # on a generated Secret: when its credential ends
     TASK_NAME = f"{GROUP}/task-name"  # a task's full name (a label value may be shortened)
+    CREATED_BY = f"{GROUP}/created-by"  # on an AgentTask: its creator, stamped at admission
+    APPROVED_BY = f"{GROUP}/approved-by"  # on an AgentTaskApproval: its author, the same way
 
 
 MANAGED_BY_US: Final = {Label.MANAGED_BY.value: MANAGER}
@@ -92,6 +97,10 @@ class Reason(StrEnum):
     NOT_ALLOWED = "NotAllowed"
     TTL_EXCEEDED = "TTLExceeded"
     UNLEASED = "Unleased"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    APPROVAL_DENIED = "ApprovalDenied"
+    APPROVAL_TIMED_OUT = "ApprovalTimedOut"
+    APPROVAL_VOIDED = "ApprovalVoided"
     # AgentCredential SpecValid / Ready, CredentialBackend Ready
     SPEC_VALID = "SpecValid"
     INVALID_SPEC = "InvalidSpec"
@@ -125,3 +134,20 @@ class EventReason(StrEnum):
     EXPIRED = "CredentialExpired"
     ENDED = "TaskEnded"
     SECRET_CONFLICT = "SecretConflict"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    APPROVED = "Approved"
+    APPROVAL_IGNORED = "ApprovalIgnored"
+
+
+class ApprovalReason(StrEnum):
+    """``status.reason`` of an AgentTaskApproval: why it counts or not."""
+
+    COUNTED = "Counted"
+    TASK_NOT_FOUND = "TaskNotFound"
+    TASK_REPLACED = "TaskReplaced"
+    TASK_CHANGED = "TaskChanged"
+    NO_APPROVER = "NoApprover"
+    BACKEND_MISMATCH = "BackendMismatch"
+    CREATOR_UNKNOWN = "CreatorUnknown"
+    SELF_APPROVAL = "SelfApproval"
+    NOT_REQUIRED = "NotRequired"

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from agentcred.kube.objects import ObjectRef, OwnerRef
-from agentcred.models.api_names import API_VERSION, Kind
+from agentcred.models.api_names import API_VERSION, Annotation, Kind
 from agentcred.models.status import CredentialEntry, Phase, parse_entries
 from agentcred.models.task import AgentTaskSpec, CredentialRef, parse_task_spec, secret_name_for
 
@@ -31,6 +31,7 @@ class TaskView:
     status: Mapping[str, Any]
     deleting: bool = False
     owners: tuple[Mapping[str, Any], ...] = ()
+    created_by: str | None = None  # agentcred.io/created-by, stamped at admission
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> TaskView:
@@ -47,6 +48,7 @@ class TaskView:
             status=body.get("status") or {},
             deleting=bool(meta.get("deletionTimestamp")),
             owners=tuple(meta.get("ownerReferences") or ()),
+            created_by=(meta.get("annotations") or {}).get(Annotation.CREATED_BY) or None,
         )
 
     @property
