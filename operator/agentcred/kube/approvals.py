@@ -33,9 +33,7 @@ async def list_for_task(api: ApiClient, namespace: str, task: str) -> list[Body]
     return [i for i in items if ((i.get("spec") or {}).get("taskRef") or {}).get("name") == task]
 
 
-async def patch_status(
-    api: ApiClient, namespace: str, name: str, patch: Mapping[str, Any]
-) -> Body:
+async def patch_status(api: ApiClient, namespace: str, name: str, patch: Mapping[str, Any]) -> Body:
     """Merge ``patch`` into the approval's ``.status``."""
     custom = CustomObjectsApi(api)
     return await call(

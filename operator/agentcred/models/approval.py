@@ -211,7 +211,9 @@ def judge(approval: Approval, task: TaskFacts) -> Verdict:
             ApprovalReason.NOT_REQUIRED,
             f"CredentialBackend {approval.backend} does not ask for approval for this task",
         )
-    state = ApprovalState.APPLIED if approval.state == ApprovalState.APPLIED else ApprovalState.BOUND
+    state = (
+        ApprovalState.APPLIED if approval.state == ApprovalState.APPLIED else ApprovalState.BOUND
+    )
     return Verdict(state, ApprovalReason.COUNTED, f"{approval.decision} by {approval.approver}")
 
 

@@ -34,7 +34,13 @@ from agentcred.models.api_names import ApprovalReason, EventReason, Reason
 from agentcred.models.backend import ApprovalPolicy, parse_backend_spec
 from agentcred.models.credential import parse_credential_spec
 from agentcred.models.errors import SpecError
-from agentcred.models.status import ApprovalDecision, ApprovalRecord, Phase, timestamp
+from agentcred.models.status import (
+    ApprovalDecision,
+    ApprovalRecord,
+    Phase,
+    TaskStatus,
+    timestamp,
+)
 from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, report, task_status
 from agentcred.services.deps import Deps
@@ -51,7 +57,7 @@ class Gate:
     the step scheduled in ``delay`` seconds) or end the task (``end``, with ``status``)."""
 
     go: bool
-    status: Mapping[str, Any] = field(default_factory=dict)
+    status: TaskStatus = field(default_factory=TaskStatus)
     wait: Mapping[str, Any] | None = None
     delay: float = 0.0
     end: tuple[Phase, str, str] | None = None
@@ -80,14 +86,18 @@ async def gate(
         metrics.APPROVAL_DECISIONS.labels("Approved").inc()
         message = "; ".join(_told(a) for a in outcome.deciding)
         await report.reporter(deps).tell(task, _fact("approved", outcome, message))
-        return Gate(go=True, status={"approval": record})
+        return Gate(go=True, status=TaskStatus(approval=record))
     if outcome.kind is model.OutcomeKind.DENIED:
         _not_waiting(deps, task.uid)
         metrics.APPROVAL_DECISIONS.labels("Denied").inc()
         denial = outcome.deciding[0]
         message = f"denied: {_told(denial)}"
         report.trail(task, _audit("denied", outcome, reason=denial.reason))
-        return Gate(go=False, status={"approval": record}, end=_ending(Reason.APPROVAL_DENIED, message))
+        return Gate(
+            go=False,
+            status=TaskStatus(approval=record),
+            end=_ending(Reason.APPROVAL_DENIED, message),
+        )
     if outcome.kind is model.OutcomeKind.TIMED_OUT:
         _not_waiting(deps, task.uid)
         metrics.APPROVAL_DECISIONS.labels("TimedOut").inc()
@@ -98,7 +108,9 @@ async def gate(
         )
         report.trail(task, _audit("timed-out", outcome))
         return Gate(
-            go=False, status={"approval": record}, end=_ending(Reason.APPROVAL_TIMED_OUT, message)
+            go=False,
+            status=TaskStatus(approval=record),
+            end=_ending(Reason.APPROVAL_TIMED_OUT, message),
         )
     wait = await _wait(deps, task, facts, outcome, record, starting)
     delay = max(0.0, (facts.deadline - deps.clock()).total_seconds())
@@ -174,9 +186,8 @@ async def _policy(deps: Deps, backend: str) -> ApprovalPolicy | None:
 async def _read(deps: Deps, task: TaskView, facts: model.TaskFacts) -> list[model.Approval]:
     """The task's approvals; a new one is bound to the task as it is now (first read)."""
     found: list[model.Approval] = []
-    for body in await approvals_api.list_for_task(deps.api, task.namespace, task.name):
-        if not body.get("status"):
-            body = await _bind(deps, task, body) or body
+    for listed in await approvals_api.list_for_task(deps.api, task.namespace, task.name):
+        body = listed if listed.get("status") else await _bind(deps, task, listed) or listed
         found.append(_parse(body))
     return found
 
@@ -228,10 +239,20 @@ async def _mark(
         if state == model.ApprovalState.BOUND:
             continue  # bound when read; nothing new to say until it decides
         if state in (model.ApprovalState.IGNORED, model.ApprovalState.VOIDED):
-            log.info("%s/%s: approval %s %s: %s", task.namespace, task.name, approval.name, state, message)
+            log.info(
+                "%s/%s: approval %s %s: %s",
+                task.namespace,
+                task.name,
+                approval.name,
+                state,
+                message,
+            )
             await report.event(
-                deps.api, task, EventReason.APPROVAL_IGNORED,
-                f"AgentTaskApproval {approval.name} {state.lower()}: {message}", warning=True,
+                deps.api,
+                task,
+                EventReason.APPROVAL_IGNORED,
+                f"AgentTaskApproval {approval.name} {state.lower()}: {message}",
+                warning=True,
             )
         try:
             await approvals_api.patch_status(
@@ -244,7 +265,9 @@ async def _mark(
             continue
 
 
-def _record(facts: model.TaskFacts, outcome: model.Outcome, generation: int | None) -> ApprovalRecord:
+def _record(
+    facts: model.TaskFacts, outcome: model.Outcome, generation: int | None
+) -> ApprovalRecord:
     record = ApprovalRecord(backends=sorted(facts.required), deadline=timestamp(facts.deadline))
     if outcome.kind is not model.OutcomeKind.WAITING:
         record["decision"] = outcome.kind.value
@@ -387,7 +410,9 @@ async def _patch_quietly(deps: Deps, namespace: str, name: str, status: Mapping[
 
 def _told(approval: model.Approval) -> str:
     why = f": {approval.reason}" if approval.reason else ""
-    return f"{approval.decision} by {approval.approver} for CredentialBackend {approval.backend}{why}"
+    return (
+        f"{approval.decision} by {approval.approver} for CredentialBackend {approval.backend}{why}"
+    )
 
 
 def _audit(outcome_word: str, outcome: model.Outcome, *, reason: str = "") -> report.Audit:
