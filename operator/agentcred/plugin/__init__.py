@@ -1,0 +1,1 @@
+"""``kubectl agentcred``: the kubectl plugin (console script ``kubectl-agentcred``)."""
