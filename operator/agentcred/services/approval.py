@@ -44,6 +44,7 @@ from agentcred.models.status import (
 from agentcred.models.task import CredentialRef
 from agentcred.services import issuance, report, task_status
 from agentcred.services.deps import Deps
+from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.scheduler import TaskKey
 from agentcred.services.task_view import TaskView, parse_time
 
@@ -123,7 +124,9 @@ def _ending(reason: str, message: str) -> tuple[Phase, str, str]:
 
 async def task_facts(deps: Deps, task: TaskView, refs: list[CredentialRef]) -> model.TaskFacts:
     """The task's backends, those that ask for approval for it, and the shortest timeout.
-    Resolving first: a credential the allow-list refuses fails before anyone is asked."""
+    A credential that does not resolve (refused by the allow-list, its backend missing) is
+    not gated: issuance then fails or waits with its own reason, before any backend call,
+    and nobody is asked to approve what would be refused anyway."""
     backends: set[str] = set()
     required: dict[str, ApprovalPolicy] = {}
     for ref in task.spec.credentials:
@@ -135,7 +138,10 @@ async def task_facts(deps: Deps, task: TaskView, refs: list[CredentialRef]) -> m
         policy = await _policy(deps, name) if name else None
         if policy is None:
             continue
-        bound = await issuance.resolve(deps, task, ref)  # TaskFailed/TaskRetry as for issue
+        try:
+            bound = await issuance.resolve(deps, task, ref)
+        except (TaskFailed, TaskRetry):
+            continue  # refused or not resolvable yet: issuance says so, before any backend call
         if model.needs_approval(
             policy,
             bound.spec,

@@ -279,3 +279,16 @@ def test_a_restart_keeps_waiting_and_the_deadline() -> None:
         no_backend_call(h)
 
     play(Harness(gated()), scenario)
+
+
+def test_a_credential_the_allow_list_refuses_fails_without_asking_anyone() -> None:
+    async def scenario(h: Harness) -> None:
+        await h.start()
+        status = h.status()
+        assert (status["phase"], status["reason"]) == ("Failed", Reason.NOT_ALLOWED)
+        assert LIST_APPROVALS not in h.take()
+        no_backend_call(h)
+
+    objects = gated()
+    objects[2]["spec"]["vault"]["allowedPaths"] = ["secret/data/*"]
+    play(Harness(objects), scenario)
