@@ -60,8 +60,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as", dest="as_user", default=None, help="impersonate this user")
 
 
-def run(args: argparse.Namespace, decision: str, out: TextIO = sys.stdout) -> int:
-    return asyncio.run(_run(args, decision, out))
+def run(args: argparse.Namespace, decision: str, out: TextIO | None = None) -> int:
+    return asyncio.run(_run(args, decision, out or sys.stdout))
 
 
 async def _run(args: argparse.Namespace, decision: str, out: TextIO) -> int:
