@@ -84,9 +84,10 @@ async def gate(
     record = _record(facts, outcome, task.generation)
     if outcome.kind is model.OutcomeKind.APPROVED:
         _not_waiting(deps, task.uid)
-        metrics.APPROVAL_DECISIONS.labels("Approved").inc()
-        message = "; ".join(_told(a) for a in outcome.deciding)
-        await report.reporter(deps).tell(task, _fact("approved", outcome, message))
+        if (task.status.get("approval") or {}).get("decision") != outcome.kind.value:
+            metrics.APPROVAL_DECISIONS.labels("Approved").inc()  # once, not per issue retry
+            message = "; ".join(_told(a) for a in outcome.deciding)
+            await report.reporter(deps).tell(task, _fact("approved", outcome, message))
         return Gate(go=True, status=TaskStatus(approval=record))
     if outcome.kind is model.OutcomeKind.DENIED:
         _not_waiting(deps, task.uid)
