@@ -5,7 +5,11 @@ another backend's approval and an edit of the task each do what docs/approval.md
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
+
+import pytest
 
 from agentcred.models.api_names import API_VERSION, Annotation, Plural, Reason
 from agentcred.services import approval, lifecycle
@@ -292,3 +296,26 @@ def test_a_credential_the_allow_list_refuses_fails_without_asking_anyone() -> No
     objects = gated()
     objects[2]["spec"]["vault"]["allowedPaths"] = ["secret/data/*"]
     play(Harness(objects), scenario)
+
+
+def test_the_audit_log_names_the_approver_decision_and_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.start()
+        with caplog.at_level(logging.INFO, logger="agentcred.audit"):
+            await decide(h, an_approval("no", decision="Denied", reason="not in prod"))
+        lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "agentcred.audit"]
+        denied = [line for line in lines if line["action"] == "approve"]
+        assert denied == [
+            {
+                **denied[0],
+                "outcome": "denied",
+                "approver": APPROVER,
+                "reason": "not in prod",
+                "backend": "backend",
+                "task": "t1",
+            }
+        ]
+
+    play(Harness(gated()), scenario)
