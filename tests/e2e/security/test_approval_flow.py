@@ -1,11 +1,13 @@
 """Approval against the real API server and operator (docs/approval.md), as impersonated
 users with the shipped roles: ``alice`` (agentcred-tenant, may start tasks as ``agent``),
-``bob`` (agentcred-approver), ``carol`` (agentcred-tenant only).
+``bob`` (agentcred-approver), ``carol`` (agentcred-tenant, and agentcred-approver through
+a RoleBinding only).
 
 * approved with ``kubectl agentcred approve`` as bob, the task goes Active, with bob and
   his reason on its status; denied, it fails ``ApprovalDenied``; nothing is issued while
   it waits (no Secret);
-* carol, without ``approve``, is refused at admission; alice, who created the task and
+* carol may create approvals in the namespace but holds no ``approve`` on the backend (a
+  RoleBinding cannot grant it): refused at admission; alice, who created the task and
   holds ``approve`` too, is ignored (``SelfApproval``) and the task times out
   (``ApprovalTimedOut``) on a backend with a short timeout;
 * forged stamps: a task created with someone else's ``created-by``, an approval with
@@ -49,6 +51,20 @@ def people(
     grant_impersonation(kube, ns, CREATOR, ["agent"])
     grant_tenant(kube, ns, carol)
     rbac = client.RbacAuthorizationV1Api(kube)
+    # carol may create approvals in the namespace (the approver role through a RoleBinding)
+    # but holds no approve on any CredentialBackend: a namespaced grant cannot give it.
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "carol-approvals"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "agentcred-approver",
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": carol}],
+        },
+    )
     binding = f"{ns}-approvers"
     rbac.create_cluster_role_binding(
         {
@@ -207,7 +223,7 @@ def test_only_someone_else_holding_approve_counts_and_stamps_cannot_be_forged(
 ) -> None:
     scene, alice = scenario, people["alice"]
     carol = people["carol"].user  # type: ignore[attr-defined]
-    backend = gated_backend(scene, testbed_env, timeout="10s")
+    backend = gated_backend(scene, testbed_env, timeout="15s")
     # A forged creator is overwritten by the API server with the requester.
     forged = {"annotations": {Annotation.CREATED_BY.value: people["bob"].user}}  # type: ignore[attr-defined]
     task = start(alice, scene, "mine", **forged)
@@ -247,8 +263,8 @@ def test_only_someone_else_holding_approve_counts_and_stamps_cannot_be_forged(
             )
         assert info.value.status in (403, 422) and "set once" in str(info.value.body)
 
-    # Nobody else approved within the backend's 10 s: timed out, nothing issued.
-    status = scene.wait_phase("mine", "Failed", timeout=30)
+    # Nobody else approved within the backend's 15 s: timed out, nothing issued.
+    status = scene.wait_phase("mine", "Failed", timeout=40)
     assert status["reason"] == Reason.APPROVAL_TIMED_OUT
     assert scene.read_secret("mine-db") is None
 
