@@ -88,3 +88,14 @@ def test_what_it_prints() -> None:
     )
     assert json.loads(approval.render(created, "json"))["spec"]["decision"] == "Approved"
     assert "decision: Approved" in approval.render(created, "yaml")
+
+
+def test_a_refusal_prints_the_api_servers_message() -> None:
+    class Cause(Exception):
+        body = json.dumps({"message": "bob may not approve for CredentialBackend prod-db"})
+
+    try:
+        raise RuntimeError("forbidden (HTTP 403)") from Cause()
+    except RuntimeError as exc:
+        assert approval.server_message(exc) == "bob may not approve for CredentialBackend prod-db"
+    assert approval.server_message(RuntimeError("no cause")) == ""

@@ -81,7 +81,7 @@ async def _run(args: argparse.Namespace, decision: str, out: TextIO) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return NOT_WAITING
     except (KubeForbidden, KubeInvalid) as exc:
-        print(f"error: refused: {exc}", file=sys.stderr)
+        print(f"error: refused: {server_message(exc) or exc}", file=sys.stderr)
         return REFUSED
     except KubeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -162,3 +162,13 @@ def render(created: Mapping[str, Any], output: str) -> str:
         f"{spec.get('decision')} {spec.get('taskRef', {}).get('name')} for CredentialBackend "
         f"{spec.get('credentialBackend')}"
     )
+
+
+def server_message(exc: BaseException) -> str:
+    """The API server's own message (an admission policy's, RBAC's) behind a Kube error."""
+    body = getattr(exc.__cause__, "body", None)
+    try:
+        parsed = json.loads(body) if body else None
+    except (TypeError, ValueError):
+        return ""
+    return str(parsed.get("message") or "") if isinstance(parsed, dict) else ""
