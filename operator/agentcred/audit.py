@@ -23,8 +23,8 @@ def new_correlation_id() -> str:
 
 @dataclass(frozen=True)
 class AuditRecord:
-    action: str  # issue | renew | reissue | revoke | refresh | restore | fail
-    outcome: str  # success | failure | skipped
+    action: str  # issue | renew | reissue | revoke | refresh | restore | fail | approve
+    outcome: str  # success | failure | skipped | approved | denied | timed-out
     namespace: str
     task: str
     credential: str
@@ -34,9 +34,12 @@ class AuditRecord:
     correlation_id: str
     reason: str = ""
     timestamp: str = ""
+    approver: str = ""  # who approved or denied (action approve); omitted when empty
 
     def to_json(self) -> str:
         record = asdict(self)
+        if not record["approver"]:
+            del record["approver"]
         record["timestamp"] = self.timestamp or datetime.datetime.now(datetime.UTC).isoformat()
         return json.dumps(record, sort_keys=True)
 

@@ -107,3 +107,17 @@ QUARANTINE_REVOKE_FAILURES = Gauge(
 def quarantine_lifted(name: str) -> None:
     with contextlib.suppress(KeyError):  # never enforced by this process
         QUARANTINE_REVOKE_FAILURES.remove(name)
+
+
+APPROVALS_WAITING = Gauge(
+    "agentcred_approvals_waiting", "AgentTasks waiting for a person's approval (AwaitingApproval)"
+)
+APPROVAL_OLDEST_WAITING = Gauge(
+    "agentcred_approval_oldest_waiting_timestamp_seconds",
+    "Since when the longest-waiting AgentTask has waited for approval (Unix time; 0: none waits)",
+)
+APPROVAL_DECISIONS = Counter(
+    "agentcred_approval_decisions_total",
+    "Approval outcomes applied to AgentTasks",
+    ["decision"],  # Approved, Denied, TimedOut, Voided
+)

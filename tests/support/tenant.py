@@ -60,6 +60,7 @@ def _bind(
 
 SHIPPED = [
     REPO / "manifests" / "base" / "admission.yaml",
+    REPO / "manifests" / "base" / "approval-admission.yaml",
     REPO / "manifests" / "base" / "tenant-roles.yaml",
     REPO / "manifests" / "base" / "incident-roles.yaml",
 ]

@@ -3,7 +3,15 @@ operator's state reaches them as a typed ``memo`` (:class:`memo.OperatorMemo`)."
 
 from __future__ import annotations
 
-from agentcred.handlers import backends, credentials, quarantines, startup, tasks
+from agentcred.handlers import approvals, backends, credentials, quarantines, startup, tasks
 from agentcred.handlers.memo import OperatorMemo
 
-__all__ = ["OperatorMemo", "backends", "credentials", "quarantines", "startup", "tasks"]
+__all__ = [
+    "OperatorMemo",
+    "approvals",
+    "backends",
+    "credentials",
+    "quarantines",
+    "startup",
+    "tasks",
+]

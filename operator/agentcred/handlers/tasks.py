@@ -82,6 +82,17 @@ async def identity_changed(body: kopf.Body, memo: OperatorMemo, retry: int, **_:
         raise to_kopf(exc, retry) from None
 
 
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", when=served)
+async def edited(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
+    """An approved task edited since its approval ends (services/approval.voided)."""
+    try:
+        await lifecycle.recheck_approval(memo.deps, body)
+    except SpecError:
+        return
+    except HANDLED as exc:
+        raise to_kopf(exc, retry) from None
+
+
 @kopf.on.delete(GROUP, VERSION, PLURAL, when=served)
 async def finalize(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     try:

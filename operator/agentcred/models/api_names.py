@@ -27,6 +27,7 @@ class Plural(StrEnum):
     CREDENTIALS = "agentcredentials"
     BACKENDS = "credentialbackends"
     QUARANTINES = "credentialquarantines"
+    APPROVALS = "agenttaskapprovals"
 
 
 class Kind(StrEnum):
@@ -34,6 +35,7 @@ class Kind(StrEnum):
     CREDENTIAL = "AgentCredential"
     BACKEND = "CredentialBackend"
     QUARANTINE = "CredentialQuarantine"
+    APPROVAL = "AgentTaskApproval"
 
 
 KIND_OF: Final = {
@@ -41,6 +43,7 @@ KIND_OF: Final = {
     Plural.CREDENTIALS: Kind.CREDENTIAL,
     Plural.BACKENDS: Kind.BACKEND,
     Plural.QUARANTINES: Kind.QUARANTINE,
+    Plural.APPROVALS: Kind.APPROVAL,
 }
 
 
@@ -61,6 +64,8 @@ class Annotation(StrEnum):
     # On an AgentTask: a person asks for its credentials to be renewed (or re-read) now;
     # honoured once per value (`kubectl agentcred renew`).
     RENEW_REQUESTED_AT = f"{GROUP}/renew-requested-at"
+    CREATED_BY = f"{GROUP}/created-by"  # on an AgentTask: its creator, stamped at admission
+    APPROVED_BY = f"{GROUP}/approved-by"  # on an AgentTaskApproval: its author, the same way
 
 
 MANAGED_BY_US: Final = {Label.MANAGED_BY.value: MANAGER}
@@ -103,6 +108,10 @@ class Reason(StrEnum):
     # CredentialQuarantine Complete
     ENFORCED = "Enforced"
     REVOKING = "Revoking"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    APPROVAL_DENIED = "ApprovalDenied"
+    APPROVAL_TIMED_OUT = "ApprovalTimedOut"
+    APPROVAL_VOIDED = "ApprovalVoided"
     # AgentCredential SpecValid / Ready, CredentialBackend Ready
     SPEC_VALID = "SpecValid"
     INVALID_SPEC = "InvalidSpec"
@@ -137,3 +146,20 @@ class EventReason(StrEnum):
     ENDED = "TaskEnded"
     SECRET_CONFLICT = "SecretConflict"
     RENEW_REQUESTED = "RenewRequested"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    APPROVED = "Approved"
+    APPROVAL_IGNORED = "ApprovalIgnored"
+
+
+class ApprovalReason(StrEnum):
+    """``status.reason`` of an AgentTaskApproval: why it counts or not."""
+
+    COUNTED = "Counted"
+    TASK_NOT_FOUND = "TaskNotFound"
+    TASK_REPLACED = "TaskReplaced"
+    TASK_CHANGED = "TaskChanged"
+    NO_APPROVER = "NoApprover"
+    BACKEND_MISMATCH = "BackendMismatch"
+    CREATOR_UNKNOWN = "CreatorUnknown"
+    SELF_APPROVAL = "SelfApproval"
+    NOT_REQUIRED = "NotRequired"

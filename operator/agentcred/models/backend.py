@@ -93,6 +93,17 @@ class AzureBackend:
 
 
 @dataclass(frozen=True)
+class ApprovalPolicy:
+    """``spec.approval``: a person must approve a task's credentials before they are
+    issued, all of them (``required``) or those whose requested name matches
+    ``requiredFor`` (the allow-list syntax); ``timeout`` None means 1 h (models/approval.py)."""
+
+    required: bool = False
+    required_for: tuple[str, ...] = ()
+    timeout: timedelta | None = None
+
+
+@dataclass(frozen=True)
 class CredentialBackendSpec:
     namespace_selector: LabelSelector
     allow_insecure_http: bool = False
@@ -102,6 +113,7 @@ class CredentialBackendSpec:
     aws_sts: StsBackend | None = None
     gcp_secret_manager: GcpBackend | None = None
     azure_key_vault: AzureBackend | None = None
+    approval: ApprovalPolicy | None = None
 
     @property
     def kind(self) -> str:

@@ -39,7 +39,7 @@ from agentcred.models.ceiling import GRACE, STS_MIN_SECONDS, capped_param_ttl, s
 from agentcred.models.credential import AgentCredentialSpec, GcpSecretRequest, VaultRequest
 from agentcred.models.duration import format_duration
 from agentcred.models.errors import NotAllowed, SpecError, UnsafePattern
-from agentcred.models.patterns import SAFE_AZURE, allow_list_problem
+from agentcred.models.patterns import SAFE_AZURE, allow_list_problem, pattern_problem
 from agentcred.models.resolved import (
     AwsSecretsManagerSpec,
     AwsStsSpec,
@@ -161,6 +161,14 @@ def check_allow_lists(backend_name: str, backend: CredentialBackendSpec) -> None
             if field == "spec.azureKeyVault.allowedSecrets":
                 problem += f"; {SAFE_AZURE}"
             raise UnsafePattern(field, f"CredentialBackend {backend_name}: {problem}")
+    if backend.approval is not None:  # the same rule per pattern, as the CRD's CEL has it
+        case_insensitive = backend.aws_sts is not None or backend.azure_key_vault is not None
+        for pattern in backend.approval.required_for:
+            problem = pattern_problem(pattern, case_insensitive=case_insensitive)
+            if problem is not None:
+                raise UnsafePattern(
+                    "spec.approval.requiredFor", f"CredentialBackend {backend_name}: {problem}"
+                )
 
 
 def authorize(

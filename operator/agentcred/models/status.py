@@ -196,6 +196,24 @@ class IdentityStatus(TypedDict, total=False):
     credentials: list[IdentityCredential]
 
 
+class ApprovalDecision(TypedDict, total=False):
+    approval: str
+    backend: str
+    approver: str
+    decision: str
+    reason: str
+
+
+class ApprovalRecord(TypedDict, total=False):
+    """``status.approval``: what the task waits for, or what decided it (models/approval.py)."""
+
+    backends: list[str]
+    deadline: str
+    decision: str
+    generation: int
+    decisions: list[ApprovalDecision]
+
+
 class TaskStatus(TypedDict, total=False):
     phase: str
     reason: str
@@ -207,6 +225,7 @@ class TaskStatus(TypedDict, total=False):
     renewRequestedAt: str  # the last agentcred.io/renew-requested-at value honoured
     identity: IdentityStatus
     pods: PodRecord
+    approval: ApprovalRecord
     credentials: list[CredentialStatus]
     conditions: list[Condition]
 

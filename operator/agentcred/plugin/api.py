@@ -93,6 +93,17 @@ class Api:
         )
         return list(body.get("items") or [])
 
+    async def create_approval(self, namespace: str, body: Body) -> Body:
+        return await self._call(
+            f"AgentTaskApproval in {namespace}",
+            self.custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            Plural.APPROVALS,
+            body,
+        )
+
     async def create_quarantine(self, body: Body) -> Body:
         return await self._call(
             "CredentialQuarantine",
@@ -129,7 +140,9 @@ class Api:
             data = await response.read()
             response.release()
             if not 200 <= response.status <= 299:
-                raise ApiException(status=response.status, reason=response.reason)
+                exc = ApiException(status=response.status, reason=response.reason)
+                exc.body = data
+                raise exc
         except ApiException as exc:
             raise _error(what, exc) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -139,11 +152,24 @@ class Api:
 
 
 def _error(what: str, exc: ApiException) -> PluginError:
+    said = server_message(exc.body)
     if exc.status == 404:
         return PluginError(f"{what} not found", EXIT_NOT_FOUND)
     if exc.status in (401, 403):
-        return PluginError(f"{what}: forbidden (your RBAC does not allow this)", EXIT_FORBIDDEN)
-    return PluginError(f"{what}: the API server answered {exc.status} {exc.reason or ''}".strip())
+        why = said or "your RBAC does not allow this"
+        return PluginError(f"{what}: forbidden: {why}", EXIT_FORBIDDEN)
+    answered = f"the API server answered {exc.status} {exc.reason or ''}".strip()
+    return PluginError(f"{what}: {said or answered}")
+
+
+def server_message(body: Any) -> str:
+    """The API server's own message in an error answer (an admission policy's, RBAC's):
+    what tells the user why. A Status object names no credential value."""
+    try:
+        parsed = json.loads(body) if body else None
+    except (TypeError, ValueError):
+        return ""
+    return str(parsed.get("message") or "") if isinstance(parsed, dict) else ""
 
 
 def kubeconfig_path(given: str | None) -> str:

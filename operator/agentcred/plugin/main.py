@@ -23,17 +23,19 @@ from types import ModuleType
 from typing import Any
 
 from agentcred import __version__
-from agentcred.plugin import leases, output, quarantine, status, tasks
+from agentcred.plugin import approval, leases, output, quarantine, status, tasks
 from agentcred.plugin.api import PluginError, connect
 
-GROUPS: tuple[ModuleType, ...] = (status, tasks, quarantine, leases)
+GROUPS: tuple[ModuleType, ...] = (status, tasks, approval, quarantine, leases)
 EXIT_USAGE = 2
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="kubectl agentcred",
-        description="agentcred for people: a task's status, quarantines, renewals, leases.",
+        description=(
+            "agentcred for people: a task's status, approvals, quarantines, renewals, leases."
+        ),
         epilog="exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 forbidden",
     )
     top.add_argument("--version", action="version", version=f"kubectl-agentcred {__version__}")

@@ -74,6 +74,8 @@ class Deps:
     locks: TaskLocks = field(default_factory=TaskLocks)
     scheduler: Scheduler = field(default_factory=Scheduler)
     active: set[str] = field(default_factory=set)  # uids of Active tasks (a gauge)
+    # Tasks waiting for approval: uid -> since when (epoch seconds), for two gauges.
+    awaiting: dict[str, float] = field(default_factory=dict)
     # resourceVersions of generated Secrets as we last wrote them (drift detection), and
     # of lease-record Secrets as last read or written: a write at that version is one request
     # (kube/secrets.write_secret's known_version; a stale one costs a 409 and the long way)

@@ -24,6 +24,7 @@ from agentcred.models.errors import retry_decision
 from agentcred.models.status import EntryState, Phase, TaskStatus
 from agentcred.models.task import CredentialRef
 from agentcred.services import (
+    approval,
     authorization,
     issuance,
     lease_records,
@@ -153,6 +154,18 @@ async def _start(deps: Deps, task: TaskView, attempt: int) -> TaskView | None:
         await end(deps, task, Phase.FAILED, Reason.QUARANTINED, quarantine.message, starting)
         return None
     todo = [ref for ref in task.spec.credentials if not await _already_issued(deps, task, ref)]
+    # A person's approval first, where a backend asks for it (services/approval.py):
+    # nothing is requested from a backend while the task waits.
+    gate = await approval.gate(deps, task, todo, starting)
+    if gate.end is not None:
+        await end(deps, task, *gate.end, {**starting, **gate.status})
+        return None
+    if gate.wait is not None:
+        if gate.wait:
+            task = await patch(deps, task, gate.wait)
+        deps.scheduler.schedule(key_of(task), gate.delay)
+        return task
+    starting = {**starting, **gate.status}
     for ref in todo:
         try:
             task = await _issue_into_status(
@@ -207,6 +220,22 @@ async def recheck_identity(deps: Deps, body: Mapping[str, Any]) -> None:
         if fresh is None or fresh.ended or fresh.deleting or fresh.phase is None:
             return
         await hold_identity(deps, fresh)
+
+
+async def recheck_approval(deps: Deps, body: Mapping[str, Any]) -> None:
+    """The spec changed: a task that was approved for an earlier generation ends at once
+    (everything revoked): an approval holds for the task as it was approved."""
+    task = TaskView.from_body(body)
+    async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
+        fresh = await reload(deps, task)
+        if fresh is None or fresh.ended or fresh.deleting or fresh.spec.completed:
+            return
+        why = approval.voided(fresh)
+        if why is None:
+            return
+        log.warning("%s/%s: %s; ending the task", fresh.namespace, fresh.name, why)
+        await approval.mark_voided(deps, fresh)
+        await end(deps, fresh, Phase.FAILED, Reason.APPROVAL_VOIDED, why)
 
 
 async def end_for_identity(deps: Deps, task: TaskView, message: str) -> None:
@@ -376,6 +405,7 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
     deps.locks.forget(task.uid)
     deps.scheduler.forget(task.uid)
     deps.active.discard(task.uid)
+    approval.forget(deps, task.uid)
     metrics.ACTIVE_TASKS.set(len(deps.active))
 
 
@@ -403,6 +433,7 @@ async def end(
     (on its own if the cleanup fails before that). Done, the task leaves the schedule:
     no later step to find nothing left."""
     deps.pods.unregister(task.namespace, task.uid)
+    approval.forget(deps, task.uid)
     now = deps.clock()
     final = {
         **(starting or {}),

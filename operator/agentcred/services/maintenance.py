@@ -29,7 +29,15 @@ from agentcred.models.errors import SpecError, retry_decision
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import Condition, CredentialEntry, EntryState, Phase, timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import issuance, lease_records, lifecycle, report, revocation, task_status
+from agentcred.services import (
+    approval,
+    issuance,
+    lease_records,
+    lifecycle,
+    report,
+    revocation,
+    task_status,
+)
 from agentcred.services.deps import Deps
 from agentcred.services.due import IDLE, next_due
 from agentcred.services.errors import TaskFailed, TaskRetry
@@ -68,6 +76,11 @@ async def _step(deps: Deps, task: TaskView, attempt: int) -> float | None:
             if await lifecycle.cleanup_pending(deps, task):
                 await lifecycle.cleanup(deps, task)  # TaskRetry while something is left
             return None
+        if approval.awaiting(task):  # woken by an approval, or its deadline came
+            waited = await lifecycle.resume_issuing(deps, task, attempt)
+            if waited is not None and approval.awaiting(waited):
+                return min(IDLE, approval.until_deadline(deps, waited))
+            return until_due(deps, waited)
         if task.phase == Phase.PENDING and task.entries:
             # Was active, lost a credential (expired while the backend was down): re-issue.
             return until_due(deps, await lifecycle.resume_issuing(deps, task, attempt))

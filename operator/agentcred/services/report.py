@@ -32,13 +32,14 @@ log = logging.getLogger("agentcred.tasks")
 class Audit:
     """The audit line of a fact (audit.py adds who: namespace, task, ServiceAccount)."""
 
-    action: str  # issue, renew, reissue, refresh, revoke
+    action: str  # issue, renew, reissue, refresh, revoke, approve
     outcome: str  # success, failure
     credential: str
     backend: str
     lease_id: str = ""
     correlation_id: str = ""
     reason: str = ""
+    approver: str = ""  # an approval's author (action approve)
 
 
 @dataclass(frozen=True)
@@ -177,5 +178,6 @@ def trail(task: TaskView, line: Audit) -> None:
             lease_id=line.lease_id,
             correlation_id=line.correlation_id,
             reason=line.reason,
+            approver=line.approver,
         )
     )

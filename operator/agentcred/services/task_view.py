@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from agentcred.kube.objects import ObjectRef, OwnerRef
-from agentcred.models.api_names import API_VERSION, Kind
+from agentcred.models.api_names import API_VERSION, Annotation, Kind
 from agentcred.models.status import CredentialEntry, Phase, parse_entries
 from agentcred.models.task import AgentTaskSpec, CredentialRef, parse_task_spec, secret_name_for
 
@@ -33,6 +33,7 @@ class TaskView:
     owners: tuple[Mapping[str, Any], ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    created_by: str | None = None  # agentcred.io/created-by, stamped at admission
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> TaskView:
@@ -51,6 +52,7 @@ class TaskView:
             owners=tuple(meta.get("ownerReferences") or ()),
             labels=dict(meta.get("labels") or {}),
             annotations=dict(meta.get("annotations") or {}),
+            created_by=(meta.get("annotations") or {}).get(Annotation.CREATED_BY) or None,
         )
 
     @property

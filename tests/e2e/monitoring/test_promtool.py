@@ -61,6 +61,7 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
         "AgentcredOrphansFound",
         "AgentcredBackendDown",
         "AgentcredOperatorAbsent",
+        "AgentcredApprovalWaitingTooLong",
     }
     assert names <= fired, f"never tested firing: {names - fired}"
     assert names <= quiet, f"never tested staying quiet: {names - quiet}"

@@ -46,6 +46,7 @@ KINDS = {
             ApiKind.CREDENTIAL,
             status_subresource=True,
         ),
+        Kind(GROUP, VERSION, Plural.APPROVALS, ApiKind.APPROVAL, status_subresource=True),
         Kind(
             GROUP,
             VERSION,
