@@ -4,8 +4,9 @@ as the user running the plugin (their kubeconfig, their RBAC; docs/approval.md).
 The admission policies decide whether the user may approve (verb ``approve`` on the
 CredentialBackend) and stamp the approver; the plugin only builds the object, finds the
 backend the task waits for, and says what happened. Exit codes (``main.py``): 0 created,
-1 refused by an admission policy (its message is printed), 2 usage, 3 the task does not
-exist or does not wait for approval from that backend, 4 forbidden by RBAC.
+2 usage, 3 the task does not exist or does not wait for approval from that backend,
+4 forbidden (by RBAC or by the admission policy: the API server's message is printed),
+1 any other error.
 """
 
 from __future__ import annotations

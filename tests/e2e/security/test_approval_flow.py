@@ -30,7 +30,7 @@ from kubernetes.client.rest import ApiException
 
 from agentcred.models.api_names import Annotation, Plural, Reason
 from agentcred.plugin import main as plugin_main
-from agentcred.plugin.api import EXIT_ERROR
+from agentcred.plugin.api import EXIT_FORBIDDEN
 from support.credentials import vault_database
 from support.kube import GROUP, VERSION, wait_for
 from support.scenario import Scenario
@@ -231,7 +231,7 @@ def test_only_someone_else_holding_approve_counts_and_stamps_cannot_be_forged(
     code, _, err = plugin_run(
         monkeypatch, testbed_env, "approve", "mine", "-n", scene.ns, "--as", carol
     )
-    assert code == EXIT_ERROR and "may not approve for CredentialBackend" in err
+    assert code == EXIT_FORBIDDEN and "may not approve for CredentialBackend" in err
     assert approvals(scene) == {}
 
     # alice may approve, but not her own task: admitted, ignored; the task waits on.
