@@ -55,6 +55,11 @@ class Label(StrEnum):
 class Annotation(StrEnum):
     EXPIRES_AT = f"{GROUP}/expires-at"  # on a generated Secret: when its credential ends
     TASK_NAME = f"{GROUP}/task-name"  # a task's full name (a label value may be shortened)
+    # On an AgentTask, stamped by its creator (agentcred_client): the session's id, reused
+    # as the correlation id of every action on the task (models/correlation.py), and the
+    # W3C trace context of the creator's span.
+    CORRELATION_ID = f"{GROUP}/correlation-id"
+    TRACEPARENT = f"{GROUP}/traceparent"
 
 
 MANAGED_BY_US: Final = {Label.MANAGED_BY.value: MANAGER}
@@ -66,6 +71,7 @@ class ConditionType(StrEnum):
     READY = "Ready"
     SPEC_VALID = "SpecValid"
     BACKEND_REACHABLE = "BackendReachable"
+    REVOKED = "Revoked"  # AgentTask: its leases revoked and its Secrets deleted after it ended
 
 
 class Reason(StrEnum):
@@ -92,6 +98,10 @@ class Reason(StrEnum):
     NOT_ALLOWED = "NotAllowed"
     TTL_EXCEEDED = "TTLExceeded"
     UNLEASED = "Unleased"
+    AGENT_REPORTED = "AgentReported"  # the agent set spec.failureReason
+    # AgentTask Revoked
+    CREDENTIALS_REVOKED = "CredentialsRevoked"
+    REVOCATION_PENDING = "RevocationPending"
     # AgentCredential SpecValid / Ready, CredentialBackend Ready
     SPEC_VALID = "SpecValid"
     INVALID_SPEC = "InvalidSpec"

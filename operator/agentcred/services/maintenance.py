@@ -13,7 +13,6 @@ import dataclasses
 import datetime
 import logging
 
-from agentcred import audit
 from agentcred.backends.base import (
     BackendDenied,
     BackendError,
@@ -153,7 +152,7 @@ async def refresh_one(
     if task.deadline is not None and expires is not None and expires >= task.deadline:
         # The credential already lasts until the task's hard stop: nothing to extend.
         return await _save_entry(deps, task, dataclasses.replace(entry, renew_at=task.deadline))
-    cid = audit.new_correlation_id()
+    cid = task.correlation_id()
     try:
         bound = await issuance.resolve(deps, task, ref)
     except (TaskRetry, TaskFailed) as problem:
@@ -273,7 +272,7 @@ async def reissue(
     reason: str,
 ) -> TaskView:
     """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``."""
-    cid = audit.new_correlation_id()
+    cid = task.correlation_id()
     next_key = ref.name + lease_records.NEXT
     records: dict[str, lease_records.LeaseRecord] = {}  # as the issue left them
     issued, info = await issuance.issue(

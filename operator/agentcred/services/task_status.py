@@ -165,3 +165,33 @@ def revoked(entries: Iterable[CredentialEntry]) -> tuple[CredentialEntry, ...]:
         )
         for entry in entries
     )
+
+
+def revocation(
+    old: Mapping[str, Any],
+    pending: str | None,
+    generation: int | None,
+    now: datetime.datetime,
+) -> list[Condition]:
+    """``old``'s conditions with ``Revoked``: True once an ended task holds nothing (every
+    session revoked, every generated Secret deleted), False with ``pending`` (what is
+    still being retried) until then."""
+    if pending:
+        cond = condition(
+            ConditionType.REVOKED,
+            ok=False,
+            reason=Reason.REVOCATION_PENDING,
+            message=pending,
+            generation=generation,
+            now=now,
+        )
+    else:
+        cond = condition(
+            ConditionType.REVOKED,
+            ok=True,
+            reason=Reason.CREDENTIALS_REVOKED,
+            message="every lease revoked and every generated Secret deleted",
+            generation=generation,
+            now=now,
+        )
+    return merge_conditions([cast(Condition, dict(c)) for c in old.get("conditions") or []], cond)
