@@ -474,4 +474,5 @@ def _revocation(
 ) -> list[Any]:
     """The conditions of an ended task's patch (``final``'s, else its own) with Revoked."""
     old = {"conditions": final.get("conditions") or task.status.get("conditions")}
-    return task_status.revocation(old, pending, task.generation, deps.clock())
+    lapsing = [e.name for e in task.entries if e.state is EntryState.ISSUED and not e.revocable]
+    return task_status.revocation(old, pending, task.generation, deps.clock(), lapsing)

@@ -94,6 +94,17 @@ def test_revoked_is_false_while_revocation_is_retried_then_true() -> None:
     play(Harness(world()), scenario)
 
 
+def test_revoked_names_what_its_backend_cannot_revoke() -> None:
+    async def scenario(h: Harness) -> None:
+        await h.start()
+        await h.complete()
+        cond = next(c for c in h.status()["conditions"] if c["type"] == ConditionType.REVOKED)
+        assert (cond["status"], cond["reason"]) == ("True", Reason.CREDENTIALS_REVOKED)
+        assert "db cannot be revoked by its backend" in cond["message"]
+
+    play(Harness(world(request="awsSecretsManager")), scenario)
+
+
 def _audit_ids(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "agentcred.audit"]
     return [(line["action"], line["correlation_id"]) for line in lines]
