@@ -21,6 +21,10 @@ class LoopThread:
         self._lock = threading.Lock()
 
     @property
+    def started(self) -> bool:
+        return self._loop is not None
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:

@@ -78,10 +78,12 @@ class _Request:
 
 
 class AgentTasks:
-    """AgentTasks in one namespace. ``api``: a ``kubernetes_asyncio`` ApiClient, or a
-    callable returning one (called in the event loop that uses it: the sync methods run
-    on a private loop thread); by default one is made from the in-cluster config or the
-    kubeconfig, per event loop, and closed by ``close()`` / ``aclose()``."""
+    """AgentTasks in one namespace (default: the pod's). ``api``: a ``kubernetes_asyncio``
+    ApiClient (the caller's to close), or a callable returning one (or an awaitable of
+    one), called once per event loop that uses it (the sync methods run on a private loop
+    thread); by default one is made from the in-cluster config or the kubeconfig. Clients
+    made here are closed by ``close()`` / ``aclose()`` (or leaving ``with`` /
+    ``async with``)."""
 
     def __init__(self, namespace: str | None = None, api: ApiSource | None = None) -> None:
         self.namespace = namespace or _default_namespace()
@@ -100,18 +102,18 @@ class AgentTasks:
             else:
                 made = source() if source is not None else default_api()
                 api = await made if inspect.isawaitable(made) else made
-                self._apis[loop] = (api, source is None)
+                self._apis[loop] = (api, True)  # made here, for this loop: ours to close
         return self._apis[loop][0]
 
     async def aclose(self) -> None:
-        """Close the ApiClient made for the running loop (not one given as ``api``)."""
+        """Close the ApiClient made for the running loop (not an ApiClient given as ``api``)."""
         api, owned = self._apis.pop(asyncio.get_running_loop(), (None, False))
         if api is not None and owned:
             await api.close()
 
     def close(self) -> None:
         """Close what the sync methods opened: their ApiClient and loop thread."""
-        if self._runner._loop is not None:
+        if self._runner.started:
             self._runner.call(self.aclose())
         self._runner.stop()
 
