@@ -25,7 +25,7 @@ test: setup lint
 	$(PY) -m coverage run -m pytest; status=$$?; $(PY) scripts/coverage-summary.py; exit $$status
 
 unit: setup
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit client/tests
 
 e2e: setup
 	$(PY) -m pytest tests/e2e

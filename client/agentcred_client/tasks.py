@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -25,11 +26,22 @@ from agentcred_client.errors import TaskFailed
 from agentcred_client.runner import LoopThread
 from agentcred_client.session import Session, Task
 
+log = logging.getLogger("agentcred_client")
 ApiSource = ApiClient | Callable[[], ApiClient | Awaitable[ApiClient]]
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 DEFAULT_READY_TIMEOUT = 120.0
 DEFAULT_REVOKE_TIMEOUT = 120.0
 SPAN = "agentcred.task"
+
+
+@contextmanager
+def _reported(what: str) -> Iterator[None]:
+    """An error while handling the caller's exception is logged, not raised: the caller's
+    exception is the one that says what went wrong."""
+    try:
+        yield
+    except Exception as exc:
+        log.warning("%s: %s", what, exc)
 
 
 def _in_cluster() -> bool:
@@ -206,7 +218,8 @@ class AgentTasks:
             try:
                 yield handle
             except BaseException as exc:
-                self._runner.call(self._finish(session, exc, wait_revoked, revoke_timeout))
+                with _reported("ending the failed task"):
+                    self._runner.call(self._finish(session, exc, wait_revoked, revoke_timeout))
                 raise
             self._runner.call(self._finish(session, None, wait_revoked, revoke_timeout))
 
@@ -234,7 +247,8 @@ class AgentTasks:
             try:
                 yield handle
             except BaseException as exc:
-                await self._finish(session, exc, wait_revoked, revoke_timeout)
+                with _reported("ending the failed task"):
+                    await self._finish(session, exc, wait_revoked, revoke_timeout)
                 raise
             await self._finish(session, None, wait_revoked, revoke_timeout)
 
