@@ -180,3 +180,25 @@ def test_the_operator_uses_the_sessions_correlation_id_for_every_action(
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "agentcred.audit"]
     assert [line["action"] for line in lines] == ["issue", "revoke"]
     assert {line["correlation_id"] for line in lines} == {"session-4711"}
+
+
+def test_a_cancelled_session_ends_its_task_failed() -> None:
+    async def scenario() -> None:
+        async with cluster(NO_TASK) as (h, kopf, tasks, _calls):
+            inside = asyncio.Event()
+
+            async def session() -> None:
+                async with tasks.arun(["db"], "agent", name="c1"):
+                    inside.set()
+                    await asyncio.Event().wait()  # the agent's work, cut short
+
+            running = asyncio.create_task(session())
+            await inside.wait()
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+            await kopf.settle()
+            assert h.body("c1")["spec"]["failureReason"] == "CancelledError"
+            assert h.status("c1")["reason"] == Reason.AGENT_REPORTED
+
+    play(scenario())
