@@ -19,7 +19,7 @@ from typing import Any
 from agentcred.models.api_names import Annotation
 
 MAX_LENGTH = 128
-WELL_FORMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+WELL_FORMED = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_LENGTH - 1}}}")
 
 
 def well_formed(value: object) -> bool:
