@@ -57,7 +57,12 @@ async def default_api() -> ApiClient:
             configuration
         )
     else:
-        await config.load_kube_config(client_configuration=configuration, persist_config=False)
+        # $KUBECONFIG read now, not when the library was imported (its default is fixed then)
+        await config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG") or "~/.kube/config",
+            client_configuration=configuration,
+            persist_config=False,
+        )
     return ApiClient(configuration)
 
 

@@ -17,7 +17,13 @@ from support.operator import OperatorProcess
 from support.scenario import Scenario
 
 pytestmark = pytest.mark.e2e
-TEMPLATE = {"DATABASE_URL": "postgresql://{{ username }}:{{ password }}@127.0.0.1:5432/app"}
+
+
+def database_url(env: dict[str, str]) -> dict[str, str]:
+    """A template whose DATABASE_URL reaches the testbed's PostgreSQL."""
+    where = f"{env['PGHOST']}:{env['PGPORT']}/{env['PGDATABASE']}"
+    url = f"postgresql://{{{{ username | urlquery }}}}:{{{{ password | urlquery }}}}@{where}"
+    return {"DATABASE_URL": url}
 
 
 def revoked(scene: Scenario, name: str) -> str:
@@ -28,7 +34,9 @@ def revoked(scene: Scenario, name: str) -> str:
 def test_run_hands_out_a_working_login_and_returns_once_it_is_revoked(
     scenario: Scenario, testbed_env: dict[str, str], operator: OperatorProcess
 ) -> None:
-    account = vault_database(scenario, testbed_env, "research-db", template=TEMPLATE)
+    account = vault_database(
+        scenario, testbed_env, "research-db", template=database_url(testbed_env)
+    )
     with (
         AgentTasks(namespace=scenario.ns) as tasks,
         tasks.run(
