@@ -26,6 +26,7 @@ log = logging.getLogger("agentcred_client")
 # explains); the generated signatures do not list the private keyword, hence a mapping.
 MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
 WATCH_SECONDS = 240  # one watch request's server-side timeout; it is then re-opened
+GONE_PAUSE = 1.0  # seconds before re-reading after a second 410 Gone in a row
 REFUSED_AT_CREATE = {400, 403, 409, 422}  # admission, RBAC, a taken name, a bad spec
 
 
@@ -95,23 +96,29 @@ class Session:
 
     # -- wait ---------------------------------------------------------------------------
 
-    async def _get(self) -> dict[str, Any]:
-        try:
-            body: dict[str, Any] = await self.custom.get_namespaced_custom_object(
-                names.GROUP, names.VERSION, self.namespace, names.TASKS, self.name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                raise TaskFailed("Deleted", "the AgentTask is gone", name=self.name) from None
-            raise
-        return body
+    async def _read(self) -> tuple[dict[str, Any], str]:
+        """The task and the version to watch from: a list of the one name, so the version
+        is the collection's, current (an object's own version may be older than what the
+        server still keeps for watches: a task unchanged for minutes)."""
+        found: dict[str, Any] = await self.custom.list_namespaced_custom_object(
+            names.GROUP,
+            names.VERSION,
+            self.namespace,
+            names.TASKS,
+            field_selector=f"metadata.name={self.name}",
+        )
+        for item in found.get("items") or []:
+            if (item.get("metadata") or {}).get("name") == self.name:
+                item.setdefault("apiVersion", names.API_VERSION)
+                return item, str(found["metadata"]["resourceVersion"])
+        raise TaskFailed("Deleted", "the AgentTask is gone", name=self.name)
 
     async def _changes(self) -> AsyncGenerator[dict[str, Any], None]:
         """The task as it is now, then as each change leaves it (one watch, re-opened
-        from the last resourceVersion; re-read after 410 Gone)."""
-        body = await self._get()
+        from the last resourceVersion; listed again after 410 Gone)."""
+        body, version = await self._read()
         yield body
-        version = body["metadata"]["resourceVersion"]
+        gone_again = False
         while True:
             stream = watch.Watch()
             try:
@@ -130,14 +137,17 @@ class Session:
                     version = meta.get("resourceVersion") or version
                     if event["type"] == "BOOKMARK" or meta.get("name") != self.name:
                         continue
+                    gone_again = False
                     if event["type"] == "DELETED":
                         raise TaskFailed("Deleted", "the AgentTask was deleted", name=self.name)
                     yield obj
             except ApiException as exc:
                 if exc.status != 410:
                     raise
-                body = await self._get()
-                version = body["metadata"]["resourceVersion"]
+                if gone_again:  # 410 again from a version just read: not a hot loop
+                    await asyncio.sleep(GONE_PAUSE)
+                gone_again = True
+                body, version = await self._read()
                 yield body
             finally:
                 await stream.close()

@@ -16,7 +16,7 @@ from client_fakes import NAMESPACE, cluster
 from support.harness.objects import agent_credential, namespace, service_account, world
 
 CREATE = ("create", "agenttasks", "")
-GET = ("get", "agenttasks", "")
+LIST = ("list", "agenttasks", "")
 WATCH = ("watch", "agenttasks", "")
 PATCH = ("patch", "agenttasks", "")
 GET_SECRET = ("get", "secrets", "")
@@ -50,7 +50,7 @@ def test_run_yields_the_credentials_and_completes_the_task() -> None:
             assert body["metadata"]["labels"] == {"session": "s1"}
             assert body["spec"] == {"credentials": [{"name": "db"}], "serviceAccountName": "agent"}
             # create, read once, watch until Active, read its Secret, end it: nothing polled
-            assert calls == [CREATE, GET, WATCH, GET_SECRET, PATCH]
+            assert calls == [CREATE, LIST, WATCH, GET_SECRET, PATCH]
             await kopf.settle()
             status = h.status(t.name)
             assert (status["phase"], status["reason"]) == ("Succeeded", Reason.COMPLETED)
@@ -122,7 +122,7 @@ def test_wait_revoked_returns_once_the_revoked_condition_is_true() -> None:
                 pass
             assert condition(h.body(t.name), ConditionType.REVOKED)["status"] == "True"
             # ended, then read and watched (not polled) until Revoked
-            assert calls[:6] == [CREATE, GET, WATCH, GET_SECRET, PATCH, GET]
+            assert calls[:6] == [CREATE, LIST, WATCH, GET_SECRET, PATCH, LIST]
             assert set(calls[6:]) <= {WATCH}
 
     play(scenario())
@@ -200,5 +200,31 @@ def test_a_cancelled_session_ends_its_task_failed() -> None:
             await kopf.settle()
             assert h.body("c1")["spec"]["failureReason"] == "CancelledError"
             assert h.status("c1")["reason"] == Reason.AGENT_REPORTED
+
+    play(scenario())
+
+
+def test_the_wait_survives_a_watch_that_ends_and_a_410_gone() -> None:
+    async def scenario() -> None:
+        async with cluster(NO_TASK) as (h, kopf, tasks, calls):
+            kopf.hold = True
+
+            async def disrupt_then_start() -> None:
+                await kopf.arrived.wait()
+                await kopf.settle()  # the client is watching by now
+                h.server.store.compact()  # resuming from its version is now 410 Gone
+                h.server.edit("namespaces", "", NAMESPACE, {"metadata": {"labels": {"x": "1"}}})
+                h.server.store.end_watches()  # the server's watch timeout
+                await kopf.settle()
+                kopf.hold = False
+                await h.start("g1")
+
+            disruptor = asyncio.create_task(disrupt_then_start())
+            async with tasks.arun(["db"], "agent", name="g1") as t:
+                assert t.secret("db")
+            await disruptor
+            # read, watch; the watch ended: re-watched, 410: read again, watched again
+            assert calls[:5] == [CREATE, LIST, WATCH, WATCH, LIST]
+            assert calls[5:] == [WATCH, GET_SECRET, PATCH]
 
     play(scenario())
