@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, cast
+from functools import partial
+from typing import Any, TypeVar, cast
 
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi
@@ -71,6 +72,35 @@ def _status_of(exc: ApiException) -> tuple[str, str]:
     )
 
 
+T = TypeVar("T")
+RETRIED = {429, 500, 502, 503, 504}  # the server says "not now": nothing was done
+ATTEMPTS = 6
+
+
+async def retried(call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``, again after a pause while the API server answers "not now" (429 with
+    Retry-After, e.g. "storage is (re)initializing" after a CRD update, or a 5xx), as
+    client-go does; the last answer is raised."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return await call()
+        except ApiException as exc:
+            if exc.status not in RETRIED or attempt == ATTEMPTS - 1:
+                raise
+            pause = _retry_after(exc) or min(0.2 * 2**attempt, 5.0)
+            log.debug("API server answered %s; retrying in %.1f s", exc.status, pause)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers: Mapping[str, str] = exc.headers or {}
+    try:
+        return min(float(headers.get("Retry-After", "")), 10.0)
+    except ValueError:
+        return None
+
+
 class Session:
     """The calls for one task (named ``name`` in ``namespace``)."""
 
@@ -84,8 +114,10 @@ class Session:
 
     async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            created: dict[str, Any] = await self.custom.create_namespaced_custom_object(
-                names.GROUP, names.VERSION, self.namespace, names.TASKS, dict(body)
+            created: dict[str, Any] = await retried(
+                lambda: self.custom.create_namespaced_custom_object(
+                    names.GROUP, names.VERSION, self.namespace, names.TASKS, dict(body)
+                )
             )
         except ApiException as exc:
             if exc.status in REFUSED_AT_CREATE:
@@ -100,12 +132,14 @@ class Session:
         """The task and the version to watch from: a list of the one name, so the version
         is the collection's, current (an object's own version may be older than what the
         server still keeps for watches: a task unchanged for minutes)."""
-        found: dict[str, Any] = await self.custom.list_namespaced_custom_object(
-            names.GROUP,
-            names.VERSION,
-            self.namespace,
-            names.TASKS,
-            field_selector=f"metadata.name={self.name}",
+        found: dict[str, Any] = await retried(
+            lambda: self.custom.list_namespaced_custom_object(
+                names.GROUP,
+                names.VERSION,
+                self.namespace,
+                names.TASKS,
+                field_selector=f"metadata.name={self.name}",
+            )
         )
         for item in found.get("items") or []:
             if (item.get("metadata") or {}).get("name") == self.name:
@@ -218,7 +252,7 @@ class Session:
         by_credential = bodies.secret_names(body)
         values = {}
         for credential, secret in by_credential.items():
-            obj = await core.read_namespaced_secret(secret, self.namespace)
+            obj = await retried(partial(core.read_namespaced_secret, secret, self.namespace))
             values[credential] = bodies.decode(obj.data)
         self.handle = Task(self.name, self.namespace, self.correlation_id, values, by_credential)
         return self.handle
@@ -242,14 +276,16 @@ class Session:
             await self._patch_spec({"completed": True})  # a reason was already set
 
     async def _patch_spec(self, spec: Mapping[str, Any]) -> None:
-        await self.custom.patch_namespaced_custom_object(
-            names.GROUP,
-            names.VERSION,
-            self.namespace,
-            names.TASKS,
-            self.name,
-            {"spec": dict(spec)},
-            **MERGE_PATCH,
+        await retried(
+            lambda: self.custom.patch_namespaced_custom_object(
+                names.GROUP,
+                names.VERSION,
+                self.namespace,
+                names.TASKS,
+                self.name,
+                {"spec": dict(spec)},
+                **MERGE_PATCH,
+            )
         )
 
     # -- a Job bound to the task --------------------------------------------------------

@@ -228,3 +228,16 @@ def test_the_wait_survives_a_watch_that_ends_and_a_410_gone() -> None:
             assert calls[5:] == [WATCH, GET_SECRET, PATCH]
 
     play(scenario())
+
+
+def test_not_now_answers_are_retried_as_client_go_does() -> None:
+    async def scenario() -> None:
+        async with cluster(NO_TASK) as (h, _, tasks, calls):
+            h.server.fail("create", "agenttasks", 429, retry_after=0.01)  # a CRD re-applied
+            h.server.fail("list", "agenttasks", 503)  # only the client lists (the operator gets)
+            async with tasks.arun(["db"], "agent") as t:
+                assert t.secret("db")
+            assert calls[:4] == [CREATE, CREATE, LIST, LIST]  # each answered "not now" once
+            assert calls[-2:] == [GET_SECRET, PATCH] and set(calls[4:-2]) <= {WATCH}
+
+    play(scenario())
