@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: bench setup dev test test-azure unit e2e lint fmt testbed-up testbed-down testbed-status kube-binaries tools argocd-cm clean
 
-$(STAMP): pyproject.toml scripts/bootstrap.sh
+$(STAMP): pyproject.toml client/pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
 	@touch $(STAMP)
 
@@ -25,7 +25,7 @@ test: setup lint
 	$(PY) -m coverage run -m pytest; status=$$?; $(PY) scripts/coverage-summary.py; exit $$status
 
 unit: setup
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit client/tests
 
 e2e: setup
 	$(PY) -m pytest tests/e2e
@@ -35,15 +35,15 @@ test-azure: setup
 	AGENTCRED_TESTBED_AZURE=1 $(PY) -m pytest tests/azure
 
 lint: setup
-	$(VENV)/bin/ruff check operator agentcred_testbed tests bench
-	$(VENV)/bin/ruff format --check operator agentcred_testbed tests bench
+	$(VENV)/bin/ruff check operator agentcred_testbed tests bench client
+	$(VENV)/bin/ruff format --check operator agentcred_testbed tests bench client
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy bench
 	$(VENV)/bin/lint-imports
 
 fmt: setup
-	$(VENV)/bin/ruff format operator agentcred_testbed tests bench
-	$(VENV)/bin/ruff check --fix operator agentcred_testbed tests bench
+	$(VENV)/bin/ruff format operator agentcred_testbed tests bench client
+	$(VENV)/bin/ruff check --fix operator agentcred_testbed tests bench client
 
 ## Start etcd, kube-apiserver, kube-controller-manager, OpenBao, PostgreSQL and the
 ## cloud emulators in the background; writes .testbed/env.

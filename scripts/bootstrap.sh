@@ -36,4 +36,6 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[all,dev]'
+# The client library (client/, import agentcred_client): its tests run in `make test`.
+.venv/bin/python -m pip install -q -e ./client
 echo "bootstrap: done" >&2

@@ -114,6 +114,7 @@ ACCEPT: list[tuple[str, dict[str, Any]]] = [
             podSelector={"matchLabels": {Label.TASK: "claim-4711"}},
             activeDeadlineSeconds=1800,
             completed=False,
+            failureReason="the agent gave up",
         ),
     ),
 ]
@@ -507,6 +508,26 @@ def test_completed_task_cannot_be_reopened_nor_its_credentials_changed(
         api.patch_namespaced_custom_object(*args, {"spec": {"credentials": [{"name": "other"}]}})
     assert "spec.credentials" in changed.value.body
     assert "cannot change after the task is created" in changed.value.body
+
+
+def test_a_failure_reason_is_set_once_and_bounded(
+    kube: client.ApiClient, crds: None, namespace: str
+) -> None:
+    """spec.failureReason (agentcred_client's report): added once, then never changed or
+    removed (a removal followed by a new value would rewrite what the agent reported)."""
+    api = client.CustomObjectsApi(kube)
+    args = ("agentcred.io", "v1alpha1", namespace, "agenttasks", "claim-4711")
+    with pytest.raises(ApiException) as too_long:
+        create(kube, namespace, task(failureReason="x" * 1025))
+    assert "spec.failureReason" in too_long.value.body
+    create(kube, namespace, task())
+    api.patch_namespaced_custom_object(*args, {"spec": {"failureReason": "gave up"}})
+    for change in ({"failureReason": "all fine"}, {"failureReason": None}):
+        with pytest.raises(ApiException) as refused:
+            api.patch_namespaced_custom_object(*args, {"spec": change})
+        assert "spec.failureReason" in refused.value.body
+        assert "failureReason is set once" in refused.value.body
+    assert api.get_namespaced_custom_object(*args)["spec"]["failureReason"] == "gave up"
 
 
 def test_printer_columns_and_short_names(kube: client.ApiClient, crds: None) -> None:

@@ -43,6 +43,7 @@ async def _starting(start: Start, body: kopf.Body, memo: OperatorMemo, retry: in
 
 
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec.completed", new=True, when=served)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec.failureReason", new=kopf.PRESENT, when=served)
 async def complete(body: kopf.Body, memo: OperatorMemo, retry: int, **_: Any) -> None:
     try:
         await lifecycle.complete(memo.deps, body)

@@ -66,6 +66,11 @@ class Annotation(StrEnum):
     RENEW_REQUESTED_AT = f"{GROUP}/renew-requested-at"
     CREATED_BY = f"{GROUP}/created-by"  # on an AgentTask: its creator, stamped at admission
     APPROVED_BY = f"{GROUP}/approved-by"  # on an AgentTaskApproval: its author, the same way
+    # On an AgentTask, stamped by its creator (agentcred_client): the session's id, reused
+    # as the correlation id of every action on the task (models/correlation.py), and the
+    # W3C trace context of the creator's span.
+    CORRELATION_ID = f"{GROUP}/correlation-id"
+    TRACEPARENT = f"{GROUP}/traceparent"
 
 
 MANAGED_BY_US: Final = {Label.MANAGED_BY.value: MANAGER}
@@ -78,6 +83,7 @@ class ConditionType(StrEnum):
     SPEC_VALID = "SpecValid"
     BACKEND_REACHABLE = "BackendReachable"
     COMPLETE = "Complete"  # CredentialQuarantine: every matched task ended and revoked
+    REVOKED = "Revoked"  # AgentTask: its leases revoked and its Secrets deleted after it ended
 
 
 class Reason(StrEnum):
@@ -112,6 +118,10 @@ class Reason(StrEnum):
     APPROVAL_DENIED = "ApprovalDenied"
     APPROVAL_TIMED_OUT = "ApprovalTimedOut"
     APPROVAL_VOIDED = "ApprovalVoided"
+    AGENT_REPORTED = "AgentReported"  # the agent set spec.failureReason
+    # AgentTask Revoked
+    CREDENTIALS_REVOKED = "CredentialsRevoked"
+    REVOCATION_PENDING = "RevocationPending"
     # AgentCredential SpecValid / Ready, CredentialBackend Ready
     SPEC_VALID = "SpecValid"
     INVALID_SPEC = "InvalidSpec"

@@ -40,6 +40,7 @@ class AgentTaskSpec:
     pod_selector: LabelSelector | None = None
     active_deadline_seconds: int | None = None
     completed: bool = False
+    failure_reason: str | None = None  # set by the agent: the task ends Failed, AgentReported
 
 
 def secret_name_for(task_name: str, ref: CredentialRef) -> str:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from agentcred import audit, metrics
+from agentcred import metrics
 from agentcred.backends.base import BackendError, Issued
 from agentcred.kube import resources, secrets
 from agentcred.kube.request_slots import acting_for
@@ -88,7 +88,13 @@ async def resume(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
     bound = task.spec.pod_selector is not None
     # An identity changed while no operator watched takes the full path too, which ends it.
     same = not identity.check(task.status, task.spec).changed
-    if task.phase == Phase.ACTIVE and complete and not task.spec.completed and not bound and same:
+    if (
+        task.phase == Phase.ACTIVE
+        and complete
+        and requested_end(task) is None
+        and not bound
+        and same
+    ):
         delay = initial_delay(task, deps.clock())
         if delay is not None:
             deps.scheduler.schedule(key_of(task), delay)
@@ -245,10 +251,21 @@ async def end_for_identity(deps: Deps, task: TaskView, message: str) -> None:
     await end(deps, task, Phase.FAILED, identity.IDENTITY_CHANGED, message)
 
 
-async def _end_if_over(deps: Deps, task: TaskView, now: datetime.datetime) -> bool:
-    """End a task that is completed or past its deadline; whether it ended."""
+def requested_end(task: TaskView) -> tuple[Phase, str, str] | None:
+    """The end its creator asked for: ``spec.failureReason`` (the agent reports a failure:
+    Failed, ``AgentReported``, its words as the message) before ``spec.completed``."""
+    if task.spec.failure_reason is not None:
+        return Phase.FAILED, Reason.AGENT_REPORTED, task.spec.failure_reason
     if task.spec.completed:
-        await end(deps, task, Phase.SUCCEEDED, Reason.COMPLETED, "spec.completed is true")
+        return Phase.SUCCEEDED, Reason.COMPLETED, "spec.completed is true"
+    return None
+
+
+async def _end_if_over(deps: Deps, task: TaskView, now: datetime.datetime) -> bool:
+    """End a task that is completed, reported failed or past its deadline; whether it ended."""
+    asked = requested_end(task)
+    if asked is not None:
+        await end(deps, task, *asked)
         return True
     if task.deadline is not None and task.deadline <= now:
         await end(
@@ -303,7 +320,7 @@ async def _issue_into_status(
 ) -> TaskView:
     """Issue one credential and record it, with ``starting`` fields (a new task's Pending)
     and, when ``activate``, the task's move to Active, in the same status patch."""
-    cid = audit.new_correlation_id()
+    cid = task.correlation_id()
     bound, issued, info = await _issue_one(deps, task, ref, cid)
     entry = issuance.entry_for(deps, task, ref, bound, issued, info, task.entry(ref.name))
     entries = task_status.replace_entry(task.entries, entry)
@@ -362,7 +379,9 @@ async def _waiting(
 
 
 async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
-    """``spec.completed`` became true: the task succeeded."""
+    """``spec.completed`` became true (the task succeeded) or ``spec.failureReason`` was
+    set (it failed, ``AgentReported``): decided from the task as read under its lock, so
+    both set in one write end it once, Failed."""
     task = TaskView.from_body(body)
     async with (
         acting_for(task.namespace),
@@ -370,9 +389,12 @@ async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
         deps.locks.hold(task.uid),
     ):
         fresh = await reload(deps, task)
-        if fresh is not None and not fresh.ended:
-            await end(deps, fresh, Phase.SUCCEEDED, Reason.COMPLETED, "spec.completed is true")
-        elif fresh is not None and await cleanup_pending(deps, fresh):
+        if fresh is None:
+            return
+        asked = requested_end(fresh)
+        if not fresh.ended and asked is not None:
+            await end(deps, fresh, *asked)
+        elif fresh.ended and await cleanup_pending(deps, fresh):
             await cleanup(deps, fresh)
 
 
@@ -444,8 +466,9 @@ async def end(
         deps.scheduler.forget(task.uid)
     except TaskRetry:
         raise  # cleanup wrote its patch (final phase included) before giving up for now
-    except Exception:
-        await patch(deps, task, final)
+    except Exception as exc:
+        pending = f"cleanup failed ({type(exc).__name__}); retrying"
+        await patch(deps, task, {**final, "conditions": _revocation(deps, task, final, pending)})
         raise
     finally:
         await report.event(
@@ -489,14 +512,29 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
             remaining[key] = record
     if records:  # no lease-record Secret (a static read, STS): nothing to rewrite or delete
         await lease_records.save(deps, task, remaining)
+    message = f"{len(remaining)} session(s) could not be revoked yet; retrying"
     if not task.deleting:
+        final = final or {}
+        # Revoked rides on the same patch: True when nothing is left, else False (retrying).
         await patch(
             deps,
             task,
-            {**(final or {}), **task_status.with_entries(task_status.revoked(task.entries))},
+            {
+                **final,
+                **task_status.with_entries(task_status.revoked(task.entries)),
+                "conditions": _revocation(deps, task, final, message if remaining else None),
+            },
         )
     if remaining:
-        message = f"{len(remaining)} session(s) could not be revoked yet; retrying"
         await report.event(deps.api, task, EventReason.REVOKE_FAILED, message, warning=True)
         raise TaskRetry(Reason.REVOKE_FAILED, message)
     deps.cleaned.add(task.uid)
+
+
+def _revocation(
+    deps: Deps, task: TaskView, final: Mapping[str, Any], pending: str | None
+) -> list[Any]:
+    """The conditions of an ended task's patch (``final``'s, else its own) with Revoked."""
+    old = {"conditions": final.get("conditions") or task.status.get("conditions")}
+    lapsing = [e.name for e in task.entries if e.state is EntryState.ISSUED and not e.revocable]
+    return task_status.revocation(old, pending, task.generation, deps.clock(), lapsing)

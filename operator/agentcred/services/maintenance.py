@@ -13,7 +13,6 @@ import dataclasses
 import datetime
 import logging
 
-from agentcred import audit
 from agentcred.backends.base import (
     BackendError,
     Issued,
@@ -165,7 +164,7 @@ async def refresh_one(
     if task.deadline is not None and expires is not None and expires >= task.deadline:
         # The credential already lasts until the task's hard stop: nothing to extend.
         return await _save_entry(deps, task, dataclasses.replace(entry, renew_at=task.deadline))
-    cid = audit.new_correlation_id()
+    cid = task.correlation_id()
     try:
         bound = await issuance.resolve(deps, task, ref)
     except (TaskRetry, TaskFailed) as problem:
@@ -288,7 +287,7 @@ async def reissue(
     """Issue a fresh credential, switch the Secret to it, retire the old one after ``overlap``
     (at once when it is 0: revoked before the one status patch, which then needs no
     ``retireAt``; one that cannot be revoked yet is retired at its ``retireAt``, now)."""
-    cid = audit.new_correlation_id()
+    cid = task.correlation_id()
     next_key = ref.name + lease_records.NEXT
     records: dict[str, lease_records.LeaseRecord] = {}  # as the issue left them
     issued, info = await issuance.issue(

@@ -19,14 +19,21 @@ log = logging.getLogger("agentcred.tasks")
 
 
 async def revoke_record(
-    deps: Deps, record: LeaseRecord, *, namespace: str, task: str, service_account: str
+    deps: Deps,
+    record: LeaseRecord,
+    *,
+    namespace: str,
+    task: str,
+    service_account: str,
+    correlation_id: str | None = None,
 ) -> bool:
     """True when the session is gone: revoked now, already gone, expired, or unrevocable.
 
     A failure retrying can help (``retry_decision``: not permanent) leaves the session
     to a later attempt, unless it has expired meanwhile; a permanent one can never
-    succeed, and the session's own TTL bounds it."""
-    cid = audit.new_correlation_id()
+    succeed, and the session's own TTL bounds it. ``correlation_id``: the task's
+    (``TaskView.correlation_id``); a fresh one for an orphan whose task is gone."""
+    cid = correlation_id or audit.new_correlation_id()
 
     def trail(outcome: str, reason: str = "") -> None:
         audit.emit(
@@ -74,6 +81,7 @@ async def revoke_for_task(deps: Deps, task: TaskView, record: LeaseRecord) -> bo
         namespace=task.namespace,
         task=task.name,
         service_account=record.service_account or task.spec.service_account_name,
+        correlation_id=task.correlation_id(),
     )
 
 

@@ -165,3 +165,41 @@ def revoked(entries: Iterable[CredentialEntry]) -> tuple[CredentialEntry, ...]:
         )
         for entry in entries
     )
+
+
+def revocation(
+    old: Mapping[str, Any],
+    pending: str | None,
+    generation: int | None,
+    now: datetime.datetime,
+    unrevocable: Iterable[str] = (),
+) -> list[Condition]:
+    """``old``'s conditions with ``Revoked``: True once an ended task holds nothing (every
+    session revoked, every generated Secret deleted), False with ``pending`` (what is
+    still being retried) until then. ``unrevocable``: credentials whose backend cannot
+    revoke them (static reads, STS), named in the message: they lapse at their expiry."""
+    lapsing = sorted(unrevocable)
+    if pending:
+        cond = condition(
+            ConditionType.REVOKED,
+            ok=False,
+            reason=Reason.REVOCATION_PENDING,
+            message=pending,
+            generation=generation,
+            now=now,
+        )
+    else:
+        cond = condition(
+            ConditionType.REVOKED,
+            ok=True,
+            reason=Reason.CREDENTIALS_REVOKED,
+            message="every lease revoked and every generated Secret deleted"
+            + (
+                f"; {', '.join(lapsing)} cannot be revoked by its backend and lapses at its expiry"
+                if lapsing
+                else ""
+            ),
+            generation=generation,
+            now=now,
+        )
+    return merge_conditions([cast(Condition, dict(c)) for c in old.get("conditions") or []], cond)

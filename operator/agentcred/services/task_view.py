@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from agentcred import audit
 from agentcred.kube.objects import ObjectRef, OwnerRef
+from agentcred.models import correlation
 from agentcred.models.api_names import API_VERSION, Annotation, Kind
 from agentcred.models.status import CredentialEntry, Phase, parse_entries
 from agentcred.models.task import AgentTaskSpec, CredentialRef, parse_task_spec, secret_name_for
@@ -34,6 +36,7 @@ class TaskView:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     created_by: str | None = None  # agentcred.io/created-by, stamped at admission
+    given_correlation_id: str | None = None  # its creator's, when well-formed
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> TaskView:
@@ -53,7 +56,14 @@ class TaskView:
             labels=dict(meta.get("labels") or {}),
             annotations=dict(meta.get("annotations") or {}),
             created_by=(meta.get("annotations") or {}).get(Annotation.CREATED_BY) or None,
+            given_correlation_id=correlation.given(meta),
         )
+
+    def correlation_id(self) -> str:
+        """The id of one action on this task (audit line, backend headers): the one its
+        creator stamped (``agentcred.io/correlation-id``, models/correlation.py), so every
+        action of one agent session shares it; else a fresh one per action."""
+        return self.given_correlation_id or audit.new_correlation_id()
 
     @property
     def phase(self) -> Phase | None:
