@@ -99,23 +99,7 @@ async def list_credential_parts(
     api: ApiClient, keep: Callable[[Body], T], namespace: str | None = None
 ) -> list[T]:
     """``keep(credential)`` of every AgentCredential (of ``namespace`` or all), page by page."""
-    custom = CustomObjectsApi(api)
-    what = subject("AgentCredentials", namespace)
-    if namespace is None:
-        parts, _ = await list_kept(
-            what, custom.list_cluster_custom_object, GROUP, VERSION, Plural.CREDENTIALS, keep=keep
-        )
-    else:
-        parts, _ = await list_kept(
-            what,
-            custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            Plural.CREDENTIALS,
-            keep=keep,
-        )
-    return parts
+    return await _list_parts(api, "AgentCredentials", Plural.CREDENTIALS, keep, namespace)
 
 
 async def namespace_labels(api: ApiClient, namespace: str) -> dict[str, str] | None:
@@ -146,11 +130,17 @@ async def list_task_parts(
 ) -> list[T]:
     """``keep(task)`` of every AgentTask (of ``namespace`` or all), page by page: the
     bodies of thousands of tasks are never held at once."""
+    return await _list_parts(api, "AgentTasks", Plural.TASKS, keep, namespace)
+
+
+async def _list_parts(
+    api: ApiClient, kind: str, plural: str, keep: Callable[[Body], T], namespace: str | None
+) -> list[T]:
     custom = CustomObjectsApi(api)
-    what = subject("AgentTasks", namespace)
+    what = subject(kind, namespace)
     if namespace is None:
         parts, _ = await list_kept(
-            what, custom.list_cluster_custom_object, GROUP, VERSION, Plural.TASKS, keep=keep
+            what, custom.list_cluster_custom_object, GROUP, VERSION, plural, keep=keep
         )
     else:
         parts, _ = await list_kept(
@@ -159,7 +149,7 @@ async def list_task_parts(
             GROUP,
             VERSION,
             namespace,
-            Plural.TASKS,
+            plural,
             keep=keep,
         )
     return parts
