@@ -43,10 +43,12 @@ class OperatorProcess:
 
 
 def operator_env(testbed_env: dict[str, str]) -> dict[str, str]:
-    """What a test operator runs with: the testbed, a short re-issue overlap, debug logs."""
+    """What a test operator runs with: the testbed, a short re-issue overlap and restore
+    interval (the 30 s defaults are harness tests: tests/unit/core/), debug logs."""
     return {
         **testbed_env,
         "AGENTCRED_REISSUE_OVERLAP": "3s",
+        "AGENTCRED_RESTORE_INTERVAL": "2s",
         "AGENTCRED_LOG_LEVEL": "DEBUG",
         "AGENTCRED_SWEEP_INTERVAL": "3s",
     }
