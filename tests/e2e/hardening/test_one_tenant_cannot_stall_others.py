@@ -71,9 +71,11 @@ def test_a_tarpit_backend_does_not_starve_a_healthy_one(
         "AGENTCRED_BACKEND_TARGET_CONCURRENCY": "2",
         "AGENTCRED_BACKEND_TIMEOUT": "120s",
     }
+    # The tarpit closes first: the calls it holds then fail at once, and the operator's
+    # exit does not wait out their 120 s read timeout in its backend threads.
     with (
-        listening(tarpit=True) as tarpit,
         running_operator(env, tmp_path / "op.log", "--namespace", scene.ns) as op,
+        listening(tarpit=True) as tarpit,
     ):
         stuck = scene.backend(
             "vault",

@@ -68,7 +68,7 @@ def test_deadline_expires_the_task_and_revokes(
 ) -> None:
     account = research_db(scenario, testbed_env)
     _, data = scenario.issue(
-        "short", "research-db", serviceAccountName=account, activeDeadlineSeconds=20
+        "short", "research-db", serviceAccountName=account, activeDeadlineSeconds=10
     )
     status = scenario.wait_phase("short", "Expired", timeout=60)
     assert status["reason"] == Reason.DEADLINE_EXCEEDED and status["completionTime"]

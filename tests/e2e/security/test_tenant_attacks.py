@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 
 from agentcred.models.api_names import MANAGED_SELECTOR, EventReason, Label, Reason
 from support import postgres, vault
-from support.credentials import DYNAMIC, vault_database
+from support.credentials import DYNAMIC, own_db_role, vault_database
 from support.kube import GROUP, VERSION, wait_for
 from support.listener import Listener
 from support.operator import OperatorProcess
@@ -367,7 +367,18 @@ def test_renewal_and_revocation_use_the_address_a_lease_was_issued_under(
     """Even the platform re-pointing a backend never sends a live lease's token elsewhere:
     renewal and revocation use the connection recorded at issue."""
     backend = scenario.backend("vault")
-    vault_database(scenario, testbed_env, account=AGENT, backend=backend, ttl="60s")
+    # A 20 s first lease renewed at 50 %: the renewal comes ~10 s after the issue, well
+    # after the re-pointing below (a 60 s lease would make the test wait ~40 s).
+    short = own_db_role(testbed_env, default_ttl="20s", max_ttl="1h")
+    vault_database(
+        scenario,
+        testbed_env,
+        account=AGENT,
+        backend=backend,
+        db_role=short,
+        ttl="60s",
+        renewalPercent=50,
+    )
     _, data = scenario.issue("t", "db", serviceAccountName=AGENT)
     assert postgres.can_login(testbed_env, data["username"], data["password"])
     moved = {**default_block("vault", testbed_env), "address": attacker.http_url}
@@ -376,7 +387,7 @@ def test_renewal_and_revocation_use_the_address_a_lease_was_issued_under(
     )
     wait_for(
         lambda: (scenario.status("t").get("credentials") or [{}])[0].get("renewals", 0) >= 1,
-        75,
+        45,
         "a renewal after the backend was re-pointed",
     )
     scenario.complete("t")
