@@ -24,7 +24,7 @@ from kubernetes import client, config
 
 from agentcred_testbed import incluster, node, procs, stack
 from agentcred_testbed.procs import StateDir
-from support import hygiene
+from support import hygiene, tools
 from support.kube import apply_crds
 from support.scenario import Scenario
 
@@ -40,6 +40,25 @@ def no_process_left() -> Iterator[None]:
     servers = {procs.pid_of(state, p.stem) for p in state.pids.glob("*.pid")}
     left = hygiene.live_children({p for p in servers if p is not None})
     assert not left, f"processes the tests started are still running: {left}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tools_prebuilt(
+    no_process_left: None, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Start building the tools the selected tests use (helm, promtool, argocd-lua) in the
+    background at once; a cached tool costs nothing. Stopped before the process check."""
+    wanted = {
+        tool
+        for item in request.session.items
+        for fixture, tool in tools.FIXTURES.items()
+        if fixture in getattr(item, "fixturenames", ())
+    }
+    if wanted:
+        log = tmp_path_factory.getbasetemp() / "build-tools.log"
+        tools.Prebuild.start(sorted(wanted), log)
+    yield
+    tools.Prebuild.stop()
 
 
 @pytest.fixture(scope="session")
