@@ -18,6 +18,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from shlex import quote
 
 import pytest
 from kubernetes import client, config
@@ -46,17 +47,23 @@ def no_process_left() -> Iterator[None]:
 def tools_prebuilt(
     no_process_left: None, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    """Start building the tools the selected tests use (helm, promtool, argocd-lua) in the
-    background at once; a cached tool costs nothing. Stopped before the process check."""
+    """Start building what the selected tests will need (helm, promtool, argocd-lua; the
+    node's kubelet and kube-scheduler) in the background at once; cached, it costs nothing.
+    Stopped before the process check (support/tools.py: Prebuild)."""
+    items = request.session.items
     wanted = {
         tool
-        for item in request.session.items
+        for item in items
         for fixture, tool in tools.FIXTURES.items()
         if fixture in getattr(item, "fixturenames", ())
     }
+    log = tmp_path_factory.getbasetemp() / "prebuild.log"
     if wanted:
-        log = tmp_path_factory.getbasetemp() / "build-tools.log"
-        tools.Prebuild.start(sorted(wanted), log)
+        tools.Prebuild.start([str(tools.BUILD_SCRIPT), *sorted(wanted)], log)
+    if any(Path(str(item.fspath)).is_relative_to(REPO / "tests/e2e/node") for item in items):
+        # The control plane first (cached: at once; cold: the testbed waits for it anyway).
+        build = quote(str(REPO / "scripts/build-kube.sh"))
+        tools.Prebuild.start(["-c", f"bash {build} >/dev/null && bash {build} node"], log)
     yield
     tools.Prebuild.stop()
 

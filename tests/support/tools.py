@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from agentcred_testbed import procs
 from support.kube import REPO
@@ -23,38 +23,45 @@ FIXTURES = {"helm": "helm", "promtool": "promtool", "argocd_lua": "argocd-lua"}
 
 
 class Prebuild:
-    """``build-tools.sh`` started in the background when the session begins (only for
-    the tools its tests use), so that a cold build (promtool: 7-17 min on 2 cores) runs
-    while the suites before GitOps and monitoring wait on their servers, not after."""
+    """Builds started in the background when the session begins, for what its tests use:
+    ``build-tools.sh`` (helm, promtool, argocd-lua) and, for the node suite,
+    ``build-kube.sh node`` (kubelet, kube-scheduler). A cold build (promtool: 7-17 min on 2
+    cores) then runs while the earlier suites wait on their servers, not after them; a
+    cached one ends at once. Both scripts take a lock, so whoever needs a binary first
+    waits for the build under way."""
 
-    proc: subprocess.Popen[bytes] | None = None
+    procs: ClassVar[list[subprocess.Popen[bytes]]] = []
 
     @classmethod
-    def start(cls, names: list[str], log: Path) -> None:
+    def start(cls, argv: list[str], log: Path) -> None:
         env = dict(os.environ, AGENTCRED_CACHE=str(procs.cache_dir()))
         with log.open("ab") as out:
-            cls.proc = subprocess.Popen(
-                ["nice", "-n", "10", "bash", str(BUILD_SCRIPT), *names],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=out,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own group: stop() ends the go builds too
+            cls.procs.append(
+                subprocess.Popen(
+                    ["nice", "-n", "10", "bash", *argv],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=out,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,  # its own group: stop() ends the go builds too
+                )
             )
 
     @classmethod
     def wait(cls) -> None:
-        """Until the background build ended (its failure shows in build_tool's own run)."""
-        if cls.proc is not None:
-            cls.proc.wait()
+        """Until the background builds ended (a failure shows in the caller's own run)."""
+        for proc in cls.procs:
+            proc.wait()
 
     @classmethod
     def stop(cls) -> None:
-        """A run that ends before its tools were needed (-x, a selection) ends the build."""
-        if cls.proc is not None and cls.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(cls.proc.pid, signal.SIGTERM)
-            cls.proc.wait(30)
+        """A run that ends before its builds were needed (-x, a selection) ends them."""
+        for proc in cls.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(30)
+        cls.procs.clear()
 
 
 def build_tool(name: str) -> Path:
