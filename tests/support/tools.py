@@ -48,12 +48,6 @@ class Prebuild:
             )
 
     @classmethod
-    def wait(cls) -> None:
-        """Until the background builds ended (a failure shows in the caller's own run)."""
-        for proc in cls.procs:
-            proc.wait()
-
-    @classmethod
     def stop(cls) -> None:
         """A run that ends before its builds were needed (-x, a selection) ends them."""
         for proc in cls.procs:
@@ -65,7 +59,8 @@ class Prebuild:
 
 
 def build_tool(name: str) -> Path:
-    Prebuild.wait()  # warm after it: the run below only prints the cached path
+    """The tool's path; built now if needed (a background build of it under way: waited
+    for through the script's lock, then the warm path)."""
     env = dict(os.environ, AGENTCRED_CACHE=str(procs.cache_dir()))
     result = subprocess.run(
         ["bash", str(BUILD_SCRIPT), name],
