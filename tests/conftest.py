@@ -18,13 +18,14 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from shlex import quote
 
 import pytest
 from kubernetes import client, config
 
 from agentcred_testbed import incluster, node, procs, stack
 from agentcred_testbed.procs import StateDir
-from support import hygiene
+from support import hygiene, tools
 from support.kube import apply_crds
 from support.scenario import Scenario
 
@@ -40,6 +41,34 @@ def no_process_left() -> Iterator[None]:
     servers = {procs.pid_of(state, p.stem) for p in state.pids.glob("*.pid")}
     left = hygiene.live_children({p for p in servers if p is not None})
     assert not left, f"processes the tests started are still running: {left}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tools_prebuilt(
+    no_process_left: None, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Start building what the selected tests will need (helm, promtool, argocd-lua; the
+    node's kubelet and kube-scheduler) in the background at once; cached, it costs nothing.
+    Stopped before the process check (support/tools.py: Prebuild)."""
+    items = request.session.items
+    wanted = {
+        tool
+        for item in items
+        for fixture, tool in tools.FIXTURES.items()
+        if fixture in getattr(item, "fixturenames", ())
+    }
+    log = tmp_path_factory.getbasetemp() / "prebuild.log"
+    if wanted:  # one tool per run of the script: its lock is free between two tools, so
+        # a test needing helm never waits for promtool (GitOps runs before monitoring)
+        script = quote(str(tools.BUILD_SCRIPT))
+        names = " ".join(sorted(wanted))  # argocd-lua, helm, promtool: the order of use
+        tools.Prebuild.start(["-c", f"for t in {names}; do bash {script} $t; done"], log)
+    if any(Path(str(item.fspath)).is_relative_to(REPO / "tests/e2e/node") for item in items):
+        # The control plane first (cached: at once; cold: the testbed waits for it anyway).
+        build = quote(str(REPO / "scripts/build-kube.sh"))
+        tools.Prebuild.start(["-c", f"bash {build} >/dev/null && bash {build} node"], log)
+    yield
+    tools.Prebuild.stop()
 
 
 @pytest.fixture(scope="session")

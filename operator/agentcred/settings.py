@@ -59,6 +59,8 @@ class Settings:
     backend_timeout: timedelta = timedelta(seconds=30)  # connect and read, each
     client_cache_size: int = 64  # SDK clients / HTTP pools kept per backend kind (LRU)
     reissue_overlap: timedelta = timedelta(seconds=30)
+    # Drift repair re-issues one credential at most this often: a storm stays a drizzle.
+    restore_interval: timedelta = timedelta(seconds=30)
     pod_selector: str | None = None  # narrows the pod watch server-side, e.g. "agentcred.io/task"
     finalizer: str = FINALIZER
     # Azure Key Vault clients (see agentcred.backends.azure_key_vault): keep the challenge
@@ -192,6 +194,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         backend_timeout=_duration(env, "BACKEND_TIMEOUT", "30s"),
         client_cache_size=_int(env, "CLIENT_CACHE_SIZE", 64, minimum=1),
         reissue_overlap=overlap,
+        restore_interval=_duration(env, "RESTORE_INTERVAL", "30s"),
         pod_selector=_get(env, "POD_LABEL_SELECTOR"),
         azure_verify_challenge_resource=_bool(env, "AZURE_VERIFY_CHALLENGE_RESOURCE", True),
         azure_ca_bundle=_file(env, "AZURE_CA_BUNDLE"),

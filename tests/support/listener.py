@@ -28,6 +28,7 @@ class Listener:
         self.port: int = self._sock.getsockname()[1]
         self.received: list[bytes] = []  # first bytes of every connection
         self._lock = threading.Lock()
+        self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -55,12 +56,16 @@ class Listener:
                 data = conn.recv(4096)
             with self._lock:
                 self.received.append(data)
-                if self.tarpit:
+                if self.tarpit and not self._closed:
                     self._held.append(conn)
                     continue
             conn.close()
 
     def close(self) -> None:
+        """Stop listening and drop every held connection, one accepted while closing too
+        (else its caller would wait out its own read timeout)."""
+        with self._lock:
+            self._closed = True
         with contextlib.suppress(OSError):
             self._sock.close()
         for conn in self._held:

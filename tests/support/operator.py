@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 AGENTCRED = Path(sys.executable).parent / "agentcred"
+IMAGE_PATH = Path(__file__).parent / "image_path"  # hides what the operator's image lacks
 
 
 @dataclass
@@ -43,10 +44,12 @@ class OperatorProcess:
 
 
 def operator_env(testbed_env: dict[str, str]) -> dict[str, str]:
-    """What a test operator runs with: the testbed, a short re-issue overlap, debug logs."""
+    """What a test operator runs with: the testbed, a short re-issue overlap and restore
+    interval (the 30 s defaults are harness tests: tests/unit/core/), debug logs."""
     return {
         **testbed_env,
         "AGENTCRED_REISSUE_OVERLAP": "3s",
+        "AGENTCRED_RESTORE_INTERVAL": "2s",
         "AGENTCRED_LOG_LEVEL": "DEBUG",
         "AGENTCRED_SWEEP_INTERVAL": "3s",
     }
@@ -74,6 +77,8 @@ def start_operator(env: dict[str, str], log_path: Path, *args: str) -> OperatorP
     # VAULT_TOKEN from the environment): it only gets what a real deployment has.
     for name in ("VAULT_TOKEN", "PGPASSWORD", "PGUSER"):
         full.pop(name, None)
+    # Nor the tests' synchronous kubernetes client (not in the image; Kopf would import it).
+    full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(IMAGE_PATH), full.get("PYTHONPATH")]))
     log = log_path.open("ab")
     proc = subprocess.Popen(
         measured([str(AGENTCRED), "run", *args], full),

@@ -37,8 +37,11 @@ def test_fairness_and_timeouts_are_read_and_checked() -> None:
             "AGENTCRED_NAMESPACE_CONCURRENCY": "2",
             "AGENTCRED_BACKEND_TIMEOUT": "7s",
             "AGENTCRED_CLIENT_CACHE_SIZE": "5",
+            "AGENTCRED_RESTORE_INTERVAL": "2s",
         }
     )
+    assert settings.restore_interval == timedelta(seconds=2)
+    assert load({}).restore_interval == timedelta(seconds=30)
     assert (settings.target_concurrency, settings.namespace_concurrency) == (3, 2)
     assert settings.backend_timeout == timedelta(seconds=7)
     assert settings.client_cache_size == 5

@@ -10,13 +10,13 @@ Only a Secret that really is a task's generated Secret counts: its controller
 ownerReference must carry the task's *uid* and its name must be the one the task
 generates for that credential; a Secret that merely carries our labels and an
 ownerReference naming a task is ignored. Checks run off the watch (services/coalesce.py),
-one at a time per Secret, and a credential is re-issued at most once per 30 s.
+one at a time per Secret, and a credential is re-issued at most once per
+``AGENTCRED_RESTORE_INTERVAL`` (30 s).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -36,9 +36,6 @@ from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.drift")
 SELECTOR = f"{MANAGED_SELECTOR},{Label.CREDENTIAL}"  # the Secrets the operator generates
-
-
-REISSUE_MIN_INTERVAL = datetime.timedelta(seconds=30)  # per credential: a storm stays a drizzle
 
 
 async def seed(deps: Deps, namespace: str | None) -> None:
@@ -128,10 +125,11 @@ async def _check(
                     await _restore(deps, task, credential, event_type)
                 return
         log.info(
-            "%s/%s: %s re-issued less than 30 s ago; restore in %.0f s",
+            "%s/%s: %s re-issued less than %.0f s ago; restore in %.0f s",
             namespace,
             owner[0],
             credential,
+            deps.settings.restore_interval.total_seconds(),
             wait,
         )
         await asyncio.sleep(wait)
@@ -154,13 +152,13 @@ def _ours(task: TaskView, owner_uid: str, credential: str, secret_name: str) -> 
 
 
 def _rate_limit_wait(deps: Deps, task: TaskView, credential: str) -> float:
-    """At most one re-issue per credential per REISSUE_MIN_INTERVAL: seconds a later event
+    """At most one re-issue per credential per restore interval: seconds a later event
     waits (coalescing in the drift queue) until the interval since the last issue passed."""
     entry = task.entry(credential)
     issued = entry.issued_at if entry is not None else None
     if issued is None:
         return 0.0
-    return (issued + REISSUE_MIN_INTERVAL - deps.clock()).total_seconds()
+    return (issued + deps.settings.restore_interval - deps.clock()).total_seconds()
 
 
 def _tampered(task: TaskView, credential: str, event_type: str, version: str | None) -> bool:

@@ -3,13 +3,13 @@ the operator for everyone else."""
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
+from kubernetes.client.exceptions import NotFoundException
 
 from agentcred.models.api_names import API_VERSION, Annotation, EventReason, Label
 from support import postgres, vault
@@ -73,9 +73,11 @@ def test_a_tarpit_backend_does_not_starve_a_healthy_one(
         "AGENTCRED_BACKEND_TARGET_CONCURRENCY": "2",
         "AGENTCRED_BACKEND_TIMEOUT": "120s",
     }
+    # The tarpit closes first: the calls it holds then fail at once, and the operator's
+    # exit does not wait out their 120 s read timeout in its backend threads.
     with (
-        listening(tarpit=True) as tarpit,
         running_operator(env, tmp_path / "op.log", "--namespace", scene.ns) as op,
+        listening(tarpit=True) as tarpit,
     ):
         stuck = scene.backend(
             "vault",
@@ -135,7 +137,9 @@ def test_a_forged_secret_claiming_a_task_triggers_nothing(
                 "stringData": {"x": "y"},
             },
         )
-        scenario.core.delete_namespaced_secret(name, scenario.ns)
+        # The garbage collector may delete the one whose owner uid matches nothing first.
+        with contextlib.suppress(NotFoundException):
+            scenario.core.delete_namespaced_secret(name, scenario.ns)
     wait_for(
         lambda: (
             sum("claims to be generated for victim" in line for line in operator.log_lines()) >= 2
@@ -146,30 +150,6 @@ def test_a_forged_secret_claiming_a_task_triggers_nothing(
     assert scenario.status("victim")["credentials"][0]["leaseId"] == lease
     assert scenario.status("victim")["credentials"][0].get("reissues", 0) == 0
     assert EventReason.RESTORED not in scenario.event_reasons("victim")
-
-
-def test_a_deleted_secret_is_restored_at_most_once_per_30_seconds(
-    scenario: Scenario, testbed_env: dict[str, str]
-) -> None:
-    """Deleting the Secret again and again (a storm) re-issues at most once per 30 s."""
-    account = vault_database(scenario, testbed_env)
-    scenario.task("storm", ["db"], serviceAccountName=account)
-    issued = [scenario.wait_phase("storm", "Active")["credentials"][0]["issuedAt"]]
-    for _ in range(2):
-        scenario.core.delete_namespaced_secret("storm-db", scenario.ns)
-        entry = wait_for(
-            lambda: (
-                (e := scenario.status("storm")["credentials"][0])["issuedAt"] != issued[-1] and e
-            ),
-            90,
-            "the restore",
-        )
-        issued.append(entry["issuedAt"])
-        wait_for(lambda: scenario.read_secret("storm-db"), 30, "the restored Secret")
-    moments = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in issued]
-    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(moments)]
-    assert all(gap >= 29 for gap in gaps), gaps
-    assert scenario.status("storm")["credentials"][0]["reissues"] == 2
 
 
 def test_a_long_task_name_and_a_password_full_of_url_syntax_still_work(

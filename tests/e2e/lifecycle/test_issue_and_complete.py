@@ -68,7 +68,7 @@ def test_deadline_expires_the_task_and_revokes(
 ) -> None:
     account = research_db(scenario, testbed_env)
     _, data = scenario.issue(
-        "short", "research-db", serviceAccountName=account, activeDeadlineSeconds=20
+        "short", "research-db", serviceAccountName=account, activeDeadlineSeconds=10
     )
     status = scenario.wait_phase("short", "Expired", timeout=60)
     assert status["reason"] == Reason.DEADLINE_EXCEEDED and status["completionTime"]
@@ -101,7 +101,7 @@ def test_drift_deleted_or_edited_secret_is_restored_with_a_fresh_credential(
             and d["username"] != first["username"]
             and d
         ),
-        60,  # at most one re-issue per credential per 30 s: the first may wait
+        30,  # the test operator's restore interval is 2 s (the 30 s: test_core_drift_rate)
         "Secret restored",
     )
     assert postgres.can_login(testbed_env, second["username"], second["password"])
@@ -116,7 +116,7 @@ def test_drift_deleted_or_edited_secret_is_restored_with_a_fresh_credential(
             and d["username"] not in (first["username"], second["username"])
             and d
         ),
-        60,  # 30 s after the previous restore at the latest
+        30,
         "edited Secret restored",
     )
     assert third["password"] != "tampered-value"

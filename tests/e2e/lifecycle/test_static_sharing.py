@@ -19,7 +19,7 @@ from support.scenario import Scenario
 
 pytestmark = pytest.mark.e2e
 TASKS = 100
-INTERVAL = 30.0
+INTERVAL = 10.0  # the refreshInterval floor: the sharing shows in any window
 
 
 def backend_reads(port: int) -> tuple[float, float]:

@@ -31,7 +31,9 @@ from support.node import (
 pytestmark = pytest.mark.e2e
 
 FAILOVER_TARGET = 20.0  # seconds from the leader's end until the standby has issued
-FAILOVERS = int(os.environ.get("AGENTCRED_FAILOVERS", "20"))
+# Five by default (four deletes, one SIGKILL: both ways a leader ends); the stress run of
+# docs/development.md "Measured" is AGENTCRED_FAILOVERS=20 (~3.5 min instead of ~1).
+FAILOVERS = int(os.environ.get("AGENTCRED_FAILOVERS", "5"))
 NS = incluster.NAMESPACE
 
 
