@@ -55,7 +55,13 @@ EVERYTHING_ON = [
 ]
 # kustomize's namespace transformer does not know these are cluster-scoped and stamps
 # the namespace on them; the API server ignores it. The chart leaves it out.
-CLUSTER_SCOPED_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+# Kinds kustomize does not know are cluster-scoped: its namespace transformer stamps them.
+CLUSTER_SCOPED_KINDS = {
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
+}
 
 
 @pytest.fixture(scope="module")
