@@ -1,0 +1,246 @@
+"""A quarantine holds across a leader failover (issue 20's proof, the HA part).
+
+Two operator processes out of cluster, leader election on (one Lease of this test's own,
+short durations, so that a SIGKILLed leader's Lease runs out in a few seconds), both
+watching only the test's namespace. The leader issues tasks; then it is SIGKILLed right
+after a new task's write-ahead lease record appeared (its issuance half-done) and, before
+the standby has taken over, the incident responder quarantines the agent's
+ServiceAccount with ``kubectl agentcred``. The standby must take over and enforce it:
+exactly the matching tasks end Failed/Quarantined, their Secrets deleted, their database
+roles refused at PostgreSQL and their leases gone at Vault, no lease record left (the
+killed leader's half-done one included); the spared task keeps working; a new matching
+task is refused; lifting lets a new one through, issued by the new leader.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config, watch
+
+from agentcred.models.api_names import GROUP, VERSION, Annotation, Label, Plural, Reason
+from support import postgres, vault
+from support.credentials import own_db_role, vault_database
+from support.kube import wait_for
+from support.leaks import assert_no_leaks
+from support.operator import OperatorProcess, operator_env, running_operator
+from support.plugin import User, bind_cluster_role, person, wait_allowed
+from support.scenario import Scenario
+
+pytestmark = pytest.mark.e2e
+
+# client-go's three durations, short: a SIGKILLed leader's Lease expires in 3 s.
+ELECTION = {
+    "AGENTCRED_LEADER_ELECTION": "true",
+    "AGENTCRED_LEADER_ELECTION_LEASE_DURATION": "3s",
+    "AGENTCRED_LEADER_ELECTION_RENEW_DEADLINE": "2s",
+    "AGENTCRED_LEADER_ELECTION_RETRY_PERIOD": "500ms",
+}
+
+
+def logged(op: OperatorProcess, text: str) -> bool:
+    return any(text in line for line in op.log_lines())
+
+
+def holder(kube: client.ApiClient, namespace: str, name: str) -> str | None:
+    try:
+        lease = client.CoordinationV1Api(kube).read_namespaced_lease(name, namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return str(lease.spec.holder_identity or "") or None
+
+
+def complete(kube: client.ApiClient, name: str) -> bool:
+    body = client.CustomObjectsApi(kube).get_cluster_custom_object(
+        GROUP, VERSION, Plural.QUARANTINES, name
+    )
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+
+
+def kill_on_record(
+    kube: client.ApiClient,
+    own: str,
+    namespace: str,
+    task: str,
+    leader: OperatorProcess,
+    scene: Scenario,
+) -> None:
+    """Create ``task`` and SIGKILL ``leader`` as soon as the watch shows its lease record."""
+    core = client.CoreV1Api(kube)
+    selector = f"{Label.SESSION}=true,{Label.TASK_NAMESPACE}={namespace}"
+    listed = core.list_namespaced_secret(own, label_selector=selector)
+    stream = watch.Watch()
+    killed = False
+    scene.task(task, ["db"], serviceAccountName="agent")
+    for event in stream.stream(
+        core.list_namespaced_secret,
+        own,
+        label_selector=selector,
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=15,
+    ):
+        annotations = event["object"].metadata.annotations or {}
+        if annotations.get(Annotation.TASK_NAME) == task:
+            leader.proc.kill()
+            killed = True
+            stream.stop()
+    leader.kill()  # reap it (or end it, when the record never appeared)
+    assert killed, f"no lease record for {task} appeared within 15 s"
+
+
+def record_names(core: client.CoreV1Api, own: str, namespace: str) -> dict[str, str]:
+    """The lease-record Secrets of the namespace's tasks: task name -> Secret name."""
+    selector = f"{Label.SESSION}=true,{Label.TASK_NAMESPACE}={namespace}"
+    found = core.list_namespaced_secret(own, label_selector=selector).items
+    return {
+        (s.metadata.annotations or {}).get(Annotation.TASK_NAME, ""): s.metadata.name for s in found
+    }
+
+
+@pytest.fixture
+def pair(
+    kube: client.ApiClient,
+    testbed_env: dict[str, str],
+    namespace: str,
+    crds: None,
+    tmp_path: Path,
+) -> Iterator[tuple[OperatorProcess, OperatorProcess, str]]:
+    """Two operators competing for one Lease (named after the test's namespace, in the
+    operator namespace); ``first`` leads, ``second`` stands by. Yields them and the
+    Lease's name; deletes the Lease afterwards."""
+    own = testbed_env["AGENTCRED_NAMESPACE"]
+    lease = f"{namespace}-leader"
+    env = {**operator_env(testbed_env), **ELECTION, "AGENTCRED_LEADER_ELECTION_LEASE_NAME": lease}
+    args = ("--namespace", namespace)
+    try:
+        with running_operator(env, tmp_path / "first.log", *args) as first:
+            wait_for(lambda: logged(first, "acquired leadership"), 30, "the first to lead")
+            with running_operator(env, tmp_path / "second.log", *args) as second:
+                wait_for(lambda: logged(second, "standing by"), 30, "the second to stand by")
+                yield first, second, lease
+    finally:
+        coordination = client.CoordinationV1Api(kube)
+        try:
+            coordination.delete_namespaced_lease(lease, own)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+@pytest.fixture
+def responder(
+    kube: client.ApiClient,
+    testbed_env: dict[str, str],
+    namespace: str,
+    shipped_policy: None,
+    tmp_path: Path,
+) -> Iterator[User]:
+    """A person holding only agentcred-incident-responder (cluster-wide)."""
+    user = person(kube, testbed_env["KUBECONFIG"], namespace, "responder", tmp_path)
+    binding = bind_cluster_role(kube, "agentcred-incident-responder", user)
+    wait_allowed(user, "leases", "-n", namespace)
+    yield user
+    client.RbacAuthorizationV1Api(kube).delete_cluster_role_binding(binding)
+    custom = client.CustomObjectsApi(kube)
+    for item in custom.list_cluster_custom_object(GROUP, VERSION, Plural.QUARANTINES)["items"]:
+        if namespace in json.dumps(item.get("spec")):  # a failed test's: lift it
+            custom.delete_cluster_custom_object(
+                GROUP, VERSION, Plural.QUARANTINES, item["metadata"]["name"]
+            )
+
+
+def test_the_standby_enforces_a_quarantine_created_while_the_leader_was_down(
+    kube: client.ApiClient,
+    testbed_env: dict[str, str],
+    namespace: str,
+    pair: tuple[OperatorProcess, OperatorProcess, str],
+    responder: User,
+) -> None:
+    first, second, lease = pair
+    own = testbed_env["AGENTCRED_NAMESPACE"]
+    core = client.CoreV1Api(kube)
+    scene = Scenario(kube, namespace)
+    # A database role of this test's own: every lease under its path at Vault is ours.
+    role = own_db_role(testbed_env, default_ttl="10m", max_ttl="1h")
+    prefix = f"{role.path}/"
+    agent = vault_database(scene, testbed_env, "db", account="agent", db_role=role)
+    other = vault_database(scene, testbed_env, "db2", account="other", db_role=role)
+
+    hit = [scene.issue(t, "db", serviceAccountName=agent) for t in ("hit-a", "hit-b")]
+    spared_status, spared = scene.issue("spared", "db2", serviceAccountName=other)
+    old = holder(kube, own, lease)
+    assert old is not None and not logged(second, "acquired leadership")
+
+    # The leader is SIGKILLed the moment the task's write-ahead lease record appears: in
+    # the middle of its issuance (logged in at Vault; the lease issued or not yet).
+    kill_on_record(kube, own, namespace, "inflight", first, scene)
+    # The quarantine arrives while no replica leads: the Lease still names the dead one.
+    name = f"{namespace}-agent"
+    with config.new_client_from_config(config_file=str(responder.kubeconfig)) as api:
+        client.CustomObjectsApi(api).create_cluster_custom_object(
+            GROUP,
+            VERSION,
+            Plural.QUARANTINES,
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "CredentialQuarantine",
+                "metadata": {"name": name},
+                "spec": {"reason": "prompt injection", "serviceAccounts": [f"{namespace}/agent"]},
+            },
+        )
+    assert holder(kube, own, lease) == old and not logged(second, "acquired leadership")
+    wait_for(lambda: complete(kube, name), 30, "the quarantine enforced by the new leader")
+
+    # The standby took over and enforced it.
+    assert logged(second, "acquired leadership")
+    assert holder(kube, own, lease) not in (None, old)
+    message = f"CredentialQuarantine {name}: prompt injection"
+    for task in ("hit-a", "hit-b", "inflight"):
+        status = scene.wait_phase(task, "Failed", 15)
+        assert status["reason"] == Reason.QUARANTINED and message in status["message"]
+        assert scene.read_secret(f"{task}-db") is None
+    for _, data in hit:
+        postgres.wait_refused(testbed_env, data, 15, "a quarantined task's role refused")
+    # No lease record and no Vault lease left for what it ended, the half-done one included:
+    # the only lease under the role's path is the spared task's.
+    wait_for(
+        lambda: set(record_names(core, own, namespace)) == {"spared"},
+        15,
+        "only the spared task's lease record",
+        describe=lambda: record_names(core, own, namespace),
+    )
+    spared_lease = spared_status["credentials"][0]["leaseId"]
+    wait_for(
+        lambda: {prefix + k for k in vault.leases(testbed_env, prefix)} == {spared_lease},
+        15,
+        "only the spared task's lease at Vault",
+        describe=lambda: vault.leases(testbed_env, prefix),
+    )
+    quarantine = client.CustomObjectsApi(kube).get_cluster_custom_object(
+        GROUP, VERSION, Plural.QUARANTINES, name
+    )
+    assert sorted(quarantine["status"]["tasks"]) == [
+        f"{namespace}/{t}" for t in ("hit-a", "hit-b", "inflight")
+    ]
+
+    assert scene.status("spared")["phase"] == "Active"
+    assert postgres.can_login(testbed_env, spared["username"], spared["password"])
+
+    scene.task("again", ["db"], serviceAccountName=agent)  # refused before any backend call
+    status = scene.wait_phase("again", "Failed", 15)
+    assert status["reason"] == Reason.QUARANTINED
+    assert not status.get("credentials")
+
+    lifted = responder.run("lift", name)
+    assert lifted.returncode == 0, lifted.stderr
+    wait_for(lambda: logged(second, f"CredentialQuarantine {name} lifted"), 15, "lifted")
+    _, after = scene.issue("after", "db", serviceAccountName=agent)
+    assert postgres.can_login(testbed_env, after["username"], after["password"])
+    assert scene.status("hit-a")["phase"] == "Failed"  # nothing re-issued for what it ended
+    assert_no_leaks(scene, [first, second])
