@@ -94,6 +94,15 @@ def kill_on_record(
     assert killed, f"no lease record for {task} appeared within 15 s"
 
 
+def db_users(env: dict[str, str], stem: str) -> set[str]:
+    """PostgreSQL roles Vault made for the database role whose name starts with ``stem``."""
+    with postgres.superuser(env) as conn:
+        rows = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"v-%-{stem}-%",)
+        ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
 def record_names(core: client.CoreV1Api, own: str, namespace: str) -> dict[str, str]:
     """The lease-record Secrets of the namespace's tasks: task name -> Secret name."""
     selector = f"{Label.SESSION}=true,{Label.TASK_NAMESPACE}={namespace}"
@@ -222,6 +231,15 @@ def test_the_standby_enforces_a_quarantine_created_while_the_leader_was_down(
         "only the spared task's lease at Vault",
         describe=lambda: vault.leases(testbed_env, prefix),
     )
+    # And at PostgreSQL: of the roles Vault made for this database role, only the spared
+    # task's is left (the half-done issuance's, if Vault got to make one, is dropped).
+    stem = role.path.rsplit("/", 1)[1][:8]  # Vault's username template keeps 8 characters
+    wait_for(
+        lambda: db_users(testbed_env, stem) == {spared["username"]},
+        15,
+        "only the spared task's role at PostgreSQL",
+        describe=lambda: db_users(testbed_env, stem),
+    )
     quarantine = client.CustomObjectsApi(kube).get_cluster_custom_object(
         GROUP, VERSION, Plural.QUARANTINES, name
     )
@@ -243,4 +261,9 @@ def test_the_standby_enforces_a_quarantine_created_while_the_leader_was_down(
     _, after = scene.issue("after", "db", serviceAccountName=agent)
     assert postgres.can_login(testbed_env, after["username"], after["password"])
     assert scene.status("hit-a")["phase"] == "Failed"  # nothing re-issued for what it ended
+    for task in ("spared", "after"):  # the new leader ends them too: no role left behind
+        scene.patch_task(task, {"completed": True})
+    for task in ("spared", "after"):
+        scene.wait_phase(task, "Succeeded", 15)
+    wait_for(lambda: not db_users(testbed_env, stem), 15, "no role of the test's left")
     assert_no_leaks(scene, [first, second])
