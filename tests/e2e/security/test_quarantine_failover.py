@@ -15,15 +15,17 @@ task is refused; lifting lets a new one through, issued by the new leader.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config, watch
 
 from agentcred.models.api_names import GROUP, VERSION, Annotation, Label, Plural, Reason
 from support import postgres, vault
-from support.credentials import own_db_role, vault_database
+from support.credentials import DbRole, own_db_role, vault_database
 from support.kube import wait_for
 from support.leaks import assert_no_leaks
 from support.operator import OperatorProcess, operator_env, running_operator
@@ -63,35 +65,34 @@ def complete(kube: client.ApiClient, name: str) -> bool:
     return any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
 
 
-def kill_on_record(
-    kube: client.ApiClient,
-    own: str,
-    namespace: str,
-    task: str,
+def kill_when(
     leader: OperatorProcess,
-    scene: Scenario,
+    what: str,
+    action: Callable[[], object],
+    seen: Callable[[dict[str, Any]], bool],
+    lister: Callable[..., Any],
+    *args: str,
+    **params: str,
 ) -> None:
-    """Create ``task`` and SIGKILL ``leader`` as soon as the watch shows its lease record."""
-    core = client.CoreV1Api(kube)
-    selector = f"{Label.SESSION}=true,{Label.TASK_NAMESPACE}={namespace}"
-    listed = core.list_namespaced_secret(own, label_selector=selector)
+    """Do ``action`` and SIGKILL ``leader`` the moment a watch on ``lister(*args,
+    **params)`` (Secrets of a namespace) shows an event ``seen`` matches."""
+    listed = lister(*args, **params)
     stream = watch.Watch()
     killed = False
-    scene.task(task, ["db"], serviceAccountName="agent")
+    action()
     for event in stream.stream(
-        core.list_namespaced_secret,
-        own,
-        label_selector=selector,
+        lister,
+        *args,
         resource_version=listed.metadata.resource_version,
         timeout_seconds=15,
+        **params,
     ):
-        annotations = event["object"].metadata.annotations or {}
-        if annotations.get(Annotation.TASK_NAME) == task:
+        if seen(event):
             leader.proc.kill()
             killed = True
             stream.stop()
-    leader.kill()  # reap it (or end it, when the record never appeared)
-    assert killed, f"no lease record for {task} appeared within 15 s"
+    leader.kill()  # reap it (or end it, when the event never came)
+    assert killed, f"{what} never happened"
 
 
 def db_users(env: dict[str, str], stem: str) -> set[str]:
@@ -164,93 +165,145 @@ def responder(
             )
 
 
-def test_the_standby_enforces_a_quarantine_created_while_the_leader_was_down(
+@dataclass
+class Incident:
+    """Two agents' tasks, issued by the leader from a database role of the test's own
+    (every lease under its path at Vault, every PostgreSQL role Vault made for it, is
+    this test's): ``hit-a`` and ``hit-b`` run as ServiceAccount ``agent`` (the one to be
+    quarantined), ``spared`` as ``other``."""
+
+    kube: client.ApiClient
+    env: dict[str, str]
+    scene: Scenario
+    role: DbRole
+    hit: list[dict[str, str]]
+    spared_lease: str
+    spared: dict[str, str]
+
+    @property
+    def stem(self) -> str:  # Vault's username template keeps 8 characters of the role
+        return self.role.path.rsplit("/", 1)[1][:8]
+
+    def quarantine(self, responder: User) -> str:
+        """The responder quarantines ServiceAccount ``agent`` (an API call as that person)."""
+        name = f"{self.scene.ns}-agent"
+        with config.new_client_from_config(config_file=str(responder.kubeconfig)) as api:
+            client.CustomObjectsApi(api).create_cluster_custom_object(
+                GROUP,
+                VERSION,
+                Plural.QUARANTINES,
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "CredentialQuarantine",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "reason": "prompt injection",
+                        "serviceAccounts": [f"{self.scene.ns}/agent"],
+                    },
+                },
+            )
+        return name
+
+    def assert_enforced(self, name: str, ended: list[str]) -> None:
+        """Exactly ``ended`` ended Failed/Quarantined with their Secrets gone, their roles
+        refused at PostgreSQL; no lease record, Vault lease or PostgreSQL role is left but
+        the spared task's, which still logs in."""
+        scene, env, own = self.scene, self.env, self.env["AGENTCRED_NAMESPACE"]
+        core = client.CoreV1Api(self.kube)
+        message = f"CredentialQuarantine {name}: prompt injection"
+        for task in ended:
+            status = scene.wait_phase(task, "Failed", 15)
+            assert status["reason"] == Reason.QUARANTINED and message in status["message"]
+            assert scene.read_secret(f"{task}-db") is None
+        for data in self.hit:
+            postgres.wait_refused(env, data, 15, "a quarantined task's role refused")
+        wait_for(
+            lambda: set(record_names(core, own, scene.ns)) == {"spared"},
+            15,
+            "only the spared task's lease record",
+            describe=lambda: record_names(core, own, scene.ns),
+        )
+        prefix = f"{self.role.path}/"
+        wait_for(
+            lambda: {prefix + k for k in vault.leases(env, prefix)} == {self.spared_lease},
+            15,
+            "only the spared task's lease at Vault",
+            describe=lambda: vault.leases(env, prefix),
+        )
+        wait_for(
+            lambda: db_users(env, self.stem) == {self.spared["username"]},
+            15,
+            "only the spared task's role at PostgreSQL",
+            describe=lambda: db_users(env, self.stem),
+        )
+        body = client.CustomObjectsApi(self.kube).get_cluster_custom_object(
+            GROUP, VERSION, Plural.QUARANTINES, name
+        )
+        assert sorted(body["status"]["tasks"]) == [f"{scene.ns}/{t}" for t in sorted(ended)]
+        assert scene.status("spared")["phase"] == "Active"
+        assert postgres.can_login(env, self.spared["username"], self.spared["password"])
+
+    def end_the_rest(self, *tasks: str) -> None:
+        """Complete what is left: the leader revokes it, no role of the test's remains."""
+        for task in tasks:
+            self.scene.patch_task(task, {"completed": True})
+        for task in tasks:
+            self.scene.wait_phase(task, "Succeeded", 15)
+        wait_for(lambda: not db_users(self.env, self.stem), 15, "no role of the test's left")
+
+
+@pytest.fixture
+def incident(
     kube: client.ApiClient,
     testbed_env: dict[str, str],
     namespace: str,
     pair: tuple[OperatorProcess, OperatorProcess, str],
+) -> Incident:
+    """Issued by the leader of ``pair``."""
+    scene = Scenario(kube, namespace)
+    role = own_db_role(testbed_env, default_ttl="10m", max_ttl="1h")
+    agent = vault_database(scene, testbed_env, "db", account="agent", db_role=role)
+    other = vault_database(scene, testbed_env, "db2", account="other", db_role=role)
+    hit = [scene.issue(t, "db", serviceAccountName=agent)[1] for t in ("hit-a", "hit-b")]
+    spared_status, spared = scene.issue("spared", "db2", serviceAccountName=other)
+    lease = spared_status["credentials"][0]["leaseId"]
+    return Incident(kube, testbed_env, scene, role, hit, lease, spared)
+
+
+def test_the_standby_enforces_a_quarantine_created_while_the_leader_was_down(
+    kube: client.ApiClient,
+    testbed_env: dict[str, str],
+    pair: tuple[OperatorProcess, OperatorProcess, str],
+    incident: Incident,
     responder: User,
 ) -> None:
     first, second, lease = pair
-    own = testbed_env["AGENTCRED_NAMESPACE"]
-    core = client.CoreV1Api(kube)
-    scene = Scenario(kube, namespace)
-    # A database role of this test's own: every lease under its path at Vault is ours.
-    role = own_db_role(testbed_env, default_ttl="10m", max_ttl="1h")
-    prefix = f"{role.path}/"
-    agent = vault_database(scene, testbed_env, "db", account="agent", db_role=role)
-    other = vault_database(scene, testbed_env, "db2", account="other", db_role=role)
-
-    hit = [scene.issue(t, "db", serviceAccountName=agent) for t in ("hit-a", "hit-b")]
-    spared_status, spared = scene.issue("spared", "db2", serviceAccountName=other)
+    scene, own = incident.scene, testbed_env["AGENTCRED_NAMESPACE"]
     old = holder(kube, own, lease)
     assert old is not None and not logged(second, "acquired leadership")
 
     # The leader is SIGKILLed the moment the task's write-ahead lease record appears: in
     # the middle of its issuance (logged in at Vault; the lease issued or not yet).
-    kill_on_record(kube, own, namespace, "inflight", first, scene)
+    kill_when(
+        first,
+        "inflight's lease record",
+        lambda: scene.task("inflight", ["db"], serviceAccountName="agent"),
+        lambda e: (e["object"].metadata.annotations or {}).get(Annotation.TASK_NAME) == "inflight",
+        client.CoreV1Api(kube).list_namespaced_secret,
+        own,
+        label_selector=f"{Label.SESSION}=true,{Label.TASK_NAMESPACE}={scene.ns}",
+    )
     # The quarantine arrives while no replica leads: the Lease still names the dead one.
-    name = f"{namespace}-agent"
-    with config.new_client_from_config(config_file=str(responder.kubeconfig)) as api:
-        client.CustomObjectsApi(api).create_cluster_custom_object(
-            GROUP,
-            VERSION,
-            Plural.QUARANTINES,
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "CredentialQuarantine",
-                "metadata": {"name": name},
-                "spec": {"reason": "prompt injection", "serviceAccounts": [f"{namespace}/agent"]},
-            },
-        )
+    name = incident.quarantine(responder)
     assert holder(kube, own, lease) == old and not logged(second, "acquired leadership")
     wait_for(lambda: complete(kube, name), 30, "the quarantine enforced by the new leader")
 
-    # The standby took over and enforced it.
+    # The standby took over and enforced it, the half-done issuance included.
     assert logged(second, "acquired leadership")
     assert holder(kube, own, lease) not in (None, old)
-    message = f"CredentialQuarantine {name}: prompt injection"
-    for task in ("hit-a", "hit-b", "inflight"):
-        status = scene.wait_phase(task, "Failed", 15)
-        assert status["reason"] == Reason.QUARANTINED and message in status["message"]
-        assert scene.read_secret(f"{task}-db") is None
-    for _, data in hit:
-        postgres.wait_refused(testbed_env, data, 15, "a quarantined task's role refused")
-    # No lease record and no Vault lease left for what it ended, the half-done one included:
-    # the only lease under the role's path is the spared task's.
-    wait_for(
-        lambda: set(record_names(core, own, namespace)) == {"spared"},
-        15,
-        "only the spared task's lease record",
-        describe=lambda: record_names(core, own, namespace),
-    )
-    spared_lease = spared_status["credentials"][0]["leaseId"]
-    wait_for(
-        lambda: {prefix + k for k in vault.leases(testbed_env, prefix)} == {spared_lease},
-        15,
-        "only the spared task's lease at Vault",
-        describe=lambda: vault.leases(testbed_env, prefix),
-    )
-    # And at PostgreSQL: of the roles Vault made for this database role, only the spared
-    # task's is left (the half-done issuance's, if Vault got to make one, is dropped).
-    stem = role.path.rsplit("/", 1)[1][:8]  # Vault's username template keeps 8 characters
-    wait_for(
-        lambda: db_users(testbed_env, stem) == {spared["username"]},
-        15,
-        "only the spared task's role at PostgreSQL",
-        describe=lambda: db_users(testbed_env, stem),
-    )
-    quarantine = client.CustomObjectsApi(kube).get_cluster_custom_object(
-        GROUP, VERSION, Plural.QUARANTINES, name
-    )
-    assert sorted(quarantine["status"]["tasks"]) == [
-        f"{namespace}/{t}" for t in ("hit-a", "hit-b", "inflight")
-    ]
+    incident.assert_enforced(name, ["hit-a", "hit-b", "inflight"])
 
-    assert scene.status("spared")["phase"] == "Active"
-    assert postgres.can_login(testbed_env, spared["username"], spared["password"])
-
-    scene.task("again", ["db"], serviceAccountName=agent)  # refused before any backend call
+    scene.task("again", ["db"], serviceAccountName="agent")  # refused before any backend call
     status = scene.wait_phase("again", "Failed", 15)
     assert status["reason"] == Reason.QUARANTINED
     assert not status.get("credentials")
@@ -258,12 +311,39 @@ def test_the_standby_enforces_a_quarantine_created_while_the_leader_was_down(
     lifted = responder.run("lift", name)
     assert lifted.returncode == 0, lifted.stderr
     wait_for(lambda: logged(second, f"CredentialQuarantine {name} lifted"), 15, "lifted")
-    _, after = scene.issue("after", "db", serviceAccountName=agent)
+    _, after = scene.issue("after", "db", serviceAccountName="agent")
     assert postgres.can_login(testbed_env, after["username"], after["password"])
     assert scene.status("hit-a")["phase"] == "Failed"  # nothing re-issued for what it ended
-    for task in ("spared", "after"):  # the new leader ends them too: no role left behind
-        scene.patch_task(task, {"completed": True})
-    for task in ("spared", "after"):
-        scene.wait_phase(task, "Succeeded", 15)
-    wait_for(lambda: not db_users(testbed_env, stem), 15, "no role of the test's left")
+    incident.end_the_rest("spared", "after")
     assert_no_leaks(scene, [first, second])
+
+
+def test_the_standby_finishes_an_enforcement_the_leader_died_in(
+    kube: client.ApiClient,
+    testbed_env: dict[str, str],
+    pair: tuple[OperatorProcess, OperatorProcess, str],
+    incident: Incident,
+    responder: User,
+) -> None:
+    first, second, lease = pair
+    own = testbed_env["AGENTCRED_NAMESPACE"]
+    old = holder(kube, own, lease)
+    names: list[str] = []
+    # The leader enforces it and is SIGKILLed the moment it deleted the first task's
+    # Secret: the other task untouched, no status written yet.
+    kill_when(
+        first,
+        "a quarantined task's Secret deleted",
+        lambda: names.append(incident.quarantine(responder)),
+        lambda e: e["type"] == "DELETED" and e["object"].metadata.name in {"hit-a-db", "hit-b-db"},
+        client.CoreV1Api(kube).list_namespaced_secret,
+        incident.scene.ns,
+    )
+    name = names[0]
+    assert not complete(kube, name)
+
+    wait_for(lambda: complete(kube, name), 30, "the new leader to finish the enforcement")
+    assert holder(kube, own, lease) not in (None, old)
+    incident.assert_enforced(name, ["hit-a", "hit-b"])
+    incident.end_the_rest("spared")
+    assert_no_leaks(incident.scene, [first, second])
