@@ -295,18 +295,20 @@ def test_the_standby_enforces_a_quarantine_created_while_the_leader_was_down(
     )
     # The quarantine arrives while no replica leads: the Lease still names the dead one.
     name = incident.quarantine(responder)
+    scene.task("during", ["db"], serviceAccountName="agent")  # matching, before any leader
     assert holder(kube, own, lease) == old and not logged(second, "acquired leadership")
     wait_for(lambda: complete(kube, name), 30, "the quarantine enforced by the new leader")
 
     # The standby took over and enforced it, the half-done issuance included.
     assert logged(second, "acquired leadership")
     assert holder(kube, own, lease) not in (None, old)
-    incident.assert_enforced(name, ["hit-a", "hit-b", "inflight"])
+    incident.assert_enforced(name, ["during", "hit-a", "hit-b", "inflight"])
 
     scene.task("again", ["db"], serviceAccountName="agent")  # refused before any backend call
-    status = scene.wait_phase("again", "Failed", 15)
-    assert status["reason"] == Reason.QUARANTINED
-    assert not status.get("credentials")
+    for task in ("during", "again"):
+        status = scene.wait_phase(task, "Failed", 15)
+        assert status["reason"] == Reason.QUARANTINED
+        assert not status.get("credentials"), task  # nothing was ever issued for it
 
     lifted = responder.run("lift", name)
     assert lifted.returncode == 0, lifted.stderr
