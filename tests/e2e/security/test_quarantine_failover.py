@@ -1,15 +1,19 @@
 """A quarantine holds across a leader failover (issue 20's proof, the HA part).
 
-Two operator processes out of cluster, leader election on (one Lease of this test's own,
-short durations, so that a SIGKILLed leader's Lease runs out in a few seconds), both
-watching only the test's namespace. The leader issues tasks; then it is SIGKILLed right
-after a new task's write-ahead lease record appeared (its issuance half-done) and, before
-the standby has taken over, the incident responder quarantines the agent's
-ServiceAccount with ``kubectl agentcred``. The standby must take over and enforce it:
-exactly the matching tasks end Failed/Quarantined, their Secrets deleted, their database
-roles refused at PostgreSQL and their leases gone at Vault, no lease record left (the
-killed leader's half-done one included); the spared task keeps working; a new matching
-task is refused; lifting lets a new one through, issued by the new leader.
+Two operator processes out of cluster, leader election on (a Lease of this test's own in
+the operator namespace, short durations, so that a SIGKILLed leader's Lease runs out in
+about 3 s), both watching only the test's namespace; the incident responder holds only
+agentcred-incident-responder and creates the quarantine with their own credentials.
+
+1. The leader is SIGKILLed the moment a new task's write-ahead lease record appears (its
+   issuance half-done); while the Lease still names the dead leader, the responder
+   quarantines the agent's ServiceAccount and a matching task arrives. The standby takes
+   over and enforces it: exactly the matching tasks end Failed/Quarantined, Secrets
+   deleted, roles refused at PostgreSQL, leases gone at Vault, no lease record left (the
+   half-done one included); the spared task keeps working; new matching tasks get
+   nothing; ``kubectl agentcred lift`` lets a new one through, issued by the new leader.
+2. The leader is SIGKILLed in the middle of an enforcement (right after it deleted the
+   first matched task's Secret): the standby finishes it, with the same checks.
 """
 
 from __future__ import annotations
