@@ -1,9 +1,10 @@
 """The whole local testbed: start every component, write ``.testbed/env``, stop them all.
 
-Two chains start side by side because they are independent and the JVM and the
+Three chains start side by side because they are independent and the JVM and the
 control plane are the slow parts: PostgreSQL -> Kubernetes -> OpenBao (OpenBao's
 database engine needs PostgreSQL and its kubernetes auth method needs the
-apiserver), and the cloud emulators (moto, drongo, Lowkey Vault). A testbed whose
+apiserver), the cloud emulators (moto, drongo, Lowkey Vault), and the trace store
+(Jaeger, whose first build is the longest of all). A testbed whose
 processes are all still running is reused instead of started twice.
 """
 
@@ -16,12 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
-from agentcred_testbed import drongo, kube, lowkey, moto, node, openbao, postgres, procs
+from agentcred_testbed import drongo, jaeger, kube, lowkey, moto, node, openbao, postgres, procs
 from agentcred_testbed.procs import StateDir, TestbedError
 
 CHAINS: tuple[tuple[ModuleType, ...], ...] = (
     (postgres, kube, openbao),
     (moto, drongo),
+    # Jaeger alone: its cold build (jaeger.py) is long and must hold up no other server.
+    (jaeger,),
 )
 # The node (node.py) is started on demand (node.up), after the rest; listed last so that
 # ``down`` stops it first.
