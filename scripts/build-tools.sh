@@ -111,7 +111,8 @@ build() {
       cp -r "$src/." "$out/src"
       chmod -R u+w "$out/src"
       (cd "$out/src" && GOFLAGS="$GOFLAGS -mod=mod" nice -n 10 \
-        go build -trimpath -ldflags "-s -w" -o "$out/jaeger" ./cmd/jaeger)
+        go build -trimpath -o "$out/jaeger" ./cmd/jaeger \
+        -ldflags "-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_VERSION")
       rm -rf "$out/src"
       ;;
   esac
