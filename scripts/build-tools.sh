@@ -111,8 +111,9 @@ build() {
       cp -r "$src/." "$out/src"
       chmod -R u+w "$out/src"
       (cd "$out/src" && GOFLAGS="$GOFLAGS -mod=mod" nice -n 10 \
-        go build -trimpath -o "$out/jaeger" ./cmd/jaeger \
-        -ldflags "-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_VERSION")
+        go build -trimpath -o "$out/jaeger" \
+        -ldflags "-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_VERSION" \
+        ./cmd/jaeger)
       rm -rf "$out/src"
       ;;
   esac
