@@ -17,7 +17,7 @@ from typing import Any
 import hvac
 import yaml
 
-from agentcred_testbed import incluster, kube, node, procs, stack
+from agentcred_testbed import incluster, jaeger, kube, node, procs, stack
 from agentcred_testbed.certs import Pair
 from agentcred_testbed.procs import StateDir
 
@@ -173,6 +173,8 @@ def main() -> int:
         "PYTHONUNBUFFERED": "1",
         "VAULT_TOKEN": "",
     }
+    if jaeger.OTLP_ENDPOINT in env:  # its spans into the testbed's Jaeger (docs/operations.md)
+        operator_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = env[jaeger.OTLP_ENDPOINT]
     procs.start(
         state, "operator", [str(Path(sys.executable).parent / "agentcred"), "run"], env=operator_env
     )
@@ -185,6 +187,8 @@ def main() -> int:
         f"Use the cluster: export KUBECONFIG={env['KUBECONFIG']}   (all variables: "
         f"source {state.root / stack.ENV_FILE})"
     )
+    if jaeger.QUERY_URL in env:
+        print(f"Its traces: {env[jaeger.QUERY_URL]}/api/traces?service=agentcred-operator")
     print("Stop everything: make testbed-down")
     return 0 if os.path.exists(state.pids / "operator.pid") else 1
 

@@ -5,14 +5,16 @@
 # same way scripts/build-kube.sh builds the Kubernetes binaries: no download
 # site, no Docker, nothing in the checkout.
 #
-# Usage: scripts/build-tools.sh [helm|promtool|argocd-lua]...   (default: all)
+# Usage: scripts/build-tools.sh [helm|promtool|argocd-lua|jaeger]...
+#        (default: helm promtool argocd-lua; jaeger, the testbed's trace store, only
+#        when asked: agentcred_testbed/jaeger.py asks for it)
 #
 # Prints the absolute path of each requested binary on stdout, one per line, in
 # the order asked; progress and go tool output go to stderr. A binary that is
 # already in the cache is printed at once (warm path, no go invocation).
 #
 # Environment:
-#   HELM_VERSION, PROMETHEUS_VERSION  override the pins below
+#   HELM_VERSION, PROMETHEUS_VERSION, JAEGER_VERSION  override the pins below
 #   AGENTCRED_CACHE                   cache root (default: $HOME/.cache/agentcred)
 #
 # Pins (exact, so a test that passed yesterday runs the same tool today):
@@ -26,6 +28,10 @@
 #     that passes here behaves the same in the Argo CD application controller.
 #     Those pins live in tools/argocd-lua/go.mod (with go.sum); the cache key is
 #     a hash of that module's files, so editing it rebuilds.
+#   * jaeger v1.75.0: the `jaeger` binary of that release is Jaeger v2 (the all-in-one
+#     built on the OpenTelemetry collector: OTLP receiver, in-memory storage, query
+#     API). Its go.mod has a replace directive, so `go install pkg@version` refuses
+#     it; it is built as the main module from the proxy's copy of its source.
 #
 # Cold build times (2 cores, empty Go build cache, module cache warm from the
 # Kubernetes build): see README "Measured".
@@ -33,6 +39,7 @@ set -euo pipefail
 
 HELM_VERSION=${HELM_VERSION:-v4.3.1}
 PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}
+JAEGER_VERSION=${JAEGER_VERSION:-v1.75.0}
 
 exec 3>&1 1>&2
 log() { printf '[build-tools] %s\n' "$*" >&2; }
@@ -59,7 +66,8 @@ tool_dir() {
     helm) printf '%s/helm-%s' "$TOOLS_ROOT" "$HELM_VERSION" ;;
     promtool) printf '%s/promtool-%s' "$TOOLS_ROOT" "$PROMETHEUS_VERSION" ;;
     argocd-lua) printf '%s/argocd-lua-%s' "$TOOLS_ROOT" "$(lua_key)" ;;
-    *) die "unknown tool '$1' (known: helm promtool argocd-lua)" ;;
+    jaeger) printf '%s/jaeger-%s' "$TOOLS_ROOT" "$JAEGER_VERSION" ;;
+    *) die "unknown tool '$1' (known: helm promtool argocd-lua jaeger)" ;;
   esac
 }
 
@@ -93,6 +101,21 @@ build() {
       (cd "$REPO_ROOT/tools/argocd-lua" && GOFLAGS="$GOFLAGS -mod=readonly" \
         go build -trimpath -ldflags "-s -w" -o "$out/argocd-lua" .)
       ;;
+    jaeger)
+      # The module's source from the Go module proxy (read-only in the module cache),
+      # copied and built as the main module so its replace directive applies.
+      local src
+      src=$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" \
+        | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+      [[ -d $src ]] || die "could not download github.com/jaegertracing/jaeger@$JAEGER_VERSION"
+      cp -r "$src/." "$out/src"
+      chmod -R u+w "$out/src"
+      (cd "$out/src" && GOFLAGS="$GOFLAGS -mod=mod" nice -n 10 \
+        go build -trimpath -o "$out/jaeger" \
+        -ldflags "-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_VERSION" \
+        ./cmd/jaeger)
+      rm -rf "$out/src"
+      ;;
   esac
   [[ -x "$out/$name" ]] || die "$name was not produced"
 }
@@ -106,6 +129,7 @@ smoke_test() {
       printf 'kind: Smoke\n' > "$tmp/t.yaml"
       "$2" health --libs configmap --script "$tmp/t.lua" "$tmp/t.yaml" >&2
       rm -f "$tmp/t.lua" "$tmp/t.yaml" ;;
+    jaeger) "$2" version >&2 ;;
   esac
 }
 

@@ -25,7 +25,7 @@ import uuid
 
 import kopf
 
-from agentcred import __version__, handlers, leadership, logs
+from agentcred import __version__, handlers, leadership, logs, tracing
 from agentcred import settings as settings_mod
 from agentcred.kube.client import make_api_client
 
@@ -57,6 +57,7 @@ def run(namespaces: list[str]) -> int:
     watched = tuple(namespaces) or config.namespaces
     config = dataclasses.replace(config, namespaces=watched)
     log.info("agentcred %s starting", __version__, extra={"namespaces": ",".join(watched) or "*"})
+    tracing.configure()  # spans over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     if config.leader_election:
         try:
             asyncio.run(_run_elected(config))
@@ -65,6 +66,7 @@ def run(namespaces: list[str]) -> int:
             return 0
     else:
         asyncio.run(_operator(config))
+    tracing.shutdown()  # flush the last spans
     log.info("agentcred stopped")
     return 0
 

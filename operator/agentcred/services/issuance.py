@@ -16,9 +16,13 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import Span
+
+from agentcred import tracing
 from agentcred.backends.base import (
     Backend,
     BackendInvalidConfig,
@@ -101,6 +105,14 @@ def bind(ref: CredentialRef, spec: ResolvedCredential, backend: Backend) -> Boun
 async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCredential:
     """The AgentCredential of the task's namespace named by ``ref``, allowed by its
     CredentialBackend for this task's namespace and ServiceAccount, parsed and checked."""
+    account = task.spec.service_account_name
+    with tracing.span(tracing.AUTHORIZE, task, service_account=account, credential=ref.name) as s:
+        bound = await _resolve(deps, task, ref)
+        tracing.note(s, backend=bound.spec.backend_kind)
+        return bound
+
+
+async def _resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCredential:
     body = await deps.lookups.get(
         ("AgentCredential", task.namespace, ref.name),
         lambda: resources.get_credential(deps.api, task.namespace, ref.name),
@@ -142,7 +154,10 @@ def identity(deps: Deps, task: TaskView) -> Identity:
 
     async def token_for(audience: str) -> str:
         try:
-            return await tokens.request_token(deps.api, namespace, account, audience, TOKEN_SECONDS)
+            with tracing.span(tracing.TOKEN_REQUEST, task, service_account=account):
+                return await tokens.request_token(
+                    deps.api, namespace, account, audience, TOKEN_SECONDS
+                )
         except KubeNotFound:
             raise ReferenceMissing(f"ServiceAccount {namespace}/{account} not found") from None
         except KubeError as exc:
@@ -294,7 +309,8 @@ async def _issue_lease(
     records = await _retire_stale(deps, task, record_key)  # the records, read once
     if isinstance(backend, SessionBackend):
         async with deps.limits.slot(task.namespace, target):
-            session = await backend.login(request)
+            with _backend_span(tracing.LOGIN, task, bound, cid):
+                session = await backend.login(request)
         records[record_key] = lease_records.LeaseRecord(
             credential=bound.ref.name,
             backend=bound.spec.backend_kind,
@@ -307,13 +323,17 @@ async def _issue_lease(
     try:
         if isinstance(backend, SessionBackend) and session is not None:
             async with deps.limits.slot(task.namespace, target):
-                issued = await backend.issue_with(request, session)
+                with _backend_span(tracing.BACKEND_ISSUE, task, bound, cid) as span:
+                    issued = await backend.issue_with(request, session)
+                    tracing.note(span, lease_id=issued.lease_id)
             if issued.session is None:  # a static read keeps no session
                 records.pop(record_key, None)
                 await lease_records.save(deps, task, records)
         else:
             async with deps.limits.slot(task.namespace, target):
-                issued = await backend.issue(request)
+                with _backend_span(tracing.BACKEND_ISSUE, task, bound, cid) as span:
+                    issued = await backend.issue(request)
+                    tracing.note(span, lease_id=issued.lease_id)
         check_ceiling(bound, issued)  # an over-long lease is revoked below
         extra = _render_or_fail(bound, issued)  # fail before anything is written
     except BaseException:
@@ -330,9 +350,25 @@ async def _issue_unrecorded(
 ) -> Issued:
     """Issue (or read) what keeps no session record (``keeps_no_record``)."""
     async with deps.limits.slot(task.namespace, bound.spec.target):
-        issued = await bound.backend.issue(request)
+        with _backend_span(tracing.BACKEND_ISSUE, task, bound, request.correlation_id) as span:
+            issued = await bound.backend.issue(request)
+            tracing.note(span, lease_id=issued.lease_id)
     check_ceiling(bound, issued)
     return issued
+
+
+def _backend_span(
+    name: str, task: TaskView, bound: BoundCredential, cid: str
+) -> AbstractContextManager[Span | None]:
+    """A span around one backend call for ``bound`` (tracing.py; a no-op when off)."""
+    return tracing.span(
+        name,
+        task,
+        service_account=task.spec.service_account_name,
+        credential=bound.ref.name,
+        backend=bound.spec.backend_kind,
+        correlation_id=cid,
+    )
 
 
 def keeps_no_record(bound: BoundCredential) -> bool:
@@ -420,20 +456,21 @@ async def write_secret(
 ) -> SecretInfo:
     name = task.secret_name(ref)
     try:
-        info = await secrets.write_secret(
-            deps.api,
-            task.namespace,
-            name,
-            data,
-            labels={
-                **MANAGED_BY_US,
-                Label.TASK: label_value(task.name),
-                Label.CREDENTIAL: ref.name,
-            },
-            annotations={Annotation.EXPIRES_AT: timestamp(expires_at) if expires_at else ""},
-            owner=task.owner,
-            known_version=deps.written.get((task.namespace, name)),  # ours: one request
-        )
+        with tracing.span(tracing.SECRET_WRITE, task, credential=ref.name):
+            info = await secrets.write_secret(
+                deps.api,
+                task.namespace,
+                name,
+                data,
+                labels={
+                    **MANAGED_BY_US,
+                    Label.TASK: label_value(task.name),
+                    Label.CREDENTIAL: ref.name,
+                },
+                annotations={Annotation.EXPIRES_AT: timestamp(expires_at) if expires_at else ""},
+                owner=task.owner,
+                known_version=deps.written.get((task.namespace, name)),  # ours: one request
+            )
     except KubeSecretCollision:
         raise TaskRetry(
             Reason.SECRET_CONFLICT,

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from agentcred import metrics
+from agentcred import metrics, tracing
 from agentcred.backends.base import BackendError, Issued
 from agentcred.kube import resources, secrets
 from agentcred.kube.request_slots import acting_for
@@ -342,11 +342,16 @@ async def _issue_one(
     """Resolve and issue (the Secret's name is checked by its create, no read first:
     ``issuance.issue``); a failure is audited and raised as TaskRetry or TaskFailed."""
     backend_kind = "unknown"
+    account = task.spec.service_account_name
     try:
-        bound = await issuance.resolve(deps, task, ref)
-        backend_kind = bound.spec.backend_kind
-        with metrics.ISSUE_DURATION.labels(backend_kind).time():
-            issued, info = await issuance.issue(deps, task, bound, record_key=ref.name, cid=cid)
+        with tracing.span(
+            tracing.ISSUE, task, service_account=account, credential=ref.name, correlation_id=cid
+        ) as span:
+            bound = await issuance.resolve(deps, task, ref)
+            backend_kind = bound.spec.backend_kind
+            with metrics.ISSUE_DURATION.labels(backend_kind).time():
+                issued, info = await issuance.issue(deps, task, bound, record_key=ref.name, cid=cid)
+            tracing.note(span, backend=backend_kind, lease_id=issued.lease_id)
     except (TaskRetry, TaskFailed, BackendError) as exc:
         failure = _as_task_error(exc, ref)
         line = report.Audit("issue", "failure", ref.name, backend_kind, "", cid, failure.reason)
@@ -508,7 +513,9 @@ async def cleanup(deps: Deps, task: TaskView, final: Mapping[str, Any] | None = 
     records = await lease_records.load(deps, task.uid)
     remaining: dict[str, lease_records.LeaseRecord] = {}
     for key, record in records.items():
-        if not await revocation.revoke_reported(deps, task, record):
+        current = task.entry(key)  # under the credential's own key: its status entry's lease
+        lease_id = current.lease_id if current is not None else ""
+        if not await revocation.revoke_reported(deps, task, record, lease_id):
             remaining[key] = record
     if records:  # no lease-record Secret (a static read, STS): nothing to rewrite or delete
         await lease_records.save(deps, task, remaining)

@@ -13,6 +13,9 @@ import dataclasses
 import datetime
 import logging
 
+from opentelemetry.trace import Span
+
+from agentcred import tracing
 from agentcred.backends.base import (
     BackendError,
     Issued,
@@ -240,9 +243,18 @@ async def renew_in_place(
     try:
         issued_under = parse_resolved(record.spec)
         async with deps.limits.slot(task.namespace, issued_under.target):
-            return await bound.backend.renew(
-                Lease(issued_under, entry.lease_id, record.session, cid), ttl
-            )
+            with tracing.span(
+                tracing.RENEW,
+                task,
+                service_account=record.service_account or task.spec.service_account_name,
+                credential=ref.name,
+                backend=record.backend,
+                lease_id=entry.lease_id,
+                correlation_id=cid,
+            ):
+                return await bound.backend.renew(
+                    Lease(issued_under, entry.lease_id, record.session, cid), ttl
+                )
     except (BackendError, SpecError) as exc:
         if retry_decision(exc).permanent:  # denied, gone, unusable: re-issue instead
             return None
@@ -288,11 +300,36 @@ async def reissue(
     (at once when it is 0: revoked before the one status patch, which then needs no
     ``retireAt``; one that cannot be revoked yet is retired at its ``retireAt``, now)."""
     cid = task.correlation_id()
+    with tracing.span(
+        tracing.REISSUE,
+        task,
+        service_account=task.spec.service_account_name,
+        credential=ref.name,
+        backend=bound.spec.backend_kind,
+        correlation_id=cid,
+    ) as span:
+        return await _reissue(
+            deps, task, ref, bound, overlap=overlap, reason=reason, cid=cid, span=span
+        )
+
+
+async def _reissue(
+    deps: Deps,
+    task: TaskView,
+    ref: CredentialRef,
+    bound: issuance.BoundCredential,
+    *,
+    overlap: datetime.timedelta,
+    reason: str,
+    cid: str,
+    span: Span | None,
+) -> TaskView:
     next_key = ref.name + lease_records.NEXT
     records: dict[str, lease_records.LeaseRecord] = {}  # as the issue left them
     issued, info = await issuance.issue(
         deps, task, bound, record_key=next_key, cid=cid, records=records
     )
+    tracing.note(span, lease_id=issued.lease_id)
     old = None
     if not issuance.keeps_no_record(bound):
         old = await _rotate_records(deps, task, ref, records)

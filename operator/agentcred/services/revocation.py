@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from agentcred import audit, metrics
+from agentcred import audit, metrics, tracing
 from agentcred.backends.base import BackendError, Lease
 from agentcred.models.api_names import EventReason
 from agentcred.models.errors import SpecError, retry_decision
@@ -26,14 +26,36 @@ async def revoke_record(
     task: str,
     service_account: str,
     correlation_id: str | None = None,
+    traced: tracing.TracedTask | None = None,
+    lease_id: str = "",
 ) -> bool:
     """True when the session is gone: revoked now, already gone, expired, or unrevocable.
 
     A failure retrying can help (``retry_decision``: not permanent) leaves the session
     to a later attempt, unless it has expired meanwhile; a permanent one can never
     succeed, and the session's own TTL bounds it. ``correlation_id``: the task's
-    (``TaskView.correlation_id``); a fresh one for an orphan whose task is gone."""
+    (``TaskView.correlation_id``); a fresh one for an orphan whose task is gone.
+    ``traced``: the live task, whose trace the revocation span continues; ``lease_id``:
+    the lease the session parents when the caller knows it (a record of a session keeps
+    none), for the span."""
     cid = correlation_id or audit.new_correlation_id()
+    with tracing.span(
+        tracing.REVOKE,
+        traced,
+        task=task,
+        namespace=namespace,
+        service_account=service_account,
+        credential=record.credential,
+        backend=record.backend,
+        lease_id=record.lease_id or lease_id,
+        correlation_id=cid,
+    ):
+        return await _revoke(deps, record, namespace, task, service_account, cid)
+
+
+async def _revoke(
+    deps: Deps, record: LeaseRecord, namespace: str, task: str, service_account: str, cid: str
+) -> bool:
 
     def trail(outcome: str, reason: str = "") -> None:
         audit.emit(
@@ -71,7 +93,9 @@ async def revoke_record(
     return True
 
 
-async def revoke_for_task(deps: Deps, task: TaskView, record: LeaseRecord) -> bool:
+async def revoke_for_task(
+    deps: Deps, task: TaskView, record: LeaseRecord, lease_id: str = ""
+) -> bool:
     """``revoke_record`` for a session of ``task``; True when it is gone. The audit names
     the account the session was logged in as (the spec's, for records from before it was
     kept): after an identity change the two differ."""
@@ -82,13 +106,17 @@ async def revoke_for_task(deps: Deps, task: TaskView, record: LeaseRecord) -> bo
         task=task.name,
         service_account=record.service_account or task.spec.service_account_name,
         correlation_id=task.correlation_id(),
+        traced=task,
+        lease_id=lease_id,
     )
 
 
-async def revoke_reported(deps: Deps, task: TaskView, record: LeaseRecord) -> bool:
+async def revoke_reported(
+    deps: Deps, task: TaskView, record: LeaseRecord, lease_id: str = ""
+) -> bool:
     """Revoke one session of a live task, with a CredentialRevoked Event when it is gone;
     True when it is gone."""
-    gone = await revoke_for_task(deps, task, record)
+    gone = await revoke_for_task(deps, task, record, lease_id)
     if gone:
         await report.event(deps.api, task, EventReason.REVOKED, f"{record.credential}: revoked")
     return gone

@@ -26,16 +26,21 @@ from hvac import exceptions as vault_exc
 from hvac.adapters import JSONAdapter
 from requests.adapters import HTTPAdapter
 
+from agentcred import tracing
 from agentcred.backends.blocking import BlockingRunner
 from agentcred.backends.lru import LruCache
 from agentcred.backends.vault.errors import vault_error
 from agentcred.models.resolved import VaultSpec
 
 CORRELATION_HEADER = "X-Correlation-Id"
+# W3C trace context of the operator's current span (tracing.py), when tracing is on: Vault
+# logs it in its audit log once `sys/config/auditing/request-headers/traceparent` is set.
+TRACE_HEADER = "traceparent"
 
 
 class CorrelatedAdapter(JSONAdapter):  # type: ignore[misc]  # hvac ships no type hints
-    """hvac's JSON adapter, plus ``X-Correlation-Id`` on requests and the status on errors."""
+    """hvac's JSON adapter, plus ``X-Correlation-Id`` (and, when tracing, ``traceparent``)
+    on requests and the status on errors."""
 
     def __init__(self, *args: Any, correlation_id: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -46,6 +51,9 @@ class CorrelatedAdapter(JSONAdapter):  # type: ignore[misc]  # hvac ships no typ
     ) -> Any:
         if self.correlation_id:
             headers = {**(headers or {}), CORRELATION_HEADER: self.correlation_id}
+        parent = tracing.traceparent()  # the span's context followed the call to this thread
+        if parent:
+            headers = {**(headers or {}), TRACE_HEADER: parent}
         return super().request(method, url, headers=headers, **kwargs)
 
     def _raise_for_error(self, method: str, url: str, response: requests.Response) -> None:
