@@ -47,18 +47,3 @@ async def patch_status(api: ApiClient, namespace: str, name: str, patch: Mapping
         {"status": dict(patch)},
         _content_type=MERGE_PATCH,
     )
-
-
-async def create(api: ApiClient, namespace: str, body: Mapping[str, Any]) -> Body:
-    """Create an approval as the caller (the plugin: the user's own identity)."""
-    custom = CustomObjectsApi(api)
-    name = str((body.get("metadata") or {}).get("name") or "")
-    return await call(
-        subject(Kind.APPROVAL, namespace, name or None),
-        custom.create_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        Plural.APPROVALS,
-        dict(body),
-    )
