@@ -26,6 +26,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.util._once import Once
 
 from agentcred import tracing
 from agentcred.models.api_names import Annotation
@@ -81,13 +82,19 @@ def traced_operator(
 
 
 @pytest.fixture
-def launcher_tracing(jaeger_urls: tuple[str, str]) -> Iterator[TracerProvider]:
+def launcher_tracing(
+    jaeger_urls: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TracerProvider]:
     """The launcher's SDK, as an application using agentcred_client configures it (the
-    API's global provider: the client uses whatever the application set)."""
+    API's global provider: the client uses whatever the application set). The API lets a
+    process set it once; the test's is undone afterwards (the API's module state put
+    back), so later tests in this process see no SDK, as they would in their own."""
     provider = TracerProvider(resource=Resource.create({"service.name": CLIENT_SERVICE}))
     provider.add_span_processor(
         SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{jaeger_urls[0]}/v1/traces"))
     )
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
     trace.set_tracer_provider(provider)
     assert trace.get_tracer_provider() is provider, "another test set a tracer provider"
     yield provider
