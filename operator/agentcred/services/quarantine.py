@@ -227,17 +227,23 @@ def _candidate(
 
 
 async def _end_all(deps: Deps, quarantine: Quarantine, candidates: list[Candidate]) -> Tally:
-    """Two passes over the matched tasks, so that what matters most is done first for all
-    of them: ``_contain`` (Secrets deleted, sessions revoked, lease records dropped), then
-    ``_conclude`` (the final status and Event, or the full ``lifecycle.end`` wherever the
+    """Passes over the matched tasks, so that what matters most is done first for all of
+    them: ``_delete_secrets``, then ``_contain`` (sessions revoked, lease records dropped),
+    then ``_conclude`` (the final status and Event, or the full ``lifecycle.end`` wherever the
     first pass could not finish)."""
     tally = Tally()
     slots = FairSlots(ENDING, deps.settings.namespace_share)
     contained: dict[str, int] = {}
+    unexposed: set[str] = set()
+
+    async def unexpose(candidate: Candidate) -> None:
+        async with slots.hold(candidate.subject.namespace):
+            if await _delete_secrets(deps, candidate):
+                unexposed.add(candidate.uid)
 
     async def contain(candidate: Candidate) -> None:
         async with slots.hold(candidate.subject.namespace):
-            revoked = await _contain(deps, candidate)
+            revoked = await _contain(deps, candidate, candidate.uid in unexposed)
             if revoked is not None:
                 contained[candidate.uid] = revoked
 
@@ -245,12 +251,36 @@ async def _end_all(deps: Deps, quarantine: Quarantine, candidates: list[Candidat
         async with slots.hold(candidate.subject.namespace):
             await _conclude(deps, quarantine, candidate, contained.get(candidate.uid), tally)
 
+    # The Secrets of every matched task first (API requests only, quick): what pods read
+    # is gone before the first of the slower backend revocations is waited for.
+    await asyncio.gather(*(unexpose(c) for c in candidates))
     await asyncio.gather(*(contain(c) for c in candidates))
     await asyncio.gather(*(conclude(c) for c in candidates))
     return tally
 
 
-async def _contain(deps: Deps, candidate: Candidate) -> int | None:
+async def _delete_secrets(deps: Deps, candidate: Candidate) -> bool:
+    """Under the task's lock, from the task as listed: delete its generated Secrets. False
+    when the task ended otherwise or an API call failed (``_contain`` tries again)."""
+    try:
+        task = TaskView.from_body(candidate.body)
+    except SpecError:
+        return False
+    if task.ended:
+        return False
+    async with deps.locks.hold(task.uid):
+        try:
+            for ref in task.spec.credentials:
+                await issuance.delete_secret(deps, task, ref)
+        except OperatorError as exc:
+            log.info(
+                "quarantine: %s/%s Secrets not deleted yet: %s", task.namespace, task.name, exc
+            )
+            return False
+    return True
+
+
+async def _contain(deps: Deps, candidate: Candidate, unexposed: bool = False) -> int | None:
     """Under the task's lock, from the task as listed: delete its generated Secrets, revoke
     every session in its lease records, drop the records. The sessions revoked, or None
     when something is left (the task ended otherwise, a session not revocable yet: the
@@ -263,8 +293,9 @@ async def _contain(deps: Deps, candidate: Candidate) -> int | None:
         return None  # ended by this quarantine before: the second pass cleans up what is left
     async with deps.locks.hold(task.uid):
         try:
-            for ref in task.spec.credentials:
-                await issuance.delete_secret(deps, task, ref)
+            if not unexposed:  # its Secrets not deleted by the first pass yet
+                for ref in task.spec.credentials:
+                    await issuance.delete_secret(deps, task, ref)
             records = await lease_records.load(deps, task.uid)
             left = {
                 key: record

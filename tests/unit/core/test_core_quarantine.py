@@ -242,6 +242,10 @@ def test_every_secret_and_session_goes_before_the_first_status_patch() -> None:
         first_patch = calls.index(PATCH_STATUS)
         assert calls[first_patch:].count(DELETE_SECRET) == 0  # 3 Secrets + 3 records before
         assert calls[:first_patch].count(DELETE_SECRET) == 6
+        # Every generated Secret before the first lease record is read (the revocations,
+        # slower backend calls, come after what pods read is gone for every task).
+        first_record_read = calls.index(GET_SECRET)
+        assert calls[:first_record_read].count(DELETE_SECRET) == 3
         assert [c[0] for c in h.backends["vault"].take()] == ["revoke"] * 3
         assert all(
             phase(h, n, ns)[1] == Reason.QUARANTINED
@@ -281,5 +285,25 @@ def test_requests_per_matched_task_stay_six_whatever_the_count() -> None:
         assert status["matchedTasks"] == 30 and status["leasesRevoked"] == 30
         assert calls.count(LIST_TASKS) == 1
         assert len(calls) == 2 + 1 + 30 * 6
+
+    play(Harness(world), scenario)
+
+
+def test_every_matched_tasks_secret_goes_before_the_first_revocation() -> None:
+    """More tasks than are ended at once (``quarantine.ENDING``): the Secrets of all of
+    them are deleted before the first lease record is read for a revocation, so what pods
+    read is gone for the last task without waiting for the others' backend calls."""
+    count = quarantine.ENDING + 6
+    tasks = [agent_task(f"t{i}") for i in range(count)]
+    world = [namespace(), service_account(), credential_backend(), agent_credential(), *tasks]
+
+    async def scenario(h: Harness) -> None:
+        for i in range(count):
+            await h.start(f"t{i}")
+        h.take()
+        await enforce(h, namespaces=["team-a"])
+        calls = h.take()
+        first_record_read = calls.index(GET_SECRET)
+        assert calls[:first_record_read].count(DELETE_SECRET) == count
 
     play(Harness(world), scenario)
