@@ -1,7 +1,7 @@
 """Allow-list patterns whose placeholders cannot collide across tenants.
 
-An allow-list pattern such as ``{namespace}-*`` is ambiguous: namespace names may contain
-``-``, so namespace ``team-a`` is allowed ``team-a-prod-db``, which is namespace
+A ``-`` glued after ``{namespace}`` in an allow-list pattern is ambiguous: namespace
+names may contain ``-``, so namespace ``team-a`` is allowed ``team-a-prod-db``, which is namespace
 ``team-a-prod``'s secret. For every backend that uses the operator's own identity (AWS,
 GCP, Azure, Vault token/AppRole auth) the allow-list is the whole boundary between
 tenants, so a pattern must name one namespace's values only. This module decides that,
