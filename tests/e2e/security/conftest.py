@@ -3,6 +3,7 @@ shipped admission policy and tenant roles, a tenant identity and an attacker's h
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,9 +14,11 @@ from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from agentcred.models.api_names import GROUP, VERSION, Plural
 from e2e.lifecycle.conftest import operator, scenario
 from support.kube import wait_for
 from support.listener import Listener, listening
+from support.plugin import User, bind_cluster_role, person, wait_allowed
 from support.tenant import SHIPPED, as_user, grant_tenant
 
 __all__ = ["operator", "scenario"]
@@ -58,3 +61,25 @@ def _can_list_tasks(api: client.ApiClient, namespace: str) -> bool:
 def attacker() -> Iterator[Listener]:
     with listening() as listener:
         yield listener
+
+
+@pytest.fixture
+def responder(
+    kube: client.ApiClient,
+    testbed_env: dict[str, str],
+    namespace: str,
+    shipped_policy: None,
+    tmp_path: Path,
+) -> Iterator[User]:
+    """A person holding only agentcred-incident-responder (cluster-wide). A test that
+    failed before lifting its quarantine has it lifted here (it names this namespace)."""
+    user = person(kube, testbed_env["KUBECONFIG"], namespace, "responder", tmp_path)
+    binding = bind_cluster_role(kube, "agentcred-incident-responder", user)
+    wait_allowed(user, "leases", "-n", namespace)
+    yield user
+    client.RbacAuthorizationV1Api(kube).delete_cluster_role_binding(binding)
+    custom = client.CustomObjectsApi(kube)
+    for item in custom.list_cluster_custom_object(GROUP, VERSION, Plural.QUARANTINES)["items"]:
+        name = item["metadata"]["name"]
+        if namespace in json.dumps(item.get("spec")) or name.startswith(namespace):
+            custom.delete_cluster_custom_object(GROUP, VERSION, Plural.QUARANTINES, name)

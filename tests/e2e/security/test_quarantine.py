@@ -9,13 +9,12 @@ holds a credential value."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from agentcred.models.api_names import GROUP, VERSION, EventReason, Plural, Reason
+from agentcred.models.api_names import EventReason, Reason
 from support import postgres
 from support.credentials import vault_database
 from support.kube import wait_for
@@ -24,30 +23,6 @@ from support.plugin import User, bind_cluster_role, person, wait_allowed
 from support.scenario import Scenario
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def responder(
-    kube: client.ApiClient,
-    testbed_env: dict[str, str],
-    namespace: str,
-    shipped_policy: None,
-    tmp_path: Path,
-) -> Iterator[User]:
-    user = person(kube, testbed_env["KUBECONFIG"], namespace, "responder", tmp_path)
-    binding = bind_cluster_role(kube, "agentcred-incident-responder", user)
-    wait_allowed(user, "leases", "-n", namespace)
-    yield user
-    client.RbacAuthorizationV1Api(kube).delete_cluster_role_binding(binding)
-    # A test that failed before lifting its quarantine: lift it (they name this namespace).
-    custom = client.CustomObjectsApi(kube)
-    for item in custom.list_cluster_custom_object(GROUP, VERSION, Plural.QUARANTINES)["items"]:
-        if namespace in json.dumps(item.get("spec")) or item["metadata"]["name"].startswith(
-            namespace
-        ):
-            custom.delete_cluster_custom_object(
-                GROUP, VERSION, Plural.QUARANTINES, item["metadata"]["name"]
-            )
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ agentcred-incident-responder and creates the quarantine with their own credentia
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from support.credentials import DbRole, own_db_role, vault_database
 from support.kube import wait_for
 from support.leaks import assert_no_leaks
 from support.operator import OperatorProcess, operator_env, running_operator
-from support.plugin import User, bind_cluster_role, person, wait_allowed
+from support.plugin import User
 from support.scenario import Scenario
 
 pytestmark = pytest.mark.e2e
@@ -145,28 +144,6 @@ def pair(
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
-
-
-@pytest.fixture
-def responder(
-    kube: client.ApiClient,
-    testbed_env: dict[str, str],
-    namespace: str,
-    shipped_policy: None,
-    tmp_path: Path,
-) -> Iterator[User]:
-    """A person holding only agentcred-incident-responder (cluster-wide)."""
-    user = person(kube, testbed_env["KUBECONFIG"], namespace, "responder", tmp_path)
-    binding = bind_cluster_role(kube, "agentcred-incident-responder", user)
-    wait_allowed(user, "leases", "-n", namespace)
-    yield user
-    client.RbacAuthorizationV1Api(kube).delete_cluster_role_binding(binding)
-    custom = client.CustomObjectsApi(kube)
-    for item in custom.list_cluster_custom_object(GROUP, VERSION, Plural.QUARANTINES)["items"]:
-        if namespace in json.dumps(item.get("spec")):  # a failed test's: lift it
-            custom.delete_cluster_custom_object(
-                GROUP, VERSION, Plural.QUARANTINES, item["metadata"]["name"]
-            )
 
 
 @dataclass
