@@ -56,6 +56,23 @@ def _lease_ids(ctx: Ctx) -> set[str]:
     return {f"{DB_PATH}/{key}" for key in ctx.vault.list_keys(f"sys/leases/lookup/{DB_PATH}/")}
 
 
+def _wait_leases(ctx: Ctx, scenario: str, wanted: int, timeout: float = 60.0) -> set[str]:
+    """The lease ids in the tasks' status, once every task with a Secret shows one: a
+    task's Secret is written before its status records the lease, and a lease read too
+    early would be left out of the measurement."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ours = {
+            str(c.get("leaseId"))
+            for t in ctx.workload.tasks(scenario)
+            for c in (t.get("status") or {}).get("credentials") or []
+            if c.get("leaseId")
+        }
+        if len(ours) >= wanted or time.monotonic() > deadline:
+            return ours
+        time.sleep(1.0)
+
+
 def run(ctx: Ctx, size: int) -> dict[str, Any]:
     scenario = f"quarantine-{size}"
     _credential(ctx)
@@ -67,12 +84,7 @@ def run(ctx: Ctx, size: int) -> dict[str, Any]:
     wanted = [n for n in names if n in created]
     ctx.recorder.wait(lambda: all(n in ctx.recorder.added for n in wanted), max(300.0, 0.4 * size))
     issued = [n for n in wanted if n in ctx.recorder.added]
-    ours = {
-        str(c.get("leaseId"))
-        for t in ctx.workload.tasks(scenario)
-        for c in (t.get("status") or {}).get("credentials") or []
-        if c.get("leaseId")
-    }
+    ours = _wait_leases(ctx, scenario, len(issued))
     settle(ctx)
     live = ours & _lease_ids(ctx)
     ctx.progress(f"{scenario}: {len(issued)} Secrets, {len(live)} leases live in Vault")

@@ -85,5 +85,17 @@ class Vault:
     def revoke_accessor(self, accessor: str) -> None:
         self.write("auth/token/revoke-accessor", {"accessor": accessor})
 
+    def raw(self, path: str, params: dict[str, Any], timeout: float = TIMEOUT) -> bytes:
+        """A GET whose answer is not JSON (``sys/pprof/*``); needs the root token."""
+        response = self._http.get(
+            f"{self.address}/v1/{path}",
+            params=params,
+            headers={"X-Vault-Token": self.token},
+            timeout=timeout,
+        )
+        if response.status_code >= 300:
+            raise VaultError(response.status_code, response.text)
+        return response.content
+
     def close(self) -> None:
         self._http.close()
