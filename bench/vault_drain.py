@@ -35,20 +35,20 @@ from agentcred_testbed.procs import StateDir
 from bench.recorder import summary
 from bench.vaultapi import Vault, VaultError
 
-DB_PATH = "database/creds/readonly"
+DB_ROLE = "readonly"
 POLICY = "agentcred-bench-drain"
 POLL = 0.1
 
 
-def _leases(vault: Vault) -> set[str]:
-    return {f"{DB_PATH}/{key}" for key in vault.list_keys(f"sys/leases/lookup/{DB_PATH}/")}
+def _leases(vault: Vault, path: str) -> set[str]:
+    return {f"{path}/{key}" for key in vault.list_keys(f"sys/leases/lookup/{path}/")}
 
 
-def _issue(vault: Vault, _: int) -> tuple[str, str]:
+def _issue(vault: Vault, path: str) -> tuple[str, str]:
     token = vault.write(
         "auth/token/create-orphan", {"policies": [POLICY], "ttl": "1h", "no_default_policy": False}
     )["auth"]["client_token"]
-    return token, str(vault.read(DB_PATH, token=token)["lease_id"])
+    return token, str(vault.read(path, token=token)["lease_id"])
 
 
 def _revoke(vault: Vault, token: str) -> float:
@@ -71,15 +71,18 @@ def _goroutines(vault: Vault, out: Path) -> None:
     (out / "vault-goroutines.txt").write_bytes(vault.raw("sys/pprof/goroutine", {"debug": 1}))
 
 
-def run(vault: Vault, size: int, threads: int, pprof: Path | None) -> dict[str, Any]:
-    vault.policy(POLICY, f'path "{DB_PATH}" {{ capabilities = ["read"] }}')
+def run(
+    vault: Vault, size: int, threads: int, pprof: Path | None, role: str = DB_ROLE
+) -> dict[str, Any]:
+    path = f"database/creds/{role}"
+    vault.policy(POLICY, f'path "{path}" {{ capabilities = ["read"] }}')
     before = len(vault.list_keys("auth/token/accessors"))
     started = time.monotonic()
     with ThreadPoolExecutor(threads) as pool:
-        issued = list(pool.map(lambda i: _issue(vault, i), range(size)))
+        issued = list(pool.map(lambda _: _issue(vault, path), range(size)))
     issue_seconds = time.monotonic() - started
     ours = {lease for _, lease in issued}
-    live = ours & _leases(vault)
+    live = ours & _leases(vault, path)
     profiler = None
     if pprof is not None:
         pprof.mkdir(parents=True, exist_ok=True)
@@ -93,7 +96,7 @@ def run(vault: Vault, size: int, threads: int, pprof: Path | None) -> dict[str, 
         dumped = False
         while len(gone) < len(live) and time.monotonic() - started < 300:
             now = time.monotonic()
-            for lease in live - set(gone) - _leases(vault):
+            for lease in live - set(gone) - _leases(vault, path):
                 gone[lease] = now - started
             if pprof is not None and not dumped and now - started > 1.0:
                 _goroutines(vault, pprof)
@@ -106,6 +109,7 @@ def run(vault: Vault, size: int, threads: int, pprof: Path | None) -> dict[str, 
     with contextlib.suppress(VaultError):
         vault.call("DELETE", f"sys/policies/acl/{POLICY}")
     return {
+        "role": role,
         "size": size,
         "threads": threads,
         "tokens_before": before,
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=200)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--pprof", type=Path, default=None, help="folder for Vault's profiles")
+    parser.add_argument("--role", default=DB_ROLE, help="the database role (database/creds/ROLE)")
     args = parser.parse_args(argv)
     if not 1 <= args.size <= 2000:
         parser.error("--size: 1..2000")
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     token = os.environ.get("VAULT_TOKEN") or env["VAULT_TOKEN"]
     vault = Vault(address, token, pool=max(32, args.threads))
     try:
-        print(json.dumps(run(vault, args.size, args.threads, args.pprof), indent=2))
+        print(json.dumps(run(vault, args.size, args.threads, args.pprof, args.role), indent=2))
     finally:
         vault.close()
     return 0
