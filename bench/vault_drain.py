@@ -51,10 +51,12 @@ def _issue(vault: Vault, path: str) -> tuple[str, str]:
     return token, str(vault.read(path, token=token)["lease_id"])
 
 
-def _revoke(vault: Vault, token: str) -> float:
+def _revoke(vault: Vault, token: str) -> tuple[float, float]:
+    """The call's duration, and when it returned (monotonic)."""
     started = time.monotonic()
     vault.write("auth/token/revoke-self", {}, token=token)
-    return time.monotonic() - started
+    ended = time.monotonic()
+    return ended - started, ended
 
 
 def _pprof(vault: Vault, seconds: int, out: Path) -> threading.Thread:
@@ -89,7 +91,6 @@ def run(
         profiler = _pprof(vault, max(5, int(size / 50) + 5), pprof)
         time.sleep(0.5)  # the profile has started
     gone: dict[str, float] = {}
-    calls: list[float] = []
     started = time.monotonic()
     with ThreadPoolExecutor(threads) as pool:
         pending = [pool.submit(_revoke, vault, token) for token, _ in issued]
@@ -102,8 +103,9 @@ def run(
                 _goroutines(vault, pprof)
                 dumped = True
             time.sleep(POLL)
-        calls = [f.result() for f in pending]
-    calls_done = max(calls) if calls else 0.0
+        results = [f.result() for f in pending]
+    calls = [duration for duration, _ in results]
+    calls_done = max(ended for _, ended in results) - started if results else 0.0
     if profiler is not None:
         profiler.join()
     with contextlib.suppress(VaultError):
