@@ -91,6 +91,9 @@ class Deps:
     # not look again. Not kept across restarts (a leader that loses its lease exits): a
     # new process looks once.
     cleaned: set[str] = field(default_factory=set)
+    # Tasks an event was handled for here: the initial listing resumes each once; Kopf's
+    # re-list after a watch expires (410) is decided as any change (task_events.py).
+    seen: set[str] = field(default_factory=set)
     # The resourceVersion of each task's last status write by this process (read once: a
     # watch body older than it is skipped, the event of that write follows).
     versions: dict[str, int] = field(default_factory=dict)

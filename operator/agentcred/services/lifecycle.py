@@ -506,6 +506,7 @@ def forget(deps: Deps, uid: str) -> None:
     deps.scheduler.forget(uid)
     deps.active.discard(uid)
     deps.versions.pop(uid, None)
+    deps.seen.discard(uid)
     deps.redo.discard(uid)
     deps.departed.pop(uid, None)
     approval.forget(deps, uid)

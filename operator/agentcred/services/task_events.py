@@ -64,6 +64,7 @@ class Action(Enum):
 class Known:
     """What this process knows of a task beside its body."""
 
+    seen: bool = False  # an event of it was handled here (a re-list after 410 is no restart)
     written: int | None = None  # the resourceVersion of its last status write here
     cleaned: bool = False  # its cleanup finished here, nothing issued since
     retrying: bool = False  # an action failed; its retry is scheduled (deps.redo)
@@ -72,6 +73,7 @@ class Known:
     @classmethod
     def of(cls, deps: Deps, uid: str) -> Known:
         return cls(
+            seen=uid in deps.seen,
             written=deps.versions.get(uid),
             cleaned=uid in deps.cleaned,
             retrying=uid in deps.redo,
@@ -103,8 +105,9 @@ def decide(event_type: str | None, task: TaskView, known: Known, finalizer: str)
 
 
 def _running(event_type: str | None, task: TaskView, known: Known) -> Action:
-    if event_type is None:
+    if not known.seen and (event_type is None or task.phase is not None):
         return Action.RESUME  # listed at start: lifecycle.resume decides from the status
+    # Listed again (Kopf re-lists after a watch's 410): as any change, decided from state.
     if task.ended:
         issued = any(e.state is EntryState.ISSUED for e in task.entries)
         return (
@@ -136,6 +139,8 @@ async def on_event(deps: Deps, event_type: str | None, body: Mapping[str, Any]) 
             log.error("AgentTask %s: %s", _name(body), exc)
         return Action.NOTHING
     decision = decide(event_type, task, Known.of(deps, task.uid), deps.settings.finalizer)
+    if event_type != DELETED:
+        deps.seen.add(task.uid)
     try:
         await _act(deps, decision, event_type, task, body)
     except Exception as exc:
@@ -153,8 +158,9 @@ async def _act(
     action = decision.action
     if decision.leftovers and action is not Action.FINALIZE:
         stripped = await kopf_leftovers.remove(deps, task)
-        if stripped is None:
-            return  # changed meanwhile: its next event decides again
+        if stripped is None:  # changed meanwhile: its next event decides again, as a
+            deps.seen.discard(task.uid)  # first sight (a listing's resume is not lost)
+            return
         # Acted on as patched (its version is the one we wrote: read once still holds).
         body = {
             **body,

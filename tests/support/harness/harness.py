@@ -131,8 +131,12 @@ class Harness:
         return found
 
     async def start(self, name: str = "t1", ns: str = NAMESPACE, retry: int = 0) -> None:
-        """The create handler: ``lifecycle.start`` with the task as Kopf saw it."""
-        await lifecycle.start(self.deps, self.body(name, ns), retry)
+        """What a new task's ADDED event leads to: ``lifecycle.start`` with the task as
+        the event showed it (its errors raised to the test, not retried: ``event`` for
+        that); the task is then one this process has seen, as after the handler."""
+        body = self.body(name, ns)
+        self.deps.seen.add(body["metadata"]["uid"])
+        await lifecycle.start(self.deps, body, retry)
 
     async def resume(self, name: str = "t1", ns: str = NAMESPACE) -> None:
         """The resume handler, as after a restart: the task as Kopf listed it."""
@@ -158,12 +162,19 @@ class Harness:
         """The user deletes the task: gone at once (no finalizer), its DELETED event
         handled; held by a finalizer (one from before issue 22), its MODIFIED event is
         handled first (the operator releases the old finalizer), then its DELETED."""
-        last = self.server.remove(Plural.TASKS, ns, name)
+        self.server.remove(Plural.TASKS, ns, name)
         if self.task(name, ns) is not None:
             await self.event("MODIFIED", name, ns)
-            last = self.task(name, ns) or last
         if self.task(name, ns) is None:
-            await self.deliver("DELETED", last)
+            await self.deliver("DELETED", self.last_state(Plural.TASKS, ns, name))
+
+    def last_state(self, plural: str, ns: str, name: str) -> Body:
+        """The object as its last watch event showed it (a DELETED event's body)."""
+        for _, kind, event in reversed(self.server.store.history):
+            meta = event["object"]["metadata"]
+            if kind == plural and (meta.get("namespace"), meta["name"]) == (ns, name):
+                return dict(event["object"])
+        raise AssertionError(f"no watch event of {plural} {ns}/{name}")
 
     # -- what the watches would deliver ------------------------------------------------
 
