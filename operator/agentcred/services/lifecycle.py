@@ -546,6 +546,7 @@ async def end(
     try:
         await cleanup(deps, task, final)
         deps.scheduler.forget(task.uid)
+        deps.redo.discard(task.uid)  # nothing left to retry
     except TaskRetry:
         raise  # cleanup wrote its patch (final phase included) before giving up for now
     except Exception as exc:

@@ -113,10 +113,9 @@ def _running(event_type: str | None, task: TaskView, known: Known) -> Action:
         return (
             Action.CLEANUP if issued and not (known.cleaned or known.retrying) else Action.NOTHING
         )
-    if known.retrying:
-        return Action.NOTHING  # the scheduled retry takes the full path (maintenance.step)
-    if task.phase is None:
-        return Action.START
+    if task.phase is None:  # a scheduled retry takes the full path (maintenance.step)
+        return Action.NOTHING if known.retrying else Action.START
+    # What a person or the agent asked is acted on now, a retry scheduled or not.
     if lifecycle.requested_end(task) is not None:
         return Action.COMPLETE
     if identity.check(task.status, task.spec).changed:

@@ -129,6 +129,14 @@ ROWS = [
     ),
     Row("completed: complete", "MODIFIED", Action.COMPLETE, ACTIVE, {"completed": True}),
     Row(
+        "completed while its retry is scheduled: complete now",
+        "MODIFIED",
+        Action.COMPLETE,
+        {"phase": "Pending"},
+        {"completed": True},
+        known=Known(seen=True, retrying=True),
+    ),
+    Row(
         "a failure reported: complete",
         "MODIFIED",
         Action.COMPLETE,
