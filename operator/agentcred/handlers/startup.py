@@ -18,7 +18,7 @@ from agentcred.backends.registry import BackendRegistry
 from agentcred.backends.settings import BackendSettings
 from agentcred.handlers.memo import OperatorMemo
 from agentcred.kube import client, request_slots, watch
-from agentcred.models.api_names import KOPF_PREFIX
+from agentcred.models.api_names import KOPF_FINALIZER, KOPF_PREFIX
 from agentcred.services import (
     credential_recheck,
     drift,
@@ -56,7 +56,10 @@ async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: An
     # would prune Kopf's own status fields; Argo CD ignores annotations it did not set.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX)
-    settings.persistence.finalizer = config.finalizer
+    # AgentTasks are driven by event handlers (handlers/tasks.py): Kopf stores nothing on
+    # them. Kopf's finalizer is a name no object carries, so Kopf never removes the old
+    # one (config.finalizer) before our code has finalized the task (task_events.py).
+    settings.persistence.finalizer = KOPF_FINALIZER
     settings.posting.enabled = False  # Events are posted explicitly, with stable reasons
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -23,6 +23,7 @@ from agentcred.services.lookups import Lookups
 from agentcred.services.pod_binding import PodIndex
 from agentcred.services.scheduler import Scheduler
 from agentcred.services.static_reads import StaticReads
+from agentcred.services.task_view import TaskView
 from agentcred.settings import Settings
 
 # Pod re-assessments running at once (each lists a task's pods and may end the task).
@@ -90,6 +91,19 @@ class Deps:
     # not look again. Not kept across restarts (a leader that loses its lease exits): a
     # new process looks once.
     cleaned: set[str] = field(default_factory=set)
+    # Tasks an event was handled for here: the initial listing resumes each once; Kopf's
+    # re-list after a watch expires (410) is decided as any change (task_events.py).
+    seen: set[str] = field(default_factory=set)
+    # The resourceVersion of each task's last status write by this process (read once: a
+    # watch body older than it is skipped, the event of that write follows).
+    versions: dict[str, int] = field(default_factory=dict)
+    # uids whose event action failed for now and waits for its retry in the scheduler:
+    # their step takes the full path (lifecycle.resume_issuing / finalize / gone), and
+    # events meanwhile do not redo it ahead of the backoff (services/task_events.py).
+    redo: set[str] = field(default_factory=set)
+    # Tasks deleted whose cleanup failed for now: the view to retry it from (the sweep
+    # is the net when this process ends first).
+    departed: dict[str, TaskView] = field(default_factory=dict)
     static_reads: StaticReads = field(default_factory=StaticReads)
     drift: Coalescer = field(default_factory=lambda: Coalescer("drift"))
     limits: Limits = field(default_factory=Limits)

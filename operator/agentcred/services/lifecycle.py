@@ -9,6 +9,7 @@ recorded or not), deletes the generated Secrets and retries until that is done.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from agentcred.services import (
     approval,
     authorization,
     issuance,
+    kopf_leftovers,
     lease_records,
     pod_binding,
     report,
@@ -50,6 +52,20 @@ async def reload(deps: Deps, task: TaskView) -> TaskView | None:
     return TaskView.from_body(body)
 
 
+async def current(deps: Deps, task: TaskView) -> TaskView | None:
+    """Read once: the task as the watch delivered it (its body is the read), under its
+    lock; None when this process has written a newer status since (the event of that
+    write follows and is decided then). A resourceVersion that is not an integer cannot
+    be compared: the task is read again."""
+    written = deps.versions.get(task.uid)
+    if written is None:
+        return task
+    seen = kopf_leftovers.version_number(task.resource_version)
+    if seen is None:
+        return await reload(deps, task)
+    return task if seen >= written else None
+
+
 async def patch(deps: Deps, task: TaskView, status: TaskStatus | Mapping[str, Any]) -> TaskView:
     """Merge ``status`` into the task's; every write says which generation it was decided
     from (``observedGeneration``), whatever it changes."""
@@ -57,6 +73,7 @@ async def patch(deps: Deps, task: TaskView, status: TaskStatus | Mapping[str, An
         status = {**status, "observedGeneration": task.generation}
     body = await resources.patch_task_status(deps.api, task.namespace, task.name, status)
     patched = TaskView.from_body(body)
+    kopf_leftovers.note_version(deps, patched)
     count_active(deps, patched)
     return patched
 
@@ -112,7 +129,7 @@ async def start(deps: Deps, body: Mapping[str, Any], attempt: int = 0) -> None:
         deps.admission.hold(task.namespace),
         deps.locks.hold(task.uid),
     ):
-        fresh = await reload(deps, task)
+        fresh = await current(deps, task)
         if fresh is None or fresh.deleting:
             return
         started = await _start(deps, fresh, attempt)
@@ -222,7 +239,7 @@ async def recheck_identity(deps: Deps, body: Mapping[str, Any]) -> None:
         deps.admission.hold(task.namespace),
         deps.locks.hold(task.uid),
     ):
-        fresh = await reload(deps, task)
+        fresh = await current(deps, task)
         if fresh is None or fresh.ended or fresh.deleting or fresh.phase is None:
             return
         await hold_identity(deps, fresh)
@@ -233,15 +250,21 @@ async def recheck_approval(deps: Deps, body: Mapping[str, Any]) -> None:
     (everything revoked): an approval holds for the task as it was approved."""
     task = TaskView.from_body(body)
     async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
-        fresh = await reload(deps, task)
+        fresh = await current(deps, task)
         if fresh is None or fresh.ended or fresh.deleting or fresh.spec.completed:
             return
-        why = approval.voided(fresh)
-        if why is None:
-            return
-        log.warning("%s/%s: %s; ending the task", fresh.namespace, fresh.name, why)
-        await approval.mark_voided(deps, fresh)
-        await end(deps, fresh, Phase.FAILED, Reason.APPROVAL_VOIDED, why)
+        await end_if_voided(deps, fresh)
+
+
+async def end_if_voided(deps: Deps, task: TaskView) -> bool:
+    """End an approved task edited since its approval (under its lock); whether it did."""
+    why = approval.voided(task)
+    if why is None:
+        return False
+    log.warning("%s/%s: %s; ending the task", task.namespace, task.name, why)
+    await approval.mark_voided(deps, task)
+    await end(deps, task, Phase.FAILED, Reason.APPROVAL_VOIDED, why)
+    return True
 
 
 async def end_for_identity(deps: Deps, task: TaskView, message: str) -> None:
@@ -393,7 +416,7 @@ async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
         deps.admission.hold(task.namespace),
         deps.locks.hold(task.uid),
     ):
-        fresh = await reload(deps, task)
+        fresh = await current(deps, task)
         if fresh is None:
             return
         asked = requested_end(fresh)
@@ -404,7 +427,10 @@ async def complete(deps: Deps, body: Mapping[str, Any]) -> None:
 
 
 async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
-    """The task is being deleted: revoke and clean up before the finalizer is released."""
+    """The task is being deleted (its deletionTimestamp set: held by the finalizer of an
+    operator from before issue 22, or by someone else's): end it Failed if it was not,
+    revoke and clean up, then remove the old finalizer and Kopf's annotations
+    (services/kopf_leftovers.py). What is left in memory goes with its DELETED event."""
     task = TaskView.from_body(body)
     deps.pods.unregister(task.namespace, task.uid)
     async with (
@@ -412,27 +438,78 @@ async def finalize(deps: Deps, body: Mapping[str, Any]) -> None:
         deps.admission.hold(task.namespace),
         deps.locks.hold(task.uid),
     ):
-        fresh = await reload(deps, task) or task
-        if not fresh.ended:
-            reason, message = await _deletion_cause(deps, fresh)
-            fresh = await patch(
-                deps,
-                fresh,
-                task_status.ended(
-                    fresh.status, Phase.FAILED, reason, message, fresh.generation, deps.clock()
-                ),
-            )
-            await report.event(
-                deps.api, fresh, EventReason.ENDED, f"task Failed: {message}", warning=True
-            )
-        if task.uid not in deps.cleaned:  # cleaned up by this process already: nothing left
-            await cleanup(deps, fresh)
-    deps.cleaned.discard(task.uid)
-    deps.renew_requests.pop(task.uid, None)
-    deps.locks.forget(task.uid)
+        fresh = await current(deps, task)
+        if fresh is None:
+            return  # a newer status of ours: its event follows
+        await _finalized(deps, fresh)
+
+
+async def _finalized(deps: Deps, task: TaskView) -> None:
+    if not task.ended:
+        reason, message = await _deletion_cause(deps, task)
+        task = await patch(
+            deps,
+            task,
+            task_status.ended(
+                task.status, Phase.FAILED, reason, message, task.generation, deps.clock()
+            ),
+        )
+        await report.event(
+            deps.api, task, EventReason.ENDED, f"task Failed: {message}", warning=True
+        )
+    if task.uid not in deps.cleaned:  # cleaned up by this process already: nothing left
+        await cleanup(deps, task)
     deps.scheduler.forget(task.uid)
-    deps.active.discard(task.uid)
-    approval.forget(deps, task.uid)
+    await kopf_leftovers.remove(deps, task)
+
+
+async def finalize_again(deps: Deps, task: TaskView) -> None:
+    """The scheduled retry of ``finalize`` (under the task's lock, read by the step)."""
+    await _finalized(deps, task)
+
+
+async def gone(deps: Deps, body: Mapping[str, Any]) -> None:
+    """The task is gone (its DELETED event): every generated Secret deleted (not left to
+    the garbage collector's timing), every session in its lease record revoked (the
+    record lives in the operator's namespace, owned by nobody), TaskEnded posted for a
+    task that had not ended, and everything this process kept for it forgotten. A
+    cleanup that fails for now raises TaskRetry (retried by the scheduler from
+    ``deps.departed``; the sweep revokes what a process that ends first leaves)."""
+    task = dataclasses.replace(TaskView.from_body(body), deleting=True)  # no status to write
+    deps.pods.unregister(task.namespace, task.uid)
+    async with acting_for(task.namespace), deps.locks.hold(task.uid):
+        await gone_again(deps, task)
+
+
+async def gone_again(deps: Deps, task: TaskView) -> None:
+    """``gone`` under the task's lock (also the scheduled retry, from ``deps.departed``)."""
+    if task.uid not in deps.cleaned:
+        try:
+            await cleanup(deps, task)
+        except Exception:
+            deps.departed[task.uid] = task
+            raise
+    if not task.ended:
+        reason, message = await _deletion_cause(deps, task)
+        log.info("%s/%s deleted before it ended (%s)", task.namespace, task.name, reason)
+        await report.event(
+            deps.api, task, EventReason.ENDED, f"task Failed: {message}", warning=True
+        )
+    forget(deps, task.uid)
+
+
+def forget(deps: Deps, uid: str) -> None:
+    """Everything this process keeps for a task, dropped (it is gone)."""
+    deps.cleaned.discard(uid)
+    deps.renew_requests.pop(uid, None)
+    deps.locks.forget(uid)
+    deps.scheduler.forget(uid)
+    deps.active.discard(uid)
+    deps.versions.pop(uid, None)
+    deps.seen.discard(uid)
+    deps.redo.discard(uid)
+    deps.departed.pop(uid, None)
+    approval.forget(deps, uid)
     metrics.ACTIVE_TASKS.set(len(deps.active))
 
 
@@ -469,6 +546,7 @@ async def end(
     try:
         await cleanup(deps, task, final)
         deps.scheduler.forget(task.uid)
+        deps.redo.discard(task.uid)  # nothing left to retry
     except TaskRetry:
         raise  # cleanup wrote its patch (final phase included) before giving up for now
     except Exception as exc:

@@ -15,7 +15,7 @@ import logging
 
 from opentelemetry.trace import Span
 
-from agentcred import tracing
+from agentcred import metrics, tracing
 from agentcred.backends.base import (
     BackendError,
     Issued,
@@ -27,7 +27,7 @@ from agentcred.kube.request_slots import acting_for
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling, identity
 from agentcred.models.api_names import EventReason, Reason
-from agentcred.models.errors import SpecError, retry_decision
+from agentcred.models.errors import OperatorError, SpecError, retry_decision
 from agentcred.models.resolved import parse_resolved
 from agentcred.models.status import Condition, CredentialEntry, EntryState, Phase, timestamp
 from agentcred.models.task import CredentialRef
@@ -59,14 +59,56 @@ async def step(deps: Deps, key: TaskKey, attempt: int) -> float | None:
     async with acting_for(key.namespace), deps.locks.hold(key.uid):
         body = await resources.get_task(deps.api, key.namespace, key.name)
         if body is None or body["metadata"]["uid"] != key.uid:
-            return None
+            departed = deps.departed.get(key.uid)  # its DELETED event's cleanup failed
+            if departed is None:
+                deps.redo.discard(key.uid)  # gone: its DELETED event did the rest
+                return None
+            return await _retried(deps, departed, attempt)
         try:
             task = TaskView.from_body(body)
         except SpecError:
             return None
         if task.deleting:
-            return None
+            # Finalized by the event of its deletion; again here only when that failed.
+            return await _retried(deps, task, attempt) if task.uid in deps.redo else None
         return await _step(deps, task, attempt)
+
+
+async def _retried(deps: Deps, task: TaskView, attempt: int) -> float | None:
+    """The retry of a deleted (or being deleted) task's cleanup (under its lock)."""
+    try:
+        if task.uid in deps.departed:
+            await lifecycle.gone_again(deps, task)
+        else:
+            await lifecycle.finalize_again(deps, task)
+            deps.redo.discard(task.uid)
+    except Exception as exc:
+        return retry_delay(deps, task, exc, attempt)
+    return None
+
+
+def retry_delay(deps: Deps, task: TaskView, exc: Exception, attempt: int) -> float | None:
+    """A step that failed: minus the seconds to its retry (``retry_after``, else our
+    backoff), or None for a permanent error (reported; nothing will fix it but a change,
+    whose event is decided afresh). An error the core does not know is logged and
+    retried as a temporary one: none is lost, none stops the operator."""
+    decision = retry_decision(exc)
+    if decision is not None and decision.permanent:
+        metrics.count_error("task", exc)
+        log.error("%s/%s: %s (permanent: not retried)", task.namespace, task.name, exc)
+        deps.redo.discard(task.uid)
+        return None
+    if decision is None:
+        metrics.count_error("task", exc)
+        log.error(
+            "%s/%s: unexpected %s; retrying",
+            task.namespace,
+            task.name,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+    retry_after = decision.retry_after if decision is not None else None
+    return -(retry_after or backoff(attempt, deps.rng))
 
 
 async def _step(deps: Deps, task: TaskView, attempt: int) -> float | None:
@@ -77,7 +119,15 @@ async def _step(deps: Deps, task: TaskView, attempt: int) -> float | None:
         if task.ended:
             if await lifecycle.cleanup_pending(deps, task):
                 await lifecycle.cleanup(deps, task)  # TaskRetry while something is left
+            deps.redo.discard(task.uid)
             return None
+        if task.uid in deps.redo:  # an event's action failed: the full path, as a start
+            if await lifecycle.end_if_voided(deps, task):
+                deps.redo.discard(task.uid)
+                return None
+            redone = await lifecycle.resume_issuing(deps, task, attempt)
+            deps.redo.discard(task.uid)
+            return until_due(deps, redone)
         if approval.awaiting(task):  # woken by an approval, or its deadline came
             waited = await lifecycle.resume_issuing(deps, task, attempt)
             if waited is not None and approval.awaiting(waited):
@@ -86,8 +136,8 @@ async def _step(deps: Deps, task: TaskView, attempt: int) -> float | None:
         if task.phase == Phase.PENDING and task.entries:
             # Was active, lost a credential (expired while the backend was down): re-issue.
             return until_due(deps, await lifecycle.resume_issuing(deps, task, attempt))
-        if task.phase != Phase.ACTIVE:
-            return IDLE  # first issuance is the create handler's job (it retries with backoff)
+        if task.phase != Phase.ACTIVE:  # not started, or its first issuance to retry
+            return until_due(deps, await lifecycle.resume_issuing(deps, task, attempt))
         now = deps.clock()
         due = next_due(task)
         if due is None or due > now:
@@ -95,6 +145,8 @@ async def _step(deps: Deps, task: TaskView, attempt: int) -> float | None:
         return until_due(deps, await act(deps, task))
     except TaskRetry as retry:
         return -(retry.retry_after or backoff(attempt, deps.rng))
+    except OperatorError as exc:  # a Kubernetes or backend error outside an issuance
+        return retry_delay(deps, task, exc, attempt)
 
 
 def until_due(deps: Deps, task: TaskView | None) -> float | None:

@@ -43,7 +43,7 @@ async def honour(deps: Deps, body: Mapping[str, Any]) -> bool:
     if value is None or deps.renew_requests.get(task.uid) == value:
         return False
     async with deps.admission.hold(task.namespace), deps.locks.hold(task.uid):
-        fresh = await lifecycle.reload(deps, task)
+        fresh = await lifecycle.current(deps, task)  # the event's body: read once
         if fresh is None or fresh.deleting or fresh.phase != Phase.ACTIVE:
             return False
         if pending_value(fresh) != value:

@@ -80,6 +80,21 @@ class Scheduler:
     def wake(self, key: TaskKey) -> None:
         self.schedule(key, 0.0)
 
+    def retry(self, key: TaskKey, delay: float) -> None:
+        """Run ``key``'s step in ``delay`` seconds as a retry: an action outside the
+        schedule failed (services/task_events.py), so its step counts one attempt more
+        (the backoff of its next failure grows)."""
+        self._attempts[key.uid] = self._attempts.get(key.uid, 0) + 1
+        self.schedule(key, delay)
+
+    def attempts(self, uid: str) -> int:
+        """Failed attempts in a row of ``uid``'s step (0: none, or its last one worked)."""
+        return self._attempts.get(uid, 0)
+
+    def take(self, uid: str) -> None:
+        """Off the heap, as the loop takes a due step (its attempts kept): for tests."""
+        self._due.pop(uid, None)
+
     def forget(self, uid: str) -> None:
         self._due.pop(uid, None)
         self._keys.pop(uid, None)
@@ -156,9 +171,10 @@ class Scheduler:
             log.exception("scheduled step of task %s/%s failed", key.namespace, key.name)
             delay = -30.0
         self._running.discard(uid)
-        self._after(uid, delay)
+        self.after(uid, delay)
 
-    def _after(self, uid: str, delay: float | None) -> None:
+    def after(self, uid: str, delay: float | None) -> None:
+        """What follows a step that returned ``delay`` (the loop's rule; tests replay it)."""
         key = self._keys.get(uid)
         if key is None:
             return

@@ -4,7 +4,7 @@ Every ``AGENTCRED_SWEEP_INTERVAL`` (default 60 s) it lists the lease-record Secr
 operator's own namespace (which hold the session parenting every lease ever issued,
 recorded in status or not; a look-alike in a tenant namespace is never read) and:
 
-* a session whose task is gone (deleted without its finalizer, or replaced by a new
+* a session whose task is gone (deleted while no operator ran, or replaced by a new
   task of the same name) is revoked and its Secret deleted;
 * a session whose task has ended is cleaned up as the task's end would have;
 * every active task with a podSelector has its pods re-assessed, catching pod
@@ -32,6 +32,9 @@ from agentcred.services.errors import TaskRetry
 from agentcred.services.task_view import TaskView
 
 log = logging.getLogger("agentcred.sweep")
+# Seconds from start to the first sweep: the initial listing of tasks goes first (their
+# own resume path cleans up what ended), then whatever a missed deletion left is revoked.
+FIRST_SWEEP = 5.0
 
 
 @dataclass
@@ -148,9 +151,13 @@ async def _sweep_pods(deps: Deps, body: dict[str, object]) -> None:
 
 
 async def run_forever(deps: Deps, stopped: Callable[[float], Awaitable[bool]]) -> None:
-    """Sweep, then wait the interval (``stopped`` returns True when it is time to stop)."""
+    """Sweep soon after start (``FIRST_SWEEP`` seconds: a task deleted while no operator
+    ran has its leases revoked then, not an interval later), then every interval
+    (``stopped`` returns True when it is time to stop)."""
     interval = deps.settings.sweep_interval.total_seconds()
-    while not await stopped(interval):
+    wait = min(interval, FIRST_SWEEP)
+    while not await stopped(wait):
+        wait = interval
         try:
             await sweep(deps)
         except (KubeError, TaskRetry) as exc:

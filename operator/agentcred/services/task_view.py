@@ -37,6 +37,8 @@ class TaskView:
     annotations: Mapping[str, str] = field(default_factory=dict)
     created_by: str | None = None  # agentcred.io/created-by, stamped at admission
     given_correlation_id: str | None = None  # its creator's, when well-formed
+    resource_version: str | None = None  # of the body it was read from (read once)
+    finalizers: tuple[str, ...] = ()
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> TaskView:
@@ -57,6 +59,8 @@ class TaskView:
             annotations=dict(meta.get("annotations") or {}),
             created_by=(meta.get("annotations") or {}).get(Annotation.CREATED_BY) or None,
             given_correlation_id=correlation.given(meta),
+            resource_version=meta.get("resourceVersion"),
+            finalizers=tuple(meta.get("finalizers") or ()),
         )
 
     def correlation_id(self) -> str:

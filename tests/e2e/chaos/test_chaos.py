@@ -1,10 +1,14 @@
 """Chaos: many task lifecycles while the operator is SIGKILLed at random moments.
 
 Bounded: 50 lifecycles, 10 at a time, each step with its own timeout; each operator
-is killed 0.5-2.5 s after it is up, until the lifecycles are done. Afterwards, with one
-operator left running, every task must reach its final phase, and neither OpenBao's
-lease table nor PostgreSQL's role list may hold anything issued for these tasks. The
-numbers are printed (run with ``-s``): kills, lifecycles, leaks, time to converge.
+is killed 0.5-2.5 s after it is up and the next one starts 1-2 s later, until the
+lifecycles are done. Some tasks are deleted in those gaps, while no operator runs: no
+finalizer holds a task (issue 22), so its DELETED event is never seen and only the
+sweep can revoke what it held. Afterwards, with one operator left running, every task
+must reach its final phase (a deleted one: gone), and neither OpenBao's lease table nor
+PostgreSQL's role list may hold anything issued for these tasks. The numbers are
+printed (run with ``-s``): kills, deletions while down, lifecycles, leaks, time to
+converge.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ class Chaos:
     def __init__(self, env: dict[str, str], namespace: str, folder: Path, rng: random.Random):
         self.env, self.ns, self.folder, self.rng = env, namespace, folder, rng
         self.kills = 0
+        self.down = threading.Event()  # set while no operator runs (between two)
+        self.deleted_while_down = 0
+        self.lock = threading.Lock()
         self.stop = threading.Event()
         self.operators: list[OperatorProcess] = []
         self.current = self._start()
@@ -59,7 +66,12 @@ class Chaos:
                 return
             self.current.kill()
             self.kills += 1
+            self.down.set()
+            self.stop.wait(self.rng.uniform(1.0, 2.0))  # a gap: deletions land in it
+            self.down.clear()
             self.current = self._start()
+            if self.stop.is_set():
+                return
 
     def _wait_ready(self, op: OperatorProcess) -> None:
         deadline = time.monotonic() + 20
@@ -67,6 +79,15 @@ class Chaos:
             if READY_MARK in op.log_path.read_text(errors="replace"):
                 return
             self.stop.wait(0.1)
+
+    def delete_while_down(self, scene: Scenario, name: str) -> None:
+        """Delete ``name`` in a gap between two operators (or now, once calm)."""
+        while not self.stop.is_set() and not self.down.wait(0.1):
+            pass
+        scene.delete_task(name)
+        if self.down.is_set():  # still down after the delete: no operator saw it
+            with self.lock:
+                self.deleted_while_down += 1
 
     def calm(self) -> None:
         self.stop.set()
@@ -86,7 +107,7 @@ def pg_roles(env: dict[str, str], marker: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def lifecycle(scene: Scenario, i: int, account: str, rng: random.Random) -> str:
+def lifecycle(scene: Scenario, i: int, account: str, rng: random.Random, chaos: Chaos) -> str:
     """Run one lifecycle; returns the expected final phase ('' for a deleted task)."""
     name, kind = f"t{i:03d}", i % 5
     if kind in (1, 2):
@@ -112,7 +133,10 @@ def lifecycle(scene: Scenario, i: int, account: str, rng: random.Random) -> str:
         wait_for(lambda: scene.status(name).get("pods", {}).get("seen"), 180, f"{name} pod seen")
         scene.core.delete_namespaced_pod(f"{name}-pod", scene.ns)
         return "Failed"
-    scene.delete_task(name)
+    if i % 2:  # half the deletions while no operator runs
+        chaos.delete_while_down(scene, name)
+    else:
+        scene.delete_task(name)
     return ""
 
 
@@ -134,7 +158,7 @@ def test_no_lease_outlives_its_task_under_random_operator_kills(
             seeds = [rng.randrange(1 << 30) for _ in range(LIFECYCLES)]
             expected = list(
                 pool.map(
-                    lambda i: lifecycle(scene, i, account, random.Random(seeds[i])),
+                    lambda i: lifecycle(scene, i, account, random.Random(seeds[i]), chaos),
                     range(LIFECYCLES),
                 )
             )
@@ -173,11 +197,13 @@ def test_no_lease_outlives_its_task_under_random_operator_kills(
         leaked_roles = pg_roles(testbed_env, marker)
         print(
             f"\nchaos: {LIFECYCLES} lifecycles, {chaos.kills} kills, "
+            f"{chaos.deleted_while_down} deleted while no operator ran, "
             f"{len(chaos.operators)} operator starts, {len(leaked_leases)} leaked leases, "
             f"{len(leaked_roles)} leaked roles, converged in {converge_seconds:.1f}s "
             f"(whole run {time.monotonic() - started:.1f}s)"
         )
         assert chaos.kills >= 5
+        assert chaos.deleted_while_down >= 1
         assert wrong == []
         assert leaked_leases == []
         assert leaked_roles == []

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agentcred.models.api_names import FINALIZER, Annotation, EventReason, Label, Reason
+from agentcred.models.api_names import (
+    KOPF_TASK_ANNOTATIONS,
+    Annotation,
+    EventReason,
+    Label,
+    Reason,
+)
 from support import postgres
 from support.credentials import vault_database
 from support.kube import wait_for
@@ -76,16 +82,18 @@ def test_deadline_expires_the_task_and_revokes(
     postgres.wait_refused(testbed_env, data)
 
 
-def test_deleting_a_task_revokes_before_the_finalizer_lets_go(
+def test_a_deleted_task_goes_at_once_and_its_lease_is_revoked_on_its_deleted_event(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
     account = research_db(scenario, testbed_env)
     _, data = scenario.issue("doomed", "research-db", serviceAccountName=account)
-    assert scenario.get_task("doomed")["metadata"]["finalizers"] == [FINALIZER]
+    meta = scenario.get_task("doomed")["metadata"]
+    assert not meta.get("finalizers")  # Kopf stores nothing on a task: no finalizer ...
+    assert not set(meta.get("annotations") or {}) & set(KOPF_TASK_ANNOTATIONS)  # ... nor these
     scenario.delete_task("doomed")
-    wait_for(lambda: scenario.get_task("doomed") is None, 60, "task deleted")
-    assert not postgres.role_exists(testbed_env, data["username"])
-    assert not postgres.can_login(testbed_env, data["username"], data["password"])
+    assert scenario.get_task("doomed") is None  # nothing holds it
+    postgres.wait_refused(testbed_env, data, 30, "revoked on the DELETED event")
+    wait_for(lambda: not postgres.role_exists(testbed_env, data["username"]), 30, "role dropped")
 
 
 def test_drift_deleted_or_edited_secret_is_restored_with_a_fresh_credential(

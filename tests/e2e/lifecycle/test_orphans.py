@@ -4,11 +4,14 @@ even while the operator is down."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from agentcred.backends.base import Identity, IssueRequest
 from agentcred.backends.registry import BackendRegistry
@@ -166,3 +169,58 @@ def test_credential_dies_at_its_ttl_while_the_operator_is_down(
         testbed_env, data, 30, "credential dead at its TTL with no operator running"
     )
     assert time.time() >= expires.timestamp() - 1
+
+
+def test_a_namespace_deleted_while_no_operator_runs_goes_and_its_lease_is_revoked_later(
+    kube: client.ApiClient, crds: None, testbed_env: dict[str, str], tmp_path: Path
+) -> None:
+    """No finalizer holds a task (issue 22): the namespace of an Active task deleted while
+    no operator runs is gone, not Terminating for good; the lease its task held lives on
+    at Vault until an operator comes back, whose first sweep revokes it (the lease
+    record, in the operator's namespace, outlived the task)."""
+    core = client.CoreV1Api(kube)
+    ns = f"ns-deleted-while-down-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": ns, "labels": {"agentcred.io/test": "true"}}})
+    scene = Scenario(kube, ns)
+    own = testbed_env["AGENTCRED_NAMESPACE"]
+    records = f"agentcred.io/task-namespace={ns}"
+    try:
+        account = vault_database(scene, testbed_env)
+        env = operator_env(testbed_env)
+        with running_operator(env, tmp_path / "first.log", "--namespace", ns) as first:
+            scene.task("t", ["db"], serviceAccountName=account)
+            scene.wait_phase("t", "Active")
+            data = scene.read_secret("t-db")
+            assert data is not None
+            assert not (scene.get_task("t") or {})["metadata"].get("finalizers")
+            first.kill()
+        core.delete_namespace(ns)
+        wait_for(lambda: _namespace_gone(core, ns), 60, "namespace gone (not Terminating)")
+        assert postgres.can_login(testbed_env, data["username"], data["password"])
+        assert core.list_namespaced_secret(own, label_selector=records).items  # the record
+
+        with running_operator(env, tmp_path / "second.log", "--namespace", ns):
+            postgres.wait_refused(testbed_env, data, 30, "revoked by the first sweep")
+            wait_for(
+                lambda: core.list_namespaced_secret(own, label_selector=records).items == [],
+                30,
+                "lease-record Secret removed",
+            )
+    finally:
+        with contextlib.suppress(client.ApiException):
+            core.delete_namespace(ns)
+        core.delete_collection_namespaced_secret(own, label_selector=records)
+        client.CustomObjectsApi(kube).delete_collection_cluster_custom_object(
+            "agentcred.io",
+            "v1alpha1",
+            "credentialbackends",
+            label_selector=f"agentcred.io/test-namespace={ns}",
+        )
+
+
+def _namespace_gone(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+    except client.ApiException as exc:
+        return exc.status == 404
+    return False

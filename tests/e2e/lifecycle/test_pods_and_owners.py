@@ -70,7 +70,7 @@ def test_task_waits_for_its_first_pod(scenario: Scenario, testbed_env: dict[str,
     assert scenario.status("patient")["phase"] == "Active"
 
 
-def test_task_owned_by_a_pod_is_collected_with_it_and_revoked_first(
+def test_task_owned_by_a_pod_is_collected_with_it_and_revoked_on_its_deletion(
     scenario: Scenario, testbed_env: dict[str, str]
 ) -> None:
     account = vault_database(scenario, testbed_env)
@@ -83,7 +83,12 @@ def test_task_owned_by_a_pod_is_collected_with_it_and_revoked_first(
     scenario.core.delete_namespaced_pod("owner", scenario.ns)
     # The garbage collector discovers the CRD and deletes the task (can take ~30 s).
     wait_for(lambda: scenario.get_task("owned") is None, 120, "task collected with its owner")
-    assert not postgres.can_login(testbed_env, data["username"], data["password"])
-    assert not postgres.role_exists(testbed_env, data["username"])
-    ended = [e for e in scenario.events("owned") if e.reason == EventReason.ENDED]
-    assert ended and "owner Pod/owner was deleted" in ended[-1].message
+    # No finalizer holds it (issue 22): revoked on its DELETED event, just after it went.
+    postgres.wait_refused(testbed_env, data, 30, "revoked on its deletion")
+    wait_for(lambda: not postgres.role_exists(testbed_env, data["username"]), 30, "role dropped")
+    ended = wait_for(
+        lambda: [e for e in scenario.events("owned") if e.reason == EventReason.ENDED],
+        30,
+        "TaskEnded posted",
+    )
+    assert "owner Pod/owner was deleted" in ended[-1].message

@@ -3,19 +3,21 @@
 As cert-manager's ``pkg/controller/test`` Builder: a test names the objects the cluster
 starts with and the backends, gets ``Deps`` built as the operator builds them (only the
 API client's HTTP session, the backends, the clock and the RNG are fakes), calls the
-same service functions the Kopf handlers call (``start``, ``resume``, ``complete``,
-``delete``), plays what the watches would deliver (``secret_changed``, ``pod_changed``)
-and moves time (``advance``), then asserts the exact API calls (``take``), the
-backend calls and the resulting status.
+same service functions the task events lead to (``start``, ``resume``, ``complete``),
+delivers the task's watch events to the operator's one AgentTask handler (``event``,
+``delete``: services/task_events.on_event, as Kopf calls it), plays what the other
+watches would deliver (``secret_changed``, ``pod_changed``) and moves time (``advance``),
+then asserts the exact API calls (``take``), the backend calls and the resulting status.
 
 Time only moves when the test says so. ``advance`` runs every scheduled step that falls
 due on the way, each at its own due time, in order, as the scheduler's loop would:
 the step (``maintenance.step``) and the rescheduling rule (``Scheduler._after``: a
 negative delay is a retry, a None forgets, an earlier due time already set wins) are
 the operator's; only the loop that sleeps until the next due time is the harness's.
-Kopf itself is not run: its own requests (finalizer and annotation PATCHes) are
-outside what a harness test sees, and a test plays its part (adding the finalizer in
-the task object, releasing it after ``finalize``).
+Kopf itself is not run: it stores nothing on an AgentTask (an event handler only, see
+handlers/tasks.py), so every request for a task is one the harness sees. A task from
+before issue 22 is seeded with the old finalizer and Kopf's annotations
+(``objects.agent_task(finalizers=..., annotations=...)``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from agentcred.backends.base import Backend
 from agentcred.backends.registry import BackendRegistry
 from agentcred.backends.settings import BackendSettings
 from agentcred.models.api_names import Plural
-from agentcred.services import drift, lifecycle, maintenance, pod_events, sweep
+from agentcred.services import drift, lifecycle, maintenance, pod_events, sweep, task_events
 from agentcred.services.deps import Deps
 from agentcred.services.lookups import Lookups
 from agentcred.services.scheduler import Scheduler, TaskKey
@@ -87,7 +89,6 @@ class Harness:
         self.settings = settings or Settings(namespace=OPERATOR_NAMESPACE)
         self.seed = seed
         self._taken = 0
-        self._attempts: dict[str, int] = {}
         objects = list(objects)
         self.server.seed(namespace(OPERATOR_NAMESPACE))
         for obj in sorted(objects, key=lambda o: o["kind"] != "Namespace"):
@@ -116,7 +117,6 @@ class Harness:
             lookups=Lookups(clock=self.clock.monotonic),
             static_reads=StaticReads(clock=self.clock.monotonic),
         )
-        self._attempts = {}
 
     async def __aexit__(self, *exc: object) -> None:
         await self.deps.drift.drain()
@@ -131,23 +131,50 @@ class Harness:
         return found
 
     async def start(self, name: str = "t1", ns: str = NAMESPACE, retry: int = 0) -> None:
-        """The create handler: ``lifecycle.start`` with the task as Kopf saw it."""
-        await lifecycle.start(self.deps, self.body(name, ns), retry)
+        """What a new task's ADDED event leads to: ``lifecycle.start`` with the task as
+        the event showed it (its errors raised to the test, not retried: ``event`` for
+        that); the task is then one this process has seen, as after the handler."""
+        body = self.body(name, ns)
+        self.deps.seen.add(body["metadata"]["uid"])
+        await lifecycle.start(self.deps, body, retry)
 
     async def resume(self, name: str = "t1", ns: str = NAMESPACE) -> None:
         """The resume handler, as after a restart: the task as Kopf listed it."""
         await lifecycle.resume(self.deps, self.body(name, ns), 0)
 
     async def complete(self, name: str = "t1", ns: str = NAMESPACE) -> None:
-        """The user sets ``spec.completed``; the update handler runs."""
+        """The user sets ``spec.completed``; its MODIFIED event is handled."""
         self.server.edit(Plural.TASKS, ns, name, {"spec": {"completed": True}})
-        await lifecycle.complete(self.deps, self.body(name, ns))
+        await self.event("MODIFIED", name, ns)
+
+    async def event(
+        self, event_type: str | None, name: str = "t1", ns: str = NAMESPACE
+    ) -> task_events.Action:
+        """The task's watch delivers an event with the task as stored now (type None: the
+        initial listing); the operator's AgentTask handler runs. The action decided."""
+        return await task_events.on_event(self.deps, event_type, self.body(name, ns))
+
+    async def deliver(self, event_type: str | None, body: Body) -> task_events.Action:
+        """The task's watch delivers ``body`` (an older one, a DELETED event's last state)."""
+        return await task_events.on_event(self.deps, event_type, body)
 
     async def delete(self, name: str = "t1", ns: str = NAMESPACE) -> None:
-        """The user deletes the task; the delete handler runs; Kopf releases the finalizer."""
+        """The user deletes the task: gone at once (no finalizer), its DELETED event
+        handled; held by a finalizer (one from before issue 22), its MODIFIED event is
+        handled first (the operator releases the old finalizer), then its DELETED."""
         self.server.remove(Plural.TASKS, ns, name)
-        await lifecycle.finalize(self.deps, self.body(name, ns))
-        self.server.edit(Plural.TASKS, ns, name, {"metadata": {"finalizers": None}})
+        if self.task(name, ns) is not None:
+            await self.event("MODIFIED", name, ns)
+        if self.task(name, ns) is None:
+            await self.deliver("DELETED", self.last_state(Plural.TASKS, ns, name))
+
+    def last_state(self, plural: str, ns: str, name: str) -> Body:
+        """The object as its last watch event showed it (a DELETED event's body)."""
+        for _, kind, event in reversed(self.server.store.history):
+            meta = event["object"]["metadata"]
+            if kind == plural and (meta.get("namespace"), meta["name"]) == (ns, name):
+                return dict(event["object"])
+        raise AssertionError(f"no watch event of {plural} {ns}/{name}")
 
     # -- what the watches would deliver ------------------------------------------------
 
@@ -203,14 +230,10 @@ class Harness:
         raise AssertionError(f"more than {MAX_STEPS} steps due at once")
 
     async def _step(self, key: TaskKey) -> None:
-        self.scheduler.forget(key.uid)  # taken off the heap, as the loop does
-        delay = await maintenance.step(self.deps, key, self._attempts.get(key.uid, 0))
-        if delay is None:
-            return
-        self._attempts[key.uid] = self._attempts.get(key.uid, 0) + 1 if delay < 0 else 0
-        due = self.scheduler.due_in(key.uid)
-        if due is None or due > abs(delay):
-            self.scheduler.schedule(key, abs(delay))
+        attempt = self.scheduler.attempts(key.uid)
+        self.scheduler.take(key.uid)  # taken off the heap, as the loop does
+        delay = await maintenance.step(self.deps, key, attempt)
+        self.scheduler.after(key.uid, delay)  # the loop's rule after a step
 
     # -- what happened -----------------------------------------------------------------
 

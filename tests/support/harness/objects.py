@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agentcred.models.api_names import API_VERSION, FINALIZER
+from agentcred.models.api_names import API_VERSION
 from support.harness.store import Body
 
 NAMESPACE = "team-a"
@@ -89,7 +89,11 @@ def agent_task(
     deadline: int | None = None,
     completed: bool = False,
     status: Mapping[str, Any] | None = None,
+    finalizers: Sequence[str] = (),
+    annotations: Mapping[str, str] | None = None,
 ) -> Body:
+    """An AgentTask; ``finalizers``/``annotations``: e.g. what an operator from before
+    issue 22 left on it (FINALIZER, KOPF_TASK_ANNOTATIONS), none on a new one."""
     spec: Body = {
         "serviceAccountName": account,
         "credentials": [{"name": c} for c in credentials],
@@ -103,9 +107,16 @@ def agent_task(
     body: Body = {
         "apiVersion": GROUP_VERSION,
         "kind": "AgentTask",
-        "metadata": {**_meta(name, ns), "finalizers": [FINALIZER]},
+        "metadata": _meta(name, ns),
         "spec": spec,
     }
+    if finalizers:
+        body["metadata"]["finalizers"] = list(finalizers)
+    if annotations:
+        body["metadata"]["annotations"] = {
+            **(body["metadata"].get("annotations") or {}),
+            **annotations,
+        }
     if status is not None:
         body["status"] = dict(status)
     return body

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from agentcred.models.api_names import API_VERSION, Annotation, Plural, Reason
-from agentcred.services import approval, lifecycle
+from agentcred.services import approval
+from agentcred.services.task_events import Action
 from support.harness import Harness, play
 from support.harness.calls import (
     EVENT,
-    GET_TASK,
     PATCH_STATUS,
     RESOLVE,
     TOKEN,
@@ -96,7 +96,7 @@ def test_a_task_needing_approval_waits_and_nothing_is_requested() -> None:
     async def scenario(h: Harness) -> None:
         await h.start()
         calls = h.take()
-        assert calls == [GET_TASK, *RESOLVE, LIST_APPROVALS, EVENT, PATCH_STATUS]
+        assert calls == [*RESOLVE, LIST_APPROVALS, EVENT, PATCH_STATUS]
         assert TOKEN not in calls
         no_backend_call(h)
         status = h.status()
@@ -230,7 +230,7 @@ def test_an_approved_task_edited_afterwards_ends_with_everything_revoked() -> No
         assert h.status()["phase"] == "Active"
         h.backends["vault"].take()
         h.server.edit(Plural.TASKS, NAMESPACE, "t1", {"spec": {"activeDeadlineSeconds": 9999}})
-        await lifecycle.recheck_approval(h.deps, h.body())
+        assert await h.event("MODIFIED") is Action.APPROVAL  # decided from state: voided
         status = h.status()
         assert (status["phase"], status["reason"]) == ("Failed", Reason.APPROVAL_VOIDED)
         assert h.server.read("secrets", NAMESPACE, "t1-db") is None

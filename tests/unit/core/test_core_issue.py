@@ -1,5 +1,6 @@
 """Issuing a new task, per backend capability: the exact API and backend calls, and the
-status they leave (services/lifecycle.start → issuance)."""
+status they leave (its ADDED event → services/task_events → lifecycle.start → issuance:
+the event's body is the read, no GET of the task)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from agentcred.models.api_names import Reason
-from agentcred.services.errors import TaskRetry
+from agentcred.services.task_events import Action
 from support.harness import Harness, failing_permanently, failing_temporarily, play
 from support.harness.backends import FakeBackend
 from support.harness.calls import (
@@ -17,7 +18,6 @@ from support.harness.calls import (
     EVENT,
     GET_CREDENTIAL,
     GET_SECRET,
-    GET_TASK,
     PATCH_STATUS,
     RESOLVE,
     TOKEN,
@@ -55,7 +55,7 @@ class Row:
     phase: str
     ready: tuple[str, str]
     backends: dict[str, FakeBackend] | None = None
-    retry: str | None = None  # the TaskRetry reason start raises, if any
+    retry: str | None = None  # the reason it waits for its scheduled retry, if any
     records: list[str] = field(default_factory=list)
 
 
@@ -63,7 +63,7 @@ ROWS = [
     Row(
         "renewable lease",
         world(),
-        [GET_TASK, *RESOLVE, *LOGIN_ISSUE, *ISSUED],
+        [*RESOLVE, *LOGIN_ISSUE, *ISSUED],
         [("login", "db"), ("issue", "db")],
         "Active",
         ("True", Reason.CREDENTIALS_ISSUED),
@@ -72,7 +72,7 @@ ROWS = [
     Row(
         "unrenewable lease",
         world(request="awsSts"),
-        [GET_TASK, *RESOLVE, *LOGIN_ISSUE, *ISSUED],
+        [*RESOLVE, *LOGIN_ISSUE, *ISSUED],
         [("login", "db"), ("issue", "db")],
         "Active",
         ("True", Reason.CREDENTIALS_ISSUED),
@@ -81,7 +81,7 @@ ROWS = [
     Row(
         "static secret: no session recorded",
         world(request="awsSecretsManager"),
-        [GET_TASK, *RESOLVE, CREATE_SECRET, *ISSUED],
+        [*RESOLVE, CREATE_SECRET, *ISSUED],
         [("issue", "db")],
         "Active",
         ("True", Reason.CREDENTIALS_ISSUED),
@@ -89,7 +89,7 @@ ROWS = [
     Row(
         "static read through a session backend (Vault KV): a token, no lease record",
         world(request="vault-kv"),
-        [GET_TASK, *RESOLVE, TOKEN, CREATE_SECRET, *ISSUED],
+        [*RESOLVE, TOKEN, CREATE_SECRET, *ISSUED],
         [("issue", "db")],
         "Active",
         ("True", Reason.CREDENTIALS_ISSUED),
@@ -99,7 +99,7 @@ ROWS = [
         world(),
         # IssueFailed, then end: the cleanup finds nothing, and the new task's Pending
         # fields ride on the Failed patch (one status write), then TaskEnded.
-        [GET_TASK, *RESOLVE, GET_SECRET, EVENT, *FAILED_END],
+        [*RESOLVE, GET_SECRET, EVENT, *FAILED_END],
         [("login", "db")],
         "Failed",
         ("False", "Denied"),
@@ -108,7 +108,7 @@ ROWS = [
     Row(
         "backend down: the task waits Pending and start raises a retry",
         world(),
-        [GET_TASK, *RESOLVE, GET_SECRET, EVENT, PATCH_STATUS],
+        [*RESOLVE, GET_SECRET, EVENT, PATCH_STATUS],
         [("login", "db")],
         "Pending",
         ("False", Reason.BACKEND_UNAVAILABLE),
@@ -119,7 +119,7 @@ ROWS = [
         "the Secret's name is taken by someone else's: waits, never overwritten, "
         "the credential issued for it revoked",
         [*world(), {"kind": "Secret", "metadata": {"name": "t1-db", "namespace": "team-a"}}],
-        [GET_TASK, *RESOLVE, *LOGIN_ISSUE, *TAKEN, EVENT, PATCH_STATUS],
+        [*RESOLVE, *LOGIN_ISSUE, *TAKEN, EVENT, PATCH_STATUS],
         [("login", "db"), ("issue", "db"), ("revoke", "accessor-1")],
         "Pending",
         ("False", Reason.SECRET_CONFLICT),
@@ -128,7 +128,7 @@ ROWS = [
     Row(
         "no such AgentCredential: waits, nothing sent anywhere",
         [namespace(), service_account(), credential_backend(), agent_task()],
-        [GET_TASK, GET_CREDENTIAL, EVENT, PATCH_STATUS],
+        [GET_CREDENTIAL, EVENT, PATCH_STATUS],
         [],
         "Pending",
         ("False", Reason.CREDENTIAL_NOT_FOUND),
@@ -137,7 +137,7 @@ ROWS = [
     Row(
         "no such ServiceAccount: the login's TokenRequest is refused, the task waits",
         [namespace(), credential_backend(), agent_credential(), agent_task()],
-        [GET_TASK, *RESOLVE, GET_SECRET, TOKEN, EVENT, PATCH_STATUS],
+        [*RESOLVE, GET_SECRET, TOKEN, EVENT, PATCH_STATUS],
         [("login", "db")],
         "Pending",
         ("False", Reason.REFERENCE_NOT_FOUND),
@@ -149,12 +149,14 @@ ROWS = [
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
 def test_issue(row: Row) -> None:
     async def scenario(h: Harness) -> None:
+        assert await h.event("ADDED") is Action.START
+        uid = h.body()["metadata"]["uid"]
         if row.retry is None:
-            await h.start()
-        else:
-            with pytest.raises(TaskRetry) as caught:
-                await h.start()
-            assert caught.value.reason == row.retry
+            assert uid not in h.deps.redo
+        else:  # retried by the scheduler, after our backoff, along the full path
+            assert uid in h.deps.redo and h.scheduler.attempts(uid) == 1
+            assert h.next_due() is not None and h.next_due() > 0
+            assert h.ready() == ("False", row.retry)
         assert h.take() == row.calls
         assert [c for b in h.backends.values() for c in b.take()] == row.backend_calls
         assert h.status()["phase"] == row.phase
@@ -186,8 +188,8 @@ def test_a_second_start_issues_nothing_again() -> None:
     async def scenario(h: Harness) -> None:
         await h.start()
         h.take()
-        await h.start()  # Kopf retried the create handler: idempotent
-        assert h.take() == [GET_TASK, GET_SECRET]  # the entry's Secret is there: done
+        await h.start()  # started again (a restart's full path): idempotent
+        assert h.take() == [GET_SECRET]  # the entry's Secret is there: done
         assert h.backends["vault"].take() == [("login", "db"), ("issue", "db")]
 
     play(Harness(world()), scenario)

@@ -15,7 +15,7 @@ from agentcred.kube import resources, secrets, watch
 from agentcred.kube.calls import call
 from agentcred.kube.errors import KubeConflict, KubeNotFound, KubeUnavailable
 from agentcred.kube.objects import OwnerRef
-from agentcred.models.api_names import API_VERSION, MANAGED_SELECTOR, Label
+from agentcred.models.api_names import API_VERSION, FINALIZER, MANAGED_SELECTOR, Label
 from support.harness import FakeApiServer, FakeClock
 from support.harness.objects import agent_task, namespace, pod
 from support.harness.patching import json_patch, merge_patch, selects
@@ -99,7 +99,7 @@ def test_the_status_subresource_and_the_object_are_written_apart() -> None:
 
 def test_delete_holds_for_finalizers_checks_preconditions_and_collects_owned_objects() -> None:
     async def scenario(server: FakeApiServer, api: ApiClient) -> None:
-        task = server.seed(agent_task("t", ns="a"))
+        task = server.seed(agent_task("t", ns="a", finalizers=[FINALIZER]))
         owner = OwnerRef(API_VERSION, "AgentTask", "t", task["metadata"]["uid"])
         await secrets.write_secret(
             api, "a", "s", {"k": "v"}, labels={}, annotations={}, owner=owner
