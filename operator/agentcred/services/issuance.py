@@ -35,7 +35,7 @@ from agentcred.backends.base import (
     Session,
     SessionBackend,
 )
-from agentcred.kube import resources, secrets, tokens
+from agentcred.kube import secrets, tokens
 from agentcred.kube.errors import KubeError, KubeNotFound, KubeSecretCollision
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling
@@ -48,7 +48,13 @@ from agentcred.models.parse import to_json
 from agentcred.models.resolved import ResolvedCredential
 from agentcred.models.status import CredentialEntry, timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import lease_records, revocation, static_reads, task_status
+from agentcred.services import (
+    cluster_view,
+    lease_records,
+    revocation,
+    static_reads,
+    task_status,
+)
 from agentcred.services.authorization import Refused, authorize_credential, quarantined
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
@@ -113,18 +119,15 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCreden
 
 
 async def _resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCredential:
-    body = await deps.lookups.get(
-        ("AgentCredential", task.namespace, ref.name),
-        lambda: resources.get_credential(deps.api, task.namespace, ref.name),
-    )
-    if body is None:
+    found = await cluster_view.credential(deps, task.namespace, ref.name)
+    if found is None:
         raise TaskRetry(
             Reason.CREDENTIAL_NOT_FOUND,
             f"AgentCredential {task.namespace}/{ref.name} does not exist "
             "(a task can only use AgentCredentials of its own namespace)",
         )
     try:
-        requested = parse_credential_spec(body.get("spec") or {})
+        requested = parse_credential_spec(found)
     except SpecError as exc:
         raise TaskFailed(Reason.INVALID_CREDENTIAL, f"AgentCredential {ref.name}: {exc}") from None
     quarantine = await quarantined(deps, task)

@@ -4,7 +4,9 @@ As cert-manager's ``pkg/controller/test`` Builder: a test names the objects the 
 starts with and the backends, gets ``Deps`` built as the operator builds them (only the
 API client's HTTP session, the backends, the clock and the RNG are fakes), calls the
 same service functions the Kopf handlers call (``start``, ``resume``, ``complete``,
-``delete``), plays what the watches would deliver (``secret_changed``, ``pod_changed``)
+``delete``), plays what the watches would deliver (``secret_changed``, ``pod_changed``,
+``deliver``: the read cache's events; a new process gets every CredentialBackend,
+AgentCredential and Namespace the cluster holds, as Kopf's first listing)
 and moves time (``advance``), then asserts the exact API calls (``take``), the
 backend calls and the resulting status.
 
@@ -31,8 +33,8 @@ from typing import Any, TypeVar
 from agentcred.backends.base import Backend
 from agentcred.backends.registry import BackendRegistry
 from agentcred.backends.settings import BackendSettings
-from agentcred.models.api_names import Plural
-from agentcred.services import drift, lifecycle, maintenance, pod_events, sweep
+from agentcred.models.api_names import Kind, Plural
+from agentcred.services import cluster_view, drift, lifecycle, maintenance, pod_events, sweep
 from agentcred.services.deps import Deps
 from agentcred.services.lookups import Lookups
 from agentcred.services.scheduler import Scheduler, TaskKey
@@ -47,6 +49,13 @@ from support.harness.transport import fake_api_client
 
 T = TypeVar("T")
 Short = tuple[str, str, str]  # (verb, resource, subresource)
+# What Kopf's event handlers feed into the read cache (handlers/backends, credentials,
+# namespaces), by plural: the kind cluster_view.observe is told
+WATCHED = {
+    Plural.BACKENDS.value: Kind.BACKEND.value,
+    Plural.CREDENTIALS.value: Kind.CREDENTIAL.value,
+    "namespaces": cluster_view.NAMESPACE,
+}
 EPSILON = 1e-6  # due within a microsecond (the clock's resolution) is due now
 MAX_STEPS = 200  # steps run by one ``run_due``: more means a step keeps asking for "now"
 
@@ -117,6 +126,9 @@ class Harness:
             static_reads=StaticReads(clock=self.clock.monotonic),
         )
         self._attempts = {}
+        for plural in WATCHED:  # Kopf's first listing of what resolve reads from the cache
+            for obj in self.server.of(plural):
+                self._deliver(plural, None, obj)
 
     async def __aexit__(self, *exc: object) -> None:
         await self.deps.drift.drain()
@@ -150,6 +162,21 @@ class Harness:
         self.server.edit(Plural.TASKS, ns, name, {"metadata": {"finalizers": None}})
 
     # -- what the watches would deliver ------------------------------------------------
+
+    def deliver(self, plural: str, name: str, ns: str = "", event_type: str = "MODIFIED") -> None:
+        """Kopf's event handler of AgentCredentials, CredentialBackends or Namespaces sees
+        the object as it is now (DELETED when it is gone, whatever ``event_type`` says)."""
+        obj = self.server.read(plural, ns, name)
+        if obj is None:
+            obj, event_type = {"metadata": {"name": name, "namespace": ns or None}}, "DELETED"
+        self._deliver(plural, event_type, obj)
+
+    def _deliver(self, plural: str, event_type: str | None, obj: Body) -> None:
+        meta = obj["metadata"]
+        served = {Plural.CREDENTIALS: meta.get("namespace"), "namespaces": meta["name"]}
+        if plural in served and not self.settings.serves(str(served[plural])):
+            return  # the handlers' when= filters
+        cluster_view.observe(self.deps, WATCHED[plural], event_type, obj)
 
     def edit_secret(self, ns: str, name: str, data: Mapping[str, str]) -> Body:
         """Someone else rewrites a Secret's data."""
