@@ -68,7 +68,10 @@ from agentcred.services.timing import (
     shared_refresh_point,
 )
 
-TOKEN_SECONDS = 600  # TokenRequest lifetime: only long enough to log in
+# TokenRequest lifetime: only long enough to log in. A token is never reused by another
+# login (docs/security.md, "Agent tokens are not reused": a ServiceAccount re-created
+# under its name would turn a cached token into a permanent login failure).
+TOKEN_SECONDS = 600
 
 
 class ReferenceMissing(BackendUnavailable):
