@@ -15,9 +15,15 @@ from typing import Any
 
 import pytest
 
+from agentcred.backends.registry import BackendRegistry
+from agentcred.handlers import OperatorMemo, backends, credentials, namespaces
+from agentcred.handlers.filters import served_namespace
 from agentcred.models.api_names import Plural, Reason
+from agentcred.services import cluster_view
+from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskRetry
 from agentcred.services.lookups import LOOKUP_SECONDS, Lookups
+from agentcred.settings import Settings
 from support.harness import Harness, play
 from support.harness.calls import GET_BACKEND, GET_CREDENTIAL, GET_NAMESPACE, Short
 from support.harness.objects import (
@@ -206,3 +212,34 @@ def test_a_relist_drops_every_entry_of_its_kind_once() -> None:
     now[0] = 1.0
     cache.listed("CredentialBackend")  # the same listing: what it delivered stays
     assert len(cache) == 2  # "kept" and the namespace, never "gone"
+
+
+def test_the_event_handlers_keep_a_copy_of_the_spec_or_labels_only() -> None:
+    memo = OperatorMemo(settings=Settings(namespace="agentcred-system"))
+    deps = memo.started = Deps(api=None, backends=BackendRegistry(), settings=memo.settings)
+    heavy = {"managedFields": [{"manager": "kubectl"}], "annotations": {"a": "b" * 1000}}
+    backend = {
+        "metadata": {"name": "b", **heavy},
+        "spec": {"namespaceSelector": {}},
+        "status": {"conditions": []},
+    }
+    credential = {"metadata": {"name": "db", "namespace": "team-a", **heavy}, "spec": {"x": 1}}
+    ns = {"metadata": {"name": "team-a", "labels": {"tier": "1"}, **heavy}, "spec": {}}
+
+    async def scenario() -> tuple[Any, ...]:
+        await backends.observed(type="ADDED", body=backend, memo=memo)
+        await credentials.observed(type=None, body=credential, memo=memo)
+        await namespaces.observed(type="MODIFIED", body=ns, memo=memo)
+        backend["spec"]["namespaceSelector"] = {"matchLabels": {"edited": "in place"}}
+        return (
+            await cluster_view.backend(deps, "b"),
+            await cluster_view.credential(deps, "team-a", "db"),
+            await cluster_view.namespace_labels(deps, "team-a"),
+        )
+
+    assert asyncio.run(scenario()) == ({"namespaceSelector": {}}, {"x": 1}, {"tier": "1"})
+    assert not served_namespace("kube-system", memo) and served_namespace("team-a", memo)
+    asyncio.run(backends.observed(type="DELETED", body=backend, memo=memo))
+    deleting = {**credential, "metadata": {**credential["metadata"], "deletionTimestamp": "x"}}
+    asyncio.run(credentials.observed(type="MODIFIED", body=deleting, memo=memo))
+    assert len(deps.lookups) == 1  # the namespace's labels: the others are gone
