@@ -131,13 +131,13 @@ def test_lookups_share_one_read_per_key_and_expire() -> None:
             await asyncio.sleep(0.01)
             return "backend"
 
-        values = await asyncio.gather(*(lookups.get("k", fetch) for _ in range(20)))
+        values = await asyncio.gather(*(lookups.get(("backend", "k"), fetch) for _ in range(20)))
         assert set(values) == {"backend"}
         burst = reads
         now[0] = 1.0
-        await lookups.get("k", fetch)  # still fresh
+        await lookups.get(("backend", "k"), fetch)  # still fresh
         now[0] = 2.5
-        await lookups.get("k", fetch)  # expired: read again
+        await lookups.get(("backend", "k"), fetch)  # expired: read again
         return burst, reads
 
     assert asyncio.run(scenario()) == (1, 2)

@@ -3,7 +3,15 @@ operator's state reaches them as a typed ``memo`` (:class:`memo.OperatorMemo`)."
 
 from __future__ import annotations
 
-from agentcred.handlers import approvals, backends, credentials, quarantines, startup, tasks
+from agentcred.handlers import (
+    approvals,
+    backends,
+    credentials,
+    namespaces,
+    quarantines,
+    startup,
+    tasks,
+)
 from agentcred.handlers.memo import OperatorMemo
 
 __all__ = [
@@ -11,6 +19,7 @@ __all__ = [
     "approvals",
     "backends",
     "credentials",
+    "namespaces",
     "quarantines",
     "startup",
     "tasks",

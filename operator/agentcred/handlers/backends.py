@@ -1,5 +1,6 @@
-"""CredentialBackend handlers: report on the platform's object whether it is usable, and
-re-check the AgentCredentials that use it when it changes."""
+"""CredentialBackend handlers: keep the operator's cache of backends from the watch (resolve
+reads it, services/cluster_view.py), report on the platform's object whether it is
+usable, and re-check the AgentCredentials that use it when it changes."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ from typing import Any
 import kopf
 
 from agentcred.handlers.memo import OperatorMemo
-from agentcred.models.api_names import GROUP, VERSION, Plural
-from agentcred.services import backend_status, credential_recheck
+from agentcred.models.api_names import GROUP, VERSION, Kind, Plural
+from agentcred.services import backend_status, cluster_view, credential_recheck
 from agentcred.services.deps import Deps
 
 PLURAL = Plural.BACKENDS.value
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def observed(type: str | None, body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
+    """Every event: the cache follows at once (an edit applies to the next issue)."""
+    cluster_view.observe(memo.deps, Kind.BACKEND, type, body)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)

@@ -10,3 +10,8 @@ from agentcred.handlers.memo import OperatorMemo
 
 def served(namespace: str | None, memo: OperatorMemo, **_: Any) -> bool:
     return namespace is None or memo.settings.serves(namespace)
+
+
+def served_namespace(name: str, memo: OperatorMemo, **_: Any) -> bool:
+    """For the Namespace objects themselves (cluster-scoped: their own name is the namespace)."""
+    return memo.settings.serves(name)

@@ -175,6 +175,33 @@ async def write_secret(
     return await _create_or_take_over(api, body, owner)
 
 
+async def create_secret(
+    api: ApiClient,
+    namespace: str,
+    name: str,
+    data: Mapping[str, str],
+    *,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+) -> SecretInfo | None:
+    """Create the Secret (no owner), without a look at its name first; None when a Secret
+    of that name exists (409): it is left as it is, never overwritten."""
+    metadata: Body = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**labels, **MANAGED_BY_US},
+        "annotations": dict(annotations),
+    }
+    what = subject("Secret", namespace, name)
+    body = _secret_body(metadata, data)
+    try:
+        return secret_info(
+            await call(what, CoreV1Api(api).create_namespaced_secret, namespace, body)
+        )
+    except KubeConflict:
+        return None
+
+
 async def _patch_known(api: ApiClient, body: Body, version: str) -> SecretInfo | None:
     """Swap data, labels and annotations of the Secret we know at ``version`` (one JSON
     patch; as ``_replacement``, the rest of its metadata is kept); None when it changed

@@ -4,9 +4,9 @@ a person must approve, and act on the AgentTaskApprovals that answer.
 ``gate`` runs in ``lifecycle._start`` under the task's lock, before the first credential
 is issued (credentials already issued once are not gated again: a requirement added to
 a backend later applies to new tasks; quarantine is the tool for running ones). It only
-reads the cluster (the AgentCredential and CredentialBackend lookups, shared 2 s with
-issuance, and the namespace's approvals): no token is requested and no backend called
-until every backend that asks has approved. Its answer is a ``Gate``: go on (with the
+reads the cluster (the AgentCredential and CredentialBackend, from the watch-fed cache
+issuance reads too, and the namespace's approvals): no token is requested and no backend
+called until every backend that asks has approved. Its answer is a ``Gate``: go on (with the
 approval record to ride on the first issuance patch), wait (``AwaitingApproval``, the
 timeout scheduled at its deadline), or end the task (denied, timed out).
 
@@ -42,7 +42,7 @@ from agentcred.models.status import (
     timestamp,
 )
 from agentcred.models.task import CredentialRef
-from agentcred.services import issuance, report, task_status
+from agentcred.services import cluster_view, issuance, report, task_status
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
 from agentcred.services.scheduler import TaskKey
@@ -166,26 +166,21 @@ async def task_facts(deps: Deps, task: TaskView, refs: list[CredentialRef]) -> m
 
 
 async def _backend_name(deps: Deps, task: TaskView, ref: CredentialRef) -> str:
-    body = await deps.lookups.get(
-        ("AgentCredential", task.namespace, ref.name),
-        lambda: resources.get_credential(deps.api, task.namespace, ref.name),
-    )
-    if body is None:
+    spec = await cluster_view.credential(deps, task.namespace, ref.name)
+    if spec is None:
         return ""
     try:
-        return parse_credential_spec(body.get("spec") or {}).backend_ref.name
+        return parse_credential_spec(spec).backend_ref.name
     except SpecError:
         return ""  # issuance says why
 
 
 async def _policy(deps: Deps, backend: str) -> ApprovalPolicy | None:
-    body = await deps.lookups.get(
-        ("backend", backend), lambda: resources.get_backend(deps.api, backend)
-    )
-    if body is None:
+    spec = await cluster_view.backend(deps, backend)
+    if spec is None:
         return None
     try:
-        return parse_backend_spec(body.get("spec") or {}).approval
+        return parse_backend_spec(spec).approval
     except SpecError:
         return None  # issuance refuses the backend (InvalidBackend)
 

@@ -1,9 +1,9 @@
 """Look up an AgentCredential's CredentialBackend and the namespace's labels, then ask
 the pure policy (models/policy.py) whether the request is allowed.
 
-Both lookups are kept for ``LOOKUP_SECONDS`` (2 s, services/lookups.py): a burst of
-tasks in one namespace costs one read of each, and a platform's edit of a backend or a
-namespace's labels applies to every issue that starts 2 s later.
+Both come from the watch-fed cache (services/lookups.py, services/cluster_view.py): a
+burst of tasks costs no read of either, and a platform's edit of a backend or a
+namespace's labels applies to every issue that starts once the watch delivered it.
 
 Nothing here talks to a credential backend: a refusal is decided from the cluster's
 objects alone, so a request outside the allow-list never reaches the backend.
@@ -11,12 +11,11 @@ objects alone, so a request outside the allow-list never reaches the backend.
 ``quarantined`` answers whether a CredentialQuarantine matches a task (before any
 backend call for it): with no quarantine in the operator's index it costs nothing; with
 some, the facts matching needs (the namespace's labels, the CredentialBackends its
-AgentCredentials name) come from the same 2 s lookups as authorization.
+AgentCredentials name) come from the same cache as authorization.
 """
 
 from __future__ import annotations
 
-from agentcred.kube import resources
 from agentcred.models.api_names import Reason
 from agentcred.models.backend import parse_backend_spec
 from agentcred.models.credential import AgentCredentialSpec
@@ -24,6 +23,7 @@ from agentcred.models.errors import NotAllowed, OperatorError, SpecError, Unsafe
 from agentcred.models.policy import authorize
 from agentcred.models.quarantine import Quarantine, TaskSubject
 from agentcred.models.resolved import ResolvedCredential
+from agentcred.services import cluster_view
 from agentcred.services.deps import Deps
 from agentcred.services.task_view import TaskView
 
@@ -45,26 +45,22 @@ async def authorize_credential(
 ) -> ResolvedCredential:
     """The credential resolved against its backend, or ``Refused`` saying why."""
     backend_name = credential.backend_ref.name
-    body = await deps.lookups.get(
-        ("backend", backend_name), lambda: resources.get_backend(deps.api, backend_name)
-    )
-    if body is None:
+    found = await cluster_view.backend(deps, backend_name)
+    if found is None:
         raise Refused(
             Reason.BACKEND_NOT_FOUND,
             f"AgentCredential {credential_name}: CredentialBackend {backend_name} does not exist",
             permanent=False,
         )
     try:
-        backend = parse_backend_spec(body.get("spec") or {})
+        backend = parse_backend_spec(found)
     except SpecError as exc:
         raise Refused(
             Reason.INVALID_BACKEND,
             f"CredentialBackend {backend_name} cannot be used: {exc}",
             permanent=False,
         ) from None
-    labels = await deps.lookups.get(
-        ("namespace", namespace), lambda: resources.namespace_labels(deps.api, namespace)
-    )
+    labels = await cluster_view.namespace_labels(deps, namespace)
     try:
         return authorize(
             backend_name,
@@ -103,9 +99,7 @@ async def subject_of(deps: Deps, task: TaskView) -> TaskSubject:
     namespace = task.namespace
     labels = None
     if deps.quarantines.needs_namespace_labels:
-        labels = await deps.lookups.get(
-            ("namespace", namespace), lambda: resources.namespace_labels(deps.api, namespace)
-        )
+        labels = await cluster_view.namespace_labels(deps, namespace)
     backends: tuple[str, ...] = ()
     if deps.quarantines.needs_backends:
         names = [await _backend_of(deps, namespace, ref.name) for ref in task.spec.credentials]
@@ -123,9 +117,6 @@ async def subject_of(deps: Deps, task: TaskView) -> TaskSubject:
 
 async def _backend_of(deps: Deps, namespace: str, credential: str) -> str | None:
     """The CredentialBackend an AgentCredential names (None: no such credential)."""
-    body = await deps.lookups.get(
-        ("AgentCredential", namespace, credential),
-        lambda: resources.get_credential(deps.api, namespace, credential),
-    )
-    name = ((body or {}).get("spec") or {}).get("backendRef", {}).get("name")
+    spec = await cluster_view.credential(deps, namespace, credential)
+    name = ((spec or {}).get("backendRef") or {}).get("name")
     return name if isinstance(name, str) else None

@@ -35,7 +35,7 @@ from agentcred.backends.base import (
     Session,
     SessionBackend,
 )
-from agentcred.kube import resources, secrets, tokens
+from agentcred.kube import secrets, tokens
 from agentcred.kube.errors import KubeError, KubeNotFound, KubeSecretCollision
 from agentcred.kube.secrets import SecretInfo
 from agentcred.models import ceiling
@@ -48,7 +48,13 @@ from agentcred.models.parse import to_json
 from agentcred.models.resolved import ResolvedCredential
 from agentcred.models.status import CredentialEntry, timestamp
 from agentcred.models.task import CredentialRef
-from agentcred.services import lease_records, revocation, static_reads, task_status
+from agentcred.services import (
+    cluster_view,
+    lease_records,
+    revocation,
+    static_reads,
+    task_status,
+)
 from agentcred.services.authorization import Refused, authorize_credential, quarantined
 from agentcred.services.deps import Deps
 from agentcred.services.errors import TaskFailed, TaskRetry
@@ -62,7 +68,10 @@ from agentcred.services.timing import (
     shared_refresh_point,
 )
 
-TOKEN_SECONDS = 600  # TokenRequest lifetime: only long enough to log in
+# TokenRequest lifetime: only long enough to log in. A token is never reused by another
+# login (docs/security.md, "Agent tokens are not reused": a ServiceAccount re-created
+# under its name would turn a cached token into a permanent login failure).
+TOKEN_SECONDS = 600
 
 
 class ReferenceMissing(BackendUnavailable):
@@ -113,18 +122,15 @@ async def resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCreden
 
 
 async def _resolve(deps: Deps, task: TaskView, ref: CredentialRef) -> BoundCredential:
-    body = await deps.lookups.get(
-        ("AgentCredential", task.namespace, ref.name),
-        lambda: resources.get_credential(deps.api, task.namespace, ref.name),
-    )
-    if body is None:
+    found = await cluster_view.credential(deps, task.namespace, ref.name)
+    if found is None:
         raise TaskRetry(
             Reason.CREDENTIAL_NOT_FOUND,
             f"AgentCredential {task.namespace}/{ref.name} does not exist "
             "(a task can only use AgentCredentials of its own namespace)",
         )
     try:
-        requested = parse_credential_spec(body.get("spec") or {})
+        requested = parse_credential_spec(found)
     except SpecError as exc:
         raise TaskFailed(Reason.INVALID_CREDENTIAL, f"AgentCredential {ref.name}: {exc}") from None
     quarantine = await quarantined(deps, task)
@@ -306,12 +312,20 @@ async def _issue_lease(
     if keeps_no_record(bound):
         issued = await _issue_unrecorded(deps, task, bound, request)
         return issued, _render_or_fail(bound, issued)
-    records = await _retire_stale(deps, task, record_key)  # the records, read once
+    # Records this process knows of are read once before the login (a stale session under
+    # the key retired); otherwise none is expected and the write-ahead record is created
+    # with no read first (a 409 takes the stale-session branch then, _write_ahead).
+    known = lease_records.known(deps, task)
+    if known:
+        records = await _retire_stale(deps, task, record_key)  # identity checked there
+    else:
+        records = {}
+        check_identity(task, records)  # against the status; found records: _write_ahead
     if isinstance(backend, SessionBackend):
         async with deps.limits.slot(task.namespace, target):
             with _backend_span(tracing.LOGIN, task, bound, cid):
                 session = await backend.login(request)
-        records[record_key] = lease_records.LeaseRecord(
+        record = lease_records.LeaseRecord(
             credential=bound.ref.name,
             backend=bound.spec.backend_kind,
             spec=bound.raw_spec,
@@ -319,7 +333,11 @@ async def _issue_lease(
             session=session,
             service_account=task.spec.service_account_name,
         )
-        await lease_records.save(deps, task, records)  # write-ahead: before the lease exists
+        try:  # write-ahead: before the lease exists
+            records = await _write_ahead(deps, task, record_key, record, records if known else None)
+        except BaseException:
+            await _revoke_unissued(deps, task, bound, session, cid)
+            raise
     try:
         if isinstance(backend, SessionBackend) and session is not None:
             async with deps.limits.slot(task.namespace, target):
@@ -417,13 +435,52 @@ async def _retire_stale(
     slot is reused, or park it under a unique key so that cleanup and the sweep still
     find it. A write-ahead record is never overwritten. Returns the task's records as
     read (the parked one included), for the caller's one write of the new record; until
-    that write, an unrevoked stale session stays recorded under ``key``."""
+    that write, an unrevoked stale session stays recorded under ``key``. TaskFailed
+    ``IdentityChanged`` when the records were logged in as another account.
+
+    Called before the login when this process knows the task's records, otherwise only
+    when creating them found some (``_write_ahead``): the session just logged in is then
+    revoked if this fails."""
     records = await lease_records.load(deps, task.uid)
     check_identity(task, records)
     stale = records.pop(key, None)
     if stale is not None and not await revocation.revoke_for_task(deps, task, stale):
         records[f"{key}.stale-{uuid.uuid4().hex[:8]}"] = stale
     return records
+
+
+async def _write_ahead(
+    deps: Deps,
+    task: TaskView,
+    key: str,
+    record: lease_records.LeaseRecord,
+    records: dict[str, lease_records.LeaseRecord] | None,
+) -> dict[str, lease_records.LeaseRecord]:
+    """Put ``record`` under ``key`` in the cluster; the task's records as written.
+    ``records`` None: none known to this process, so the lease-record Secret is created
+    with no read first; one already there (409: an attempt that never completed, in this
+    process or an earlier one) is read, its identity checked and the stale session under
+    ``key`` retired (``_retire_stale``) before one write of all of them."""
+    if records is None:
+        if await lease_records.create(deps, task, {key: record}):
+            return {key: record}
+        records = await _retire_stale(deps, task, key)
+    records[key] = record
+    await lease_records.save(deps, task, records)
+    return records
+
+
+async def _revoke_unissued(
+    deps: Deps, task: TaskView, bound: BoundCredential, session: Session, cid: str
+) -> None:
+    """A session logged in for nothing (its record could not be written, or the records
+    found say the task's identity changed): revoked, best effort; the records in the
+    cluster, whatever they hold, are left as they are (a stale session stays findable)."""
+    try:
+        async with deps.limits.slot(task.namespace, bound.spec.target):
+            await bound.backend.revoke(Lease(bound.spec, "", session, cid))
+    except Exception:
+        return
 
 
 def check_identity(task: TaskView, records: Mapping[str, lease_records.LeaseRecord]) -> None:

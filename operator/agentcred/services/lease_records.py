@@ -151,6 +151,31 @@ async def save(deps: Deps, task: TaskView, records: Mapping[str, LeaseRecord]) -
     deps.written[(own, name)] = info.resource_version
 
 
+def known(deps: Deps, task: TaskView) -> bool:
+    """Whether this process read or wrote the task's lease-record Secret (and holds its
+    resourceVersion): then it may exist; otherwise ``create`` finds out in one request."""
+    return (deps.settings.namespace, secret_name(task.uid)) in deps.written
+
+
+async def create(deps: Deps, task: TaskView, records: Mapping[str, LeaseRecord]) -> bool:
+    """Write the task's records as a new lease-record Secret, with no read first (issue 22:
+    a new task's write-ahead costs one request). False when the Secret exists already (an
+    attempt that never completed left it): untouched, for the caller to read and retire."""
+    own, name = deps.settings.namespace, secret_name(task.uid)
+    info = await secrets.create_secret(
+        deps.api,
+        own,
+        name,
+        {key: record.dump() for key, record in records.items()},
+        labels=labels(task),
+        annotations={Annotation.TASK_NAME: task.name},
+    )
+    if info is None:
+        return False
+    deps.written[(own, name)] = info.resource_version
+    return True
+
+
 async def put(deps: Deps, task: TaskView, key: str, record: LeaseRecord) -> None:
     records = await load(deps, task.uid)
     records[key] = record

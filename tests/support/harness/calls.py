@@ -25,7 +25,9 @@ LIST_PODS: Short = ("list", "pods", "")
 GET_POD: Short = ("get", "pods", "")
 
 # Sequences the core repeats
-RESOLVE = [GET_CREDENTIAL, GET_BACKEND, GET_NAMESPACE]  # shared for 2 s (services/lookups)
+# What resolve reads (AgentCredential, CredentialBackend, namespace labels) comes from the
+# watch-fed cache (services/lookups.py): no request; a miss is one GET of what was missing
+RESOLVE: list[Short] = []
 EVENT_AGAIN = [EVENT, ("get", "events", ""), ("patch", "events", "")]  # 409, then counted
 REPLACE_SECRET = [CREATE_SECRET, GET_SECRET, UPDATE_SECRET]  # 409, read, replace
 DELETE_OURS = [GET_SECRET, DELETE_SECRET]  # checked ours, then deleted with preconditions

@@ -6,7 +6,9 @@ API client's HTTP session, the backends, the clock and the RNG are fakes), calls
 same service functions the task events lead to (``start``, ``resume``, ``complete``),
 delivers the task's watch events to the operator's one AgentTask handler (``event``,
 ``delete``: services/task_events.on_event, as Kopf calls it), plays what the other
-watches would deliver (``secret_changed``, ``pod_changed``) and moves time (``advance``),
+watches would deliver (``secret_changed``, ``pod_changed``, ``deliver``: the read
+cache's events; a new process gets every CredentialBackend, AgentCredential and
+Namespace the cluster holds, as Kopf's first listing) and moves time (``advance``),
 then asserts the exact API calls (``take``), the backend calls and the resulting status.
 
 Time only moves when the test says so. ``advance`` runs every scheduled step that falls
@@ -33,8 +35,16 @@ from typing import Any, TypeVar
 from agentcred.backends.base import Backend
 from agentcred.backends.registry import BackendRegistry
 from agentcred.backends.settings import BackendSettings
-from agentcred.models.api_names import Plural
-from agentcred.services import drift, lifecycle, maintenance, pod_events, sweep, task_events
+from agentcred.models.api_names import Kind, Plural
+from agentcred.services import (
+    cluster_view,
+    drift,
+    lifecycle,
+    maintenance,
+    pod_events,
+    sweep,
+    task_events,
+)
 from agentcred.services.deps import Deps
 from agentcred.services.lookups import Lookups
 from agentcred.services.scheduler import Scheduler, TaskKey
@@ -49,6 +59,13 @@ from support.harness.transport import fake_api_client
 
 T = TypeVar("T")
 Short = tuple[str, str, str]  # (verb, resource, subresource)
+# What Kopf's event handlers feed into the read cache (handlers/backends, credentials,
+# namespaces), by plural: the kind cluster_view.observe is told
+WATCHED = {
+    Plural.BACKENDS.value: Kind.BACKEND.value,
+    Plural.CREDENTIALS.value: Kind.CREDENTIAL.value,
+    "namespaces": cluster_view.NAMESPACE,
+}
 EPSILON = 1e-6  # due within a microsecond (the clock's resolution) is due now
 MAX_STEPS = 200  # steps run by one ``run_due``: more means a step keeps asking for "now"
 
@@ -117,6 +134,9 @@ class Harness:
             lookups=Lookups(clock=self.clock.monotonic),
             static_reads=StaticReads(clock=self.clock.monotonic),
         )
+        for plural in WATCHED:  # Kopf's first listing of what resolve reads from the cache
+            for obj in self.server.of(plural):
+                self._deliver(plural, None, obj)
 
     async def __aexit__(self, *exc: object) -> None:
         await self.deps.drift.drain()
@@ -154,7 +174,7 @@ class Harness:
         initial listing); the operator's AgentTask handler runs. The action decided."""
         return await task_events.on_event(self.deps, event_type, self.body(name, ns))
 
-    async def deliver(self, event_type: str | None, body: Body) -> task_events.Action:
+    async def deliver_task(self, event_type: str | None, body: Body) -> task_events.Action:
         """The task's watch delivers ``body`` (an older one, a DELETED event's last state)."""
         return await task_events.on_event(self.deps, event_type, body)
 
@@ -166,7 +186,7 @@ class Harness:
         if self.task(name, ns) is not None:
             await self.event("MODIFIED", name, ns)
         if self.task(name, ns) is None:
-            await self.deliver("DELETED", self.last_state(Plural.TASKS, ns, name))
+            await self.deliver_task("DELETED", self.last_state(Plural.TASKS, ns, name))
 
     def last_state(self, plural: str, ns: str, name: str) -> Body:
         """The object as its last watch event showed it (a DELETED event's body)."""
@@ -177,6 +197,21 @@ class Harness:
         raise AssertionError(f"no watch event of {plural} {ns}/{name}")
 
     # -- what the watches would deliver ------------------------------------------------
+
+    def deliver(self, plural: str, name: str, ns: str = "", event_type: str = "MODIFIED") -> None:
+        """Kopf's event handler of AgentCredentials, CredentialBackends or Namespaces sees
+        the object as it is now (DELETED when it is gone, whatever ``event_type`` says)."""
+        obj = self.server.read(plural, ns, name)
+        if obj is None:
+            obj, event_type = {"metadata": {"name": name, "namespace": ns or None}}, "DELETED"
+        self._deliver(plural, event_type, obj)
+
+    def _deliver(self, plural: str, event_type: str | None, obj: Body) -> None:
+        meta = obj["metadata"]
+        served = {Plural.CREDENTIALS: meta.get("namespace"), "namespaces": meta["name"]}
+        if plural in served and not self.settings.serves(str(served[plural])):
+            return  # the handlers' when= filters
+        cluster_view.observe(self.deps, WATCHED[plural], event_type, obj)
 
     def edit_secret(self, ns: str, name: str, data: Mapping[str, str]) -> Body:
         """Someone else rewrites a Secret's data."""

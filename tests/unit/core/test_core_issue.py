@@ -33,11 +33,11 @@ from support.harness.objects import (
 )
 from support.harness.store import Body
 
-# What every issue with a session does: no stale session under the key (the records,
-# read once), the agent's token, the write-ahead session record (created: there was
-# none), then the Secret, created without a look first (a 409 is the never-overwrite
-# branch: see the taken name below).
-LOGIN_ISSUE = [GET_SECRET, TOKEN, CREATE_SECRET, CREATE_SECRET]
+# What every issue with a session does: the agent's token, the write-ahead session
+# record (created with no read first: a new task has none; a 409 would read it and retire
+# a stale session, test_core_stale_records.py), then the Secret, created without a look
+# first (a 409 is the never-overwrite branch: see the taken name below).
+LOGIN_ISSUE = [TOKEN, CREATE_SECRET, CREATE_SECRET]
 ISSUED = [EVENT, PATCH_STATUS]  # CredentialIssued, then Pending+entry+Active in one patch
 FAILED_END = [GET_SECRET, GET_SECRET, PATCH_STATUS, EVENT]  # nothing to clean, Failed, TaskEnded
 # A name someone else's Secret holds: after the create's 409 (the last of LOGIN_ISSUE),
@@ -99,7 +99,7 @@ ROWS = [
         world(),
         # IssueFailed, then end: the cleanup finds nothing, and the new task's Pending
         # fields ride on the Failed patch (one status write), then TaskEnded.
-        [*RESOLVE, GET_SECRET, EVENT, *FAILED_END],
+        [*RESOLVE, EVENT, *FAILED_END],
         [("login", "db")],
         "Failed",
         ("False", "Denied"),
@@ -108,7 +108,7 @@ ROWS = [
     Row(
         "backend down: the task waits Pending and start raises a retry",
         world(),
-        [*RESOLVE, GET_SECRET, EVENT, PATCH_STATUS],
+        [*RESOLVE, EVENT, PATCH_STATUS],
         [("login", "db")],
         "Pending",
         ("False", Reason.BACKEND_UNAVAILABLE),
@@ -137,7 +137,7 @@ ROWS = [
     Row(
         "no such ServiceAccount: the login's TokenRequest is refused, the task waits",
         [namespace(), credential_backend(), agent_credential(), agent_task()],
-        [*RESOLVE, GET_SECRET, TOKEN, EVENT, PATCH_STATUS],
+        [*RESOLVE, TOKEN, EVENT, PATCH_STATUS],
         [("login", "db")],
         "Pending",
         ("False", Reason.REFERENCE_NOT_FOUND),

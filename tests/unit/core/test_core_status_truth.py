@@ -76,6 +76,7 @@ def test_a_credential_edited_from_dynamic_to_static_gives_up_its_session_at_once
             "db",
             {"spec": {"vault": {"dynamic": None, "kv": {"path": "app"}}}},
         )
+        h.deliver("agentcredentials", "db", "team-a")  # the watch sees the edit
         await h.advance(h.next_due() or 0)  # its next refresh reads the static secret
         assert h.secret_data("team-a", "t1-db") == {"value": "v1"}
         assert vault.take() == [("issue", "db"), ("revoke", "accessor-1")]

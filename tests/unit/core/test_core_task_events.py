@@ -266,7 +266,7 @@ def test_an_event_older_than_our_last_write_costs_nothing() -> None:
         h.take()
         h.server.edit(Plural.TASKS, NAMESPACE, "t1", {"spec": {"completed": True}})
         stale = {**added, "spec": {**added["spec"], "completed": True}}  # before our patch
-        assert await h.deliver("MODIFIED", stale) is Action.SKIP
+        assert await h.deliver_task("MODIFIED", stale) is Action.SKIP
         assert h.take() == []
         assert await h.event("MODIFIED") is Action.COMPLETE  # the newer event decides
         assert h.status()["phase"] == "Succeeded"
@@ -501,7 +501,7 @@ def test_the_patch_is_made_at_the_version_seen() -> None:
         listed = copy.deepcopy(h.body())
         h.server.edit(Plural.TASKS, NAMESPACE, "t1", {"metadata": {"labels": {"x": "y"}}})
         h.take()
-        assert await h.deliver(None, listed) is Action.RESUME
+        assert await h.deliver_task(None, listed) is Action.RESUME
         assert [(c.short, c.status) for c in h.take_calls()] == [(PATCH_TASK, 409)]
         assert FINALIZER in h.body()["metadata"]["finalizers"]  # its next event decides
         assert await h.event("MODIFIED") is Action.RESUME  # the listing's action, redone
