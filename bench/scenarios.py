@@ -44,6 +44,7 @@ class Ctx:
     operator_env: dict[str, str] = field(default_factory=dict)  # --operator-env
     py_spy: bool = False
     ready_pattern: str = ""
+    restart_grace: float = 10.0  # restart: seconds after ready in which a re-issue would show
     restarts: int = 0
     profiles: list[str] = field(default_factory=list)
 
@@ -493,7 +494,7 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
         time.sleep(0.2)
     stop_py_spy(ctx, spy)
     calls_at_ready = op.backend_calls()
-    time.sleep(10)  # anything a restart would still redo shows up in this grace period
+    time.sleep(ctx.restart_grace)  # anything a restart would still redo shows up meanwhile
     after = _status_fingerprints(wk, scenario)
     changed = sum(1 for name, value in before.items() if after.get(name) != value)
     ready = t_log if t_log is not None else t_quiet
