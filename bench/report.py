@@ -301,7 +301,9 @@ def _scale_rows(scaled: dict[str, Any]) -> list[str]:
             f"ready {_f(restart['ready_seconds'], unit=' s')}",
             "-",
             _mib(scaled["rss_restarted_mib"]),
-            f"{TARGETS['scale']}; measured {restart['reissued_tasks']} re-issued, backend "
+            f"{TARGETS['scale']}; measured every task scheduled after "
+            f"{_f(restart.get('scheduled_seconds'), unit=' s')}, {restart['reissued_tasks']} "
+            "re-issued, backend "
             f"issue calls {scaled['restart_issue_calls']:g}, "
             + (f"{per_task / 1024:.1f} KiB per task at rest" if per_task is not None else "-"),
         ),

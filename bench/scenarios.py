@@ -468,13 +468,17 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
     op = ctx.start_operator()
     spy = _capture_cpu(ctx, f"restart-{scenario}", 60)
     pattern = re.compile(ctx.ready_pattern) if ctx.ready_pattern else None
-    t_health = t_log = t_quiet = None
+    t_health = t_log = t_quiet = t_scheduled = None
     window: list[tuple[float, float, int]] = []
     offset = 0
     while time.monotonic() - op.started_at < timeout and op.alive():
         now = time.monotonic()
         if t_health is None and op.healthy():
             t_health = now - op.started_at
+        if t_health is not None and t_scheduled is None:  # every task back in the schedule
+            scheduled = op.gauge("agentcred_scheduled_items")
+            if scheduled is not None and scheduled >= len(before):
+                t_scheduled = now - op.started_at
         if pattern is not None and t_log is None:
             with op.log_path.open("rb") as fh:
                 fh.seek(offset)
@@ -505,6 +509,7 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
         "health_seconds": t_health,
         "ready_log_seconds": t_log,
         "quiet_seconds": t_quiet,
+        "scheduled_seconds": t_scheduled,  # agentcred_scheduled_items reached the task count
         "ready_seconds": ready,
         "ready_definition": "log line"
         if t_log is not None
@@ -519,7 +524,8 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
     }
     ctx.progress(
         f"restart with {len(before)} tasks: stopped in {stop_seconds:.1f}s, healthy after "
-        f"{_s(t_health)}, ready ({result['ready_definition']}) after {_s(ready)}; "
+        f"{_s(t_health)}, every task scheduled after {_s(t_scheduled)}, ready "
+        f"({result['ready_definition']}) after {_s(ready)}; "
         f"{changed} tasks re-issued, backend calls {sum(calls_at_ready.values()):g}"
     )
     return result
