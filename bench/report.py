@@ -305,7 +305,9 @@ def _scale_rows(scaled: dict[str, Any]) -> list[str]:
             f"{_f(restart.get('scheduled_seconds'), unit=' s')}, {restart['reissued_tasks']} "
             "re-issued, backend "
             f"issue calls {scaled['restart_issue_calls']:g}, "
-            + (f"{per_task / 1024:.1f} KiB per task at rest" if per_task is not None else "-"),
+            + (f"{per_task / 1024:.1f} KiB per task at rest" if per_task is not None else "-")
+            + f" (RSS once idle {_mib(scaled.get('rss_restarted_settled_mib'))}, after "
+            f"{scaled.get('rest_seconds', 0):.0f} s at rest {_mib(scaled['rss_restarted_mib'])})",
         ),
         _row(
             "scale: RSS after all ended",

@@ -106,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
         help="scale: seconds to wait for RSS under 1.2x idle once the tasks are gone",
     )
     p.add_argument(
+        "--scale-rest",
+        type=float,
+        default=65.0,
+        help="scale: seconds the restarted operator rests before its RSS is taken",
+    )
+    p.add_argument(
         "--idle-seconds", type=float, default=10.0, help="seconds the idle RSS is taken over"
     )
     p.add_argument(
@@ -341,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.scale_size,
                 results["idle"]["rss_mib"],
                 settle_seconds=args.scale_settle,
+                rest_seconds=args.scale_rest,
             )
         scenarios.settle(ctx, timeout=60)
         results["final_rss_mib"] = ctx.op().rss()

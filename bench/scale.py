@@ -14,7 +14,8 @@ operator's and the API server's, not the backend's:
 3. **restart**: SIGTERM, a new process, time until ready (``scenarios.restart``: health,
    idle CPU, no log), tasks re-issued (their status credentials changed), the new
    process's backend calls (what reached the backend: ``issue`` must stay 0); its RSS
-   holding N at rest.
+   holding N once idle, and at rest ``--scale-rest`` seconds later (65: past the next
+   sweep, which returns the freed heap to the OS).
 4. **end**: every task deleted (the operator revokes, then they go); RSS sampled until
    it is under 1.2x the run's idle RSS, at most ``--scale-settle`` seconds (120).
 
@@ -113,7 +114,14 @@ def _rss_back(ctx: Ctx, idle_mib: float, seconds: float) -> tuple[float | None, 
     return None, rss
 
 
-def run(ctx: Ctx, size: int, idle_mib: float, *, settle_seconds: float = 120.0) -> dict[str, Any]:
+def run(
+    ctx: Ctx,
+    size: int,
+    idle_mib: float,
+    *,
+    settle_seconds: float = 120.0,
+    rest_seconds: float = 65.0,
+) -> dict[str, Any]:
     scenario = f"scale-{size}"
     _credential(ctx)
     names = [f"{scenario}-{i:05d}" for i in range(size)]
@@ -173,6 +181,8 @@ def run(ctx: Ctx, size: int, idle_mib: float, *, settle_seconds: float = 120.0) 
     restart = scenarios.restart(ctx, scenario)
     issue_calls = restart["backend_calls_after_grace"].get("issue", 0)
     settle(ctx)
+    rss_settled = ctx.op().rss()
+    time.sleep(rest_seconds)  # at rest: past the next sweep, which trims the freed heap
     rss_restarted = ctx.op().rss()
     ctx.progress(
         f"{scenario}: restarted operator holding {size:,}: RSS {rss_restarted or 0:.0f} MiB, "
@@ -198,7 +208,9 @@ def run(ctx: Ctx, size: int, idle_mib: float, *, settle_seconds: float = 120.0) 
         "rss_active_mib": rss_active,
         "restart": restart,
         "restart_issue_calls": issue_calls,
+        "rss_restarted_settled_mib": rss_settled,
         "rss_restarted_mib": rss_restarted,
+        "rest_seconds": rest_seconds,
         "rss_bytes_per_task_at_rest": per_task,
         "delete_seconds": delete_seconds,
         "rss_after_end_mib": rss_end,

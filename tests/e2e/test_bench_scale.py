@@ -36,6 +36,8 @@ def test_the_scale_scenario_fills_restarts_and_ends_its_tasks(
         str(SIZE),
         "--scale-settle",
         "10",
+        "--scale-rest",
+        "0",
         "--idle-seconds",
         "1",
         "--restart-grace",
