@@ -178,7 +178,9 @@ def run(
     rss_active = op.rss()
     ctx.progress(f"{scenario}: RSS with {size:,} active: {rss_active or 0:.0f} MiB")
     scenarios.tracemalloc_snapshot(ctx, scenario)
+    api_before = _api_counts(ctx)
     restart = scenarios.restart(ctx, scenario)
+    restart_requests = _per_task(_delta(api_before, _api_counts(ctx)), size, 0)
     issue_calls = restart["backend_calls_after_grace"].get("issue", 0)
     settle(ctx)
     rss_settled = ctx.op().rss()
@@ -186,7 +188,8 @@ def run(
     rss_restarted = ctx.op().rss()
     ctx.progress(
         f"{scenario}: restarted operator holding {size:,}: RSS {rss_restarted or 0:.0f} MiB, "
-        f"{restart['reissued_tasks']} re-issued, backend issue calls {issue_calls:g}"
+        f"{restart['reissued_tasks']} re-issued, backend issue calls {issue_calls:g}, API "
+        f"requests per task {restart_requests}"
     )
     ctx.sampler.phase = f"end-{scenario}"
     delete_seconds = _delete_all(ctx, scenario, names, timeout=max(300.0, size / 5))
@@ -208,6 +211,7 @@ def run(
         "rss_active_mib": rss_active,
         "restart": restart,
         "restart_issue_calls": issue_calls,
+        "restart_api_requests_per_task": restart_requests,
         "rss_restarted_settled_mib": rss_settled,
         "rss_restarted_mib": rss_restarted,
         "rest_seconds": rest_seconds,
