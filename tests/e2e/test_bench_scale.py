@@ -35,7 +35,7 @@ def test_the_scale_scenario_fills_restarts_and_ends_its_tasks(
         "--scale-size",
         str(SIZE),
         "--scale-settle",
-        "10",
+        "1",
         "--scale-rest",
         "0",
         "--idle-seconds",
