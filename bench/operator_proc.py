@@ -139,6 +139,11 @@ class Operator:
         served by a shared read) summed by operation (all backends)."""
         return self._by_operation("agentcred_backend_cache_hits_total")
 
+    def gauge(self, metric: str) -> float | None:
+        """A metric's value summed over its labels (None: not exported, or no answer)."""
+        values = self.metrics().get(metric)
+        return None if values is None else sum(values.values())
+
     def _by_operation(self, metric: str) -> dict[str, float]:
         by_op: dict[str, float] = defaultdict(float)
         for labels, value in self.metrics().get(metric, {}).items():

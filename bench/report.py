@@ -25,6 +25,7 @@ TARGETS = {
     "fairness": "victim p99 <= 2 s, no renewal past expiry",
     "quarantine": "every Secret deleted and lease revoked (at Vault) p99 <= 10 s @1,000",
     "rss": "<= 150 MiB @5,000; <= 1.2x idle after",
+    "scale": "<= 400 MiB @20,000, restart ready <= 60 s, 0 re-issued, < 1.2x idle 2 min after",
 }
 
 
@@ -263,8 +264,65 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{quarantined.get('complete_message') or '-'}",
             )
         )
+    scaled = results.get("scale")
+    if scaled:
+        lines.extend(_scale_rows(scaled))
     lines.append("")
     return "\n".join(lines)
+
+
+def _scale_rows(scaled: dict[str, Any]) -> list[str]:
+    """The scale scenario (bench/scale.py): fill, at rest, restart, end."""
+    fill, restart, size = scaled["fill"], scaled["restart"], f"{scaled['tasks']:,}"
+    per_task = scaled.get("rss_bytes_per_task_at_rest")
+    back = scaled.get("rss_back_under_seconds")
+    return [
+        _row(
+            "scale: fill (one shared KV secret)",
+            size,
+            _rate(fill["secrets"] / fill["secrets_seconds"] if fill["secrets_seconds"] else None),
+            "-",
+            "-",
+            "-",
+            "-",
+            _ms(fill["cpu_ms_per_task"]),
+            _mib(scaled["rss_active_mib"]),
+            f"all Active after {fill['active_seconds']:.0f} s ({fill['phases']}); API requests "
+            f"per task {fill['api_requests_per_task'].get('total', '-')}; peak "
+            f"{_mib(fill['rss_peak_mib'])}",
+        ),
+        _row(
+            "scale: restart, the new process holding them",
+            size,
+            "-",
+            "-",
+            f"healthy {_f(restart['health_seconds'], unit=' s')}",
+            "-",
+            f"ready {_f(restart['ready_seconds'], unit=' s')}",
+            "-",
+            _mib(scaled["rss_restarted_mib"]),
+            f"{TARGETS['scale']}; measured every task scheduled after "
+            f"{_f(restart.get('scheduled_seconds'), unit=' s')}, {restart['reissued_tasks']} "
+            "re-issued, backend "
+            f"issue calls {scaled['restart_issue_calls']:g}, "
+            + (f"{per_task / 1024:.1f} KiB per task at rest" if per_task is not None else "-")
+            + f" (RSS once idle {_mib(scaled.get('rss_restarted_settled_mib'))}, after "
+            f"{scaled.get('rest_seconds', 0):.0f} s at rest {_mib(scaled['rss_restarted_mib'])})",
+        ),
+        _row(
+            "scale: RSS after all ended",
+            size,
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            _mib(scaled["rss_after_end_mib"]),
+            f"{_f(scaled['rss_end_ratio'])}x idle; under 1.2x "
+            + (f"after {back:.0f} s" if back is not None else "not within the wait"),
+        ),
+    ]
 
 
 def plot(results: dict[str, Any], target: Path) -> None:

@@ -3,6 +3,7 @@
     make bench ARGS="--sizes 100,1000 --scenarios burst,floor,restart,completion,paced,shared"
     make bench ARGS="--scenarios fairness --fairness-flood 500"
     make bench ARGS="--scenarios quarantine"    # 1,000 leases, one quarantine (issue #20)
+    make bench ARGS="--scenarios scale --scale-size 20000"   # one replica at scale (#22)
 
 Per size (ascending): the plain-script floor on fresh identities, the burst of N tasks
 on the same identities, a restart with the N tasks active, their completion, then
@@ -38,6 +39,7 @@ from agentcred_testbed import stack
 from agentcred_testbed.procs import StateDir
 from bench import fairness, floor, report, scenarios
 from bench import quarantine as quarantine_scenario
+from bench import scale as scale_scenario
 from bench.kubeapi import Kube
 from bench.operator_proc import Sampler
 from bench.recorder import SecretRecorder
@@ -48,6 +50,7 @@ from bench.workload import SHARED_CREDENTIAL, Workload
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 ALL = ("floor", "burst", "restart", "completion", "paced", "shared", "fairness", "quarantine")
+ON_DEMAND = ("scale",)  # never in the default run: 20,000 tasks take half an hour
 MAX_SIZE = 10_000
 MAX_SAMPLES = 800
 
@@ -59,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--sizes", default="100,1000", help="tasks per burst, comma-separated")
-    p.add_argument("--scenarios", default=",".join(ALL), help=f"any of {','.join(ALL)}")
+    p.add_argument("--scenarios", default=",".join(ALL), help=f"any of {','.join(ALL + ON_DEMAND)}")
     p.add_argument(
         "--mode",
         choices=("identity", "credential"),
@@ -89,6 +92,33 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1000,
         help="quarantine: active tasks (one dynamic database lease each) it ends",
+    )
+    p.add_argument(
+        "--scale-size",
+        type=int,
+        default=scale_scenario.DEFAULT_SIZE,
+        help="scale: active tasks in one replica (bench/scale.py)",
+    )
+    p.add_argument(
+        "--scale-settle",
+        type=float,
+        default=120.0,
+        help="scale: seconds to wait for RSS under 1.2x idle once the tasks are gone",
+    )
+    p.add_argument(
+        "--scale-rest",
+        type=float,
+        default=65.0,
+        help="scale: seconds the restarted operator rests before its RSS is taken",
+    )
+    p.add_argument(
+        "--idle-seconds", type=float, default=10.0, help="seconds the idle RSS is taken over"
+    )
+    p.add_argument(
+        "--restart-grace",
+        type=float,
+        default=10.0,
+        help="restart: seconds after ready in which a re-issue would still be counted",
     )
     p.add_argument(
         "--fairness-pace",
@@ -193,10 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     chosen = {s.strip() for s in args.scenarios.split(",") if s.strip()}
-    unknown = chosen - set(ALL)
-    if unknown or not sizes or max(sizes) > MAX_SIZE or min(sizes) < 1:
+    unknown = chosen - set(ALL + ON_DEMAND)
+    scale_ok = 1 <= args.scale_size <= scale_scenario.MAX_SIZE
+    if unknown or not sizes or max(sizes) > MAX_SIZE or min(sizes) < 1 or not scale_ok:
         print(
-            f"bench: unknown scenarios {sorted(unknown)} or sizes outside 1..{MAX_SIZE}",
+            f"bench: unknown scenarios {sorted(unknown)}, sizes outside 1..{MAX_SIZE} or "
+            f"--scale-size outside 1..{scale_scenario.MAX_SIZE}",
             file=sys.stderr,
         )
         return 2
@@ -249,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         operator_env=dict(kv.split("=", 1) for kv in args.operator_env),
         py_spy=args.py_spy,
         ready_pattern=args.ready_log,
+        restart_grace=args.restart_grace,
     )
     results: dict[str, Any] = {
         "meta": {
@@ -288,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             shared_ones.append(workload.per_task_credential())
         ready = workload.wait_credentials_ready(shared_ones)
         progress(f"operator healthy; {ready} shared AgentCredential(s) Ready")
-        results["idle"] = scenarios.idle(ctx)
+        results["idle"] = scenarios.idle(ctx, args.idle_seconds)
         progress(f"idle RSS {results['idle']['rss_mib']:.0f} MiB")
         scenarios.tracemalloc_snapshot(ctx, "idle")
         for size in sizes:
@@ -308,6 +341,14 @@ def main(argv: list[str] | None = None) -> int:
             results["fairness"] = _fairness(ctx, args)
         if "quarantine" in chosen:
             results["quarantine"] = quarantine_scenario.run(ctx, args.quarantine_size)
+        if "scale" in chosen:
+            results["scale"] = scale_scenario.run(
+                ctx,
+                args.scale_size,
+                results["idle"]["rss_mib"],
+                settle_seconds=args.scale_settle,
+                rest_seconds=args.scale_rest,
+            )
         scenarios.settle(ctx, timeout=60)
         results["final_rss_mib"] = ctx.op().rss()
     except (KeyboardInterrupt, Interrupted):
@@ -334,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
                 quarantine_scenario.teardown(ctx)
             except Exception as exc:  # the other steps still ran
                 problems.append(f"quarantine teardown: {type(exc).__name__}: {exc}")
+        if "scale" in chosen:
+            try:
+                scale_scenario.teardown(ctx)
+            except Exception as exc:  # the other steps still ran
+                problems.append(f"scale teardown: {type(exc).__name__}: {exc}")
         for problem in problems:
             progress(f"teardown: {problem} (run `python -m bench.run --cleanup` again)")
         if ctx.operator is not None:
@@ -431,7 +477,8 @@ def _write(results: dict[str, Any], args: argparse.Namespace, out: Path, progres
     (out / "table.md").write_text(table)
     with contextlib.suppress(Exception):
         report.plot(results, out / "plot.png")
-    if not args.no_latest and not results.get("error") and results["sizes"]:
+    bursts = any("burst" in run for run in results["sizes"])  # a scale-only run: not latest
+    if not args.no_latest and not results.get("error") and bursts:
         (args.out / "latest.json").write_text(text)
         (args.out / "latest.md").write_text(table)
         if (out / "plot.png").exists():

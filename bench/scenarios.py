@@ -44,6 +44,7 @@ class Ctx:
     operator_env: dict[str, str] = field(default_factory=dict)  # --operator-env
     py_spy: bool = False
     ready_pattern: str = ""
+    restart_grace: float = 10.0  # restart: seconds after ready in which a re-issue would show
     restarts: int = 0
     profiles: list[str] = field(default_factory=list)
 
@@ -467,13 +468,17 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
     op = ctx.start_operator()
     spy = _capture_cpu(ctx, f"restart-{scenario}", 60)
     pattern = re.compile(ctx.ready_pattern) if ctx.ready_pattern else None
-    t_health = t_log = t_quiet = None
+    t_health = t_log = t_quiet = t_scheduled = None
     window: list[tuple[float, float, int]] = []
     offset = 0
     while time.monotonic() - op.started_at < timeout and op.alive():
         now = time.monotonic()
         if t_health is None and op.healthy():
             t_health = now - op.started_at
+        if t_health is not None and t_scheduled is None:  # every task back in the schedule
+            scheduled = op.gauge("agentcred_scheduled_items")
+            if scheduled is not None and scheduled >= len(before):
+                t_scheduled = now - op.started_at
         if pattern is not None and t_log is None:
             with op.log_path.open("rb") as fh:
                 fh.seek(offset)
@@ -493,7 +498,7 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
         time.sleep(0.2)
     stop_py_spy(ctx, spy)
     calls_at_ready = op.backend_calls()
-    time.sleep(10)  # anything a restart would still redo shows up in this grace period
+    time.sleep(ctx.restart_grace)  # anything a restart would still redo shows up meanwhile
     after = _status_fingerprints(wk, scenario)
     changed = sum(1 for name, value in before.items() if after.get(name) != value)
     ready = t_log if t_log is not None else t_quiet
@@ -504,6 +509,7 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
         "health_seconds": t_health,
         "ready_log_seconds": t_log,
         "quiet_seconds": t_quiet,
+        "scheduled_seconds": t_scheduled,  # agentcred_scheduled_items reached the task count
         "ready_seconds": ready,
         "ready_definition": "log line"
         if t_log is not None
@@ -518,7 +524,8 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
     }
     ctx.progress(
         f"restart with {len(before)} tasks: stopped in {stop_seconds:.1f}s, healthy after "
-        f"{_s(t_health)}, ready ({result['ready_definition']}) after {_s(ready)}; "
+        f"{_s(t_health)}, every task scheduled after {_s(t_scheduled)}, ready "
+        f"({result['ready_definition']}) after {_s(ready)}; "
         f"{changed} tasks re-issued, backend calls {sum(calls_at_ready.values()):g}"
     )
     return result

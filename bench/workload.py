@@ -119,6 +119,7 @@ class Workload:
     def prepare(self) -> None:
         """Namespace, operator namespace, Vault role and policy, backend, shared credential."""
         self.install_crds()
+        self._wait_namespace_gone()  # an earlier run's teardown may still be deleting it
         for name, labels in (
             (NAMESPACE, {"agentcred.io/tenant": "true", RUN_LABEL: self.run_id}),
             (self.operator_namespace, {}),
@@ -173,6 +174,14 @@ class Workload:
         self.credentials([(SHARED_CREDENTIAL, SHARED_KV, self.shared_refresh)])
         if self.mode == "identity":
             self.credentials([(self.per_task_credential(), SHARED_KV, self.refresh)])
+
+    def _wait_namespace_gone(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.kube.get(f"/api/v1/namespaces/{NAMESPACE}")
+            if not found or not found.get("metadata", {}).get("deletionTimestamp"):
+                return
+            time.sleep(1)
 
     def _wait_namespace_ready(self) -> None:
         for _ in range(600):

@@ -12,7 +12,7 @@ from agentcred.kube.objects import ObjectRef, OwnerRef
 from agentcred.kube.resources import MERGE_PATCH
 from agentcred.kube.secrets import data_digest, is_ours, secret_info
 from agentcred.kube.selectors import selector_string
-from agentcred.kube.watch import Backoff, relist_events
+from agentcred.kube.watch import Backoff, Remembered, relist_events
 from agentcred.models.api_names import API_VERSION, Label
 from agentcred.models.task import LabelSelector, LabelSelectorRequirement
 
@@ -65,16 +65,50 @@ def test_selector_string_renders_labels_and_expressions() -> None:
         selector_string(LabelSelector(match_expressions=(LabelSelectorRequirement("x", "Gt"),)))
 
 
-def obj(uid: str, version: str) -> dict[str, object]:
-    return {"metadata": {"uid": uid, "name": uid, "resourceVersion": version}}
+def obj(uid: str, version: str) -> Remembered:
+    return Remembered.of({"metadata": {"uid": uid, "name": uid, "resourceVersion": version}})
 
 
 def test_a_relist_reports_what_changed_while_nobody_watched() -> None:
     known = {"a": obj("a", "1"), "b": obj("b", "1"), "c": obj("c", "1")}
     listed = {"a": obj("a", "1"), "b": obj("b", "5"), "d": obj("d", "6")}
-    events = [(t, o["metadata"]["uid"]) for t, o in relist_events(known, listed)]  # type: ignore[index]
+    events = [(t, o["metadata"]["uid"]) for t, o in relist_events(known, listed)]
     assert events == [("DELETED", "c"), ("MODIFIED", "b"), ("ADDED", "d")]
     assert [t for t, _ in relist_events({}, listed)] == ["ADDED"] * 3
+
+
+def test_a_watch_remembers_a_skeleton_never_data() -> None:
+    owner = {"apiVersion": "agentcred.io/v1alpha1", "kind": "AgentTask", "name": "t1", "uid": "u1"}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "t1-db",
+            "namespace": "team-a",
+            "uid": "s1",
+            "resourceVersion": "7",
+            "labels": {Label.TASK: "t1", Label.CREDENTIAL: "db"},
+            "annotations": {"a": "b"},
+            "ownerReferences": [{**owner, "controller": True, "blockOwnerDeletion": True}],
+        },
+        "data": {"password": "c2VjcmV0"},
+    }
+    seen = Remembered.of(secret)
+    assert seen.body() == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "t1-db",
+            "namespace": "team-a",
+            "uid": "s1",
+            "resourceVersion": "7",
+            "labels": {Label.TASK: "t1", Label.CREDENTIAL: "db"},
+            "ownerReferences": [{**owner, "controller": True}],
+        },
+    }
+    assert seen.labels[1] is seen.owners[0][2]  # the task label is the owner's name
+    pod = {"kind": "Pod", "metadata": {"name": "p", "uid": "p1"}, "status": {"phase": "Running"}}
+    assert Remembered.of(pod).body()["status"] == {"phase": "Running"}
 
 
 def test_event_bodies_are_truncated_and_name_the_object() -> None:

@@ -48,6 +48,7 @@ def test_deps_exist_only_once_startup_ran_and_every_copy_shares_them() -> None:
         _ = memo.deps
     memo.started = Deps(api=FakeApi(), backends=BackendRegistry(), settings=memo.settings)
     resource_memo = copy.copy(memo)  # what Kopf gives each resource (made after startup)
+    assert resource_memo is memo  # one memo for every resource: no copy per object
     assert resource_memo.deps is memo.deps
     assert resource_memo.stop is memo.stop
     assert resource_memo.watchers is memo.watchers

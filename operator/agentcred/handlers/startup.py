@@ -17,7 +17,7 @@ from agentcred import metrics
 from agentcred.backends.registry import BackendRegistry
 from agentcred.backends.settings import BackendSettings
 from agentcred.handlers.memo import OperatorMemo
-from agentcred.kube import client, request_slots, watch
+from agentcred.kube import calls, client, request_slots, watch
 from agentcred.models.api_names import KOPF_FINALIZER, KOPF_PREFIX
 from agentcred.services import (
     credential_recheck,
@@ -63,6 +63,9 @@ async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: An
     settings.posting.enabled = False  # Events are posted explicitly, with stable reasons
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # Kopf lists in one unpaged request by default: at 20,000 tasks a restart (or a re-list
+    # after 410 Gone) would parse every task at once. Pages as our own lists (kube/calls).
+    settings.watching.chunk_size = calls.PAGE_SIZE
     settings.networking.request_timeout = 30
     settings.batching.error_delays = (1, 2, 5, 10, 20, 40, 60)
     api = await client.make_api_client()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,7 +58,7 @@ def written_versions(task: Mapping[str, Any]) -> dict[tuple[str, str], str]:
     meta, status = task.get("metadata") or {}, task.get("status") or {}
     if status.get("phase") != Phase.ACTIVE.value or meta.get("deletionTimestamp"):
         return {}
-    namespace = str(meta.get("namespace") or "")
+    namespace = sys.intern(str(meta.get("namespace") or ""))  # one copy for every task's
     return {
         (namespace, entry.secret_name): entry.secret_resource_version
         for entry in parse_entries(status.get("credentials"))

@@ -32,7 +32,7 @@ from agentcred.services.fair_slots import FairSlots, fair_headroom
 log = logging.getLogger("agentcred.scheduler")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per scheduled task: no __dict__ each
 class TaskKey:
     uid: str
     namespace: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -45,7 +46,7 @@ class TaskView:
         """Raises SpecError for a spec the operator cannot use."""
         meta = body["metadata"]
         return cls(
-            namespace=meta["namespace"],
+            namespace=sys.intern(meta["namespace"]),  # one copy for the scheduler, versions...
             name=meta["name"],
             uid=meta["uid"],
             generation=meta.get("generation"),

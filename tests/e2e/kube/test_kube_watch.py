@@ -7,10 +7,11 @@ import uuid
 
 import pytest
 from kubernetes import client
-from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
+from agentcred.kube import watch
 from agentcred.kube.objects import Body
-from agentcred.kube.watch import OnEvent, watch_pods, watch_secrets
+from agentcred.kube.watch import OnEvent, Remembered, watch_pods, watch_secrets
 from agentcred.models.api_names import MANAGED_SELECTOR, Label
 from support.aio import eventually, run_with_api
 from support.kube import wait_for
@@ -132,3 +133,45 @@ def test_watch_pods_selects_by_label_existence(kube: client.ApiClient, namespace
     assert {name for _, name in seen} == {"agent"}
     assert seen[0] == ("ADDED", "agent")
     assert seen[-1] == ("DELETED", "agent")
+
+
+def test_a_watch_whose_version_expired_lists_again_and_reports_only_what_it_missed(
+    kube: client.ApiClient, namespace: str
+) -> None:
+    """410 Gone from the real API server: a watcher that last saw resourceVersion 1 (long
+    out of the server's watch history) and remembers a Secret deleted since lists again,
+    reports the deletion and the Secret it never saw, and watches on from that list."""
+    core = client.CoreV1Api(kube)
+    labels = {Label.MANAGED_BY: "agentcred"}
+
+    def secret(name: str) -> None:
+        core.create_namespaced_secret(namespace, {"metadata": {"name": name, "labels": labels}})
+
+    secret("kept")
+    meta = {"name": "gone", "namespace": namespace, "uid": "gone", "resourceVersion": "1"}
+    gone = Remembered.of({"apiVersion": "v1", "kind": "Secret", "metadata": meta})
+
+    async def scenario(api: ApiClient) -> Seen:
+        seen: Seen = []
+        stopped = asyncio.Event()
+        watcher = watch._Watcher(  # as after a long disconnection: old version, old memory
+            CoreV1Api(api).list_namespaced_secret,
+            (namespace,),
+            f"Secrets in {namespace}",
+            MANAGED_SELECTOR,
+            recorder(seen),
+            stopped,
+            known={"gone": gone},
+            version="1",
+        )
+        watching = asyncio.create_task(watcher.run())
+        await eventually(lambda: len(seen) >= 2, "the re-list's events")
+        await asyncio.to_thread(secret, "after")
+        await eventually(lambda: ("ADDED", "after") in seen, "the next Secret, streamed")
+        stopped.set()
+        await asyncio.wait_for(watching, 10)
+        return seen
+
+    seen = run_with_api(scenario)
+    assert sorted(seen[:2]) == [("ADDED", "kept"), ("DELETED", "gone")]
+    assert seen[2:] == [("ADDED", "after")]

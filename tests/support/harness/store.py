@@ -221,6 +221,14 @@ class Store:
         if stream in self.streams:
             self.streams.remove(stream)
 
+    def bookmark(self) -> None:
+        """Tell every open watch the current resourceVersion (a BOOKMARK event, as the
+        API server sends about once a minute to watches that asked for them)."""
+        for stream in self.streams:
+            meta = {"resourceVersion": str(self.version)}
+            obj = {"apiVersion": stream.kind.api_version, "kind": stream.kind.kind}
+            stream.queue.put_nowait({"type": "BOOKMARK", "object": {**obj, "metadata": meta}})
+
     def end_watches(self) -> None:
         """End every open watch, as the server's timeout does; clients resume."""
         for stream in list(self.streams):
