@@ -52,11 +52,12 @@ def documents(
     vault_role: str = VAULT_ROLE,
     otlp_endpoint: str | None = None,
     extra_env: Mapping[str, str] | None = None,
+    tolerations: list[dict[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """The example's objects for the testbed: in ``namespace`` (its Namespace object only
     when it is the example's own), credentials from ``backend`` and ``vault_role``, the
     database at ``database`` (``host:port/db``), the node's image, traces to
-    ``otlp_endpoint`` when given."""
+    ``otlp_endpoint`` when given (``extra_env``, ``tolerations``: for the tests)."""
     out = []
     for original in yaml.safe_load_all(MANIFEST.read_text()):
         if not original:
@@ -83,6 +84,8 @@ def documents(
             if otlp_endpoint:
                 env.append({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint})
             env.extend({"name": k, "value": v} for k, v in (extra_env or {}).items())
+            if tolerations:
+                doc["spec"]["template"]["spec"]["tolerations"] = tolerations
         out.append(doc)
     return out
 

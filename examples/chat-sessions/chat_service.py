@@ -21,6 +21,7 @@ turns on traces (each session's span, continued by the operator).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -223,7 +224,7 @@ class Service:
         reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         await session.inbox.put((question, reply))
         try:
-            return web.json_response(await reply)
+            return web.json_response(await reply, dumps=_dumps)
         except UnknownQuestion:
             known = [p for p, _ in QUESTIONS]
             return _error(422, f"the scripted agent knows no SQL for that; it knows {known}")
@@ -258,6 +259,10 @@ def _refused(session: Session, exc: Exception) -> web.Response:
         return _error(504, "the operator did not issue the credentials in time")
     log.warning("session %s could not start: %s", session.id, type(exc).__name__)
     return _error(503, f"the session could not start: {type(exc).__name__}")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)  # dates and numerics as text
 
 
 def _error(status: int, message: str) -> web.Response:
