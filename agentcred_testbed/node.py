@@ -19,9 +19,11 @@ testbed is plain processes on 127.0.0.1. What runs, all recorded by PID:
   Both, and the kubelet, use the testbed's admin kubeconfig, as the base controller
   manager does (a testbed shortcut: a real node has its own ``system:node`` identity).
 
-The node is **tainted** ``agentcred.io/testbed-node:NoSchedule``: pods that other suites
-create without a node (and whose phase they set by hand) stay unscheduled; the pods of
-the node suites and the testbed overlay's operator tolerate it.
+The node registers **tainted** ``agentcred.io/testbed-node:NoSchedule``: pods that other
+suites create without a node (and whose phase they set by hand) stay unscheduled; the pods
+of the node suites and the testbed overlay's operator tolerate it. ``make dev NODE=1``
+takes the taint off (``set_taint``: a newcomer's own pods run there) and a test run puts
+it back on for its duration (``taint_as``, tests/conftest.py).
 
 **Network.** Pods get their own network namespaces on a bridge (``acn<id>``,
 ``10.244.<n>.0/24``, a /24 no route on this machine uses yet). The testbed's servers
