@@ -36,15 +36,15 @@ test-azure: setup
 	AGENTCRED_TESTBED_AZURE=1 $(PY) -m pytest tests/azure
 
 lint: setup
-	$(VENV)/bin/ruff check operator agentcred_testbed tests bench client
-	$(VENV)/bin/ruff format --check operator agentcred_testbed tests bench client
+	$(VENV)/bin/ruff check operator agentcred_testbed tests bench client examples
+	$(VENV)/bin/ruff format --check operator agentcred_testbed tests bench client examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy bench
 	$(VENV)/bin/lint-imports
 
 fmt: setup
-	$(VENV)/bin/ruff format operator agentcred_testbed tests bench client
-	$(VENV)/bin/ruff check --fix operator agentcred_testbed tests bench client
+	$(VENV)/bin/ruff format operator agentcred_testbed tests bench client examples
+	$(VENV)/bin/ruff check --fix operator agentcred_testbed tests bench client examples
 
 ## Start etcd, kube-apiserver, kube-controller-manager, OpenBao, PostgreSQL and the
 ## cloud emulators in the background; writes .testbed/env.
