@@ -14,9 +14,10 @@ setup: $(STAMP)
 
 ## Run the operator against the local stack with the examples applied, and show the result.
 ## `make dev NODE=1`: the same on a real node (kubelet + containerd), the operator running
-## in-cluster from its image (manifests/overlays/testbed), two replicas with one leader.
+## in-cluster from its image (manifests/overlays/testbed), two replicas with one leader;
+## `make dev NODE=1 EXAMPLE=chat-sessions` also starts examples/chat-sessions/ there.
 dev: setup
-	NODE=$(NODE) $(PY) -m agentcred_testbed.dev
+	NODE=$(NODE) EXAMPLE=$(EXAMPLE) $(PY) -m agentcred_testbed.dev
 
 ## Lint, type-check, then the whole test suite (starts and stops the testbed itself), under
 ## coverage with the operators the tests start; ends with one line: services/ and total.
@@ -35,15 +36,15 @@ test-azure: setup
 	AGENTCRED_TESTBED_AZURE=1 $(PY) -m pytest tests/azure
 
 lint: setup
-	$(VENV)/bin/ruff check operator agentcred_testbed tests bench client
-	$(VENV)/bin/ruff format --check operator agentcred_testbed tests bench client
+	$(VENV)/bin/ruff check operator agentcred_testbed tests bench client examples
+	$(VENV)/bin/ruff format --check operator agentcred_testbed tests bench client examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy bench
 	$(VENV)/bin/lint-imports
 
 fmt: setup
-	$(VENV)/bin/ruff format operator agentcred_testbed tests bench client
-	$(VENV)/bin/ruff check --fix operator agentcred_testbed tests bench client
+	$(VENV)/bin/ruff format operator agentcred_testbed tests bench client examples
+	$(VENV)/bin/ruff check --fix operator agentcred_testbed tests bench client examples
 
 ## Start etcd, kube-apiserver, kube-controller-manager, OpenBao, PostgreSQL and the
 ## cloud emulators in the background; writes .testbed/env.

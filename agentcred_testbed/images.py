@@ -55,6 +55,15 @@ WORKLOAD_PACKAGES = ("postgresql-client", "ca-certificates")
 PIP_BUILD_MOUNTS = ("/etc/pip.conf", "/etc/ssl/certs/ca-certificates.crt")
 # What the Dockerfile copies into its build context (everything else is .dockerignored).
 OPERATOR_INPUTS = ("Dockerfile", "pyproject.toml", "README.md", "operator")
+# What examples/chat-sessions/Dockerfile copies (its context is the repository root).
+CHAT_SESSIONS_INPUTS = (
+    "client/pyproject.toml",
+    "client/README.md",
+    "client/agentcred_client",
+    "examples/chat-sessions/Dockerfile",
+    "examples/chat-sessions/requirements.txt",
+    "examples/chat-sessions/chat_service.py",
+)
 PAUSE_VERSION = "3.10.2"  # build/pause/Makefile's TAG for this Kubernetes release
 
 
@@ -275,6 +284,43 @@ mv {archive}.tmp {archive}
     return Image("pause", ref, archive)
 
 
+def _bud(
+    what: str,
+    ref: str,
+    archive: Path,
+    context: Path,
+    dockerfile: Path,
+    base_image: Image,
+    log: Path,
+) -> None:
+    """``buildah bud`` of ``dockerfile`` on ``base_image`` (its PYTHON_IMAGE build argument),
+    pushed to ``archive``; pip inside the build uses this machine's pip settings."""
+    mounts = " ".join(f"-v {m}:{m}:ro" for m in PIP_BUILD_MOUNTS if Path(m).exists())
+    _buildah(
+        f"""
+$B pull docker-archive:{base_image.archive} >/dev/null
+$B bud --isolation chroot --network=host --pull=never {mounts} \\
+  --build-arg PYTHON_IMAGE={base_image.ref} -t {ref} -f {dockerfile} {context}
+rm -f {archive}.tmp
+$B push {ref} docker-archive:{archive}.tmp:{ref}
+mv {archive}.tmp {archive}
+$B rmi {ref} >/dev/null || true
+""",
+        what,
+        log,
+    )
+
+
+def _copy_inputs(context: Path, inputs: Iterable[str]) -> None:
+    for name in inputs:
+        source, target = REPO / name, context / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, target)
+
+
 def operator(base_image: Image, log: Path) -> Image:
     """The project's Dockerfile, on ``base_image`` (its PYTHON_IMAGE build argument)."""
     tag = _digest([RECIPE.encode(), base_image.ref.encode(), *_tree_bytes(REPO, OPERATOR_INPUTS)])
@@ -287,31 +333,33 @@ def operator(base_image: Image, log: Path) -> Image:
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir()
     try:
-        for name in OPERATOR_INPUTS:
-            source = REPO / name
-            if source.is_dir():
-                shutil.copytree(
-                    source, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-                )
-            else:
-                shutil.copy2(source, context / name)
-        mounts = " ".join(f"-v {m}:{m}:ro" for m in PIP_BUILD_MOUNTS if Path(m).exists())
-        _buildah(
-            f"""
-$B pull docker-archive:{base_image.archive} >/dev/null
-$B bud --isolation chroot --network=host --pull=never {mounts} \\
-  --build-arg PYTHON_IMAGE={base_image.ref} -t {ref} -f {context}/Dockerfile {context}
-rm -f {archive}.tmp
-$B push {ref} docker-archive:{archive}.tmp:{ref}
-mv {archive}.tmp {archive}
-$B rmi {ref} >/dev/null || true
-""",
-            "operator",
-            log,
-        )
+        _copy_inputs(context, OPERATOR_INPUTS)
+        _bud("operator", ref, archive, context, context / "Dockerfile", base_image, log)
     finally:
         shutil.rmtree(context, ignore_errors=True)
     return Image("operator", ref, archive)
+
+
+def chat_sessions(base_image: Image, log: Path) -> Image:
+    """The chat-sessions example service (examples/chat-sessions/Dockerfile, whose build
+    context is the repository root: it copies the client library and the service)."""
+    files = _tree_bytes(REPO, CHAT_SESSIONS_INPUTS)
+    tag = _digest([RECIPE.encode(), base_image.ref.encode(), *files])
+    ref = f"{REGISTRY}/chat-sessions:{tag}"
+    archive = images_dir() / f"chat-sessions-{tag}.tar"
+    if archive.exists():
+        return Image("chat-sessions", ref, archive)
+    _need("buildah")
+    context = images_dir() / f"chat-sessions-{tag}.context"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir()
+    try:
+        _copy_inputs(context, CHAT_SESSIONS_INPUTS)
+        dockerfile = context / "examples" / "chat-sessions" / "Dockerfile"
+        _bud("chat-sessions", ref, archive, context, dockerfile, base_image, log)
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    return Image("chat-sessions", ref, archive)
 
 
 def build_all(k8s_version: str, log: Path, say: Callable[[str], None] = print) -> dict[str, Image]:
@@ -325,3 +373,16 @@ def build_all(k8s_version: str, log: Path, say: Callable[[str], None] = print) -
         built["workload"] = workload(log)
         say(f"images ready in {time.monotonic() - started:.1f}s ({images_dir()})")
         return built
+
+
+# Images the node does not start with, built (cached) and imported when first needed.
+EXTRA: dict[str, Callable[[Image, Path], Image]] = {"chat-sessions": chat_sessions}
+
+
+def build_extra(name: str, log: Path, say: Callable[[str], None] = print) -> Image:
+    """One of ``EXTRA``, from cache or built now, on the cached ``base`` image."""
+    with _locked():
+        started = time.monotonic()
+        image = EXTRA[name](base(log), log)
+        say(f"image {name} ready in {time.monotonic() - started:.1f}s")
+        return image

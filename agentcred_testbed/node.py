@@ -19,9 +19,11 @@ testbed is plain processes on 127.0.0.1. What runs, all recorded by PID:
   Both, and the kubelet, use the testbed's admin kubeconfig, as the base controller
   manager does (a testbed shortcut: a real node has its own ``system:node`` identity).
 
-The node is **tainted** ``agentcred.io/testbed-node:NoSchedule``: pods that other suites
-create without a node (and whose phase they set by hand) stay unscheduled; the pods of
-the node suites and the testbed overlay's operator tolerate it.
+The node registers **tainted** ``agentcred.io/testbed-node:NoSchedule``: pods that other
+suites create without a node (and whose phase they set by hand) stay unscheduled; the pods
+of the node suites and the testbed overlay's operator tolerate it. ``make dev NODE=1``
+takes the taint off (``set_taint``: a newcomer's own pods run there) and a test run puts
+it back on for its duration (``taint_as``, tests/conftest.py).
 
 **Network.** Pods get their own network namespaces on a bridge (``acn<id>``,
 ``10.244.<n>.0/24``, a /24 no route on this machine uses yet). The testbed's servers
@@ -57,6 +59,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,9 @@ TAINT_KEY = "agentcred.io/testbed-node"
 SERVICE_IP = "10.0.0.1"  # first address of the apiserver's --service-cluster-ip-range
 OPERATOR_IMAGE = "localhost/agentcred/operator:testbed"  # manifests/overlays/testbed
 WORKLOAD_IMAGE = "localhost/agentcred/workload:testbed"
+# Images built and imported only when asked for (images.EXTRA, add_image).
+EXTRA_IMAGES = {"chat-sessions": "localhost/agentcred/chat-sessions:testbed"}
+JAEGER_OTLP = "JAEGER_OTLP_ENDPOINT"  # jaeger.OTLP_ENDPOINT: pods reach it too
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 CGROUP_V1 = (
     "cpu",
@@ -256,7 +262,7 @@ def _network_up(state: StateDir, env: dict[str, str], kubelet_port: int) -> dict
     Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").write_text("1")
     api_port = _port_of(env["KUBE_API_SERVER"]) or 443
     host_ports = [api_port, int(env["PGPORT"])]
-    for var in ("VAULT_ADDR", "AWS_ENDPOINT_URL", "GCP_SECRET_MANAGER_ENDPOINT"):
+    for var in ("VAULT_ADDR", "AWS_ENDPOINT_URL", "GCP_SECRET_MANAGER_ENDPOINT", JAEGER_OTLP):
         port = _port_of(env.get(var, ""))
         if port:
             host_ports.append(port)
@@ -616,7 +622,10 @@ def up(state: StateDir, env: dict[str, str], log: Any = print) -> dict[str, str]
     _wait_node_ready(state, env)
     log(f"node: {NODE_NAME} Ready after {time.monotonic() - started:.1f}s")
     vault_port = _port_of(env.get("VAULT_ADDR", ""))
+    jaeger_port = _port_of(env.get(JAEGER_OTLP, ""))
+    traces = {"NODE_JAEGER_OTLP_ENDPOINT": f"http://{layout['gateway']}:{jaeger_port}"}
     return {
+        **(traces if jaeger_port else {}),
         "NODE_NAME": NODE_NAME,
         "NODE_HOST_IP": layout["gateway"],
         "NODE_VAULT_ADDR": f"http://{layout['gateway']}:{vault_port}",
@@ -642,6 +651,51 @@ def refresh_images(state: StateDir, env: dict[str, str], log: Any = print) -> bo
     layout["operator_ref"] = built["operator"].ref
     _layout_file(state).write_text(json.dumps(layout))
     return True
+
+
+def add_image(state: StateDir, env: dict[str, str], name: str, log: Any = print) -> bool:
+    """Build (cached) and import one of ``EXTRA_IMAGES`` into the running node, tagged with
+    its ``:testbed`` name; True if the node did not hold this build yet (a Deployment
+    running the old one must then be restarted)."""
+    layout = json.loads(_layout_file(state).read_text())
+    image = images.build_extra(name, state.logs / "images.log", say=log)
+    key = f"{name}_ref"
+    if layout.get(key) == image.ref:
+        return False
+    _import(_folder(state) / "containerd.sock", image, EXTRA_IMAGES[name])
+    layout[key] = image.ref
+    _layout_file(state).write_text(json.dumps(layout))
+    return True
+
+
+def tainted(env: dict[str, str]) -> bool:
+    """Whether the node carries its ``NoSchedule`` taint now."""
+    out = _kubectl(env, "get", "node", NODE_NAME, "-o", "json")
+    taints = json.loads(out).get("spec", {}).get("taints") or []
+    return any(t.get("key") == TAINT_KEY for t in taints)
+
+
+def set_taint(env: dict[str, str], on: bool) -> bool:
+    """Put the node's taint on (only pods tolerating it are scheduled: the test suites'
+    node-less pods stay Pending) or take it off (``make dev NODE=1``: a newcomer's pods
+    run there); returns whether it was on before."""
+    before = tainted(env)
+    if on and not before:
+        _kubectl(env, "taint", "node", NODE_NAME, f"{TAINT_KEY}=true:NoSchedule", "--overwrite")
+    elif before and not on:
+        _kubectl(env, "taint", "node", NODE_NAME, f"{TAINT_KEY}:NoSchedule-")
+    return before
+
+
+@contextlib.contextmanager
+def taint_as(env: dict[str, str], on: bool) -> Iterator[None]:
+    """The node tainted (or not) for a while, then as it was found."""
+    before = set_taint(env, on)
+    try:
+        yield
+    finally:
+        if before != on:
+            set_taint(env, before)
 
 
 def _mntns_pids(mntns: str) -> set[int]:

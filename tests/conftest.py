@@ -80,7 +80,11 @@ def testbed_env() -> Iterator[dict[str, str]]:
     # A `make dev` operator watches every namespace and would race the tests' own; so
     # would the in-cluster one of `make dev NODE=1` (tests/e2e/node deploys its own).
     procs.stop(state, "operator")
-    incluster.remove(env, node_running=node.running(state))
+    node_running = node.running(state)
+    incluster.remove(env, node_running=node_running)
+    # `make dev NODE=1` leaves its node untainted (a newcomer's pods run there); the suites'
+    # node-less pods must stay Pending, so the run taints it and puts back what it found.
+    node_was_tainted = node.set_taint(env, on=True) if node_running else True
     api = config.new_client_from_config(config_file=env["KUBECONFIG"])
     released = hygiene.release_stuck(api)
     if released:
@@ -93,6 +97,8 @@ def testbed_env() -> Iterator[dict[str, str]]:
         left = hygiene.leftovers(api, before, env["AGENTCRED_NAMESPACE"])
         assert not left, f"the run left behind (see support/hygiene.py): {left}"
     finally:
+        if not node_was_tainted and node.running(state):
+            node.set_taint(env, on=False)
         api.close()
         for key, value in saved.items():
             if value is None:
