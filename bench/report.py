@@ -268,7 +268,36 @@ def markdown(results: dict[str, Any]) -> str:
     if scaled:
         lines.extend(_scale_rows(scaled))
     lines.append("")
+    lines.extend(_request_rows(results))
     return "\n".join(lines)
+
+
+def _request_rows(results: dict[str, Any]) -> list[str]:
+    """API server requests per task (``apiserver_request_total``, every client, the
+    benchmark's own removed), per verb and resource: create -> Secret (the burst) and
+    completion -> gone (target <= 5 and <= 4, issue #22)."""
+    columns: list[tuple[str, dict[str, float]]] = []
+    for run in results.get("sizes", []):
+        for key, label in (("burst", "create -> Secret"), ("complete", "completion -> gone")):
+            counts = (run.get(key) or {}).get("api_requests_per_task")
+            if counts:
+                columns.append((f"{label}, {run['size']:,}", counts))
+    if not columns:
+        return []
+    verbs = sorted({v for _, c in columns for v in c if v != "total"})
+    lines = [
+        "API server requests per task (`apiserver_request_total`, all clients, the "
+        "benchmark's own creates, completions, deletions and polling lists removed; rows "
+        "under 0.05 per task left out):",
+        "",
+        _row("request", *(name for name, _ in columns)),
+        _row(*["---"] * (len(columns) + 1)),
+    ]
+    for verb in verbs:
+        lines.append(_row(verb, *(_f(c.get(verb), "{:.2f}") for _, c in columns)))
+    lines.append(_row("**total**", *(_f(c.get("total"), "{:.1f}") for _, c in columns)))
+    lines.append("")
+    return lines
 
 
 def _scale_rows(scaled: dict[str, Any]) -> list[str]:

@@ -263,11 +263,16 @@ def _api_counts(ctx: Ctx) -> dict[str, float]:
         return {}
 
 
-def _per_task(delta: dict[str, float], tasks: int, created: int) -> dict[str, float]:
-    """API requests per task, the benchmark's own share removed (one create per task;
-    its watch and the few lists it makes are negligible at these sizes)."""
+def _per_task(
+    delta: dict[str, float], tasks: int, created: int, own: dict[str, float] | None = None
+) -> dict[str, float]:
+    """API requests per task, the benchmark's own share removed (one create per task, and
+    ``own``: its completion PATCHes, its DELETEs, its polling LISTs; its watch and the few
+    other lists it makes are negligible at these sizes)."""
     delta = dict(delta)
     delta["POST agenttasks"] = delta.get("POST agenttasks", 0) - created
+    for key, mine in (own or {}).items():
+        delta[key] = delta.get(key, 0) - mine
     rows = {k: round(v / max(tasks, 1), 2) for k, v in delta.items() if v / max(tasks, 1) >= 0.05}
     rows["total"] = round(sum(v for v in delta.values() if v > 0) / max(tasks, 1), 1)
     return dict(sorted(rows.items(), key=lambda kv: -kv[1]))
@@ -363,6 +368,7 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
     cpu_before = op.cpu() or 0.0
     log_start = op.log_size()
     resynced = ctx.recorder.resynced
+    api_before = _api_counts(ctx)
     patched: dict[str, float] = {}
     ctx.recorder.resync()  # what exists now, whatever the watch said
     live = [n for n in names if n in ctx.recorder.added and n not in ctx.recorder.deleted]
@@ -427,6 +433,24 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
         "watch_events_missed": ctx.recorder.resynced - resynced,
         "patch_errors": errors,
     }
+    # Completion -> gone: the requests until the completed tasks settled, then their
+    # deletion (what the DELETED events cost), the benchmark's own PATCH, DELETE and
+    # polling LISTs removed.
+    ctx.progress(f"complete {scenario}: deleting the {len(live)} completed tasks")
+    deleted_in = wk.delete_tasks(live, timeout=max(180.0, len(live) / 5))
+    settle(ctx, timeout=60)
+    delta = _delta(api_before, _api_counts(ctx))
+    own = {
+        "PATCH agenttasks": float(len(patched)),
+        "DELETE agenttasks": float(len(live)),
+        "LIST agenttasks": delta.get("LIST agenttasks", 0.0),  # the operator lists at start only
+    }
+    result["deleted_seconds"] = deleted_in
+    result["api_requests_per_task"] = _per_task(delta, len(live), 0, own)
+    ctx.progress(
+        f"complete {scenario}: API server requests per task, completion -> gone "
+        f"{result['api_requests_per_task']}"
+    )
     ctx.progress(
         f"complete {scenario}: {len(latencies)}/{len(live)} Secrets deleted, "
         f"p50 {_s(result['latency']['p50'])} p99 {_s(result['latency']['p99'])}; Vault tokens "
