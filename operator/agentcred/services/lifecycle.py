@@ -468,27 +468,29 @@ async def finalize_again(deps: Deps, task: TaskView) -> None:
     await _finalized(deps, task)
 
 
-async def gone(deps: Deps, body: Mapping[str, Any]) -> None:
-    """The task is gone (its DELETED event): every generated Secret deleted (not left to
-    the garbage collector's timing), every session in its lease record revoked (the
-    record lives in the operator's namespace, owned by nobody), TaskEnded posted for a
-    task that had not ended, and everything this process kept for it forgotten. A
-    cleanup that fails for now raises TaskRetry (retried by the scheduler from
-    ``deps.departed``; the sweep revokes what a process that ends first leaves)."""
+def gone(deps: Deps, body: Mapping[str, Any]) -> None:
+    """The task is gone (its DELETED event): its cleanup is queued on the scheduler, due
+    now (``deps.departed``: the task's view, no body), and the event's handler returns.
+    A deletion of thousands at once then holds a view and a heap entry each while they
+    wait their turn, not Kopf's worker, its event and the whole body each (20,000 at
+    once grew the process by ~580 MiB that way). The step (maintenance.step) runs
+    ``gone_again``: no read (a DELETED event is final for its uid), the same cleanup
+    and its retries; the sweep revokes what a process that ends first leaves."""
     task = dataclasses.replace(TaskView.from_body(body), deleting=True)  # no status to write
     deps.pods.unregister(task.namespace, task.uid)
-    async with acting_for(task.namespace), deps.locks.hold(task.uid):
-        await gone_again(deps, task)
+    deps.departed[task.uid] = task
+    deps.scheduler.schedule(key_of(task), 0)
 
 
 async def gone_again(deps: Deps, task: TaskView) -> None:
-    """``gone`` under the task's lock (also the scheduled retry, from ``deps.departed``)."""
+    """The cleanup of a task that is gone, under its lock (the scheduled step of a task
+    in ``deps.departed``): every generated Secret deleted (not left to the garbage
+    collector's timing), every session in its lease record revoked (the record lives in
+    the operator's namespace, owned by nobody), TaskEnded posted for a task that had not
+    ended, and everything this process kept for it forgotten. A cleanup that fails for
+    now raises (the step retries it; the task stays in ``deps.departed``)."""
     if task.uid not in deps.cleaned:
-        try:
-            await cleanup(deps, task)
-        except Exception:
-            deps.departed[task.uid] = task
-            raise
+        await cleanup(deps, task)
     if not task.ended:
         reason, message = await _deletion_cause(deps, task)
         log.info("%s/%s deleted before it ended (%s)", task.namespace, task.name, reason)

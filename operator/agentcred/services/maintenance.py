@@ -57,13 +57,13 @@ async def step(deps: Deps, key: TaskKey, attempt: int) -> float | None:
     """One scheduled round for a task: under its lock, read it once, act if due; seconds
     until the next round (negative: a retry backoff), None: nothing more to do."""
     async with acting_for(key.namespace), deps.locks.hold(key.uid):
+        departed = deps.departed.get(key.uid)  # its DELETED event came: final, no read
+        if departed is not None:
+            return await _retried(deps, departed, attempt)
         body = await resources.get_task(deps.api, key.namespace, key.name)
         if body is None or body["metadata"]["uid"] != key.uid:
-            departed = deps.departed.get(key.uid)  # its DELETED event's cleanup failed
-            if departed is None:
-                deps.redo.discard(key.uid)  # gone: its DELETED event did the rest
-                return None
-            return await _retried(deps, departed, attempt)
+            deps.redo.discard(key.uid)  # gone: its DELETED event does the rest
+            return None
         try:
             task = TaskView.from_body(body)
         except SpecError:

@@ -17,9 +17,10 @@ means itself:
   backoff, or the error's ``retry_after``; ``deps.redo`` makes that step take the full
   path); a permanent one is logged and counted; nothing raises into Kopf.
 
-Deletion: the DELETED event revokes every session of the task's lease record (in the
-operator's namespace, owned by nobody, so it outlives the task), deletes the generated
-Secrets and posts TaskEnded (``lifecycle.gone``); a deletion missed while no operator ran
+Deletion: the DELETED event queues the task's cleanup on the scheduler (``lifecycle.gone``),
+which revokes every session of the task's lease record (in the operator's namespace,
+owned by nobody, so it outlives the task), deletes the generated Secrets and posts
+TaskEnded (``lifecycle.gone_again``); a deletion missed while no operator ran
 is the sweep's (services/sweep.py). Tasks from before, with the old finalizer and Kopf's
 annotations: services/kopf_leftovers.py.
 """
@@ -180,7 +181,7 @@ async def _act(
     elif action is Action.FINALIZE:
         await lifecycle.finalize(deps, body)
     elif action is Action.GONE:
-        await lifecycle.gone(deps, body)
+        lifecycle.gone(deps, body)  # queued: the handler returns, Kopf drops the body
     elif action is Action.SKIP:
         log.debug(
             "%s/%s: event older than our last write (%s)", task.namespace, task.name, event_type

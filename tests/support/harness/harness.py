@@ -180,13 +180,15 @@ class Harness:
 
     async def delete(self, name: str = "t1", ns: str = NAMESPACE) -> None:
         """The user deletes the task: gone at once (no finalizer), its DELETED event
-        handled; held by a finalizer (one from before issue 22), its MODIFIED event is
-        handled first (the operator releases the old finalizer), then its DELETED."""
+        handled and the cleanup it queued run; held by a finalizer (one from before
+        issue 22), its MODIFIED event is handled first (the operator releases the old
+        finalizer), then its DELETED."""
         self.server.remove(Plural.TASKS, ns, name)
         if self.task(name, ns) is not None:
             await self.event("MODIFIED", name, ns)
         if self.task(name, ns) is None:
             await self.deliver_task("DELETED", self.last_state(Plural.TASKS, ns, name))
+            await self.run_due()  # the cleanup it queued, due now (lifecycle.gone)
 
     def last_state(self, plural: str, ns: str, name: str) -> Body:
         """The object as its last watch event showed it (a DELETED event's body)."""

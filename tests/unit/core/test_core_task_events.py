@@ -427,7 +427,8 @@ def test_a_deleted_task_whose_revocation_fails_is_retried_from_what_its_event_sh
         assert vault.take() == [("revoke", "accessor-1"), ("revoke", "accessor-1")]
         assert not h.server.of("secrets")
         calls = h.take()
-        assert calls[0] == GET_TASK and calls[-1] == EVENT  # 404, ..., TaskEnded
+        # No read of the task (its DELETED event is final for its uid), ..., TaskEnded
+        assert GET_TASK not in calls and calls[-1] == EVENT
         assert h.next_due() is None and not h.deps.departed and not h.deps.versions
 
     play(Harness(world()), scenario)
@@ -529,3 +530,26 @@ def test_a_task_from_before_being_deleted_is_finalized_then_released() -> None:
         assert h.next_due() is None and not h.deps.cleaned and not h.deps.versions
 
     play(Harness(world(task=old_task())), scenario)
+
+
+def test_a_deleted_tasks_handler_returns_at_once_and_its_cleanup_waits_its_turn() -> None:
+    """The DELETED event's handler queues the cleanup (lifecycle.gone) and returns, so
+    Kopf's worker and the event's body are dropped while thousands of deletions wait:
+    what waits is the task's view in ``deps.departed`` and a scheduler entry due now."""
+
+    async def scenario(h: Harness) -> None:
+        await h.event("ADDED")
+        uid = h.body()["metadata"]["uid"]
+        h.take(), h.backends["vault"].take()
+        h.server.remove(Plural.TASKS, NAMESPACE, "t1")
+        last = h.last_state(Plural.TASKS, NAMESPACE, "t1")
+        assert await h.deliver_task("DELETED", last) is Action.GONE
+        assert h.take() == [] and h.backends["vault"].take() == []  # nothing done yet
+        assert isinstance(h.deps.departed[uid], TaskView) and h.next_due() == 0
+        assert await h.run_due() == 1
+        assert h.backends["vault"].take() == [("revoke", "accessor-1")]
+        assert h.secret_data(NAMESPACE, "t1-db") is None and not h.server.of("secrets")
+        assert GET_TASK not in h.take()  # no read: a DELETED event is final for its uid
+        assert not h.deps.departed and h.next_due() is None
+
+    play(Harness(world()), scenario)
