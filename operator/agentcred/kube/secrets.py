@@ -159,12 +159,7 @@ async def write_secret(
     It is then patched in one request with that version as a precondition; a Secret
     changed or deleted since (409/404) takes the path above, ownership check included.
     """
-    metadata: Body = {
-        "name": name,
-        "namespace": namespace,
-        "labels": {**labels, **MANAGED_BY_US},
-        "annotations": dict(annotations),
-    }
+    metadata = _metadata(namespace, name, labels, annotations)
     if owner is not None:
         metadata["ownerReferences"] = [owner.as_dict(controller=controller_owner)]
     body = _secret_body(metadata, data)
@@ -186,20 +181,26 @@ async def create_secret(
 ) -> SecretInfo | None:
     """Create the Secret (no owner), without a look at its name first; None when a Secret
     of that name exists (409): it is left as it is, never overwritten."""
-    metadata: Body = {
-        "name": name,
-        "namespace": namespace,
-        "labels": {**labels, **MANAGED_BY_US},
-        "annotations": dict(annotations),
-    }
     what = subject("Secret", namespace, name)
-    body = _secret_body(metadata, data)
+    body = _secret_body(_metadata(namespace, name, labels, annotations), data)
     try:
         return secret_info(
             await call(what, CoreV1Api(api).create_namespaced_secret, namespace, body)
         )
     except KubeConflict:
         return None
+
+
+def _metadata(
+    namespace: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str]
+) -> Body:
+    """A generated Secret's metadata: ``labels`` always gain the managed-by label."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**labels, **MANAGED_BY_US},
+        "annotations": dict(annotations),
+    }
 
 
 async def _patch_known(api: ApiClient, body: Body, version: str) -> SecretInfo | None:

@@ -142,13 +142,21 @@ async def save(deps: Deps, task: TaskView, records: Mapping[str, LeaseRecord]) -
         deps.api,
         own,
         name,
-        {key: record.dump() for key, record in records.items()},
+        _dumped(records),
         labels=labels(task),
-        annotations={Annotation.TASK_NAME: task.name},
+        annotations=_named(task),
         owner=None,
         known_version=deps.written.get((own, name)),
     )
     deps.written[(own, name)] = info.resource_version
+
+
+def _dumped(records: Mapping[str, LeaseRecord]) -> dict[str, str]:
+    return {key: record.dump() for key, record in records.items()}
+
+
+def _named(task: TaskView) -> dict[str, str]:
+    return {Annotation.TASK_NAME: task.name}
 
 
 def known(deps: Deps, task: TaskView) -> bool:
@@ -163,12 +171,7 @@ async def create(deps: Deps, task: TaskView, records: Mapping[str, LeaseRecord])
     attempt that never completed left it): untouched, for the caller to read and retire."""
     own, name = deps.settings.namespace, secret_name(task.uid)
     info = await secrets.create_secret(
-        deps.api,
-        own,
-        name,
-        {key: record.dump() for key, record in records.items()},
-        labels=labels(task),
-        annotations={Annotation.TASK_NAME: task.name},
+        deps.api, own, name, _dumped(records), labels=labels(task), annotations=_named(task)
     )
     if info is None:
         return False
