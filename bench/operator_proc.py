@@ -46,6 +46,19 @@ AS_INSTALLED = Path(__file__).with_name("as_installed.py")  # the image's packag
 NUMBERS = re.compile(r"\d+")
 
 
+def _folded(message: str) -> str:
+    """A log message with what differs per task folded away: numbers, and an audit line
+    (a JSON record) reduced to its action, outcome and reason."""
+    if message.startswith("{"):
+        try:
+            audit = json.loads(message)
+        except ValueError:
+            audit = None
+        if isinstance(audit, dict) and "action" in audit:
+            return f"audit {audit.get('action')} {audit.get('outcome')} {audit.get('reason', '')}"
+    return NUMBERS.sub("N", message.split("\n", 1)[0])[:200]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -160,6 +173,14 @@ class Operator:
         """Warnings and errors the operator logged after byte ``since``: counts and the
         most frequent messages (task names and numbers folded), e.g. API timeouts that
         made handlers retry."""
+        return self.log_summary(since, top, ("warn", "warning", "error", "critical"))
+
+    def log_summary(
+        self, since: int, top: int = 8, severities: tuple[str, ...] | None = None
+    ) -> dict[str, Any]:
+        """What the operator logged after byte ``since`` (only ``severities``, when given):
+        counts by severity and the most frequent messages, numbers folded. An audit line's
+        message is its JSON record, so what a restart redid shows by action and outcome."""
         counts: Counter[str] = Counter()
         messages: Counter[str] = Counter()
         try:
@@ -174,11 +195,10 @@ class Operator:
             except ValueError:
                 continue
             severity = str(record.get("severity") or "")
-            if severity not in ("warn", "warning", "error", "critical"):
+            if severities is not None and severity not in severities:
                 continue
             counts[severity] += 1
-            text = str(record.get("message") or "").split("\n", 1)[0]
-            messages[NUMBERS.sub("N", text)[:200]] += 1
+            messages[_folded(str(record.get("message") or ""))] += 1
         return {"counts": dict(counts), "top": messages.most_common(top)}
 
     def snapshot(self, label: str, timeout: float = 600) -> Path | None:

@@ -525,6 +525,7 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
     time.sleep(ctx.restart_grace)  # anything a restart would still redo shows up meanwhile
     after = _status_fingerprints(wk, scenario)
     changed = sum(1 for name, value in before.items() if after.get(name) != value)
+    logged = op.log_summary(0, top=12)
     ready = t_log if t_log is not None else t_quiet
     result = {
         "scenario": f"restart-{scenario}",
@@ -545,6 +546,8 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
         "backend_calls_at_ready": calls_at_ready,
         "backend_calls_after_grace": op.backend_calls(),
         "rss_after_mib": op.rss(),
+        # What the new process logged (audit lines by action): a re-issue says why here.
+        "log": logged,
     }
     ctx.progress(
         f"restart with {len(before)} tasks: stopped in {stop_seconds:.1f}s, healthy after "
@@ -552,6 +555,9 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
         f"({result['ready_definition']}) after {_s(ready)}; "
         f"{changed} tasks re-issued, backend calls {sum(calls_at_ready.values()):g}"
     )
+    if changed:
+        top = logged.get("top", [])[:6]
+        ctx.progress(f"restart: what the new process logged most often: {top}")
     return result
 
 

@@ -94,4 +94,3 @@ def test_the_secret_listing_after_a_restart_checks_no_task() -> None:
         assert h.take() == [] and h.backends[KIND].take() == []
 
     play(Harness(_objects()), scenario)
-
