@@ -140,7 +140,8 @@ def markdown(results: dict[str, Any]) -> str:
                     f"ready {_f(rst['ready_seconds'], '{:.1f}', ' s')}",
                     "-",
                     _mib(rst["rss_after_mib"]),
-                    f"{TARGETS['restart']}; measured {rst['reissued_tasks']} re-issued, "
+                    f"{TARGETS['restart']}; measured {rst['reissued_tasks']} re-issued"
+                    f"{_due(rst)}, "
                     f"backend calls at ready: {calls or 'none'}",
                 )
             )
@@ -332,7 +333,7 @@ def _scale_rows(scaled: dict[str, Any]) -> list[str]:
             _mib(scaled["rss_restarted_mib"]),
             f"{TARGETS['scale']}; measured every task scheduled after "
             f"{_f(restart.get('scheduled_seconds'), unit=' s')}, {restart['reissued_tasks']} "
-            "re-issued, backend "
+            f"re-issued{_due(restart)}, backend "
             f"issue calls {scaled['restart_issue_calls']:g}, "
             + (f"{per_task / 1024:.1f} KiB per task at rest" if per_task is not None else "-")
             + f" (RSS once idle {_mib(scaled.get('rss_restarted_settled_mib'))}, after "
@@ -424,3 +425,10 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _due(restart: dict[str, Any]) -> str:
+    """The tasks a restart saw refreshed because their renewAt came (not counted as
+    re-issued), when there were any."""
+    due = restart.get("refreshed_when_due") or 0
+    return f" ({due} refreshed as they came due)" if due else ""

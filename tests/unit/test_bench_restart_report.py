@@ -1,15 +1,19 @@
-"""``make bench``'s summary of what a restarted operator logged: audit lines folded to
-their action, so a restart that redid work says which work (issue 22's open restart
-figure: 2,373 tasks refreshed by the new process, cause not in the report)."""
+"""What ``make bench`` says of a restart: what the new process logged (audit lines folded
+to their action) and which changed tasks were due anyway, so a restart that redid work
+says which work (issue 22's open restart figure: 2,373 tasks refreshed by the new
+process, cause not in the report)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from pathlib import Path
+from typing import Any
 from unittest.mock import MagicMock
 
 from bench.operator_proc import Operator
+from bench.scenarios import redone_by_restart
 
 
 def _line(message: str, severity: str = "info") -> bytes:
@@ -42,3 +46,21 @@ def test_audit_lines_count_by_action_and_other_lines_with_numbers_folded(
         "Secret agentcred-bench/scale-N-kv was edited": 2,
     }
     assert op.log_problems(0)["counts"] == {"warning": 2}
+
+
+def test_a_restart_counts_as_redone_only_what_was_not_due() -> None:
+    def entry(issued: str, renew: str) -> tuple[Any, ...]:
+        return (("kv", issued, "", 0, renew),)
+
+    before = {
+        "kept": entry("2026-12-04T02:11:00Z", "2026-12-04T02:56:00Z"),
+        "due": entry("2026-12-04T02:11:00Z", "2026-12-04T02:54:30Z"),
+        "early": entry("2026-12-04T02:11:00Z", "2026-12-04T02:58:00Z"),
+    }
+    after = {
+        "kept": before["kept"],
+        "due": entry("2026-12-04T02:54:31Z", "2026-12-04T03:57:00Z"),
+        "early": entry("2026-12-04T02:55:01Z", "2026-12-04T03:56:00Z"),
+    }
+    looked_at = datetime.datetime(2026, 12, 4, 2, 55, 10, tzinfo=datetime.UTC)
+    assert redone_by_restart(before, after, looked_at) == (1, 1)
