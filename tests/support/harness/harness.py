@@ -32,8 +32,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from agentcred.backends.base import Backend
-from agentcred.backends.registry import BackendRegistry
+from agentcred.backends.base import Backend, BackendInvalidConfig
+from agentcred.backends.registry import FACTORIES, BackendRegistry
 from agentcred.backends.settings import BackendSettings
 from agentcred.models.api_names import Kind, Plural
 from agentcred.services import (
@@ -120,6 +120,8 @@ class Harness:
         """A new operator process on the same cluster: fresh ``Deps`` (schedule, locks,
         caches, what it wrote), the same API server, backends and clock."""
         registry = BackendRegistry()
+        for kind in FACTORIES:  # a kind the test gave no fake for never reaches a network
+            registry.register(kind, _unserved(kind))
         for kind, fake in self.backends.items():
             fake.bind(kind, self.clock.now)
             registry.register(kind, _serving(fake))
@@ -312,6 +314,13 @@ class Harness:
         uid = self.body(name, ns)["metadata"]["uid"]
         data = self.secret_data(OPERATOR_NAMESPACE, f"agentcred-session-{uid}")
         return sorted(data or {})
+
+
+def _unserved(kind: str) -> Callable[[BackendSettings], Backend]:
+    def factory(_settings: BackendSettings) -> Backend:
+        raise BackendInvalidConfig(f"the harness has no fake {kind!r} backend (pass backends=)")
+
+    return factory
 
 
 def _serving(fake: FakeBackend) -> Callable[[BackendSettings], Backend]:

@@ -11,12 +11,13 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
 
+from agentcred.backends.base import BackendInvalidConfig
 from agentcred.kube import resources, secrets, watch
 from agentcred.kube.calls import call
 from agentcred.kube.errors import KubeConflict, KubeNotFound, KubeUnavailable
 from agentcred.kube.objects import OwnerRef
 from agentcred.models.api_names import API_VERSION, FINALIZER, MANAGED_SELECTOR, Label
-from support.harness import FakeApiServer, FakeClock
+from support.harness import FakeApiServer, FakeClock, Harness, play
 from support.harness.objects import agent_task, namespace, pod
 from support.harness.patching import json_patch, merge_patch, selects
 from support.harness.transport import fake_api_client
@@ -200,3 +201,16 @@ def test_the_fake_clock_stamps_created_objects() -> None:
     server = FakeApiServer(clock.now)
     created = server.seed(namespace("z"))
     assert created["metadata"]["creationTimestamp"] == "2030-01-01T00:00:00Z"
+
+
+def test_a_backend_kind_the_test_gave_no_fake_for_is_refused_not_built() -> None:
+    """The harness serves every backend kind the operator knows: a kind without a fake
+    answers "not available" instead of building the real client (which would reach for a
+    network and credentials a unit test must not touch)."""
+
+    async def scenario(h: Harness) -> None:
+        with pytest.raises(BackendInvalidConfig, match="no fake 'gcpSecretManager'"):
+            h.deps.backends.for_kind("gcpSecretManager")
+        assert h.deps.backends.for_kind("vault") is not None
+
+    play(Harness(), scenario)
