@@ -53,9 +53,10 @@ IDLE_FACTOR = 1.2
 
 def _credential(ctx: Ctx) -> None:
     """One AgentCredential on the shared KV secret, refreshed hourly. The refresh grid's
-    phase comes from the secret and its reader, not from the run, so a grid point can fall
-    inside a run (one in four of 15 minutes, with the 6 minutes of jitter): the restart
-    counts the tasks refreshed because they came due apart from those it re-issued."""
+    phase comes from who reads what where (namespace, ServiceAccount, the merged backend
+    block with the testbed's OpenBao address and port), not from the run, so a grid point
+    can fall inside a run: the restart counts the tasks refreshed because they came due
+    apart from those it re-issued."""
     path = ns_path(NAMESPACE, "agentcredentials", GROUP, VERSION)
     ctx.kube.apply(
         f"{path}/{CREDENTIAL}",
