@@ -102,3 +102,49 @@ def test_keys_separate_namespaces_identities_and_blocks() -> None:
     assert read_key("team-a", "agent", "vault", {"b": 1, "a": 2}) == read_key(
         "team-a", "agent", "vault", {"a": 2, "b": 1}
     )
+
+
+def test_a_slow_read_is_kept_from_when_it_was_asked_not_from_when_it_came() -> None:
+    """The window ends just before the next refresh point; a read that took 2 s (a login
+    first) must not outlive it, or the refresh due there gets the value from before."""
+    clock = Clock()
+    reads = StaticReads(clock)
+    values = iter(["v1", "v2"])
+
+    async def slow_fetch() -> Issued:
+        clock.now += 2.0
+        return issued(next(values))
+
+    async def main() -> list[str]:
+        first = await reads.read("k", 8.5, slow_fetch, backend="test")  # asked at 0, came at 2
+        clock.now = 9.0  # the refresh point (kept until 8.5): must read afresh
+        second = await reads.read("k", 9.5, slow_fetch, backend="test")
+        return [first.data["value"], second.data["value"]]
+
+    assert asyncio.run(main()) == ["v1", "v2"]
+    assert reads.backend_reads == 2
+
+
+def test_a_read_still_running_past_its_window_is_not_joined() -> None:
+    clock = Clock()
+    reads = StaticReads(clock)
+
+    async def main() -> list[str]:
+        release = asyncio.Event()
+
+        async def held_fetch() -> Issued:
+            await release.wait()
+            return issued("before the point")
+
+        async def quick_fetch() -> Issued:
+            return issued("after the point")
+
+        early = asyncio.create_task(reads.read("k", 0.4, held_fetch, backend="test"))
+        await asyncio.sleep(0)  # the early read is in flight, kept until 0.4
+        clock.now = 1.0  # past its window: the refresh point came while it ran
+        late = await asyncio.wait_for(reads.read("k", 9.0, quick_fetch, backend="test"), 5)
+        release.set()
+        return [(await early).data["value"], late.data["value"]]
+
+    assert asyncio.run(main()) == ["before the point", "after the point"]
+    assert reads.backend_reads == 2

@@ -44,7 +44,7 @@ class StaticReads:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._entries: OrderedDict[Key, tuple[float, Issued]] = OrderedDict()
-        self._inflight: dict[Key, asyncio.Future[Issued]] = {}
+        self._inflight: dict[Key, tuple[float, asyncio.Future[Issued]]] = {}  # until, read
         self.backend_reads = 0  # reads made (fetch called)
         self.hits = 0  # reads served by another's: kept, or joined in flight
 
@@ -57,19 +57,28 @@ class StaticReads:
         backend: str,
     ) -> Issued:
         """The value of ``key``: kept, joined while another read of it runs, or read now
-        with ``fetch`` (and kept ``keep_seconds``). ``backend``: its kind, for the
-        cache-hit metric."""
+        with ``fetch`` (and kept ``keep_seconds`` from now). ``backend``: its kind, for the
+        cache-hit metric.
+
+        The window is counted from when the read is asked, not from when the backend
+        answered: the caller sets it to end just before the next refresh point, and a slow
+        read (a login first, a loaded backend) must not carry a value past that point, or
+        the refresh due there would be served the value from before it (a rotation would
+        then wait another interval). For the same reason a read still running whose window
+        has already ended is not joined: the caller reads afresh."""
+        now = self._clock()
         cached = self._entries.get(key)
-        if cached is not None and cached[0] > self._clock():
+        if cached is not None and cached[0] > now:
             self._entries.move_to_end(key)
             self._hit(backend)
             return cached[1]
         running = self._inflight.get(key)
-        if running is not None:
+        if running is not None and running[0] > now:
             self._hit(backend)
-            return await asyncio.shield(running)
+            return await asyncio.shield(running[1])
+        until = now + keep_seconds
         future: asyncio.Future[Issued] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        self._inflight[key] = (until, future)
         try:
             self.backend_reads += 1
             issued = await fetch()
@@ -81,9 +90,11 @@ class StaticReads:
             future.exception()  # mark retrieved: waiters re-raise it themselves
             raise
         finally:
-            self._inflight.pop(key, None)
+            if self._inflight.get(key, (0.0, None))[1] is future:
+                del self._inflight[key]  # a later read of the key may have taken the slot
         future.set_result(issued)
-        self._store(key, self._clock() + keep_seconds, issued)
+        if until > self._clock() and until >= self._entries.get(key, (0.0, None))[0]:
+            self._store(key, until, issued)
         return issued
 
     def _hit(self, backend: str) -> None:
