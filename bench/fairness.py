@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentcred.models.api_names import GROUP, VERSION
-from bench.kubeapi import Kube, KubeError, ns_path
+from bench.kubeapi import Kube, KubeError, ns_path, parse_time
 from bench.recorder import SecretRecorder, summary
 from bench.vaultapi import Vault
 from bench.workload import (
@@ -54,12 +54,6 @@ Progress = Callable[[str], None]
 
 def _tasks_path() -> str:
     return ns_path(VICTIM_NAMESPACE, "agenttasks", GROUP, VERSION)
-
-
-def _parse(value: Any) -> datetime.datetime | None:
-    if not value:
-        return None
-    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def prepare(kube: Kube, vault: Vault, env: dict[str, str], run_id: str, accounts: int) -> None:
@@ -222,8 +216,8 @@ class Renewals:
         current = (
             int(entry.get("renewals") or 0),
             str(entry.get("issuedAt") or ""),
-            _parse(entry.get("renewAt")),
-            _parse(entry.get("expiresAt")),
+            parse_time(entry.get("renewAt")),
+            parse_time(entry.get("expiresAt")),
         )
         before = self.seen.get(name)
         self.seen[name] = current

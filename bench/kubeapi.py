@@ -8,6 +8,7 @@ nothing else. The testbed's admin client certificate authenticates.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import threading
@@ -254,3 +255,10 @@ def _lines(response: requests.Response) -> Iterator[bytes]:
 def ns_path(namespace: str, plural: str, group: str = "", version: str = "v1") -> str:
     base = f"/apis/{group}/{version}" if group else f"/api/{version}"
     return f"{base}/namespaces/{namespace}/{plural}"
+
+
+def parse_time(value: Any) -> datetime.datetime | None:
+    """An API timestamp (RFC 3339, ``Z`` or offset); None for an empty one."""
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))

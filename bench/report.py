@@ -301,6 +301,13 @@ def _request_rows(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _due(restart: dict[str, Any]) -> str:
+    """The tasks a restart saw refreshed because their renewAt came (not counted as
+    re-issued), when there were any."""
+    due = restart.get("refreshed_when_due") or 0
+    return f" ({due} refreshed as they came due)" if due else ""
+
+
 def _scale_rows(scaled: dict[str, Any]) -> list[str]:
     """The scale scenario (bench/scale.py): fill, at rest, restart, end."""
     fill, restart, size = scaled["fill"], scaled["restart"], f"{scaled['tasks']:,}"
@@ -425,10 +432,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def _due(restart: dict[str, Any]) -> str:
-    """The tasks a restart saw refreshed because their renewAt came (not counted as
-    re-issued), when there were any."""
-    due = restart.get("refreshed_when_due") or 0
-    return f" ({due} refreshed as they came due)" if due else ""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import operator_proc, profiling
-from bench.kubeapi import Kube
+from bench.kubeapi import Kube, parse_time
 from bench.operator_proc import Operator, Sampler
 from bench.recorder import SecretRecorder, summary
 from bench.vaultapi import Vault
@@ -464,51 +464,42 @@ def completion(ctx: Ctx, scenario: str, names: Sequence[str]) -> dict[str, Any]:
 # -- restart --------------------------------------------------------------------------------
 
 
-def _status_fingerprints(wk: Workload, scenario: str) -> dict[str, tuple[Any, ...]]:
-    """Per task: each credential's (name, issuedAt, leaseId, reissues, renewAt)."""
-    prints: dict[str, tuple[Any, ...]] = {}
+Fingerprints = dict[str, tuple[Any, ...]]
+
+
+def _status_fingerprints(
+    wk: Workload, scenario: str
+) -> tuple[Fingerprints, dict[str, datetime.datetime]]:
+    """Per task, from one listing: each credential's (name, issuedAt, leaseId, reissues),
+    and the earliest renewAt of its credentials (tasks with one)."""
+    prints: Fingerprints = {}
+    due_at: dict[str, datetime.datetime] = {}
     for task in wk.tasks(scenario):
+        name = task["metadata"]["name"]
         creds = (task.get("status") or {}).get("credentials") or []
-        prints[task["metadata"]["name"]] = tuple(
-            (
-                c.get("name"),
-                c.get("issuedAt"),
-                c.get("leaseId"),
-                c.get("reissues"),
-                c.get("renewAt"),
-            )
-            for c in creds
+        prints[name] = tuple(
+            (c.get("name"), c.get("issuedAt"), c.get("leaseId"), c.get("reissues")) for c in creds
         )
-    return prints
+        moments = [m for c in creds if (m := parse_time(c.get("renewAt"))) is not None]
+        if moments:
+            due_at[name] = min(moments)
+    return prints, due_at
 
 
 def redone_by_restart(
-    before: dict[str, tuple[Any, ...]],
-    after: dict[str, tuple[Any, ...]],
+    before: Fingerprints,
+    after: Fingerprints,
+    due_at: dict[str, datetime.datetime],
     looked_at: datetime.datetime,
 ) -> tuple[int, int]:
     """(tasks re-issued by the restart, tasks refreshed because they were due): a task
-    whose credentials changed counts as due when one of its renewAt (as it was before
+    whose credentials changed counts as due when its earliest renewAt (as it was before
     the restart) had come by ``looked_at``. A shared static secret's refresh grid point
     can fall inside any run (its phase comes from the secret, not from the run), and a
     refresh at renewAt is the schedule working, not the restart redoing work."""
-    redone = due = 0
-    for name, value in before.items():
-        if after.get(name) == value:
-            continue
-        moments = [_moment(entry[4]) for entry in value if len(entry) > 4 and entry[4]]
-        if any(m is not None and m <= looked_at for m in moments):
-            due += 1
-        else:
-            redone += 1
-    return redone, due
-
-
-def _moment(text: str) -> datetime.datetime | None:
-    try:
-        return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    changed = [name for name, value in before.items() if after.get(name) != value]
+    due = sum(1 for name in changed if name in due_at and due_at[name] <= looked_at)
+    return len(changed) - due, due
 
 
 def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
@@ -519,7 +510,7 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
     cores and no log growth for 3 s. Both are reported when seen."""
     wk = ctx.workload
     settle(ctx)
-    before = _status_fingerprints(wk, scenario)
+    before, due_at = _status_fingerprints(wk, scenario)
     modified_before = ctx.recorder.modified
     added_before, deleted_before = len(ctx.recorder.added), len(ctx.recorder.deleted)
     old = ctx.op()
@@ -561,8 +552,8 @@ def restart(ctx: Ctx, scenario: str, timeout: float = 600) -> dict[str, Any]:
     stop_py_spy(ctx, spy)
     calls_at_ready = op.backend_calls()
     time.sleep(ctx.restart_grace)  # anything a restart would still redo shows up meanwhile
-    after = _status_fingerprints(wk, scenario)
-    changed, due = redone_by_restart(before, after, datetime.datetime.now(datetime.UTC))
+    after, _ = _status_fingerprints(wk, scenario)
+    changed, due = redone_by_restart(before, after, due_at, datetime.datetime.now(datetime.UTC))
     logged = op.log_summary(0, top=12)
     ready = t_log if t_log is not None else t_quiet
     result = {

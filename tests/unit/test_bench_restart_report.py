@@ -49,18 +49,22 @@ def test_audit_lines_count_by_action_and_other_lines_with_numbers_folded(
 
 
 def test_a_restart_counts_as_redone_only_what_was_not_due() -> None:
-    def entry(issued: str, renew: str) -> tuple[Any, ...]:
-        return (("kv", issued, "", 0, renew),)
+    def entry(issued: str) -> tuple[Any, ...]:
+        return (("kv", issued, "", 0),)
 
-    before = {
-        "kept": entry("2026-12-04T02:11:00Z", "2026-12-04T02:56:00Z"),
-        "due": entry("2026-12-04T02:11:00Z", "2026-12-04T02:54:30Z"),
-        "early": entry("2026-12-04T02:11:00Z", "2026-12-04T02:58:00Z"),
+    def at(text: str) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(text)
+
+    before = {name: entry("2026-12-04T02:11:00+00:00") for name in ("kept", "due", "early")}
+    due_at = {
+        "kept": at("2026-12-04T02:56:00+00:00"),
+        "due": at("2026-12-04T02:54:30+00:00"),
+        "early": at("2026-12-04T02:58:00+00:00"),
     }
     after = {
         "kept": before["kept"],
-        "due": entry("2026-12-04T02:54:31Z", "2026-12-04T03:57:00Z"),
-        "early": entry("2026-12-04T02:55:01Z", "2026-12-04T03:56:00Z"),
+        "due": entry("2026-12-04T02:54:31+00:00"),
+        "early": entry("2026-12-04T02:55:01+00:00"),
     }
     looked_at = datetime.datetime(2026, 12, 4, 2, 55, 10, tzinfo=datetime.UTC)
-    assert redone_by_restart(before, after, looked_at) == (1, 1)
+    assert redone_by_restart(before, after, due_at, looked_at) == (1, 1)
