@@ -10,7 +10,9 @@ from typing import Any
 
 from kubernetes import client, config
 
-from support.kube import REPO
+from support.kube import REPO, wait_for
+
+PROBE_USER = "agentcred-policy-probe"
 
 
 def as_user(kubeconfig: str, user: str) -> client.ApiClient:
@@ -64,3 +66,35 @@ SHIPPED = [
     REPO / "manifests" / "base" / "tenant-roles.yaml",
     REPO / "manifests" / "base" / "incident-roles.yaml",
 ]
+
+
+def wait_policy_enforced(admin: client.ApiClient, kubeconfig: str) -> None:
+    """Wait until the API server enforces the shipped task policy (manifests/base/
+    admission.yaml): a user who may create AgentTasks in ``default`` but impersonate no
+    ServiceAccount is refused a task (dry run: nothing is written). A policy is compiled
+    from an informer (about a second after it is written); a test that creates a task
+    sooner would see it admitted and denied by the backend instead."""
+    name = f"{PROBE_USER}-tenant"
+    grant_tenant(admin, "default", PROBE_USER)
+    probe = as_user(kubeconfig, PROBE_USER)
+    task = {
+        "apiVersion": "agentcred.io/v1alpha1",
+        "kind": "AgentTask",
+        "metadata": {"generateName": "policy-probe-"},
+        "spec": {"serviceAccountName": "default", "credentials": [{"name": "probe"}]},
+    }
+
+    def refused() -> bool:
+        try:
+            client.CustomObjectsApi(probe).create_namespaced_custom_object(
+                "agentcred.io", "v1alpha1", "default", "agenttasks", task, dry_run="All"
+            )
+        except client.ApiException as exc:  # RBAC not in effect yet says "cannot create"
+            return exc.status == 403 and "may not impersonate" in str(exc.body)
+        return False  # admitted: the policy is not in effect yet
+
+    try:
+        wait_for(refused, 60, "the shipped admission policy to be enforced")
+    finally:
+        probe.close()
+        client.RbacAuthorizationV1Api(admin).delete_namespaced_role_binding(name, "default")

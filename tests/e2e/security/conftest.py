@@ -19,19 +19,21 @@ from e2e.lifecycle.conftest import operator, scenario
 from support.kube import wait_for
 from support.listener import Listener, listening
 from support.plugin import User, bind_cluster_role, person, wait_allowed
-from support.tenant import SHIPPED, as_user, grant_tenant
+from support.tenant import SHIPPED, as_user, grant_tenant, wait_policy_enforced
 
 __all__ = ["operator", "scenario"]
 TENANT = "alice"
 
 
 @pytest.fixture(scope="session")
-def shipped_policy(testbed_env: dict[str, str], crds: None) -> None:
-    """manifests/base/admission.yaml and tenant-roles.yaml, applied as a platform team would."""
+def shipped_policy(testbed_env: dict[str, str], crds: None, kube: client.ApiClient) -> None:
+    """manifests/base/admission.yaml and tenant-roles.yaml, applied as a platform team
+    would, and in effect (a task created right after the apply could be admitted)."""
     args = [testbed_env["KUBECTL"], "--kubeconfig", testbed_env["KUBECONFIG"], "apply"]
     for path in SHIPPED:
         args += ["-f", str(path)]
     subprocess.run([*args, "--server-side", "--force-conflicts"], check=True, capture_output=True)
+    wait_policy_enforced(kube, testbed_env["KUBECONFIG"])
 
 
 @pytest.fixture

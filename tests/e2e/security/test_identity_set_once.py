@@ -30,7 +30,7 @@ from support.credentials import own_db_role
 from support.kube import GROUP, REPO, VERSION, wait_for
 from support.operator import OperatorProcess
 from support.scenario import Scenario
-from support.tenant import grant_impersonation
+from support.tenant import grant_impersonation, wait_policy_enforced
 
 pytestmark = pytest.mark.e2e
 TENANT = "alice"  # the security suite's tenant (conftest.py)
@@ -163,10 +163,11 @@ def _exists(scene: Scenario, account: str) -> bool:
 
 
 @contextmanager
-def rules_removed(kube: client.ApiClient, what: list[str]) -> Iterator[None]:
+def rules_removed(kube: client.ApiClient, what: list[str], kubeconfig: str) -> Iterator[None]:
     """Remove the CRD's identity rules and/or the admission policy's binding for the
     duration of the block (a CRD installed without them, a cluster without the policy),
-    and put them back as shipped however the block ends."""
+    and put them back as shipped however the block ends (the policy in effect again
+    before the next test creates a task)."""
     ext = client.ApiextensionsV1Api(kube)
     admission = client.AdmissionregistrationV1Api(kube)
     try:
@@ -186,6 +187,7 @@ def rules_removed(kube: client.ApiClient, what: list[str]) -> Iterator[None]:
             except ApiException as exc:
                 if exc.status != 409:
                     raise
+            wait_policy_enforced(kube, kubeconfig)
         if "crd" in what:
             shipped = yaml.safe_load((REPO / "crds/agenttasks.yaml").read_text())
             current = ext.read_custom_resource_definition(TASKS_CRD)
@@ -231,7 +233,7 @@ def test_the_operator_never_acts_for_a_changed_identity(
     assert len(vault.leases(testbed_env, agent_path + "/")) == 1
 
     try:
-        with rules_removed(kube, ["crd"]):
+        with rules_removed(kube, ["crd"], testbed_env["KUBECONFIG"]):
             # The CRD without its rules: the shipped admission policy alone refuses.
             def policy_refuses() -> bool:
                 try:
@@ -243,7 +245,7 @@ def test_the_operator_never_acts_for_a_changed_identity(
                 raise AssertionError("the identity edit was admitted with the policy in place")
 
             wait_for(policy_refuses, 30, "the policy to refuse the edit on its own")
-            with rules_removed(kube, ["policy"]):
+            with rules_removed(kube, ["policy"], testbed_env["KUBECONFIG"]):
                 # Neither guard: the hijack of issue 18 reaches the object.
                 wait_for(lambda: _admitted(remove_account, tenant, ns, "t"), 30, "edit admitted")
                 set_account(tenant, ns, "t", PRIVILEGED)
