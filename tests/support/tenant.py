@@ -69,10 +69,11 @@ SHIPPED = [
 
 
 def wait_policy_enforced(admin: client.ApiClient, kubeconfig: str) -> None:
-    """Wait until the API server enforces the shipped task policy (manifests/base/
-    admission.yaml): a user who may create AgentTasks in ``default`` but impersonate no
-    ServiceAccount is refused a task (dry run: nothing is written). A policy is compiled
-    from an informer (about a second after it is written); a test that creates a task
+    """Wait until the API server enforces the shipped task policies: a user who may
+    create AgentTasks in ``default`` but impersonate no ServiceAccount is refused a task
+    (manifests/base/admission.yaml), and the admin's task comes back stamped with its
+    creator (approval-admission.yaml); dry runs, nothing is written. Policies are compiled
+    from an informer (about a second after they are written); a test that creates a task
     sooner would see it admitted and denied by the backend instead."""
     name = f"{PROBE_USER}-tenant"
     grant_tenant(admin, "default", PROBE_USER)
@@ -93,8 +94,18 @@ def wait_policy_enforced(admin: client.ApiClient, kubeconfig: str) -> None:
             return exc.status == 403 and "may not impersonate" in str(exc.body)
         return False  # admitted: the policy is not in effect yet
 
+    def stamped() -> bool:
+        try:
+            created = client.CustomObjectsApi(admin).create_namespaced_custom_object(
+                "agentcred.io", "v1alpha1", "default", "agenttasks", task, dry_run="All"
+            )
+        except client.ApiException:  # the stamp check before the stamp is put
+            return False
+        return "agentcred.io/created-by" in (created["metadata"].get("annotations") or {})
+
     try:
         wait_for(refused, 60, "the shipped admission policy to be enforced")
+        wait_for(stamped, 60, "the shipped creator stamp to be put on tasks")
     finally:
         probe.close()
         client.RbacAuthorizationV1Api(admin).delete_namespaced_role_binding(name, "default")
