@@ -10,7 +10,8 @@ from typing import Any
 
 from kubernetes import client, config
 
-from support.kube import REPO, wait_for
+from agentcred.models.api_names import API_VERSION, Annotation
+from support.kube import REPO, create, wait_for
 
 PROBE_USER = "agentcred-policy-probe"
 
@@ -21,9 +22,12 @@ def as_user(kubeconfig: str, user: str) -> client.ApiClient:
     return api
 
 
-def grant_tenant(admin: client.ApiClient, namespace: str, user: str) -> None:
-    """README: bind ClusterRole agentcred-tenant to the tenant in their namespace."""
-    _bind(admin, namespace, f"{user}-tenant", "ClusterRole", "agentcred-tenant", user)
+def grant_tenant(admin: client.ApiClient, namespace: str, user: str) -> str:
+    """README: bind ClusterRole agentcred-tenant to the tenant in their namespace.
+    Returns the RoleBinding's name."""
+    name = f"{user}-tenant"
+    _bind(admin, namespace, name, "ClusterRole", "agentcred-tenant", user)
+    return name
 
 
 def grant_impersonation(
@@ -75,11 +79,10 @@ def wait_policy_enforced(admin: client.ApiClient, kubeconfig: str) -> None:
     creator (approval-admission.yaml); dry runs, nothing is written. Policies are compiled
     from an informer (about a second after they are written); a test that creates a task
     sooner would see it admitted and denied by the backend instead."""
-    name = f"{PROBE_USER}-tenant"
-    grant_tenant(admin, "default", PROBE_USER)
+    binding = grant_tenant(admin, "default", PROBE_USER)
     probe = as_user(kubeconfig, PROBE_USER)
     task = {
-        "apiVersion": "agentcred.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "AgentTask",
         "metadata": {"generateName": "policy-probe-"},
         "spec": {"serviceAccountName": "default", "credentials": [{"name": "probe"}]},
@@ -87,25 +90,21 @@ def wait_policy_enforced(admin: client.ApiClient, kubeconfig: str) -> None:
 
     def refused() -> bool:
         try:
-            client.CustomObjectsApi(probe).create_namespaced_custom_object(
-                "agentcred.io", "v1alpha1", "default", "agenttasks", task, dry_run="All"
-            )
+            create(probe, "default", task, dry_run=True)
         except client.ApiException as exc:  # RBAC not in effect yet says "cannot create"
             return exc.status == 403 and "may not impersonate" in str(exc.body)
         return False  # admitted: the policy is not in effect yet
 
     def stamped() -> bool:
         try:
-            created = client.CustomObjectsApi(admin).create_namespaced_custom_object(
-                "agentcred.io", "v1alpha1", "default", "agenttasks", task, dry_run="All"
-            )
+            created = create(admin, "default", task, dry_run=True)
         except client.ApiException:  # the stamp check before the stamp is put
             return False
-        return "agentcred.io/created-by" in (created["metadata"].get("annotations") or {})
+        return Annotation.CREATED_BY in (created["metadata"].get("annotations") or {})
 
     try:
         wait_for(refused, 60, "the shipped admission policy to be enforced")
         wait_for(stamped, 60, "the shipped creator stamp to be put on tasks")
     finally:
         probe.close()
-        client.RbacAuthorizationV1Api(admin).delete_namespaced_role_binding(name, "default")
+        client.RbacAuthorizationV1Api(admin).delete_namespaced_role_binding(binding, "default")
